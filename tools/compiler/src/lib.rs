@@ -1,0 +1,1 @@
+//! ONNX to edgeslim model blob.
