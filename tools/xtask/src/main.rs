@@ -1,1 +1,230 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for setup and every check, cheapest first.
+//!
+//! ```text
+//! cargo xtask test [--quick]   setup, fmt, clippy, host tests, thumb build, model checks, firmware
+//! cargo xtask setup            install what is missing (Debian packages, Python packages)
+//! cargo xtask thumb            the no_std thumbv7em-none-eabihf build of the runtime
+//! cargo xtask firmware         build the firmware workspace and run its programs in QEMU
+//! ```
+//!
+//! `--quick` skips everything that needs the Debian toolchain (apt, thumb build, firmware).
+//! Each step prints a banner and its time; the first failing step stops the run and is named.
+
+mod checks;
+mod cmd;
+mod firmware;
+mod setup;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [--quick]
+
+commands:
+  test       every check, cheapest first: setup, fmt, clippy, host tests,
+             thumb no_std build, model checks, firmware in QEMU
+  setup      install what is missing (apt packages, Python packages); idempotent
+  thumb      no_std build of edgeslim-runtime for thumbv7em-none-eabihf (no alloc)
+  firmware   build the firmware workspace and run its programs in QEMU
+
+options:
+  --quick    (test) skip apt packages, the thumb build and the firmware";
+
+/// Shared state of one run.
+pub struct Ctx {
+    /// The host workspace root.
+    pub root: PathBuf,
+    /// The cargo that runs us (rustup's, pinned by rust-toolchain.toml).
+    pub cargo: OsString,
+    /// `--quick`: no Debian toolchain work.
+    pub quick: bool,
+}
+
+impl Ctx {
+    /// `cargo <args>` run from the workspace root.
+    pub fn cargo(&self) -> std::process::Command {
+        let mut c = cmd::cmd(&self.cargo);
+        c.current_dir(&self.root);
+        c
+    }
+}
+
+/// What a step did when it did not fail.
+pub enum Outcome {
+    Done,
+    Skipped(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Setup,
+    Fmt,
+    Clippy,
+    HostTests,
+    Thumb,
+    Models,
+    Firmware,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Setup => "setup",
+            Step::Fmt => "fmt",
+            Step::Clippy => "clippy",
+            Step::HostTests => "host tests",
+            Step::Thumb => "thumb no_std build",
+            Step::Models => "model checks",
+            Step::Firmware => "firmware in QEMU",
+        }
+    }
+
+    fn run(self, ctx: &Ctx) -> Result<Outcome> {
+        match self {
+            Step::Setup => setup::setup(ctx),
+            Step::Fmt => checks::fmt(ctx),
+            Step::Clippy => checks::clippy(ctx),
+            Step::HostTests => checks::host_tests(ctx),
+            Step::Thumb => checks::thumb(ctx),
+            Step::Models => checks::models(ctx),
+            Step::Firmware => firmware::firmware(ctx),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let mut command = None;
+    let mut quick = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "-h" | "--help" | "help" => {
+                println!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            a if a.starts_with('-') => bail!("unknown option `{a}`\n\n{USAGE}"),
+            a if command.is_none() => command = Some(a.to_owned()),
+            a => bail!("unexpected argument `{a}`\n\n{USAGE}"),
+        }
+    }
+    let Some(command) = command else {
+        bail!("no command given\n\n{USAGE}");
+    };
+    let steps: &[Step] = match (command.as_str(), quick) {
+        ("test", false) => &[
+            Step::Setup,
+            Step::Fmt,
+            Step::Clippy,
+            Step::HostTests,
+            Step::Thumb,
+            Step::Models,
+            Step::Firmware,
+        ],
+        ("test", true) => &[
+            Step::Setup,
+            Step::Fmt,
+            Step::Clippy,
+            Step::HostTests,
+            Step::Models,
+        ],
+        ("setup", _) => &[Step::Setup],
+        ("thumb", _) => &[Step::Thumb],
+        ("firmware", _) => &[Step::Firmware],
+        (other, _) => bail!("unknown command `{other}`\n\n{USAGE}"),
+    };
+    if quick && command != "test" {
+        bail!("--quick only applies to `cargo xtask test`");
+    }
+
+    let ctx = Ctx {
+        root: workspace_root()?,
+        cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+        quick,
+    };
+    if quick {
+        println!("xtask: --quick: skipping apt packages, the thumb build and the firmware");
+    }
+    Ok(run_steps(&ctx, steps))
+}
+
+/// Run the steps in order, stop at the first failure, print a summary either way.
+fn run_steps(ctx: &Ctx, steps: &[Step]) -> ExitCode {
+    let start = Instant::now();
+    let mut done: Vec<(Step, Duration, String)> = Vec::new();
+    let total = steps.len();
+    for (i, &step) in steps.iter().enumerate() {
+        println!("\n==> [{}/{total}] {}", i + 1, step.name());
+        let t = Instant::now();
+        let result = step.run(ctx);
+        let dt = t.elapsed();
+        match result {
+            Ok(outcome) => {
+                let status = match outcome {
+                    Outcome::Done => "ok".to_owned(),
+                    Outcome::Skipped(why) => format!("skipped: {why}"),
+                };
+                println!("<== {}: {status} ({})", step.name(), secs(dt));
+                done.push((step, dt, status));
+            }
+            Err(e) => {
+                done.push((step, dt, "FAILED".to_owned()));
+                summary(&done, start.elapsed());
+                eprintln!(
+                    "\nxtask: step {}/{total} `{}` FAILED after {}:\n{e:#}",
+                    i + 1,
+                    step.name(),
+                    secs(dt)
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    summary(&done, start.elapsed());
+    println!("xtask: all {total} steps passed");
+    ExitCode::SUCCESS
+}
+
+fn summary(done: &[(Step, Duration, String)], total: Duration) {
+    println!("\nxtask summary:");
+    for (step, dt, status) in done {
+        println!("  {:<20} {:>8}  {status}", step.name(), secs(*dt));
+    }
+    println!("  {:<20} {:>8}", "total", secs(total));
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// The host workspace root: two levels above this crate's manifest.
+fn workspace_root() -> Result<PathBuf> {
+    // `cargo run` sets CARGO_MANIFEST_DIR for the program too; the compile-time value is the
+    // fallback when the binary is started directly.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let root = manifest_dir
+        .ancestors()
+        .nth(2)
+        .context("xtask is expected at <root>/tools/xtask")?
+        .to_path_buf();
+    if !root.join("Cargo.toml").is_file() {
+        bail!("no Cargo.toml at the workspace root {}", root.display());
+    }
+    Ok(root)
+}

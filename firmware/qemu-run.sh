@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Cargo runner for thumbv7em-none-eabihf: run an ELF on QEMU's mps2-an386 (Cortex-M4F) and exit
+# with the program's semihosting exit code.
+#
+#   qemu-run.sh ELF [extra QEMU args...]
+#
+# Environment:
+#   QEMU_TIMEOUT         wall-clock limit in seconds (default 60); exit 124 when hit
+#   QEMU_MACHINE         QEMU machine (default mps2-an386), QEMU_CPU (default cortex-m4)
+#   QEMU_RUN_LOG_FORMAT  defmt-print --log-format (default: defmt-print's own)
+#
+# The QEMU flags avoid its known hangs (docs/firmware-toolchain.md): no -nographic, stdin from
+# /dev/null, no monitor/serial on stdio, and a timeout. defmt frames arrive on stdout through
+# semihosting and are decoded by defmt-print when the ELF has a .defmt section.
+set -uo pipefail
+
+if [ $# -lt 1 ]; then
+  echo "usage: $0 ELF [qemu args...]" >&2
+  exit 2
+fi
+elf=$1
+shift
+
+qemu=(timeout --kill-after=5 "${QEMU_TIMEOUT:-60}"
+  qemu-system-arm -machine "${QEMU_MACHINE:-mps2-an386}" -cpu "${QEMU_CPU:-cortex-m4}"
+  -display none -monitor none -serial none
+  -semihosting-config enable=on,target=native
+  -kernel "$elf" "$@")
+
+# `grep >/dev/null`, not `grep -q`: -q exits at the first match and can race with SIGPIPE.
+if grep -a -e '\.defmt' "$elf" >/dev/null; then
+  if ! command -v defmt-print >/dev/null; then
+    echo "qemu-run: $elf logs with defmt but defmt-print is not installed" \
+      "(cargo install --locked defmt-print); its log is not shown" >&2
+    "${qemu[@]}" </dev/null >/dev/null
+    status=$?
+  else
+    fmt=()
+    if [ -n "${QEMU_RUN_LOG_FORMAT:-}" ]; then
+      fmt=(--log-format "$QEMU_RUN_LOG_FORMAT")
+    fi
+    "${qemu[@]}" </dev/null | defmt-print "${fmt[@]}" -e "$elf"
+    codes=("${PIPESTATUS[@]}")
+    status=${codes[0]}
+    if [ "$status" -eq 0 ] && [ "${codes[1]}" -ne 0 ]; then
+      echo "qemu-run: defmt-print failed (exit ${codes[1]})" >&2
+      status=${codes[1]}
+    fi
+  fi
+else
+  "${qemu[@]}" </dev/null
+  status=$?
+fi
+
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  echo "qemu-run: $elf timed out after ${QEMU_TIMEOUT:-60} s" >&2
+  exit 124
+fi
+exit "$status"

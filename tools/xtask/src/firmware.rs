@@ -1,0 +1,302 @@
+//! Step 7: build the firmware workspace (`firmware/`, its own workspace) and run each of its
+//! programs in QEMU through the runner of `firmware/.cargo/config.toml`.
+//!
+//! A program is a binary of a member crate: `src/bin/<name>.rs`, `src/bin/<name>/main.rs` or
+//! `src/main.rs`. It passes when QEMU exits 0 (the program's semihosting exit code) and, when
+//! `<member>/snapshots/<name>.log` exists, when its decoded defmt log equals that file.
+//! `XTASK_BLESS=1 cargo xtask firmware` rewrites the snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd::{display, on_path};
+use crate::setup::{DEBIAN_RUSTC, debian_toolchain};
+use crate::{Ctx, Outcome, setup};
+
+/// defmt-print's format for snapshots: level and message, no file:line that moves with edits.
+const SNAPSHOT_LOG_FORMAT: &str = "{L} {s}";
+
+/// One QEMU program of the firmware workspace.
+pub struct Program {
+    package: String,
+    bin: String,
+    member_dir: PathBuf,
+}
+
+pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
+    let fw = ctx.root.join("firmware");
+    if members(ctx)?.is_empty() {
+        return Ok(Outcome::Skipped(
+            "firmware/Cargo.toml has no members yet".to_owned(),
+        ));
+    }
+    let tc = debian_toolchain()?;
+    println!("using {DEBIAN_RUSTC}: {}", tc.rustc_version);
+    if !on_path("qemu-system-arm") {
+        bail!("qemu-system-arm not found: run `cargo xtask setup`");
+    }
+    setup::defmt_print(ctx)?;
+
+    // Run from firmware/: cargo reads .cargo/config.toml from the current directory, not from
+    // the manifest's.
+    let fw_cargo = |args: &[&str]| {
+        let mut c = ctx.cargo();
+        c.current_dir(&fw)
+            .env("RUSTC", DEBIAN_RUSTC)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(args);
+        c
+    };
+    crate::cmd::run(&mut fw_cargo(&[
+        "build",
+        "--release",
+        "--workspace",
+        "--bins",
+    ]))
+    .context("the firmware workspace does not build")?;
+
+    let programs = programs(ctx)?;
+    let bless = std::env::var_os("XTASK_BLESS").is_some_and(|v| v == "1");
+    for p in &programs {
+        let mut c = fw_cargo(&[
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            &p.package,
+            "--bin",
+            &p.bin,
+        ]);
+        let snapshot = p
+            .member_dir
+            .join("snapshots")
+            .join(format!("{}.log", p.bin));
+        if snapshot.is_file() || bless {
+            c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
+        }
+        let log = run_program(&mut c, p)?;
+        if bless {
+            std::fs::create_dir_all(snapshot.parent().context("snapshot path has no parent")?)?;
+            std::fs::write(&snapshot, &log)
+                .with_context(|| format!("writing {}", snapshot.display()))?;
+            println!("blessed {}", snapshot.display());
+        } else if snapshot.is_file() {
+            let want = std::fs::read_to_string(&snapshot)
+                .with_context(|| format!("reading {}", snapshot.display()))?;
+            if normalize(&want) != normalize(&log) {
+                bail!(
+                    "program `{}` logged something else than {}:\n--- expected\n{}--- got\n{}\
+                     (if the new log is right: XTASK_BLESS=1 cargo xtask firmware)",
+                    p.bin,
+                    snapshot.display(),
+                    want,
+                    log
+                );
+            }
+            println!("`{}`: log matches {}", p.bin, snapshot.display());
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// Run one program, echo its log, check its exit code.
+fn run_program(c: &mut Command, p: &Program) -> Result<String> {
+    let shown = display(c);
+    println!("$ {shown}");
+    let out = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{log}");
+    match out.status.code() {
+        Some(0) => Ok(log),
+        Some(124) => bail!(
+            "program `{}` ({}) timed out in QEMU (runner exit 124)",
+            p.bin,
+            p.package
+        ),
+        _ => bail!(
+            "program `{}` ({}) failed in QEMU: {} (the semihosting exit code)",
+            p.bin,
+            p.package,
+            out.status
+        ),
+    }
+}
+
+fn normalize(s: &str) -> String {
+    s.lines()
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Does `firmware/Cargo.toml` list any member?
+pub fn has_members(ctx: &Ctx) -> Result<bool> {
+    Ok(!members(ctx)?.is_empty())
+}
+
+/// Does the firmware workspace have programs to run (and so logs to decode)?
+pub fn has_programs(ctx: &Ctx) -> Result<bool> {
+    Ok(!programs(ctx)?.is_empty())
+}
+
+/// The member directories of the firmware workspace (`members = [...]`, `dir/*` globs).
+fn members(ctx: &Ctx) -> Result<Vec<PathBuf>> {
+    let fw = ctx.root.join("firmware");
+    let manifest = fw.join("Cargo.toml");
+    if !manifest.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let mut dirs = Vec::new();
+    for pattern in string_array(&text, "members") {
+        if let Some(parent) = pattern.strip_suffix("/*") {
+            let parent = fw.join(parent);
+            let entries = std::fs::read_dir(&parent)
+                .with_context(|| format!("listing {}", parent.display()))?;
+            for e in entries {
+                let path = e?.path();
+                if path.join("Cargo.toml").is_file() {
+                    dirs.push(path);
+                }
+            }
+        } else if pattern.contains(['*', '?', '[']) {
+            bail!("firmware/Cargo.toml: only `dir/*` globs are supported in members: `{pattern}`");
+        } else {
+            dirs.push(fw.join(pattern));
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn programs(ctx: &Ctx) -> Result<Vec<Program>> {
+    let mut out = Vec::new();
+    for dir in members(ctx)? {
+        let manifest = dir.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("reading {}", manifest.display()))?;
+        let package = package_name(&text)
+            .with_context(|| format!("no [package] name in {}", manifest.display()))?;
+        let mut bins = Vec::new();
+        if dir.join("src/main.rs").is_file() {
+            bins.push(package.clone());
+        }
+        bins.extend(bin_names(&dir.join("src/bin"))?);
+        for bin in bins {
+            out.push(Program {
+                package: package.clone(),
+                bin,
+                member_dir: dir.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn bin_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    if !dir.is_dir() {
+        return Ok(names);
+    }
+    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = e?.path();
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        match name {
+            Some(n) if path.extension().is_some_and(|x| x == "rs") => names.push(n),
+            Some(n) if path.join("main.rs").is_file() => names.push(n),
+            _ => {}
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The strings of a TOML string array `key = ["a", "b"]` (possibly over several lines).
+/// Enough for the manifests of this repository; not a TOML parser.
+fn string_array(text: &str, key: &str) -> Vec<String> {
+    let mut lines = text.lines().map(|l| l.split('#').next().unwrap_or(""));
+    let mut body = String::new();
+    let mut found = false;
+    for line in lines.by_ref() {
+        if let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+            && v.trim_start().starts_with('[')
+        {
+            body.push_str(v);
+            found = true;
+            break;
+        }
+    }
+    if !found {
+        return Vec::new();
+    }
+    while !body.contains(']') {
+        match lines.next() {
+            Some(l) => body.push_str(l),
+            None => break,
+        }
+    }
+    let inner = body
+        .split_once('[')
+        .map_or("", |(_, r)| r.split(']').next().unwrap_or(""));
+    inner
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').trim_matches('\'').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `name = "..."` of the `[package]` table.
+fn package_name(text: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == "name"
+        {
+            return Some(v.trim().trim_matches('"').to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_one_line_and_multi_line() {
+        assert_eq!(
+            string_array("members = []\n", "members"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            string_array("[workspace]\nmembers = [\"qemu-m4\", 'b']\n", "members"),
+            ["qemu-m4", "b"]
+        );
+        let multi =
+            "members = [\n  \"qemu-m4\", # the board\n  \"boards/*\",\n]\nexclude = [\"x\"]";
+        assert_eq!(string_array(multi, "members"), ["qemu-m4", "boards/*"]);
+        assert_eq!(
+            string_array("resolver = \"3\"", "members"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn package_name_only_from_package_table() {
+        let t = "[workspace]\nname = \"no\"\n[package]\nname = \"qemu-m4\"\n[dependencies]\n";
+        assert_eq!(package_name(t).as_deref(), Some("qemu-m4"));
+        assert_eq!(package_name("[lib]\nname = \"x\""), None);
+    }
+}
