@@ -24,10 +24,18 @@ pub fn display(c: &Command) -> String {
             parts.push(format!("{}={}", k.to_string_lossy(), quote(v)));
         }
     }
-    parts.push(quote(c.get_program()));
+    // The cargo that runs us is a long toolchain path: show it as users type it.
+    let program = c.get_program();
+    if Path::new(program).file_name() == Some(OsStr::new("cargo")) {
+        parts.push("cargo".to_owned());
+    } else {
+        parts.push(quote(program));
+    }
     parts.extend(c.get_args().map(quote));
     let mut s = parts.join(" ");
-    if let Some(dir) = c.get_current_dir() {
+    if let Some(dir) = c.get_current_dir()
+        && std::env::current_dir().ok().as_deref() != Some(dir)
+    {
         s = format!("(cd {} && {s})", dir.display());
     }
     s

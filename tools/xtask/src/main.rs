@@ -5,6 +5,7 @@
 //! cargo xtask setup            install what is missing (Debian packages, Python packages)
 //! cargo xtask thumb            the no_std thumbv7em-none-eabihf build of the runtime
 //! cargo xtask firmware         build the firmware workspace and run its programs in QEMU
+//! cargo xtask fmt|clippy|host-tests|models    one step alone
 //! ```
 //!
 //! `--quick` skips everything that needs the Debian toolchain (apt, thumb build, firmware).
@@ -31,6 +32,8 @@ commands:
   setup      install what is missing (apt packages, Python packages); idempotent
   thumb      no_std build of edgeslim-runtime for thumbv7em-none-eabihf (no alloc)
   firmware   build the firmware workspace and run its programs in QEMU
+  fmt | clippy | host-tests | models
+             one step of `test` alone
 
 options:
   --quick    (test) skip apt packages, the thumb build and the firmware";
@@ -143,7 +146,11 @@ fn real_main() -> Result<ExitCode> {
             Step::Models,
         ],
         ("setup", _) => &[Step::Setup],
+        ("fmt", _) => &[Step::Fmt],
+        ("clippy", _) => &[Step::Clippy],
+        ("host-tests", _) => &[Step::HostTests],
         ("thumb", _) => &[Step::Thumb],
+        ("models", _) => &[Step::Models],
         ("firmware", _) => &[Step::Firmware],
         (other, _) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
