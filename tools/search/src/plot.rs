@@ -1,0 +1,210 @@
+//! Plots of the search space: every configuration as (latency, weighted score), the Pareto front,
+//! the budget and the chosen configuration. `.svg` or `.png`, chosen by the file extension.
+//!
+//! Points that fall on the same pixel are drawn once, so a space of 262,144 configurations gives
+//! a file of bounded size. PNG text is rendered with a system sans-serif font (fontconfig).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::search::{Choice, Objective, Problem, SearchReport};
+
+/// What to draw besides the configurations and the front.
+#[derive(Debug, Clone)]
+pub struct PlotSpec<'a> {
+    /// The budget (a vertical line), microseconds.
+    pub budget_us: f64,
+    /// The highlighted configuration.
+    pub chosen: &'a Choice,
+    /// Its legend label, e.g. `exact`.
+    pub chosen_label: &'a str,
+    /// A second highlighted configuration (e.g. the paper-mode answer) and its label.
+    pub other: Option<(&'a str, &'a Choice)>,
+    /// Image size in pixels.
+    pub size: (u32, u32),
+    /// Caption.
+    pub title: String,
+}
+
+struct Data {
+    points: Vec<(f64, f64)>,
+    front: Vec<(f64, f64)>,
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+/// Render the plot to `path` (`.svg` or `.png`).
+pub fn plot_search(path: &Path, problem: &Problem, spec: &PlotSpec<'_>) -> Result<()> {
+    let plot_err = |reason: String| Error::Plot {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let all = problem.all_points();
+    let front: Vec<(f64, f64)> = problem
+        .pareto_front(Objective::Score)?
+        .points
+        .iter()
+        .map(|p| (p.latency_us, p.value))
+        .collect();
+    let mut xs = all.iter().map(|p| p.0).chain([spec.budget_us]);
+    let first = xs.next().unwrap_or(0.0);
+    let (mut x0, mut x1) = xs.fold((first, first), |(a, b), x| (a.min(x), b.max(x)));
+    let (mut y0, mut y1) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    if !(x0.is_finite() && x1.is_finite() && y0.is_finite() && y1.is_finite()) {
+        return Err(plot_err("no finite points to plot".into()));
+    }
+    let (dx, dy) = ((x1 - x0).max(1e-9) * 0.05, (y1 - y0).max(1e-9) * 0.08);
+    (x0, x1, y0, y1) = (x0 - dx, x1 + dx, y0 - dy, y1 + dy);
+    // One point per pixel cell.
+    let (w, h) = (f64::from(spec.size.0), f64::from(spec.size.1));
+    let mut seen = HashSet::new();
+    let points = all
+        .into_iter()
+        .filter(|&(x, y)| {
+            let cell = (
+                ((x - x0) / (x1 - x0) * w) as i64,
+                ((y - y0) / (y1 - y0) * h) as i64,
+            );
+            seen.insert(cell)
+        })
+        .collect();
+    let data = Data {
+        points,
+        front,
+        x: (x0, x1),
+        y: (y0, y1),
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("svg") => draw(
+            SVGBackend::new(path, spec.size).into_drawing_area(),
+            &data,
+            spec,
+        ),
+        Some("png") => draw(
+            BitMapBackend::new(path, spec.size).into_drawing_area(),
+            &data,
+            spec,
+        ),
+        _ => Err("unsupported extension: use .svg or .png".to_string()),
+    }
+    .map_err(plot_err)
+}
+
+/// Plot a [`SearchReport`]: the exact answer highlighted, the paper-mode answer beside it.
+pub fn plot_report(path: &Path, problem: &Problem, report: &SearchReport) -> Result<()> {
+    let spec = PlotSpec {
+        budget_us: report.exact.budget_us,
+        chosen: &report.exact.chosen,
+        chosen_label: "exact",
+        other: report.paper.as_ref().map(|p| ("paper mode", &p.chosen)),
+        size: (1000, 700),
+        title: format!(
+            "{} on {}: latency vs weighted score",
+            problem.latency().model_hash,
+            problem.latency().target
+        ),
+    };
+    plot_search(path, problem, &spec)
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    data: &Data,
+    spec: &PlotSpec<'_>,
+) -> std::result::Result<(), String> {
+    let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(s)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&spec.title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(data.x.0..data.x.1, data.y.0..data.y.1)
+        .map_err(s)?;
+    chart
+        .configure_mesh()
+        .x_desc("predicted latency (us)")
+        .y_desc("weighted score")
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 14))
+        .light_line_style(BLACK.mix(0.05))
+        .draw()
+        .map_err(s)?;
+    let cloud = RGBColor(70, 110, 200).mix(0.35);
+    chart
+        .draw_series(
+            data.points
+                .iter()
+                .map(|&p| Circle::new(p, 2, cloud.filled())),
+        )
+        .map_err(s)?
+        .label("configuration")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 3, cloud.filled()));
+    chart
+        .draw_series(LineSeries::new(
+            data.front.iter().copied(),
+            BLACK.stroke_width(2),
+        ))
+        .map_err(s)?
+        .label("Pareto front")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    let budget = RED.stroke_width(2);
+    chart
+        .draw_series(LineSeries::new(
+            [(spec.budget_us, data.y.0), (spec.budget_us, data.y.1)],
+            budget,
+        ))
+        .map_err(s)?
+        .label(format!("budget {} us", spec.budget_us))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], budget));
+    if let Some((label, other)) = spec.other {
+        let c = RGBColor(230, 140, 0);
+        chart
+            .draw_series([TriangleMarker::new(
+                (other.latency_us, other.score),
+                9,
+                c.filled(),
+            )])
+            .map_err(s)?
+            .label(format!(
+                "{label} {:?} ({:.4})",
+                other.config.indices, other.score
+            ))
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, c.filled()));
+    }
+    let g = RGBColor(0, 150, 60);
+    let chosen = spec.chosen;
+    chart
+        .draw_series([
+            Circle::new((chosen.latency_us, chosen.score), 7, g.filled()),
+            Circle::new((chosen.latency_us, chosen.score), 9, BLACK.stroke_width(1)),
+        ])
+        .map_err(s)?
+        .label(format!(
+            "{} {:?} ({:.4})",
+            spec.chosen_label, chosen.config.indices, chosen.score
+        ))
+        .legend(move |(x, y)| Circle::new((x + 10, y), 5, g.filled()));
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(s)?;
+    root.present().map_err(s)?;
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! Controllability sweep: at one budget, run paper mode for many preference vectors and measure
+//! how well the preferences control the outcome.
+//!
+//! - **Controllability per task**: the Spearman rank correlation (ties get their average rank)
+//!   between the task's preference weight and its achieved metric over the sweep. `1` means
+//!   raising a task's preference never lowers its metric rank; undefined (`None`) when either
+//!   side is constant.
+//! - **Hypervolume ratio**: the hypervolume dominated by the chosen configurations divided by
+//!   that of the exhaustive Pareto front, both in the space `(latency, m_1, .., m_T)` of the
+//!   running tasks, latency minimised and metrics maximised. The reference point is
+//!   `(budget_us, min m_1, .., min m_T)`, each minimum taken over the task's whole metric table
+//!   (every value any configuration can reach): a configuration adds volume by being faster than
+//!   the budget and better than the worst metric. Configurations over the budget are outside
+//!   the box. The ratio is in `[0, 1]`; 1 means the sweep reaches the whole front.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::search::{Choice, Problem};
+
+/// Average ranks (1-based) of `v`; tied values share the mean of their ranks.
+pub fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut ranks = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        // Positions i..=j (0-based) share rank mean(i+1 ..= j+1).
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        for &o in &order[i..=j] {
+            ranks[o] = r;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
+/// Spearman rank correlation of `x` and `y` (Pearson correlation of their average ranks).
+/// `None` when the lengths differ, there are fewer than two pairs, or a side is constant.
+pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() != y.len() || x.len() < 2 {
+        return None;
+    }
+    let (rx, ry) = (average_ranks(x), average_ranks(y));
+    let n = rx.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in rx.iter().zip(&ry) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        return None;
+    }
+    Some(sxy / (sxx * syy).sqrt())
+}
+
+/// `a` weakly dominates `b` (minimisation in every coordinate).
+fn dominates(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x <= y)
+}
+
+/// The non-dominated subset of `points` (minimisation); of equal points one is kept.
+pub fn nondominated(points: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let mut sorted: Vec<&Vec<f64>> = points.iter().collect();
+    // Sorting lexicographically means no point is dominated by a later one unless equal.
+    sorted.sort_by(|a, b| {
+        a.iter()
+            .zip(b.iter())
+            .map(|(x, y)| x.total_cmp(y))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut front: Vec<Vec<f64>> = Vec::new();
+    for p in sorted {
+        if !front.iter().any(|f| dominates(f, p)) {
+            front.push(p.clone());
+        }
+    }
+    front
+}
+
+/// Hypervolume dominated by `points` and bounded by `reference`, minimisation in every
+/// coordinate: the volume of the union of boxes `[p, reference]`. Points not strictly better
+/// than the reference in every coordinate add nothing.
+///
+/// Exact, by slicing along the first coordinate (HSO); cost grows like `n^(d-1)`.
+pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> f64 {
+    let inside: Vec<Vec<f64>> = points
+        .iter()
+        .filter(|p| p.len() == reference.len() && p.iter().zip(reference).all(|(x, r)| x < r))
+        .cloned()
+        .collect();
+    hv_rec(inside, reference)
+}
+
+fn hv_rec(mut pts: Vec<Vec<f64>>, r: &[f64]) -> f64 {
+    if pts.is_empty() {
+        return 0.0;
+    }
+    let d = r.len();
+    if d == 1 {
+        return r[0] - pts.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
+    }
+    pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    if d == 2 {
+        let (mut area, mut best_y) = (0.0, r[1]);
+        for p in &pts {
+            if p[1] < best_y {
+                area += (r[0] - p[0]) * (best_y - p[1]);
+                best_y = p[1];
+            }
+        }
+        return area;
+    }
+    // Slices along coordinate 0: between consecutive x values the cross-section is the
+    // (d-1)-dimensional hypervolume of the points seen so far; keep those non-dominated.
+    let mut volume = 0.0;
+    let mut set: Vec<Vec<f64>> = Vec::new();
+    for i in 0..pts.len() {
+        let q = &pts[i][1..];
+        if !set.iter().any(|s| dominates(s, q)) {
+            set.retain(|s| !dominates(q, s));
+            set.push(q.to_vec());
+        }
+        let next = if i + 1 < pts.len() {
+            pts[i + 1][0]
+        } else {
+            r[0]
+        };
+        let width = next - pts[i][0];
+        if width > 0.0 {
+            volume += width * hv_rec(set.clone(), &r[1..]);
+        }
+    }
+    volume
+}
+
+/// Every preference vector on the simplex with step `1 / divisions`: all `w` with
+/// `w_i = k_i / divisions`, `k_i >= 0` integers summing to `divisions`.
+pub fn simplex_grid(tasks: usize, divisions: u32) -> Vec<Vec<f64>> {
+    fn rec(left: u32, slots: usize, div: u32, cur: &mut Vec<f64>, out: &mut Vec<Vec<f64>>) {
+        if slots == 1 {
+            cur.push(f64::from(left) / f64::from(div));
+            out.push(cur.clone());
+            cur.pop();
+            return;
+        }
+        for k in (0..=left).rev() {
+            cur.push(f64::from(k) / f64::from(div));
+            rec(left - k, slots - 1, div, cur, out);
+            cur.pop();
+        }
+    }
+    let mut out = Vec::new();
+    if tasks > 0 && divisions > 0 {
+        rec(divisions, tasks, divisions, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
+/// Number of points [`simplex_grid`] yields: `C(divisions + tasks - 1, tasks - 1)`.
+pub fn simplex_grid_len(tasks: usize, divisions: u32) -> u128 {
+    if tasks == 0 || divisions == 0 {
+        return 0;
+    }
+    let (n, k) = (u128::from(divisions) + tasks as u128 - 1, tasks as u128 - 1);
+    (0..k).fold(1u128, |acc, i| acc * (n - i) / (i + 1))
+}
+
+/// Sweep settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepOptions {
+    /// Simplex step `1 / divisions` for the preference vectors.
+    pub divisions: u32,
+    /// Show a progress bar on stderr when the sweep has at least 200 vectors.
+    pub progress: bool,
+    /// Skip the hypervolume when more configurations than this fit the budget.
+    pub max_hypervolume_configs: usize,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            divisions: 10,
+            progress: false,
+            max_hypervolume_configs: 20_000,
+        }
+    }
+}
+
+/// Most preference vectors a sweep runs.
+pub const MAX_SWEEP_VECTORS: u128 = 1_000_000;
+
+/// Paper mode at one preference vector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepPoint {
+    /// Weight per task of the metric table (zero for tasks that do not run).
+    pub preferences: Vec<f64>,
+    /// The paper-mode choice, if paper mode found one.
+    pub choice: Option<Choice>,
+    /// Why it found none.
+    pub error: Option<String>,
+}
+
+/// Controllability of one running task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskControllability {
+    /// Task name.
+    pub task: String,
+    /// Spearman correlation of its weight with its achieved metric (`None`: undefined).
+    pub spearman: Option<f64>,
+}
+
+/// Hypervolume of the sweep's choices against the exhaustive front.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HypervolumeReport {
+    /// Axis names: `latency_us`, then the running tasks.
+    pub axes: Vec<String>,
+    /// Reference point in those axes (latency: the budget; tasks: their worst metric).
+    pub reference: Vec<f64>,
+    /// Hypervolume of the distinct chosen configurations.
+    pub chosen: f64,
+    /// Hypervolume of the exhaustive Pareto front (all configurations within the budget).
+    pub front: f64,
+    /// `chosen / front` (0 when the front has no volume).
+    pub ratio: f64,
+    /// Number of configurations on the exhaustive front.
+    pub front_points: usize,
+}
+
+/// The outcome of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepReport {
+    /// The budget, microseconds.
+    pub budget_us: f64,
+    /// One entry per preference vector.
+    pub points: Vec<SweepPoint>,
+    /// Per running task.
+    pub controllability: Vec<TaskControllability>,
+    /// The hypervolume comparison, unless skipped.
+    pub hypervolume: Option<HypervolumeReport>,
+    /// Why the hypervolume was skipped.
+    pub hypervolume_skipped: Option<String>,
+}
+
+/// Sweep the preference simplex at `budget_us` with paper mode (see the module documentation).
+/// The problem's own preferences are ignored; its task set is kept.
+pub fn sweep(problem: &Problem, budget_us: f64, opts: &SweepOptions) -> Result<SweepReport> {
+    let running: Vec<usize> = problem.tasks().iter().collect();
+    let n_tasks = problem.metrics().tasks.len();
+    let count = simplex_grid_len(running.len(), opts.divisions);
+    if count == 0 || count > MAX_SWEEP_VECTORS {
+        return Err(Error::Problem(format!(
+            "a sweep with {} tasks and {} divisions has {count} preference vectors; \
+             use 1..={MAX_SWEEP_VECTORS}",
+            running.len(),
+            opts.divisions
+        )));
+    }
+    // Fails early, with the fastest configuration, when nothing fits.
+    problem.check_budget(budget_us)?;
+    let vectors = simplex_grid(running.len(), opts.divisions);
+    let bar = (opts.progress && vectors.len() >= 200).then(|| {
+        let bar = ProgressBar::new(vectors.len() as u64);
+        if let Ok(style) = ProgressStyle::with_template("sweep {bar:40} {pos}/{len} {eta}") {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut points = Vec::with_capacity(vectors.len());
+    for v in vectors {
+        let mut prefs = vec![0.0; n_tasks];
+        for (&t, &w) in running.iter().zip(&v) {
+            prefs[t] = w;
+        }
+        let p = problem.with_preferences(prefs.clone())?;
+        let point = match p.paper(budget_us) {
+            Ok(r) => SweepPoint {
+                preferences: prefs,
+                choice: Some(r.chosen),
+                error: None,
+            },
+            Err(e @ Error::PaperInfeasible(_)) => SweepPoint {
+                preferences: prefs,
+                choice: None,
+                error: Some(e.to_string()),
+            },
+            Err(e) => return Err(e),
+        };
+        points.push(point);
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let controllability = running
+        .iter()
+        .enumerate()
+        .map(|(pos, &t)| {
+            let (x, y): (Vec<f64>, Vec<f64>) = points
+                .iter()
+                .filter_map(|p| {
+                    let c = p.choice.as_ref()?;
+                    Some((p.preferences[t], c.task_metrics[pos].value))
+                })
+                .unzip();
+            TaskControllability {
+                task: problem.metrics().tasks[t].name.clone(),
+                spearman: spearman(&x, &y),
+            }
+        })
+        .collect();
+    let (hypervolume, hypervolume_skipped) =
+        match sweep_hypervolume(problem, budget_us, &points, opts) {
+            Ok(h) => (Some(h), None),
+            Err(reason) => (None, Some(reason)),
+        };
+    Ok(SweepReport {
+        budget_us,
+        points,
+        controllability,
+        hypervolume,
+        hypervolume_skipped,
+    })
+}
+
+fn sweep_hypervolume(
+    problem: &Problem,
+    budget_us: f64,
+    points: &[SweepPoint],
+    opts: &SweepOptions,
+) -> std::result::Result<HypervolumeReport, String> {
+    let sp = problem.space();
+    let metrics = problem.metrics();
+    let running: Vec<usize> = problem.tasks().iter().collect();
+    // Minimisation coordinates: latency, then negated metrics.
+    let mut reference = vec![budget_us];
+    for &t in &running {
+        let worst = metrics.tasks[t]
+            .values
+            .iter()
+            .flatten()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        reference.push(-worst);
+    }
+    let mut all: Vec<Vec<f64>> = Vec::new();
+    let mut idx = vec![0usize; sp.decs.len() + 1];
+    let mut too_many = false;
+    sp.for_each(&mut idx, |idx, _, lat| {
+        if lat <= budget_us && !too_many {
+            if all.len() >= opts.max_hypervolume_configs {
+                too_many = true;
+                return;
+            }
+            let mut v = vec![lat];
+            for st in &sp.tasks {
+                v.push(-metrics.tasks[st.task].values[idx[0]][idx[1 + st.dec]]);
+            }
+            all.push(v);
+        }
+    });
+    if too_many {
+        return Err(format!(
+            "more than {} configurations fit the budget (raise max_hypervolume_configs)",
+            opts.max_hypervolume_configs
+        ));
+    }
+    let front = nondominated(&all);
+    let d = reference.len() as i32;
+    let cost = (front.len().max(1) as f64).powi(d - 1);
+    if cost > 2e9 {
+        return Err(format!(
+            "the exact hypervolume of {} front points in {d} dimensions is too expensive",
+            front.len()
+        ));
+    }
+    let chosen: Vec<Vec<f64>> = points
+        .iter()
+        .filter_map(|p| p.choice.as_ref())
+        .map(|c| {
+            let mut v = vec![c.latency_us];
+            v.extend(c.task_metrics.iter().map(|m| -m.value));
+            v
+        })
+        .collect();
+    let chosen = nondominated(&chosen);
+    let hv_front = hypervolume(&front, &reference);
+    let hv_chosen = hypervolume(&chosen, &reference);
+    let mut axes = vec!["latency_us".to_string()];
+    axes.extend(running.iter().map(|&t| metrics.tasks[t].name.clone()));
+    // Report the reference in natural units (metrics not negated).
+    let natural: Vec<f64> = reference
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| if i == 0 { r } else { -r })
+        .collect();
+    Ok(HypervolumeReport {
+        axes,
+        reference: natural,
+        chosen: hv_chosen,
+        front: hv_front,
+        ratio: if hv_front > 0.0 {
+            hv_chosen / hv_front
+        } else {
+            0.0
+        },
+        front_points: front.len(),
+    })
+}
