@@ -1,0 +1,460 @@
+//! The interpreter: runs a [`Model`] at a chosen width configuration and task set, with all
+//! activations in one caller-given arena.
+
+use crate::error::{Error, Section, invalid};
+use crate::format::{OpKind, add_word, attr, concat_word, pool_word, softmax_word};
+use crate::kernels::{
+    self, ChannelQuant, ConvGeometry, OutputStage, PoolGeometry, Rescale, Shape, active, as_i8,
+    as_i8_mut,
+};
+use crate::model::{Entry, Model, OpInfo};
+use crate::width::{TaskMask, WidthConfig};
+
+/// The input of a run: float (quantized at entry with the model's input parameters) or int8
+/// already quantized. NHWC, `h * w * c` elements.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// Float input.
+    F32(&'a [f32]),
+    /// int8 input in the model's input quantization.
+    I8(&'a [i8]),
+}
+
+/// Per-op hooks, e.g. for profiling. Every method defaults to nothing, so `()` observes
+/// nothing at zero cost.
+pub trait Observer {
+    /// Called before op `index` runs.
+    fn op_start(&mut self, _index: usize, _op: &OpInfo) {}
+    /// Called after op `index` ran.
+    fn op_end(&mut self, _index: usize, _op: &OpInfo) {}
+}
+
+impl Observer for () {}
+
+/// Runs a model over a static arena. Creating it checks the arena size; running it allocates
+/// nothing and plans nothing: switching widths or tasks between runs costs only the checks of
+/// the new configuration.
+///
+/// ```
+/// # fn demo(blob: &[u8]) -> Result<(), edgeslim_runtime::Error> {
+/// use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
+/// let model = Model::parse(blob)?;
+/// let mut arena = [0u8; 4096];
+/// let mut interp = Interpreter::new(&model, &mut arena)?;
+/// let widths = WidthConfig::narrowest(&model);
+/// let input = [0.0f32; 64];
+/// let outputs = interp.run(Input::F32(&input), &widths, TaskMask::all(&model))?;
+/// let first = outputs.get(0)?;
+/// let mut probs = [0.0f32; 10];
+/// first.dequantize_into(&mut probs)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Interpreter<'m, 'a> {
+    model: Model<'m>,
+    arena: &'a mut [u8],
+}
+
+impl<'m, 'a> Interpreter<'m, 'a> {
+    /// An interpreter over `model` using `arena` for every activation.
+    pub fn new(model: &Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        if arena.len() < model.arena_bytes() {
+            return Err(Error::ArenaTooSmall {
+                needed: model.arena_bytes(),
+                given: arena.len(),
+            });
+        }
+        Ok(Interpreter {
+            model: *model,
+            arena,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model<'m> {
+        &self.model
+    }
+
+    /// Run the encoder at its width and the selected tasks' decoders at theirs.
+    pub fn run(
+        &mut self,
+        input: Input<'_>,
+        widths: &WidthConfig,
+        tasks: TaskMask,
+    ) -> Result<Outputs<'_>, Error> {
+        self.run_observed(input, widths, tasks, &mut ())
+    }
+
+    /// [`run`](Self::run) with per-op hooks.
+    pub fn run_observed<O: Observer>(
+        &mut self,
+        input: Input<'_>,
+        widths: &WidthConfig,
+        tasks: TaskMask,
+        observer: &mut O,
+    ) -> Result<Outputs<'_>, Error> {
+        let m = self.model;
+        widths.validate(&m)?;
+        tasks.validate(&m)?;
+        let inp = m.input();
+        let n = inp.bytes();
+        let dst = self
+            .arena
+            .get_mut(inp.offset..inp.offset + n)
+            .ok_or(invalid(
+                Section::Tensors,
+                m.input_index() as u32,
+                "offset",
+                "outside the arena",
+            ))?;
+        match input {
+            Input::F32(x) => {
+                if x.len() != n {
+                    return Err(Error::InputLength {
+                        expected: n,
+                        given: x.len(),
+                    });
+                }
+                let (scale, zp) = m.input_quant();
+                active::quantize(x, scale, zp, as_i8_mut(dst));
+            }
+            Input::I8(x) => {
+                if x.len() != n {
+                    return Err(Error::InputLength {
+                        expected: n,
+                        given: x.len(),
+                    });
+                }
+                for (d, &v) in dst.iter_mut().zip(x) {
+                    *d = v as u8;
+                }
+            }
+        }
+        let mut segments: u32 = 1;
+        for t in 0..m.num_tasks() {
+            if tasks.contains(t) {
+                segments |= 1 << m.task(t).map_or(0, |t| t.segment);
+            }
+        }
+        for i in 0..m.num_ops() {
+            let op = m
+                .op(i)
+                .ok_or(invalid(Section::Ops, i as u32, "kind", "unreadable op"))?;
+            if segments & (1 << op.segment) == 0 {
+                continue;
+            }
+            observer.op_start(i, &op);
+            exec(&m, self.arena, i, &op, widths)?;
+            observer.op_end(i, &op);
+        }
+        Ok(Outputs {
+            model: m,
+            arena: self.arena,
+            widths: *widths,
+            tasks,
+        })
+    }
+}
+
+/// The arena split around one op's output: inputs come from before or after it.
+struct Io<'b> {
+    head: &'b [u8],
+    tail: &'b [u8],
+    out_end: usize,
+}
+
+impl Io<'_> {
+    fn input(&self, offset: usize, len: usize, op: usize) -> Result<&[i8], Error> {
+        let bad = invalid(
+            Section::Tensors,
+            op as u32,
+            "offset",
+            "input overlaps the output",
+        );
+        if offset + len <= self.head.len() {
+            Ok(as_i8(&self.head[offset..offset + len]))
+        } else if offset >= self.out_end {
+            let o = offset - self.out_end;
+            self.tail.get(o..o + len).map(as_i8).ok_or(bad)
+        } else {
+            Err(bad)
+        }
+    }
+}
+
+fn stage(e: &Entry<'_>) -> OutputStage {
+    let (act_min, act_max) = e.act();
+    OutputStage {
+        zero_point: e.out_zp(),
+        act_min,
+        act_max,
+    }
+}
+
+fn exec(
+    m: &Model<'_>,
+    arena: &mut [u8],
+    i: usize,
+    op: &OpInfo,
+    widths: &WidthConfig,
+) -> Result<(), Error> {
+    if op.kind == OpKind::Reshape {
+        // A view: the output tensor shares the input's bytes.
+        return Ok(());
+    }
+    let en = m.entry(op, m.key(op, widths));
+    let (in_ch, out_ch) = (en.in_ch(), en.out_ch());
+    let bad = |f| invalid(Section::Ops, i as u32, f, "tensor reference");
+    let out_t = m.tensor(op.output).ok_or(bad("output"))?;
+    let in_t = m.tensor(m.op_input(op, 0)).ok_or(bad("inputs"))?;
+    let out_shape = Shape {
+        h: out_t.h,
+        w: out_t.w,
+        c: out_ch,
+    };
+    let in_shape = Shape {
+        h: in_t.h,
+        w: in_t.w,
+        c: in_ch,
+    };
+    let out_len = out_shape.len();
+    let out_end = out_t.offset + out_len;
+    if out_end > arena.len() {
+        return Err(bad("output"));
+    }
+    let (head, rest) = arena.split_at_mut(out_t.offset);
+    let (out, tail) = rest.split_at_mut(out_len);
+    let io = Io {
+        head,
+        tail,
+        out_end,
+    };
+    let x = io.input(in_t.offset, in_shape.len(), i)?;
+    let a = &op.attrs;
+    let st = stage(&en);
+    let out = as_i8_mut(out);
+    match op.kind {
+        OpKind::Conv2d => {
+            let groups = if a[attr::DEPTHWISE] == 1 {
+                in_ch
+            } else {
+                a[attr::GROUPS] as usize
+            };
+            let geo = ConvGeometry {
+                stride: [a[attr::STRIDE_H] as usize, a[attr::STRIDE_W] as usize],
+                pad: [a[attr::PAD_TOP] as usize, a[attr::PAD_LEFT] as usize],
+                dilation: [a[attr::DIL_H] as usize, a[attr::DIL_W] as usize],
+                groups,
+            };
+            active::conv2d(
+                &geo,
+                x,
+                in_shape,
+                en.in_zp(),
+                as_i8(m.weights(op)),
+                op.wshape,
+                ChannelQuant::new(m.channel_bytes(&en, out_ch)),
+                st,
+                out,
+                out_shape,
+            );
+        }
+        OpKind::FullyConnected => active::fully_connected(
+            x,
+            in_t.h * in_t.w,
+            in_ch,
+            en.in_zp(),
+            as_i8(m.weights(op)),
+            op.wshape[2],
+            ChannelQuant::new(m.channel_bytes(&en, out_ch)),
+            st,
+            out,
+        ),
+        OpKind::Add => {
+            let t2 = m.tensor(m.op_input(op, 1)).ok_or(bad("inputs"))?;
+            let y = io.input(t2.offset, in_shape.len(), i)?;
+            let w = |k| en.extra(k);
+            active::add(
+                x,
+                Rescale {
+                    zero_point: en.in_zp(),
+                    multiplier: w(add_word::M1),
+                    shift: w(add_word::S1),
+                },
+                y,
+                Rescale {
+                    zero_point: w(add_word::IN2_ZP),
+                    multiplier: w(add_word::M2),
+                    shift: w(add_word::S2),
+                },
+                w(add_word::LEFT_SHIFT),
+                w(add_word::MO),
+                w(add_word::SO),
+                st,
+                out,
+            );
+        }
+        OpKind::MaxPool | OpKind::AvgPool => {
+            let geo = PoolGeometry {
+                kernel: [a[attr::KERNEL_H] as usize, a[attr::KERNEL_W] as usize],
+                stride: [a[attr::STRIDE_H] as usize, a[attr::STRIDE_W] as usize],
+                pad: [a[attr::PAD_TOP] as usize, a[attr::PAD_LEFT] as usize],
+                count_include_pad: a[attr::COUNT_INCLUDE_PAD] == 1,
+            };
+            let r = Rescale {
+                zero_point: en.in_zp(),
+                multiplier: en.extra(pool_word::M),
+                shift: en.extra(pool_word::S),
+            };
+            if op.kind == OpKind::MaxPool {
+                active::max_pool(&geo, x, in_shape, r, st, out, out_shape);
+            } else {
+                active::avg_pool(&geo, x, in_shape, r, st, out, out_shape);
+            }
+        }
+        OpKind::GlobalAvgPool => {
+            let r = Rescale {
+                zero_point: en.in_zp(),
+                multiplier: en.extra(pool_word::M),
+                shift: en.extra(pool_word::S),
+            };
+            active::global_avg_pool(x, in_shape, r, st, out);
+        }
+        OpKind::Concat => {
+            let mut parts: [(&[i8], usize, Rescale); crate::format::MAX_OP_INPUTS] = [(
+                &[],
+                0,
+                Rescale {
+                    zero_point: 0,
+                    multiplier: 0,
+                    shift: 0,
+                },
+            );
+                crate::format::MAX_OP_INPUTS];
+            let positions = out_t.h * out_t.w;
+            for (k, part) in parts.iter_mut().enumerate().take(op.n_inputs) {
+                let base = k * concat_word::PER_INPUT;
+                let ch = en.extra(base + concat_word::CH) as u32 as usize;
+                let t = m.tensor(m.op_input(op, k)).ok_or(bad("inputs"))?;
+                *part = (
+                    io.input(t.offset, positions * ch, i)?,
+                    ch,
+                    Rescale {
+                        zero_point: en.extra(base + concat_word::ZP),
+                        multiplier: en.extra(base + concat_word::M),
+                        shift: en.extra(base + concat_word::S),
+                    },
+                );
+            }
+            active::concat(&parts[..op.n_inputs], positions, st, out);
+        }
+        OpKind::Softmax => active::softmax(
+            x,
+            in_ch,
+            en.extra(softmax_word::BETA_M),
+            en.extra(softmax_word::BETA_SHIFT),
+            en.extra(softmax_word::DIFF_MIN),
+            out,
+        ),
+        OpKind::Reshape => {}
+    }
+    Ok(())
+}
+
+/// One output of a finished run: int8 data in the arena with its quantization.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputView<'r> {
+    /// Output name.
+    pub name: &'r str,
+    /// Task index.
+    pub task: usize,
+    /// int8 values, NHWC at the active width.
+    pub data: &'r [i8],
+    /// Shape at the active width.
+    pub shape: Shape,
+    /// Quantization scale.
+    pub scale: f32,
+    /// Quantization zero point.
+    pub zero_point: i32,
+}
+
+impl OutputView<'_> {
+    /// Dequantize into `out`; returns the number of values written.
+    pub fn dequantize_into(&self, out: &mut [f32]) -> Result<usize, Error> {
+        if out.len() < self.data.len() {
+            return Err(Error::BufferTooSmall {
+                needed: self.data.len(),
+                given: out.len(),
+            });
+        }
+        kernels::active::dequantize(self.data, self.scale, self.zero_point, out);
+        Ok(self.data.len())
+    }
+
+    /// Index of the largest value (first on ties): the class of a classifier.
+    pub fn argmax(&self) -> usize {
+        let mut best = 0;
+        for (i, &v) in self.data.iter().enumerate() {
+            if v > self.data[best] {
+                best = i;
+            }
+        }
+        best
+    }
+}
+
+/// The outputs of a run, borrowed from the interpreter's arena until the next run.
+#[derive(Debug)]
+pub struct Outputs<'r> {
+    model: Model<'r>,
+    arena: &'r [u8],
+    widths: WidthConfig,
+    tasks: TaskMask,
+}
+
+impl<'r> Outputs<'r> {
+    /// Output `index` (model order), if its task ran.
+    pub fn get(&self, index: usize) -> Result<OutputView<'r>, Error> {
+        let na = Error::OutputNotAvailable {
+            index: index as u32,
+        };
+        let o = self.model.output(index).ok_or(na)?;
+        if !self.tasks.contains(o.task) {
+            return Err(na);
+        }
+        let t = self.model.tensor(o.tensor).ok_or(na)?;
+        let (c, scale, zero_point) = self.model.tensor_quant(o.tensor, &self.widths);
+        let shape = Shape { h: t.h, w: t.w, c };
+        let data = self.arena.get(t.offset..t.offset + shape.len()).ok_or(na)?;
+        Ok(OutputView {
+            name: o.name,
+            task: o.task,
+            data: as_i8(data),
+            shape,
+            scale,
+            zero_point,
+        })
+    }
+
+    /// The output named `name`.
+    pub fn by_name(&self, name: &str) -> Result<OutputView<'r>, Error> {
+        (0..self.model.num_outputs())
+            .find(|&i| self.model.output(i).is_some_and(|o| o.name == name))
+            .ok_or(Error::UnknownName)
+            .and_then(|i| self.get(i))
+    }
+
+    /// The first output of task `task`.
+    pub fn task(&self, task: usize) -> Result<OutputView<'r>, Error> {
+        let t = self
+            .model
+            .task(task)
+            .ok_or(Error::OutputNotAvailable { index: task as u32 })?;
+        self.get(t.first_output)
+    }
+
+    /// Every output of the tasks that ran.
+    pub fn iter(&self) -> impl Iterator<Item = OutputView<'r>> + '_ {
+        (0..self.model.num_outputs()).filter_map(|i| self.get(i).ok())
+    }
+}
