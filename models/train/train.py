@@ -388,6 +388,19 @@ def quantize_qdq(float_path, out_path, calib, man):
     keep = [o for o in q.opset_import if o.domain in ("", "ai.onnx")]
     del q.opset_import[:]
     q.opset_import.extend(keep)
+    # The quantizer names Q/DQ nodes after tensors; a graph output's (e.g. "digit") would fall
+    # to the encoder by prefix. Give every such node its producer's scope.
+    producer = {o: n for n in q.graph.node for o in n.output}
+    enc = man["segments"][0]["name"]
+    for n in q.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and \
+                slicer.segment_of(n.name, man) == enc:
+            p = producer.get(n.input[0])
+            while p is not None and p.op_type in ("QuantizeLinear", "DequantizeLinear") and \
+                    slicer.segment_of(p.name, man) == enc:
+                p = producer.get(p.input[0])
+            if p is not None and slicer.segment_of(p.name, man) != enc:
+                n.name = f"{p.name}/{n.name}"
     set_manifest(q, man)
     onnx.checker.check_model(q)
     onnx.save(q, out_path)
@@ -406,7 +419,10 @@ def cfg_id(cfg, segments):
 # --------------------------------------------------------------------------------------------
 
 
-def run(name, epochs=None):
+CKPT_DIR = os.environ.get("EDGESLIM_CKPT_DIR", "/tmp/edgeslim-ckpt")
+
+
+def run(name, epochs=None, limit=None, reuse=False):
     import onnx
 
     torch.manual_seed(0)
@@ -418,7 +434,7 @@ def run(name, epochs=None):
         hp["epochs"] = epochs
     out_dir = os.path.join(MODELS, name)
     os.makedirs(out_dir, exist_ok=True)
-    logf = open(os.path.join(out_dir, "train_log.txt"), "w")
+    logf = open(os.path.join(out_dir, "train_log.txt"), "a" if reuse else "w")
 
     def log(s):
         print(f"[{name}] {s}", flush=True)
@@ -426,13 +442,25 @@ def run(name, epochs=None):
         logf.flush()
 
     (Xtr, Ytr), (Xev, Yev) = hp["data"]()
+    if limit:  # smoke runs only
+        Xtr, Ytr = Xtr[:limit], {t: v[:limit] for t, v in Ytr.items()}
     net, tasks, in_shape = build(name)
     log(f"train {Xtr.shape}, eval {Xev.shape}, tasks {dict(tasks)}")
-    t0 = time.time()
-    train(net, Xtr, Ytr, hp, log)
-    recalibrate_bn(net, Xtr)
-    train_s = time.time() - t0
-    log(f"trained in {train_s:.0f}s")
+    ckpt = os.path.join(CKPT_DIR, f"{name}.pt")
+    if reuse and os.path.exists(ckpt):  # re-export a trained net without retraining
+        saved = torch.load(ckpt)
+        net.load_state_dict(saved["state"])
+        train_s = saved["train_s"]
+        log(f"reusing {ckpt} (trained in {train_s:.0f}s)")
+    else:
+        t0 = time.time()
+        train(net, Xtr, Ytr, hp, log)
+        recalibrate_bn(net, Xtr)
+        train_s = time.time() - t0
+        log(f"trained in {train_s:.0f}s")
+        os.makedirs(CKPT_DIR, exist_ok=True)
+        torch.save({"state": net.state_dict(), "train_s": train_s}, ckpt)
+    net.eval()
 
     # ---- export
     fpath = os.path.join(out_dir, "model.onnx")
@@ -448,7 +476,7 @@ def run(name, epochs=None):
     assert set(ops) <= allowed, set(ops) - allowed
 
     # ---- files: eval, calib, golden
-    n_calib = 128 if name == "mcu-bench-mtl" else 256
+    n_calib = 96 if name == "mcu-bench-mtl" else 256  # mcu: 64x64 inputs, keep models/ < 10 MB
     calib = Xtr[:n_calib].astype(np.float32)
     np.save(os.path.join(out_dir, "calib.npy"), calib)
     np.savez_compressed(os.path.join(out_dir, "eval.npz"), x=Xev.astype(np.float32),
@@ -475,7 +503,7 @@ def run(name, epochs=None):
         for t in tasks:
             golden[f"out__{cid}__{t}"] = outs[t].astype(np.float32)
         gj["configs"].append({"id": cid, "widths": cfg})
-    np.savez(os.path.join(out_dir, "golden.npz"), **golden)
+    np.savez_compressed(os.path.join(out_dir, "golden.npz"), **golden)
     with open(os.path.join(out_dir, "golden.json"), "w") as f:
         json.dump(gj, f, indent=1)
 
@@ -498,8 +526,8 @@ def run(name, epochs=None):
     qpath = os.path.join(out_dir, "model_qdq.onnx")
     quantize_qdq(fpath, qpath, calib, man)
     qmodel = onnx.load(qpath)
-    int8 = [{"widths": wide, "accuracy": ort_accuracy(qmodel, Xev, Yev, tasks),
-             "note": "model_qdq.onnx, onnxruntime, calibrated at full width"}]
+    int8 = [{"widths": wide, "accuracy": ort_accuracy(qmodel, Xev, Yev, tasks)}]
+    notes = ["model_qdq.onnx (calibrated at full width)"]
     # per-width calibrated int8 at uniform narrower widths: slice the float model by the
     # manifest, quantize it with the same calibration data, run it with onnxruntime
     import tempfile
@@ -510,8 +538,8 @@ def run(name, epochs=None):
             p = os.path.join(td, "s.onnx")
             onnx.save(sm, p)
             qs = quantize_qdq(p, os.path.join(td, "q.onnx"), calib, man)
-        int8.append({"widths": cfg, "accuracy": ort_accuracy(qs, Xev, Yev, tasks),
-                     "note": "manifest-sliced float model quantized with per-width calibration"})
+        int8.append({"widths": cfg, "accuracy": ort_accuracy(qs, Xev, Yev, tasks)})
+        notes.append("model.onnx sliced by the manifest, quantized with calibration at this width")
     acc = {"float": rows, "int8": int8}
     with open(os.path.join(out_dir, "accuracy.json"), "w") as f:
         json.dump(acc, f, indent=1)
@@ -529,6 +557,7 @@ def run(name, epochs=None):
                      if t.name.endswith("/W") or t.name.endswith("/B")))
     stats = {"macs": macs, "params": params, "train_seconds": round(train_s),
              "ort_full_vs_torch_max_abs": err,
+             "int8_notes": notes,
              "onnx_nodes": [n.name for n in model.graph.node], "hparams":
                  {k: v for k, v in hp.items() if k != "data"}}
     write_readme(name, out_dir, net, tasks, in_shape, acc, stats, len(Xtr), len(Xev))
@@ -575,9 +604,9 @@ def write_readme(name, out_dir, net, tasks, in_shape, acc, stats, n_tr, n_ev):
     L += ["", f"Training: {stats['hparams']}, {stats['train_seconds']} s on 2 CPU threads.", "",
           "## Accuracy (held-out eval set)", "", "### int8 (onnxruntime)", "",
           "| widths | " + " | ".join(tasks) + " | note |", "|---|" + "---|" * (len(tasks) + 1)]
-    for r in acc["int8"]:
+    for r, note in zip(acc["int8"], stats["int8_notes"]):
         L.append(f"| {cfg_id(r['widths'], segs)} | " +
-                 " | ".join(f"{r['accuracy'][t]:.3f}" for t in tasks) + f" | {r['note']} |")
+                 " | ".join(f"{r['accuracy'][t]:.3f}" for t in tasks) + f" | {note} |")
     L += ["", "### float (PyTorch), every width configuration", "",
           "A task's accuracy depends only on the encoder width and its own decoder width.", "",
           "| encoder | decoder | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
@@ -601,7 +630,11 @@ def write_readme(name, out_dir, net, tasks, in_shape, acc, stats, n_tr, n_ev):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("model", choices=list(HPARAMS) + ["all"])
-    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=None, help="override the epochs (smoke runs)")
+    ap.add_argument("--limit", type=int, default=None, help="use only N training samples (smoke)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="re-export from the checkpoint in $EDGESLIM_CKPT_DIR (default "
+                         "/tmp/edgeslim-ckpt) instead of training")
     a = ap.parse_args()
     for nm in (list(HPARAMS) if a.model == "all" else [a.model]):
-        run(nm, a.epochs)
+        run(nm, a.epochs, a.limit, a.reuse)
