@@ -1,0 +1,189 @@
+//! Synthetic problems for the tests: deterministic from a seed.
+#![allow(dead_code)]
+
+use edgeslim_search::latency::LATENCY_FORMAT;
+use edgeslim_search::*;
+
+/// splitmix64: small, deterministic, good enough for test data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// How to generate a problem.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub decoders: usize,
+    pub max_widths: usize,
+    /// Latency increases with width (as measured latencies normally do).
+    pub monotone_latency: bool,
+    /// Every segment uses the same width list.
+    pub shared_lists: bool,
+    /// Add a second task on the first decoder.
+    pub shared_decoder: bool,
+}
+
+fn widths(rng: &mut Rng, max: usize) -> Vec<f64> {
+    let n = 1 + rng.below(max as u64) as usize;
+    // Pick n distinct eighths.
+    let mut pool: Vec<u32> = (1..=8).collect();
+    let mut pick = Vec::new();
+    for _ in 0..n.min(8) {
+        let i = rng.below(pool.len() as u64) as usize;
+        pick.push(pool.remove(i));
+    }
+    pick.sort_unstable();
+    pick.into_iter().map(|k| f64::from(k) / 8.0).collect()
+}
+
+pub fn segments(rng: &mut Rng, shape: Shape) -> Vec<SegmentWidths> {
+    let shared = widths(rng, shape.max_widths);
+    (0..=shape.decoders)
+        .map(|s| SegmentWidths {
+            name: if s == 0 { "encoder".into() } else { format!("dec{s}") },
+            widths: if shape.shared_lists { shared.clone() } else { widths(rng, shape.max_widths) },
+        })
+        .collect()
+}
+
+pub fn latency_table(rng: &mut Rng, segs: &[SegmentWidths], monotone: bool) -> LatencyTable {
+    LatencyTable {
+        format: LATENCY_FORMAT.into(),
+        model_hash: "synthetic".into(),
+        target: "test".into(),
+        unit: "us".into(),
+        overhead_us: (rng.below(50) as f64) / 2.0,
+        segments: segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let scale = if i == 0 { 400.0 } else { 80.0 };
+                let mut acc = 0.0;
+                let latency_us = s
+                    .widths
+                    .iter()
+                    .map(|_| {
+                        if monotone {
+                            acc += 1.0 + (rng.below(1000) as f64 / 1000.0) * scale;
+                            acc
+                        } else {
+                            (rng.below(1000) as f64 / 1000.0) * scale * 2.0
+                        }
+                    })
+                    .collect();
+                SegmentLatency {
+                    name: s.name.clone(),
+                    widths: s.widths.clone(),
+                    latency_us,
+                    spread_us: None,
+                }
+            })
+            .collect(),
+        configs: vec![],
+    }
+}
+
+pub fn metric_table(rng: &mut Rng, segs: &[SegmentWidths], shared_decoder: bool) -> MetricTable {
+    let mut specs: Vec<TaskSpec> = segs[1..]
+        .iter()
+        .map(|s| TaskSpec { name: format!("task_{}", s.name), segment: s.name.clone(), metric: "accuracy".into() })
+        .collect();
+    if shared_decoder {
+        specs.push(TaskSpec { name: "extra".into(), segment: segs[1].name.clone(), metric: "accuracy".into() });
+    }
+    let mut points = Vec::new();
+    for spec in &specs {
+        let nd = segs.iter().find(|s| s.name == spec.segment).map_or(1, |s| s.widths.len());
+        for e in 0..segs[0].widths.len() {
+            for d in 0..nd {
+                // Coarse values (multiples of 1/64) so that ties happen.
+                let v = (rng.below(64) as f64) / 64.0;
+                points.push(MetricPoint { encoder: e, decoder: d, task: spec.name.clone(), value: v });
+            }
+        }
+    }
+    MetricTable::from_points("synthetic", segs.to_vec(), specs, points).expect("valid synthetic table")
+}
+
+/// A random problem with random preferences (some zero) and a random non-empty task set.
+pub fn problem(seed: u64, shape: Shape) -> Problem {
+    let mut rng = Rng(seed);
+    let segs = segments(&mut rng, shape);
+    let lat = latency_table(&mut rng, &segs, shape.monotone_latency);
+    let met = metric_table(&mut rng, &segs, shape.shared_decoder);
+    let n = met.tasks.len();
+    let mut mask = 0u32;
+    while mask == 0 {
+        mask = (rng.next() as u32) & ((1u32 << n) - 1);
+    }
+    let mut prefs: Vec<f64> = (0..n).map(|_| (rng.below(5)) as f64).collect();
+    if TaskMask(mask).iter().all(|t| prefs[t] == 0.0) {
+        let t = TaskMask(mask).iter().next().unwrap_or(0);
+        prefs[t] = 1.0;
+    }
+    Problem::new(lat, met, prefs, TaskMask(mask)).expect("valid synthetic problem")
+}
+
+/// A budget between the fastest and the slowest configuration, position `frac` in [0, 1].
+pub fn budget(p: &Problem, frac: f64) -> f64 {
+    let fast = p.fastest().latency_us;
+    let slow = p.all_points().iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max);
+    fast + frac * (slow - fast)
+}
+
+/// Small problem with fixed shape for readable tests: encoder 4 widths, two decoders.
+pub fn two_task_problem(prefs: &str) -> Problem {
+    let ws = vec![0.25, 0.5, 0.75, 1.0];
+    let segs = vec![
+        SegmentWidths { name: "encoder".into(), widths: ws.clone() },
+        SegmentWidths { name: "digit".into(), widths: ws.clone() },
+        SegmentWidths { name: "bold".into(), widths: vec![0.25, 0.5, 1.0] },
+    ];
+    let lat = LatencyTable {
+        format: LATENCY_FORMAT.into(),
+        model_hash: "h-two".into(),
+        target: "host".into(),
+        unit: "us".into(),
+        overhead_us: 5.0,
+        segments: segs
+            .iter()
+            .map(|s| SegmentLatency {
+                name: s.name.clone(),
+                widths: s.widths.clone(),
+                latency_us: s.widths.iter().map(|m| if s.name == "encoder" { 400.0 * m } else { 100.0 * m }).collect(),
+                spread_us: None,
+            })
+            .collect(),
+        configs: vec![],
+    };
+    let mut points = Vec::new();
+    for e in 0..4 {
+        for d in 0..4 {
+            let (me, md) = (ws[e], ws[d]);
+            points.push(MetricPoint { encoder: e, decoder: d, task: "digit".into(), value: 0.5 + 0.3 * me + 0.15 * md });
+        }
+        for (d, md) in [0.25, 0.5, 1.0].into_iter().enumerate() {
+            points.push(MetricPoint { encoder: e, decoder: d, task: "bold".into(), value: 0.6 + 0.1 * ws[e] + 0.25 * md });
+        }
+    }
+    let specs = vec![
+        TaskSpec { name: "digit".into(), segment: "digit".into(), metric: "accuracy".into() },
+        TaskSpec { name: "bold".into(), segment: "bold".into(), metric: "accuracy".into() },
+    ];
+    let met = MetricTable::from_points("h-two", segs, specs, points).expect("valid table");
+    let w = resolve_preferences(&met, &parse_preferences(prefs).expect("prefs")).expect("known");
+    Problem::new(lat, met, w, TaskMask::all(2)).expect("valid problem")
+}

@@ -1,0 +1,312 @@
+//! Search: exact vs branch and bound, optimality by brute force, paper-mode invariants,
+//! Pareto fronts, errors.
+
+mod common;
+
+use common::{Shape, budget, problem, two_task_problem};
+use edgeslim_search::*;
+use proptest::prelude::*;
+
+/// Every configuration, built independently of the search loops: the cartesian product of the
+/// running decoders' width indices, evaluated through `Problem::evaluate`, with latency
+/// re-predicted from the latency table and the score recomputed from the metric table.
+fn brute_force(p: &Problem) -> Vec<(Vec<u8>, f64, f64)> {
+    let met = p.metrics();
+    let lat = p.latency();
+    let running: Vec<usize> = p.tasks().iter().collect();
+    let mut decs: Vec<usize> = running.iter().map(|&t| met.task_segment(t).unwrap()).collect();
+    decs.sort_unstable();
+    decs.dedup();
+    let n_seg = lat.segments.len();
+    let mut out = Vec::new();
+    let mut stack: Vec<Vec<u8>> = vec![vec![0u8; n_seg]];
+    // Expand encoder, then each running decoder.
+    let mut dims = vec![0usize];
+    dims.extend(&decs);
+    for &s in &dims {
+        let n = lat.segments[s].widths.len();
+        stack = stack
+            .into_iter()
+            .flat_map(|cfg| {
+                (0..n).map(move |i| {
+                    let mut c = cfg.clone();
+                    c[s] = i as u8;
+                    c
+                })
+            })
+            .collect();
+    }
+    let wsum: f64 = running.iter().map(|&t| p.preferences()[t]).sum();
+    for cfg in stack {
+        let l = lat.predict(&cfg, &decs).unwrap();
+        let score: f64 = running
+            .iter()
+            .map(|&t| {
+                let s = met.task_segment(t).unwrap();
+                p.preferences()[t] * met.tasks[t].values[cfg[0] as usize][cfg[s] as usize]
+            })
+            .sum::<f64>()
+            / wsum;
+        out.push((cfg, l, score));
+    }
+    out
+}
+
+fn decoder_prefs(p: &Problem) -> Vec<(usize, f64)> {
+    let met = p.metrics();
+    let mut out: Vec<(usize, f64)> = Vec::new();
+    for t in p.tasks().iter() {
+        let s = met.task_segment(t).unwrap();
+        match out.iter_mut().find(|(seg, _)| *seg == s) {
+            Some((_, w)) => *w += p.preferences()[t],
+            None => out.push((s, p.preferences()[t])),
+        }
+    }
+    out
+}
+
+fn assert_paper_invariants(p: &Problem, r: &SearchResult, budget_us: f64) {
+    assert!(r.chosen.latency_us <= budget_us, "over budget: {r:?}");
+    let prefs = decoder_prefs(p);
+    let m = &r.chosen.config.multipliers;
+    for &(a, pa) in &prefs {
+        for &(b, pb) in &prefs {
+            if pa > pb {
+                assert!(
+                    m[a] >= m[b] - 1e-12,
+                    "decoder {a} (pref {pa}) at {} narrower than decoder {b} (pref {pb}) at {}",
+                    m[a],
+                    m[b]
+                );
+            }
+        }
+    }
+    // The encoder is the best that fits at the chosen decoder widths.
+    let n_enc = p.latency().segments[0].widths.len();
+    for e in 0..n_enc {
+        let mut cfg = r.chosen.config.indices.clone();
+        cfg[0] = e as u8;
+        let c = p.evaluate(&cfg).unwrap();
+        if c.latency_us <= budget_us {
+            assert!(c.score <= r.chosen.score, "encoder {e} scores better: {c:?} vs {r:?}");
+        }
+    }
+}
+
+const SMALL: Shape = Shape {
+    decoders: 3,
+    max_widths: 4,
+    monotone_latency: false,
+    shared_lists: false,
+    shared_decoder: true,
+};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn exhaustive_and_branch_and_bound_agree(seed in any::<u64>(), frac in 0.0f64..1.0,
+                                            decoders in 1usize..5, monotone in any::<bool>()) {
+        let p = problem(seed, Shape { decoders, max_widths: 5, monotone_latency: monotone, ..SMALL });
+        let b = budget(&p, frac);
+        let ex = p.exact(b, ExactMethod::Exhaustive).unwrap();
+        let bb = p.exact(b, ExactMethod::BranchAndBound).unwrap();
+        prop_assert_eq!(ex.mode, Mode::Exhaustive);
+        prop_assert_eq!(bb.mode, Mode::BranchAndBound);
+        prop_assert_eq!(&ex.chosen, &bb.chosen);
+        prop_assert_eq!(&ex.runner_up, &bb.runner_up);
+        prop_assert!(bb.evaluated <= ex.evaluated);
+    }
+
+    #[test]
+    fn exact_is_optimal_by_brute_force(seed in any::<u64>(), frac in 0.0f64..1.0) {
+        let p = problem(seed, SMALL);
+        let b = budget(&p, frac);
+        let r = p.exact(b, ExactMethod::Auto).unwrap();
+        prop_assert!(r.chosen.latency_us <= b);
+        let all = brute_force(&p);
+        prop_assert_eq!(all.len() as u64, p.config_count());
+        let best = all.iter().filter(|c| c.1 <= b).map(|c| c.2).fold(f64::NEG_INFINITY, f64::max);
+        prop_assert!((r.chosen.score - best).abs() < 1e-9, "search {} brute force {}", r.chosen.score, best);
+        // The runner-up is the best of the rest.
+        let rest = all
+            .iter()
+            .filter(|c| c.1 <= b && c.0 != r.chosen.config.indices)
+            .map(|c| c.2)
+            .fold(f64::NEG_INFINITY, f64::max);
+        match &r.runner_up {
+            Some(u) => prop_assert!((u.score - rest).abs() < 1e-9),
+            None => prop_assert!(rest == f64::NEG_INFINITY),
+        }
+        // Reported latency matches the latency table's own prediction.
+        let entry = all.iter().find(|c| c.0 == r.chosen.config.indices).unwrap();
+        prop_assert!((entry.1 - r.chosen.latency_us).abs() < 1e-9);
+    }
+
+    #[test]
+    fn paper_mode_is_monotone_and_within_budget(seed in any::<u64>(), frac in 0.0f64..1.0,
+                                                decoders in 1usize..5) {
+        // Shared width lists and monotone latency: paper mode must always find a configuration.
+        let shape = Shape { decoders, max_widths: 6, monotone_latency: true, shared_lists: true, shared_decoder: false };
+        let p = problem(seed, shape);
+        let b = budget(&p, frac);
+        let r = p.paper(b).unwrap();
+        assert_paper_invariants(&p, &r, b);
+        let ex = p.exact(b, ExactMethod::Auto).unwrap();
+        prop_assert!(ex.chosen.score >= r.chosen.score);
+    }
+
+    #[test]
+    fn paper_mode_with_mixed_lists(seed in any::<u64>(), frac in 0.0f64..1.0) {
+        let p = problem(seed, SMALL);
+        let b = budget(&p, frac);
+        match p.paper(b) {
+            Ok(r) => assert_paper_invariants(&p, &r, b),
+            Err(Error::PaperInfeasible(msg)) => prop_assert!(!msg.is_empty()),
+            Err(e) => prop_assert!(false, "unexpected error {e}"),
+        }
+    }
+
+    #[test]
+    fn pareto_fronts_are_nondominated_and_complete(seed in any::<u64>()) {
+        let p = problem(seed, SMALL);
+        let all: Vec<Choice> = brute_force(&p).iter().map(|c| p.evaluate(&c.0).unwrap()).collect();
+        for front in p.pareto_fronts().unwrap() {
+            let value = |c: &Choice| -> f64 {
+                if front.objective == "score" {
+                    c.score
+                } else {
+                    c.task_metrics.iter().find(|m| m.task == front.objective).unwrap().value
+                }
+            };
+            let dominated = |l: f64, v: f64| {
+                all.iter().any(|o| o.latency_us <= l && value(o) >= v && (o.latency_us < l || value(o) > v))
+            };
+            for pt in &front.points {
+                prop_assert!(!dominated(pt.latency_us, pt.value), "dominated front point {pt:?}");
+            }
+            let expected = all.iter().filter(|c| !dominated(c.latency_us, value(c))).count();
+            prop_assert_eq!(front.points.len(), expected);
+            for c in all.iter().filter(|c| !dominated(c.latency_us, value(c))) {
+                prop_assert!(front.points.iter().any(|pt| pt.config.indices == c.config.indices));
+            }
+            prop_assert!(front.points.windows(2).all(|w| w[0].latency_us <= w[1].latency_us));
+        }
+    }
+}
+
+#[test]
+fn pareto_2d_small_cases() {
+    // (cost, value): 0 and 1 tie exactly and are both kept; 2 dominated; 3 on the front.
+    let pts = [(1.0, 0.5), (1.0, 0.5), (2.0, 0.4), (3.0, 0.9), (3.0, 0.9 - 1e-9)];
+    assert_eq!(pareto_indices_2d(&pts), vec![0, 1, 3]);
+    assert!(pareto_indices_2d(&[]).is_empty());
+}
+
+#[test]
+fn preference_order_drives_decoder_widths() {
+    let budget = 600.0;
+    let a = two_task_problem("digit=3,bold=1").paper(budget).unwrap();
+    let b = two_task_problem("digit=1,bold=3").paper(budget).unwrap();
+    let (ma, mb) = (&a.chosen.config.multipliers, &b.chosen.config.multipliers);
+    assert!(ma[1] >= ma[2], "digit preferred: {ma:?}");
+    assert!(mb[2] >= mb[1], "bold preferred: {mb:?}");
+    assert!(ma[1] > mb[1] || ma[2] < mb[2], "preferences changed nothing: {ma:?} {mb:?}");
+    for r in [&a, &b] {
+        assert!(r.chosen.latency_us <= budget);
+        assert_eq!(r.mode, Mode::Paper);
+    }
+}
+
+#[test]
+fn compare_reports_the_gap() {
+    let p = two_task_problem("digit=2,bold=1");
+    let r = p.compare(450.0, ExactMethod::Auto).unwrap();
+    let paper = r.paper.as_ref().unwrap();
+    assert_eq!(r.score_gap.unwrap(), r.exact.chosen.score - paper.chosen.score);
+    assert!(r.score_gap.unwrap() >= 0.0);
+    assert_eq!(r.latency_diff_us.unwrap(), paper.chosen.latency_us - r.exact.chosen.latency_us);
+    assert!(r.exact.runner_up.as_ref().unwrap().score <= r.exact.chosen.score);
+}
+
+#[test]
+fn infeasible_budget_names_the_fastest_configuration() {
+    let p = two_task_problem("digit=1,bold=1");
+    let fastest = p.fastest();
+    let err = p.exact(fastest.latency_us - 1.0, ExactMethod::Auto).unwrap_err();
+    match &err {
+        Error::BudgetInfeasible { fastest_us, fastest_widths, .. } => {
+            assert_eq!(*fastest_us, fastest.latency_us);
+            assert_eq!(fastest_widths, &fastest.config.indices);
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert!(err.to_string().contains(&format!("{:.3}", fastest.latency_us)), "{err}");
+    assert!(matches!(p.paper(1.0), Err(Error::BudgetInfeasible { .. })));
+    assert!(matches!(p.paper(f64::NAN), Err(Error::BudgetInfeasible { .. })));
+    // Exactly the fastest latency is feasible.
+    assert_eq!(p.exact(fastest.latency_us, ExactMethod::Auto).unwrap().chosen.latency_us, fastest.latency_us);
+}
+
+#[test]
+fn preference_strings() {
+    assert_eq!(
+        parse_preferences(" digit = 3 ,bold=0.5").unwrap(),
+        vec![("digit".to_string(), 3.0), ("bold".to_string(), 0.5)]
+    );
+    for bad in ["", "digit", "digit=", "=3", "digit=3,", "digit=x", "digit=-1", "digit=inf", "digit=NaN", "digit=1,digit=2", "digit=3;bold=1"] {
+        match parse_preferences(bad) {
+            Err(Error::BadPreference { input, .. }) => assert_eq!(input, bad),
+            other => panic!("{bad:?} gave {other:?}"),
+        }
+    }
+    let p = two_task_problem("digit=1");
+    assert_eq!(p.preferences(), &[1.0, 0.0]);
+    let err = resolve_preferences(p.metrics(), &parse_preferences("digit=3,italic=1").unwrap()).unwrap_err();
+    assert!(matches!(&err, Error::UnknownTask { name, .. } if name == "italic"), "{err}");
+    assert!(err.to_string().contains("digit,bold"), "{err}");
+    assert_eq!(parse_task_set(p.metrics(), "bold").unwrap(), TaskMask(0b10));
+    assert_eq!(parse_task_set(p.metrics(), "all").unwrap(), TaskMask(0b11));
+    assert!(matches!(parse_task_set(p.metrics(), "digit,italic"), Err(Error::UnknownTask { .. })));
+    assert!(parse_task_set(p.metrics(), "digit,digit").is_err());
+}
+
+#[test]
+fn problem_rejects_bad_inputs() {
+    let p = two_task_problem("digit=1,bold=1");
+    let (lat, met) = (p.latency().clone(), p.metrics().clone());
+    // All running weights zero.
+    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![0.0, 1.0], TaskMask(0b01)), Err(Error::Problem(_))));
+    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![1.0, 1.0], TaskMask(0)), Err(Error::Problem(_))));
+    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![1.0, 1.0], TaskMask(0b100)), Err(Error::Problem(_))));
+    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![1.0], TaskMask(0b11)), Err(Error::Problem(_))));
+    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![-1.0, 1.0], TaskMask(0b11)), Err(Error::Problem(_))));
+    let mut other = met.clone();
+    other.model_hash = "other".into();
+    assert!(matches!(Problem::new(lat.clone(), other, vec![1.0, 1.0], TaskMask(0b11)), Err(Error::HashMismatch { .. })));
+    let mut widths = lat.clone();
+    widths.segments[2].widths[1] = 0.6;
+    assert!(matches!(Problem::new(widths, met.clone(), vec![1.0, 1.0], TaskMask(0b11)), Err(Error::Problem(_))));
+    // Only one task running: the other decoder does not run and is reported at index 0.
+    let single = Problem::new(lat, met, vec![1.0, 1.0], TaskMask(0b01)).unwrap();
+    let r = single.exact(1e9, ExactMethod::Auto).unwrap();
+    assert_eq!(r.chosen.config.indices[2], 0);
+    assert_eq!(r.chosen.task_metrics.len(), 1);
+    assert_eq!(single.config_count(), 16);
+}
+
+#[test]
+fn paper_mode_steps_the_least_preferred_decoder_first() {
+    // digit=3,bold=1: digit targets 1.0, bold 1/3 -> 0.5 (narrowest width >= 1/3).
+    // Latency: 5 + 400 m_enc + 100 m_digit + 100 m_bold.
+    let p = two_task_problem("digit=3,bold=1");
+    let roomy = p.paper(5.0 + 400.0 + 100.0 + 50.0).unwrap();
+    assert_eq!(roomy.chosen.config.multipliers, vec![1.0, 1.0, 0.5]);
+    // 240 us: even the narrowest encoder (100) does not fit with 100 + 50; bold steps to 0.25
+    // before digit gives anything up.
+    let tight = p.paper(240.0).unwrap();
+    assert_eq!(tight.chosen.config.multipliers, vec![0.25, 1.0, 0.25]);
+    // Further down digit has to step, never below bold.
+    let tighter = p.paper(5.0 + 100.0 + 50.0 + 25.0).unwrap();
+    assert_eq!(tighter.chosen.config.multipliers, vec![0.25, 0.5, 0.25]);
+}
