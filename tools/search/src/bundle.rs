@@ -320,10 +320,13 @@ impl Bundle {
         );
         let _ = writeln!(
             s,
-            "// model {:?}, target {:?}, mode {:?}, preferences {:?}",
+            "// model {:?}, target {:?}, mode {}, preferences {:?}",
             self.model_hash,
             self.target,
-            self.mode,
+            match self.mode {
+                BundleMode::Paper => "paper",
+                BundleMode::Exact => "exact",
+            },
             prefs.join(",")
         );
         for (i, seg) in self.segments.iter().enumerate() {

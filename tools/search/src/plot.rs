@@ -142,7 +142,7 @@ fn draw<DB: DrawingBackend>(
         .light_line_style(BLACK.mix(0.05))
         .draw()
         .map_err(s)?;
-    let cloud = RGBColor(70, 110, 200).mix(0.35);
+    let cloud = RGBColor(70, 110, 200).mix(0.5);
     chart
         .draw_series(
             data.points
@@ -152,11 +152,20 @@ fn draw<DB: DrawingBackend>(
         .map_err(s)?
         .label("configuration")
         .legend(move |(x, y)| Circle::new((x + 10, y), 3, cloud.filled()));
+    // The front as a staircase: the best score reachable at a latency holds until the next
+    // front point.
+    let mut stairs = Vec::with_capacity(2 * data.front.len());
+    for (i, &p) in data.front.iter().enumerate() {
+        if i > 0 {
+            stairs.push((p.0, data.front[i - 1].1));
+        }
+        stairs.push(p);
+    }
+    if let Some(&(_, y)) = data.front.last() {
+        stairs.push((data.x.1, y));
+    }
     chart
-        .draw_series(LineSeries::new(
-            data.front.iter().copied(),
-            BLACK.stroke_width(2),
-        ))
+        .draw_series(LineSeries::new(stairs, BLACK.stroke_width(2)))
         .map_err(s)?
         .label("Pareto front")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
@@ -167,7 +176,7 @@ fn draw<DB: DrawingBackend>(
             budget,
         ))
         .map_err(s)?
-        .label(format!("budget {} us", spec.budget_us))
+        .label(format!("budget {} us", round_label(spec.budget_us)))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], budget));
     if let Some((label, other)) = spec.other {
         let c = RGBColor(230, 140, 0);
@@ -207,4 +216,13 @@ fn draw<DB: DrawingBackend>(
         .map_err(s)?;
     root.present().map_err(s)?;
     Ok(())
+}
+
+/// `450` for whole numbers, else one decimal.
+fn round_label(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x}")
+    } else {
+        format!("{x:.1}")
+    }
 }

@@ -14,7 +14,10 @@ fn brute_force(p: &Problem) -> Vec<(Vec<u8>, f64, f64)> {
     let met = p.metrics();
     let lat = p.latency();
     let running: Vec<usize> = p.tasks().iter().collect();
-    let mut decs: Vec<usize> = running.iter().map(|&t| met.task_segment(t).unwrap()).collect();
+    let mut decs: Vec<usize> = running
+        .iter()
+        .map(|&t| met.task_segment(t).unwrap())
+        .collect();
     decs.sort_unstable();
     decs.dedup();
     let n_seg = lat.segments.len();
@@ -88,7 +91,10 @@ fn assert_paper_invariants(p: &Problem, r: &SearchResult, budget_us: f64) {
         cfg[0] = e as u8;
         let c = p.evaluate(&cfg).unwrap();
         if c.latency_us <= budget_us {
-            assert!(c.score <= r.chosen.score, "encoder {e} scores better: {c:?} vs {r:?}");
+            assert!(
+                c.score <= r.chosen.score,
+                "encoder {e} scores better: {c:?} vs {r:?}"
+            );
         }
     }
 }
@@ -198,7 +204,13 @@ proptest! {
 #[test]
 fn pareto_2d_small_cases() {
     // (cost, value): 0 and 1 tie exactly and are both kept; 2 dominated; 3 on the front.
-    let pts = [(1.0, 0.5), (1.0, 0.5), (2.0, 0.4), (3.0, 0.9), (3.0, 0.9 - 1e-9)];
+    let pts = [
+        (1.0, 0.5),
+        (1.0, 0.5),
+        (2.0, 0.4),
+        (3.0, 0.9),
+        (3.0, 0.9 - 1e-9),
+    ];
     assert_eq!(pareto_indices_2d(&pts), vec![0, 1, 3]);
     assert!(pareto_indices_2d(&[]).is_empty());
 }
@@ -211,7 +223,10 @@ fn preference_order_drives_decoder_widths() {
     let (ma, mb) = (&a.chosen.config.multipliers, &b.chosen.config.multipliers);
     assert!(ma[1] >= ma[2], "digit preferred: {ma:?}");
     assert!(mb[2] >= mb[1], "bold preferred: {mb:?}");
-    assert!(ma[1] > mb[1] || ma[2] < mb[2], "preferences changed nothing: {ma:?} {mb:?}");
+    assert!(
+        ma[1] > mb[1] || ma[2] < mb[2],
+        "preferences changed nothing: {ma:?} {mb:?}"
+    );
     for r in [&a, &b] {
         assert!(r.chosen.latency_us <= budget);
         assert_eq!(r.mode, Mode::Paper);
@@ -223,9 +238,15 @@ fn compare_reports_the_gap() {
     let p = two_task_problem("digit=2,bold=1");
     let r = p.compare(450.0, ExactMethod::Auto).unwrap();
     let paper = r.paper.as_ref().unwrap();
-    assert_eq!(r.score_gap.unwrap(), r.exact.chosen.score - paper.chosen.score);
+    assert_eq!(
+        r.score_gap.unwrap(),
+        r.exact.chosen.score - paper.chosen.score
+    );
     assert!(r.score_gap.unwrap() >= 0.0);
-    assert_eq!(r.latency_diff_us.unwrap(), paper.chosen.latency_us - r.exact.chosen.latency_us);
+    assert_eq!(
+        r.latency_diff_us.unwrap(),
+        paper.chosen.latency_us - r.exact.chosen.latency_us
+    );
     assert!(r.exact.runner_up.as_ref().unwrap().score <= r.exact.chosen.score);
 }
 
@@ -233,19 +254,38 @@ fn compare_reports_the_gap() {
 fn infeasible_budget_names_the_fastest_configuration() {
     let p = two_task_problem("digit=1,bold=1");
     let fastest = p.fastest();
-    let err = p.exact(fastest.latency_us - 1.0, ExactMethod::Auto).unwrap_err();
+    let err = p
+        .exact(fastest.latency_us - 1.0, ExactMethod::Auto)
+        .unwrap_err();
     match &err {
-        Error::BudgetInfeasible { fastest_us, fastest_widths, .. } => {
+        Error::BudgetInfeasible {
+            fastest_us,
+            fastest_widths,
+            ..
+        } => {
             assert_eq!(*fastest_us, fastest.latency_us);
             assert_eq!(fastest_widths, &fastest.config.indices);
         }
         e => panic!("unexpected {e}"),
     }
-    assert!(err.to_string().contains(&format!("{:.3}", fastest.latency_us)), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{:.3}", fastest.latency_us)),
+        "{err}"
+    );
     assert!(matches!(p.paper(1.0), Err(Error::BudgetInfeasible { .. })));
-    assert!(matches!(p.paper(f64::NAN), Err(Error::BudgetInfeasible { .. })));
+    assert!(matches!(
+        p.paper(f64::NAN),
+        Err(Error::BudgetInfeasible { .. })
+    ));
     // Exactly the fastest latency is feasible.
-    assert_eq!(p.exact(fastest.latency_us, ExactMethod::Auto).unwrap().chosen.latency_us, fastest.latency_us);
+    assert_eq!(
+        p.exact(fastest.latency_us, ExactMethod::Auto)
+            .unwrap()
+            .chosen
+            .latency_us,
+        fastest.latency_us
+    );
 }
 
 #[test]
@@ -254,7 +294,19 @@ fn preference_strings() {
         parse_preferences(" digit = 3 ,bold=0.5").unwrap(),
         vec![("digit".to_string(), 3.0), ("bold".to_string(), 0.5)]
     );
-    for bad in ["", "digit", "digit=", "=3", "digit=3,", "digit=x", "digit=-1", "digit=inf", "digit=NaN", "digit=1,digit=2", "digit=3;bold=1"] {
+    for bad in [
+        "",
+        "digit",
+        "digit=",
+        "=3",
+        "digit=3,",
+        "digit=x",
+        "digit=-1",
+        "digit=inf",
+        "digit=NaN",
+        "digit=1,digit=2",
+        "digit=3;bold=1",
+    ] {
         match parse_preferences(bad) {
             Err(Error::BadPreference { input, .. }) => assert_eq!(input, bad),
             other => panic!("{bad:?} gave {other:?}"),
@@ -262,12 +314,19 @@ fn preference_strings() {
     }
     let p = two_task_problem("digit=1");
     assert_eq!(p.preferences(), &[1.0, 0.0]);
-    let err = resolve_preferences(p.metrics(), &parse_preferences("digit=3,italic=1").unwrap()).unwrap_err();
-    assert!(matches!(&err, Error::UnknownTask { name, .. } if name == "italic"), "{err}");
+    let err = resolve_preferences(p.metrics(), &parse_preferences("digit=3,italic=1").unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownTask { name, .. } if name == "italic"),
+        "{err}"
+    );
     assert!(err.to_string().contains("digit,bold"), "{err}");
     assert_eq!(parse_task_set(p.metrics(), "bold").unwrap(), TaskMask(0b10));
     assert_eq!(parse_task_set(p.metrics(), "all").unwrap(), TaskMask(0b11));
-    assert!(matches!(parse_task_set(p.metrics(), "digit,italic"), Err(Error::UnknownTask { .. })));
+    assert!(matches!(
+        parse_task_set(p.metrics(), "digit,italic"),
+        Err(Error::UnknownTask { .. })
+    ));
     assert!(parse_task_set(p.metrics(), "digit,digit").is_err());
 }
 
@@ -276,17 +335,38 @@ fn problem_rejects_bad_inputs() {
     let p = two_task_problem("digit=1,bold=1");
     let (lat, met) = (p.latency().clone(), p.metrics().clone());
     // All running weights zero.
-    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![0.0, 1.0], TaskMask(0b01)), Err(Error::Problem(_))));
-    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![1.0, 1.0], TaskMask(0)), Err(Error::Problem(_))));
-    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![1.0, 1.0], TaskMask(0b100)), Err(Error::Problem(_))));
-    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![1.0], TaskMask(0b11)), Err(Error::Problem(_))));
-    assert!(matches!(Problem::new(lat.clone(), met.clone(), vec![-1.0, 1.0], TaskMask(0b11)), Err(Error::Problem(_))));
+    assert!(matches!(
+        Problem::new(lat.clone(), met.clone(), vec![0.0, 1.0], TaskMask(0b01)),
+        Err(Error::Problem(_))
+    ));
+    assert!(matches!(
+        Problem::new(lat.clone(), met.clone(), vec![1.0, 1.0], TaskMask(0)),
+        Err(Error::Problem(_))
+    ));
+    assert!(matches!(
+        Problem::new(lat.clone(), met.clone(), vec![1.0, 1.0], TaskMask(0b100)),
+        Err(Error::Problem(_))
+    ));
+    assert!(matches!(
+        Problem::new(lat.clone(), met.clone(), vec![1.0], TaskMask(0b11)),
+        Err(Error::Problem(_))
+    ));
+    assert!(matches!(
+        Problem::new(lat.clone(), met.clone(), vec![-1.0, 1.0], TaskMask(0b11)),
+        Err(Error::Problem(_))
+    ));
     let mut other = met.clone();
     other.model_hash = "other".into();
-    assert!(matches!(Problem::new(lat.clone(), other, vec![1.0, 1.0], TaskMask(0b11)), Err(Error::HashMismatch { .. })));
+    assert!(matches!(
+        Problem::new(lat.clone(), other, vec![1.0, 1.0], TaskMask(0b11)),
+        Err(Error::HashMismatch { .. })
+    ));
     let mut widths = lat.clone();
     widths.segments[2].widths[1] = 0.6;
-    assert!(matches!(Problem::new(widths, met.clone(), vec![1.0, 1.0], TaskMask(0b11)), Err(Error::Problem(_))));
+    assert!(matches!(
+        Problem::new(widths, met.clone(), vec![1.0, 1.0], TaskMask(0b11)),
+        Err(Error::Problem(_))
+    ));
     // Only one task running: the other decoder does not run and is reported at index 0.
     let single = Problem::new(lat, met, vec![1.0, 1.0], TaskMask(0b01)).unwrap();
     let r = single.exact(1e9, ExactMethod::Auto).unwrap();

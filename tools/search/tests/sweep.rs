@@ -3,7 +3,9 @@
 mod common;
 
 use common::{Shape, budget, problem, two_task_problem};
-use edgeslim_search::sweep::{average_ranks, hypervolume, nondominated, simplex_grid, simplex_grid_len, spearman};
+use edgeslim_search::sweep::{
+    average_ranks, hypervolume, nondominated, simplex_grid, simplex_grid_len, spearman,
+};
 use edgeslim_search::*;
 use proptest::prelude::*;
 
@@ -15,7 +17,10 @@ fn spearman_known_permutations() {
     // Two adjacent swaps: sum d^2 = 4, rho = 1 - 6*4/(5*24) = 0.8.
     assert!((spearman(&x, &[2.0, 1.0, 4.0, 3.0, 5.0]).unwrap() - 0.8).abs() < 1e-12);
     // Ties share ranks: x ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4): 4.5 / sqrt(4.5 * 5).
-    assert_eq!(average_ranks(&[1.0, 2.0, 2.0, 3.0]), vec![1.0, 2.5, 2.5, 4.0]);
+    assert_eq!(
+        average_ranks(&[1.0, 2.0, 2.0, 3.0]),
+        vec![1.0, 2.5, 2.5, 4.0]
+    );
     let r = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]).unwrap();
     assert!((r - 4.5 / (4.5f64 * 5.0).sqrt()).abs() < 1e-12);
     assert_eq!(spearman(&x, &[1.0; 5]), None);
@@ -35,7 +40,10 @@ fn grid_volume(points: &[Vec<f64>], reference: &[i64]) -> f64 {
             cell[i] = k % reference[i];
             k /= reference[i];
         }
-        if points.iter().any(|p| p.iter().zip(&cell).all(|(&x, &c)| x <= c as f64)) {
+        if points
+            .iter()
+            .any(|p| p.iter().zip(&cell).all(|(&x, &c)| x <= c as f64))
+        {
             count += 1;
         }
     }
@@ -96,7 +104,15 @@ fn simplex_grid_counts_and_sums() {
 fn sweep_on_two_tasks() {
     let p = two_task_problem("digit=1,bold=1");
     let b = 500.0;
-    let r = sweep(&p, b, &SweepOptions { divisions: 10, ..SweepOptions::default() }).unwrap();
+    let r = sweep(
+        &p,
+        b,
+        &SweepOptions {
+            divisions: 10,
+            ..SweepOptions::default()
+        },
+    )
+    .unwrap();
     assert_eq!(r.points.len(), 11);
     for pt in &r.points {
         let c = pt.choice.as_ref().unwrap();
@@ -109,26 +125,67 @@ fn sweep_on_two_tasks() {
     let hv = r.hypervolume.as_ref().unwrap();
     assert_eq!(hv.axes, vec!["latency_us", "digit", "bold"]);
     assert_eq!(hv.reference[0], b);
-    assert!(hv.front > 0.0 && hv.chosen <= hv.front * (1.0 + 1e-12), "{hv:?}");
+    assert!(
+        hv.front > 0.0 && hv.chosen <= hv.front * (1.0 + 1e-12),
+        "{hv:?}"
+    );
     assert!((0.0..=1.0).contains(&hv.ratio));
 }
 
 #[test]
 fn sweep_on_random_problems() {
     for seed in 0..6u64 {
-        let shape = Shape { decoders: 3, max_widths: 4, monotone_latency: true, shared_lists: seed % 2 == 0, shared_decoder: false };
+        let shape = Shape {
+            decoders: 3,
+            max_widths: 4,
+            monotone_latency: true,
+            shared_lists: seed % 2 == 0,
+            shared_decoder: false,
+        };
         let p = problem(seed, shape);
         let b = budget(&p, 0.5);
-        let r = sweep(&p, b, &SweepOptions { divisions: 4, ..SweepOptions::default() }).unwrap();
-        assert_eq!(r.points.len() as u128, simplex_grid_len(p.tasks().count(), 4));
+        let r = sweep(
+            &p,
+            b,
+            &SweepOptions {
+                divisions: 4,
+                ..SweepOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            r.points.len() as u128,
+            simplex_grid_len(p.tasks().count(), 4)
+        );
         if let Some(hv) = &r.hypervolume {
             assert!(hv.chosen <= hv.front * (1.0 + 1e-9) + 1e-12, "{hv:?}");
             assert!(hv.ratio <= 1.0 + 1e-9);
         }
     }
     let p = two_task_problem("digit=1,bold=1");
-    assert!(matches!(sweep(&p, 10.0, &SweepOptions::default()), Err(Error::BudgetInfeasible { .. })));
-    assert!(sweep(&p, 500.0, &SweepOptions { divisions: 0, ..SweepOptions::default() }).is_err());
-    let skipped = sweep(&p, 500.0, &SweepOptions { max_hypervolume_configs: 3, ..SweepOptions::default() }).unwrap();
+    assert!(matches!(
+        sweep(&p, 10.0, &SweepOptions::default()),
+        Err(Error::BudgetInfeasible { .. })
+    ));
+    assert!(
+        sweep(
+            &p,
+            500.0,
+            &SweepOptions {
+                divisions: 0,
+                ..SweepOptions::default()
+            }
+        )
+        .is_err()
+    );
+    let skipped = sweep(
+        &p,
+        500.0,
+        &SweepOptions {
+            max_hypervolume_configs: 3,
+            ..SweepOptions::default()
+        },
+    )
+    .unwrap();
     assert!(skipped.hypervolume.is_none() && skipped.hypervolume_skipped.is_some());
 }

@@ -53,8 +53,16 @@ pub fn segments(rng: &mut Rng, shape: Shape) -> Vec<SegmentWidths> {
     let shared = widths(rng, shape.max_widths);
     (0..=shape.decoders)
         .map(|s| SegmentWidths {
-            name: if s == 0 { "encoder".into() } else { format!("dec{s}") },
-            widths: if shape.shared_lists { shared.clone() } else { widths(rng, shape.max_widths) },
+            name: if s == 0 {
+                "encoder".into()
+            } else {
+                format!("dec{s}")
+            },
+            widths: if shape.shared_lists {
+                shared.clone()
+            } else {
+                widths(rng, shape.max_widths)
+            },
         })
         .collect()
 }
@@ -99,23 +107,40 @@ pub fn latency_table(rng: &mut Rng, segs: &[SegmentWidths], monotone: bool) -> L
 pub fn metric_table(rng: &mut Rng, segs: &[SegmentWidths], shared_decoder: bool) -> MetricTable {
     let mut specs: Vec<TaskSpec> = segs[1..]
         .iter()
-        .map(|s| TaskSpec { name: format!("task_{}", s.name), segment: s.name.clone(), metric: "accuracy".into() })
+        .map(|s| TaskSpec {
+            name: format!("task_{}", s.name),
+            segment: s.name.clone(),
+            metric: "accuracy".into(),
+        })
         .collect();
     if shared_decoder {
-        specs.push(TaskSpec { name: "extra".into(), segment: segs[1].name.clone(), metric: "accuracy".into() });
+        specs.push(TaskSpec {
+            name: "extra".into(),
+            segment: segs[1].name.clone(),
+            metric: "accuracy".into(),
+        });
     }
     let mut points = Vec::new();
     for spec in &specs {
-        let nd = segs.iter().find(|s| s.name == spec.segment).map_or(1, |s| s.widths.len());
+        let nd = segs
+            .iter()
+            .find(|s| s.name == spec.segment)
+            .map_or(1, |s| s.widths.len());
         for e in 0..segs[0].widths.len() {
             for d in 0..nd {
                 // Coarse values (multiples of 1/64) so that ties happen.
                 let v = (rng.below(64) as f64) / 64.0;
-                points.push(MetricPoint { encoder: e, decoder: d, task: spec.name.clone(), value: v });
+                points.push(MetricPoint {
+                    encoder: e,
+                    decoder: d,
+                    task: spec.name.clone(),
+                    value: v,
+                });
             }
         }
     }
-    MetricTable::from_points("synthetic", segs.to_vec(), specs, points).expect("valid synthetic table")
+    MetricTable::from_points("synthetic", segs.to_vec(), specs, points)
+        .expect("valid synthetic table")
 }
 
 /// A random problem with random preferences (some zero) and a random non-empty task set.
@@ -140,7 +165,11 @@ pub fn problem(seed: u64, shape: Shape) -> Problem {
 /// A budget between the fastest and the slowest configuration, position `frac` in [0, 1].
 pub fn budget(p: &Problem, frac: f64) -> f64 {
     let fast = p.fastest().latency_us;
-    let slow = p.all_points().iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max);
+    let slow = p
+        .all_points()
+        .iter()
+        .map(|x| x.0)
+        .fold(f64::NEG_INFINITY, f64::max);
     fast + frac * (slow - fast)
 }
 
@@ -148,9 +177,18 @@ pub fn budget(p: &Problem, frac: f64) -> f64 {
 pub fn two_task_problem(prefs: &str) -> Problem {
     let ws = vec![0.25, 0.5, 0.75, 1.0];
     let segs = vec![
-        SegmentWidths { name: "encoder".into(), widths: ws.clone() },
-        SegmentWidths { name: "digit".into(), widths: ws.clone() },
-        SegmentWidths { name: "bold".into(), widths: vec![0.25, 0.5, 1.0] },
+        SegmentWidths {
+            name: "encoder".into(),
+            widths: ws.clone(),
+        },
+        SegmentWidths {
+            name: "digit".into(),
+            widths: ws.clone(),
+        },
+        SegmentWidths {
+            name: "bold".into(),
+            widths: vec![0.25, 0.5, 1.0],
+        },
     ];
     let lat = LatencyTable {
         format: LATENCY_FORMAT.into(),
@@ -163,7 +201,17 @@ pub fn two_task_problem(prefs: &str) -> Problem {
             .map(|s| SegmentLatency {
                 name: s.name.clone(),
                 widths: s.widths.clone(),
-                latency_us: s.widths.iter().map(|m| if s.name == "encoder" { 400.0 * m } else { 100.0 * m }).collect(),
+                latency_us: s
+                    .widths
+                    .iter()
+                    .map(|m| {
+                        if s.name == "encoder" {
+                            400.0 * m
+                        } else {
+                            100.0 * m
+                        }
+                    })
+                    .collect(),
                 spread_us: None,
             })
             .collect(),
@@ -173,17 +221,106 @@ pub fn two_task_problem(prefs: &str) -> Problem {
     for e in 0..4 {
         for d in 0..4 {
             let (me, md) = (ws[e], ws[d]);
-            points.push(MetricPoint { encoder: e, decoder: d, task: "digit".into(), value: 0.5 + 0.3 * me + 0.15 * md });
+            points.push(MetricPoint {
+                encoder: e,
+                decoder: d,
+                task: "digit".into(),
+                value: 0.5 + 0.3 * me + 0.15 * md,
+            });
         }
         for (d, md) in [0.25, 0.5, 1.0].into_iter().enumerate() {
-            points.push(MetricPoint { encoder: e, decoder: d, task: "bold".into(), value: 0.6 + 0.1 * ws[e] + 0.25 * md });
+            points.push(MetricPoint {
+                encoder: e,
+                decoder: d,
+                task: "bold".into(),
+                value: 0.6 + 0.1 * ws[e] + 0.25 * md,
+            });
         }
     }
     let specs = vec![
-        TaskSpec { name: "digit".into(), segment: "digit".into(), metric: "accuracy".into() },
-        TaskSpec { name: "bold".into(), segment: "bold".into(), metric: "accuracy".into() },
+        TaskSpec {
+            name: "digit".into(),
+            segment: "digit".into(),
+            metric: "accuracy".into(),
+        },
+        TaskSpec {
+            name: "bold".into(),
+            segment: "bold".into(),
+            metric: "accuracy".into(),
+        },
     ];
     let met = MetricTable::from_points("h-two", segs, specs, points).expect("valid table");
     let w = resolve_preferences(&met, &parse_preferences(prefs).expect("prefs")).expect("known");
     Problem::new(lat, met, w, TaskMask::all(2)).expect("valid problem")
+}
+
+/// A problem with every segment at `widths` widths (multipliers k / widths), `decoders` tasks,
+/// all running, monotone latency and metrics rising with width plus noise; equal preferences.
+pub fn grid_problem(seed: u64, decoders: usize, widths: usize) -> Problem {
+    let mut rng = Rng(seed);
+    let ws: Vec<f64> = (1..=widths).map(|k| k as f64 / widths as f64).collect();
+    let segs: Vec<SegmentWidths> = (0..=decoders)
+        .map(|s| SegmentWidths {
+            name: if s == 0 {
+                "encoder".into()
+            } else {
+                format!("task{s}")
+            },
+            widths: ws.clone(),
+        })
+        .collect();
+    let lat = LatencyTable {
+        format: LATENCY_FORMAT.into(),
+        model_hash: "grid".into(),
+        target: "synthetic".into(),
+        unit: "us".into(),
+        overhead_us: 20.0,
+        segments: segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let scale = if i == 0 {
+                    1000.0
+                } else {
+                    100.0 + 50.0 * rng.unit()
+                };
+                SegmentLatency {
+                    name: s.name.clone(),
+                    widths: ws.clone(),
+                    latency_us: ws
+                        .iter()
+                        .map(|m| scale * m * m + 5.0 * rng.unit())
+                        .collect(),
+                    spread_us: None,
+                }
+            })
+            .collect(),
+        configs: vec![],
+    };
+    let specs: Vec<TaskSpec> = segs[1..]
+        .iter()
+        .map(|s| TaskSpec {
+            name: s.name.clone(),
+            segment: s.name.clone(),
+            metric: "accuracy".into(),
+        })
+        .collect();
+    let mut points = Vec::new();
+    for spec in &specs {
+        let (a, b) = (0.2 + 0.2 * rng.unit(), 0.1 + 0.2 * rng.unit());
+        for (e, me) in ws.iter().enumerate() {
+            for (d, md) in ws.iter().enumerate() {
+                let v = 0.4 + a * me.sqrt() + b * md.sqrt() + 0.01 * rng.unit();
+                points.push(MetricPoint {
+                    encoder: e,
+                    decoder: d,
+                    task: spec.name.clone(),
+                    value: v,
+                });
+            }
+        }
+    }
+    let met = MetricTable::from_points("grid", segs, specs, points).expect("valid grid table");
+    let n = met.tasks.len();
+    Problem::new(lat, met, vec![1.0; n], TaskMask::all(n)).expect("valid grid problem")
 }
