@@ -41,12 +41,25 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
 
     // Run from firmware/: cargo reads .cargo/config.toml from the current directory, not from
     // the manifest's.
+    // RUSTFLAGS from the environment would replace (not extend) the config's rustflags and so
+    // drop the link scripts: the link would fail far from the cause.
+    let env_flags = ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"];
+    for var in env_flags {
+        if std::env::var_os(var).is_some() {
+            println!(
+                "note: {var} is set; ignored for the firmware (it would replace the link args)"
+            );
+        }
+    }
     let fw_cargo = |args: &[&str]| {
         let mut c = ctx.cargo();
         c.current_dir(&fw)
             .env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
             .args(args);
+        for var in env_flags {
+            c.env_remove(var);
+        }
         c
     };
     crate::cmd::run(&mut fw_cargo(&[

@@ -1,0 +1,35 @@
+//! Board support for QEMU's `mps2-an386` (Cortex-M4F at 25 MHz), the default firmware target.
+//!
+//! Linking this crate gives a program what every QEMU program here needs: the defmt logger
+//! (frames over semihosting to QEMU's stdout, decoded by `defmt-print`), a panic handler that
+//! logs and exits with code 101, and [`exit`], whose code becomes QEMU's exit status. A program
+//! passes in `cargo xtask firmware` when it exits 0.
+#![no_std]
+
+use defmt_semihosting as _;
+use embedded_hal::delay::DelayNs;
+
+/// The core clock of the mps2 boards in QEMU (SysTick also counts at this rate).
+pub const SYSCLK_HZ: u32 = 25_000_000;
+
+/// End the program: QEMU exits with `code` (semihosting `SYS_EXIT_EXTENDED`).
+pub fn exit(code: i32) -> ! {
+    semihosting::process::exit(code)
+}
+
+/// A busy-wait delay counted in core cycles. Under QEMU without `-icount` this follows host
+/// speed, not wall time: fine for ordering, useless for timing.
+pub struct Delay;
+
+impl DelayNs for Delay {
+    fn delay_ns(&mut self, ns: u32) {
+        let cycles = u64::from(ns) * u64::from(SYSCLK_HZ) / 1_000_000_000;
+        cortex_m::asm::delay(u32::try_from(cycles).unwrap_or(u32::MAX));
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic: {}", defmt::Display2Format(info));
+    exit(101)
+}
