@@ -5,8 +5,10 @@
 //! with `M = multiplier * 2^(shift - 31)`. Applying it to an int32 accumulator `x`:
 //!
 //! 1. `x' = x * 2^max(shift, 0)` (saturating),
-//! 2. `y = SRDHM(x', multiplier)`: the high 32 bits of the doubled 64-bit product, rounded half
-//!    away from zero (*saturating rounding doubling high multiply*),
+//! 2. `y = SRDHM(x', multiplier)`: the high 32 bits of the doubled 64-bit product, rounded to
+//!    nearest with ties toward +infinity, i.e. `floor(x' * multiplier / 2^31 + 1/2)`
+//!    (*saturating rounding doubling high multiply*; gemmlowp's nudge `1 - 2^30` for negative
+//!    products makes `-0.5` round to `0`, not `-1`),
 //! 3. `z = RDivPOT(y, max(-shift, 0))`: division by a power of two, rounded half away from zero.
 //!
 //! Two roundings, as TFLM's default (non "single rounding") build. The same code runs on every
@@ -125,10 +127,15 @@ mod tests {
         if num < 0 { -q } else { q }
     }
 
+    /// Round to nearest, ties toward +infinity, of `num / den` (`den > 0`), exactly.
+    fn round_half_up(num: i128, den: i128) -> i128 {
+        (2 * num + den).div_euclid(2 * den)
+    }
+
     /// Exact rational reference of the two-rounding scheme.
     fn reference(x: i32, m: i32, s: i32) -> i32 {
         let xl = (x as i128 * (1i128 << s.max(0))).clamp(i32::MIN as i128, i32::MAX as i128);
-        let hi = round_half_away(xl * m as i128, 1i128 << 31);
+        let hi = round_half_up(xl * m as i128, 1i128 << 31);
         round_half_away(hi, 1i128 << (-s).max(0)) as i32
     }
 
