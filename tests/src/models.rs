@@ -1,0 +1,176 @@
+//! Random slimmable models built with the runtime's `writer::example::Builder`: chains and
+//! diamonds (residual adds, concatenations) in an encoder and one or two decoders, each
+//! segment with its own width multipliers.
+
+use edgeslim_runtime::format::{OpKind, attr};
+use edgeslim_runtime::writer::ModelDef;
+use edgeslim_runtime::writer::example::{Act, Builder, Rng};
+
+const WIDTH_SETS: [&[f32]; 5] = [
+    &[1.0],
+    &[0.5, 1.0],
+    &[0.25, 0.5, 1.0],
+    &[0.3, 0.6, 0.8, 1.0],
+    &[0.2, 0.75, 1.0],
+];
+
+fn pick<'a, T>(r: &mut Rng, xs: &'a [T]) -> &'a T {
+    &xs[r.range(0, xs.len() as i32 - 1) as usize]
+}
+
+fn act(r: &mut Rng) -> Act {
+    if r.range(0, 1) == 0 {
+        Act::None
+    } else {
+        Act::Relu
+    }
+}
+
+/// A conv of `x` that fits its spatial size.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    b: &mut Builder,
+    r: &mut Rng,
+    seg: usize,
+    in_seg: Option<usize>,
+    x: usize,
+    out_c: usize,
+    k: usize,
+    same: bool,
+    slim: bool,
+) -> usize {
+    let [h, w, _] = b.def.tensors[x].shape;
+    let (k, pad, stride) = if same {
+        (k, k / 2, 1)
+    } else {
+        let pad = r.range(0, (k / 2) as i32) as usize;
+        (k, pad, r.range(1, 2) as usize)
+    };
+    let (k, pad) = if h + 2 * pad < k || w + 2 * pad < k {
+        (1, 0)
+    } else {
+        (k, pad)
+    };
+    let a = act(r);
+    let t = b.conv(seg, in_seg, x, out_c, k, stride, pad, false, slim, a);
+    if k == 3 && !same && r.range(0, 3) == 0 {
+        // Dilation 2: the geometry check only asks the windows to start in the input.
+        let op = b.def.ops.last_mut().expect("just pushed");
+        op.attrs[attr::DIL_H] = 2;
+        op.attrs[attr::DIL_W] = 2;
+    }
+    t
+}
+
+/// One random block from `x`.
+fn step(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usize) -> usize {
+    let [h, w, c] = b.def.tensors[x].shape;
+    match r.range(0, 5) {
+        0 => {
+            let oc = r.range(1, 8) as usize;
+            let k = *pick(r, &[1, 3]);
+            let slim = r.range(0, 3) != 0;
+            conv(b, r, seg, in_seg, x, oc, k, false, slim)
+        }
+        1 => {
+            let mult = r.range(1, 2) as usize;
+            let stride = r.range(1, 2) as usize;
+            let a = act(r);
+            b.conv(seg, in_seg, x, c * mult, 3, stride, 1, true, false, a)
+        }
+        2 => {
+            // Residual diamond: two slim convs of equal width, added.
+            let oc = r.range(1, 8) as usize;
+            let p = conv(b, r, seg, in_seg, x, oc, 1, true, true);
+            let q = conv(b, r, seg, in_seg, x, oc, 3, true, true);
+            let a = act(r);
+            b.add(seg, in_seg, p, q, a)
+        }
+        3 => {
+            // Concatenation diamond.
+            let oc = r.range(1, 6) as usize;
+            let slim = r.range(0, 1) == 0;
+            let p = conv(b, r, seg, in_seg, x, oc, 3, true, slim);
+            if r.range(0, 1) == 0 {
+                b.concat(seg, in_seg, &[x, p])
+            } else {
+                let oc2 = r.range(1, 6) as usize;
+                let q = conv(b, r, seg, in_seg, x, oc2, 1, true, true);
+                b.concat(seg, in_seg, &[p, q, x])
+            }
+        }
+        _ => {
+            let kind = *pick(r, &[OpKind::MaxPool, OpKind::AvgPool]);
+            let k = r.range(1, 3).min(h.min(w) as i32) as usize;
+            let pad = r.range(0, k as i32 - 1) as usize;
+            let stride = r.range(1, 2) as usize;
+            let t = b.pool(kind, seg, in_seg, x, k, stride, pad);
+            if kind == OpKind::AvgPool && r.range(0, 1) == 0 {
+                let op = b.def.ops.last_mut().expect("just pushed");
+                op.attrs[attr::COUNT_INCLUDE_PAD] = 1;
+            }
+            t
+        }
+    }
+}
+
+/// A task head on `x`.
+fn head(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usize) -> usize {
+    match r.range(0, 3) {
+        0 => {
+            let g = b.pool(OpKind::GlobalAvgPool, seg, in_seg, x, 0, 1, 0);
+            let n = r.range(2, 10) as usize;
+            let f = b.fc(seg, in_seg, g, n, false);
+            b.softmax(seg, in_seg, f)
+        }
+        1 => {
+            let f = b.flatten(seg, in_seg, x);
+            let n = r.range(1, 6) as usize;
+            let slim = r.range(0, 1) == 0;
+            b.fc(seg, in_seg, f, n, slim)
+        }
+        2 => {
+            let n = r.range(1, 6) as usize;
+            let slim = r.range(0, 1) == 0;
+            b.fc(seg, in_seg, x, n, slim)
+        }
+        _ => {
+            let n = r.range(1, 6) as usize;
+            let slim = r.range(0, 1) == 0;
+            conv(b, r, seg, in_seg, x, n, 1, true, slim)
+        }
+    }
+}
+
+/// A random model: an encoder of 1 to 4 blocks and 1 or 2 decoders of 0 to 2 blocks and a
+/// head, each segment with random width multipliers.
+pub fn random_model(seed: u64) -> ModelDef {
+    let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let n_dec = r.range(1, 2) as usize;
+    let names = ["encoder", "task_a", "task_b"];
+    let segs: Vec<(&str, &[f32])> = (0..=n_dec)
+        .map(|s| (names[s], *pick(&mut r, &WIDTH_SETS)))
+        .collect();
+    let shape = [
+        r.range(2, 8) as usize,
+        r.range(2, 8) as usize,
+        r.range(1, 4) as usize,
+    ];
+    let mut b = Builder::new("random", &segs, shape, seed);
+    let mut cur = b.def.input;
+    // The first op of the encoder: always a conv, so the input tensor is not an output.
+    let oc = r.range(2, 8) as usize;
+    cur = conv(&mut b, &mut r, 0, None, cur, oc, 3, false, true);
+    for _ in 0..r.range(0, 3) {
+        cur = step(&mut b, &mut r, 0, None, cur);
+    }
+    for (d, name) in names.iter().enumerate().skip(1).take(n_dec) {
+        let mut t = cur;
+        for _ in 0..r.range(0, 2) {
+            t = step(&mut b, &mut r, d, Some(0), t);
+        }
+        let out = head(&mut b, &mut r, d, Some(0), t);
+        b.task(name, d, out);
+    }
+    b.def
+}
