@@ -1,1 +1,36 @@
-fn main() {}
+//! Exact search over 262,144 configurations: encoder 8 widths, 5 decoders x 8 widths.
+//!
+//! `CARGO_TARGET_DIR=target/search cargo bench -p edgeslim-search` reports configurations per
+//! second (criterion "elements").
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use edgeslim_search::{ExactMethod, Problem};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+fn mid_budget(p: &Problem) -> f64 {
+    common::budget(p, 0.5)
+}
+
+fn bench(c: &mut Criterion) {
+    let p = common::grid_problem(1, 5, 8);
+    let n = p.config_count();
+    assert_eq!(n, 262_144);
+    let budget = mid_budget(&p);
+    let mut g = c.benchmark_group("search_262144");
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("exhaustive", |b| {
+        b.iter(|| p.exact(black_box(budget), ExactMethod::Exhaustive))
+    });
+    g.bench_function("branch_and_bound", |b| {
+        b.iter(|| p.exact(black_box(budget), ExactMethod::BranchAndBound))
+    });
+    g.bench_function("paper", |b| b.iter(|| p.paper(black_box(budget))));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
