@@ -11,12 +11,17 @@ fn window(
     mut f: impl FnMut(usize),
 ) -> usize {
     let mut n = 0;
-    for ky in 0..geo.kernel[0] {
+    // Only window rows and columns inside the input are visited, so the work is bounded by the
+    // input whatever the window size (a valid blob may hold a window of 2^32 - 1).
+    let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
+    let ky_end = geo.kernel[0].min((in_shape.h + geo.pad[0]).saturating_sub(y0));
+    let kx_end = geo.kernel[1].min((in_shape.w + geo.pad[1]).saturating_sub(x0));
+    for ky in geo.pad[0].saturating_sub(y0)..ky_end {
         let iy = (oy * geo.stride[0] + ky) as isize - geo.pad[0] as isize;
         if iy < 0 || iy >= in_shape.h as isize {
             continue;
         }
-        for kx in 0..geo.kernel[1] {
+        for kx in geo.pad[1].saturating_sub(x0)..kx_end {
             let ix = (ox * geo.stride[1] + kx) as isize - geo.pad[1] as isize;
             if ix < 0 || ix >= in_shape.w as isize {
                 continue;
@@ -79,7 +84,7 @@ pub fn avg_pool(
     out_shape: Shape,
 ) {
     let c_n = out_shape.c;
-    let full = (geo.kernel[0] * geo.kernel[1]) as i32;
+    let full = geo.kernel[0].saturating_mul(geo.kernel[1]).min(i32::MAX as usize) as i32;
     for oy in 0..out_shape.h {
         for ox in 0..out_shape.w {
             let base = (oy * out_shape.w + ox) * c_n;
