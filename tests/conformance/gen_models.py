@@ -85,6 +85,14 @@ class Builder:
             pad = (pad, pad)
         fan_in = (cin // group) * kh * kw
         w = self.rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(cout, cin // group, kh, kw))
+        if group > 1 and group == cin and kh > 1 and DW_LOWPASS:
+            # Depthwise: a low-pass (blur) kernel plus a random part, as trained depthwise
+            # filters mostly are. Purely random 3x3 filters are often high-pass; after BN
+            # re-normalization they amplify quantization noise layer after layer.
+            g = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0])[:kh, :kw]
+            g = g / g.sum()
+            sign = self.rng.choice([-1.0, 1.0], size=(cout, 1, 1, 1))
+            w = sign * (g[None, None] + DW_LOWPASS * self.rng.normal(0, 1.0 / 3, size=w.shape))
         inputs = [x, self.init(f"{name}.weight", w.astype(np.float32))]
         if bias:
             inputs.append(self.init(f"{name}.bias", np.zeros(cout, np.float32)))
@@ -103,7 +111,7 @@ class Builder:
         )
         return out
 
-    def bn(self, x, c, name=None):
+    def bn(self, x, c, name=None, gamma=(0.6, 1.4)):
         name = name or self.uid("bn")
         out = f"{name}_out"
         ins = [x]
@@ -112,7 +120,7 @@ class Builder:
         self.nodes.append(
             helper.make_node("BatchNormalization", ins, [out], name=name, epsilon=1e-5)
         )
-        self.bns.append((name, x, c))
+        self.bns.append((name, x, c, gamma))
         return out
 
     def relu(self, x):
@@ -226,8 +234,9 @@ def build_mobilenetv2(rng, alpha=0.35, classes=10):
             if t != 1:
                 y = b.relu6(b.bn(b.conv(y, cin, hidden, 1), hidden))
             y = b.relu6(b.bn(b.conv(y, hidden, hidden, 3, stride=stride, group=hidden), hidden))
-            y = b.bn(b.conv(y, hidden, cout, 1), cout)
-            if stride == 1 and cin == cout:
+            res = stride == 1 and cin == cout
+            y = b.bn(b.conv(y, hidden, cout, 1), cout, gamma=RES_GAMMA if res else (0.6, 1.4))
+            if res:
                 y = b.add(x, y)
             x, cin = y, cout
     last = 1280
@@ -258,7 +267,7 @@ def build_resnet(rng, classes=10):
     x = b.maxpool(x, 3, 2, 1)  # 16x16
     for cout, stride in ((16, 1), (32, 2), (64, 2)):
         y = b.relu(b.bn(b.conv(x, c, cout, 3, stride=stride), cout))
-        y = b.bn(b.conv(y, cout, cout, 3), cout)
+        y = b.bn(b.conv(y, cout, cout, 3), cout, gamma=RES_GAMMA)
         if stride != 1 or c != cout:
             sc = b.bn(b.conv(x, c, cout, 1, stride=stride, pad=0), cout)
         else:
@@ -342,14 +351,14 @@ def run_batched(model, x, outputs, bs=16):
 
 def estimate_bn(b, x, rng):
     """Set each BN's statistics from its input on x, in graph order; random affine params."""
-    for name, inp, c in b.bns:
+    for name, inp, c, gamma in b.bns:
         m = b.model(SHAPES[b.name], 1)
         (a,) = run_batched(m, x, [inp])
         mean = a.mean(axis=(0, 2, 3))
         var = a.var(axis=(0, 2, 3))
         b.inits[f"{name}.mean"] = mean.astype(np.float32)
         b.inits[f"{name}.var"] = var.astype(np.float32)
-        b.inits[f"{name}.scale"] = rng.uniform(0.6, 1.4, c).astype(np.float32)
+        b.inits[f"{name}.scale"] = rng.uniform(gamma[0], gamma[1], c).astype(np.float32)
         b.inits[f"{name}.bias"] = rng.normal(0.2, 0.3, c).astype(np.float32)
 
 
@@ -507,6 +516,8 @@ def clean(m):
 # --------------------------------------------------------------------------------------------
 
 SHAPES = {}
+DW_LOWPASS = 0.5
+RES_GAMMA = (0.2, 0.5)  # last BN of a residual branch: residual blocks stay near identity
 
 
 def make_network(build, seed, n_fit, n_calib, n_inputs):
