@@ -376,3 +376,16 @@ fn huge_pool_windows_run_in_bounded_time() {
     assert_eq!(run_everywhere(&m), 12 * 3);
     assert!(t.elapsed().as_secs() < 5, "took {:?}", t.elapsed());
 }
+
+/// Not a test: writes valid blobs as seeds for the cargo-fuzz target
+/// (`runtime/fuzz/corpus/parse_run/`).
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/fuzz/corpus/parse_run");
+    std::fs::create_dir_all(&dir).expect("corpus directory");
+    for (i, b) in blobs().iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i}.eslm")), b).expect("seed written");
+    }
+}

@@ -1,0 +1,63 @@
+//! Parse arbitrary bytes as a model blob; when they validate, run the model at every width
+//! configuration (up to 256) on all tasks and on each task alone, with a zero input, on an
+//! arena of exactly the model's size. Nothing may panic, hang or read out of bounds.
+//!
+//! `cargo +nightly fuzz run parse_run` from `runtime/fuzz/`. Valid seed blobs (the two-task
+//! model and random models) are written to `corpus/parse_run/` by
+//! `cargo test -p edgeslim-tests --test robustness write_fuzz_seeds -- --ignored`.
+#![no_main]
+
+use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
+use libfuzzer_sys::fuzz_target;
+
+/// Largest arena (and input) the target allocates: bigger models are parsed only.
+const MAX_ARENA: usize = 1 << 20;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(model) = Model::parse(data) else {
+        return;
+    };
+    if model.arena_bytes() > MAX_ARENA || model.input_len() > MAX_ARENA {
+        return;
+    }
+    // One byte short must be refused.
+    if model.arena_bytes() > 0 {
+        let mut small = vec![0u8; model.arena_bytes() - 1];
+        assert!(Interpreter::new(&model, &mut small).is_err());
+    }
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut interp = Interpreter::new(&model, &mut arena).expect("an arena of the model's size");
+    let input = vec![0i8; model.input_len()];
+    let n_seg = model.num_segments();
+    let counts: Vec<usize> = (0..n_seg)
+        .map(|s| model.segment(s).map_or(1, |g| g.n_widths))
+        .collect();
+    let mut masks = vec![TaskMask::all(&model)];
+    masks.extend((0..model.num_tasks()).map(TaskMask::single));
+    let mut idx = vec![0u8; n_seg];
+    for _ in 0..256 {
+        let widths = WidthConfig::from_indices(&idx).expect("at most 16 segments");
+        for &mask in &masks {
+            if let Ok(outs) = interp.run(Input::I8(&input), &widths, mask) {
+                for o in outs.iter() {
+                    let mut f = vec![0f32; o.data.len()];
+                    let _ = o.dequantize_into(&mut f);
+                    let _ = o.argmax();
+                }
+            }
+        }
+        // Next configuration (odometer order); stop after the last.
+        let mut s = 0;
+        loop {
+            if s == n_seg {
+                return;
+            }
+            idx[s] += 1;
+            if (idx[s] as usize) < counts[s] {
+                break;
+            }
+            idx[s] = 0;
+            s += 1;
+        }
+    }
+});
