@@ -59,6 +59,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A malformed budget such as `2 furlongs`.
+    #[error("bad budget {input:?}: {reason}")]
+    BadBudget {
+        /// The string given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The search problem itself is ill-formed (no task runs, all weights zero, ...).
     #[error("invalid search problem: {0}")]
     Problem(String),

@@ -106,6 +106,38 @@ pub fn parse_preferences(input: &str) -> Result<Vec<(String, f64)>> {
     Ok(out)
 }
 
+/// Parse a latency budget into microseconds: a number with unit `us`, `ms` or `s`
+/// (`2ms`, `1500 us`, `0.5s`); a bare number is microseconds. Must be finite and `> 0`.
+///
+/// ```
+/// assert_eq!(edgeslim_search::parse_budget_us("2ms").unwrap(), 2000.0);
+/// assert_eq!(edgeslim_search::parse_budget_us("750").unwrap(), 750.0);
+/// assert!(edgeslim_search::parse_budget_us("2 parsecs").is_err());
+/// ```
+pub fn parse_budget_us(input: &str) -> Result<f64> {
+    let bad = |reason: &str| Error::BadBudget {
+        input: input.to_string(),
+        reason: reason.to_string(),
+    };
+    let s = input.trim();
+    let split = s
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E' || c == 'µ')
+        .unwrap_or(s.len());
+    let (num, unit) = (s[..split].trim(), s[split..].trim());
+    let scale = match unit {
+        "" | "us" | "µs" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        _ => return Err(bad("unit must be us, ms or s")),
+    };
+    let v: f64 = num.parse().map_err(|_| bad("not a number"))?;
+    let us = v * scale;
+    if !us.is_finite() || us <= 0.0 {
+        return Err(bad("must be finite and > 0"));
+    }
+    Ok(us)
+}
+
 /// Turn `(task, weight)` pairs into one weight per task of `metrics` (its `tasks` order).
 /// Tasks not named get weight 0. Unknown names are an [`Error::UnknownTask`].
 pub fn resolve_preferences(metrics: &MetricTable, pairs: &[(String, f64)]) -> Result<Vec<f64>> {

@@ -171,7 +171,10 @@ pub fn simplex_grid_len(tasks: usize, divisions: u32) -> u128 {
         return 0;
     }
     let (n, k) = (u128::from(divisions) + tasks as u128 - 1, tasks as u128 - 1);
-    (0..k).fold(1u128, |acc, i| acc * (n - i) / (i + 1))
+    // acc * (n - i) / (i + 1) stays an integer (a binomial coefficient) at every step.
+    (0..k).fold(1u128, |acc, i| {
+        acc.checked_mul(n - i).map_or(u128::MAX, |v| v / (i + 1))
+    })
 }
 
 /// Sweep settings.

@@ -47,7 +47,13 @@ fn exact_search_allocations_do_not_grow_with_the_space() {
         };
         let (a, b) = (count(&small), count(&large));
         // Result construction allocates a little per segment; nothing per configuration.
-        assert!(b < 100, "{method:?}: {b} allocations for 7776 configurations");
-        assert!(b <= a + 40, "{method:?}: {a} allocations for 64 configurations, {b} for 7776");
+        assert!(
+            b < 100,
+            "{method:?}: {b} allocations for 7776 configurations"
+        );
+        assert!(
+            b <= a + 40,
+            "{method:?}: {a} allocations for 64 configurations, {b} for 7776"
+        );
     }
 }

@@ -5,6 +5,9 @@ mod common;
 use common::two_task_problem;
 use edgeslim_search::*;
 
+/// A change to a JSON document that breaks one field.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 const BUDGETS: [u32; 4] = [700, 300, 450, 250];
 
 fn bundle() -> Bundle {
@@ -54,7 +57,7 @@ fn json_round_trip_and_hash_check() {
 fn validation_rejects_broken_bundles() {
     let text = bundle().to_json_string().unwrap();
     let base: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "format",
             Box::new(|v| v["format"] = "edgeslim.bundle/0".into()),

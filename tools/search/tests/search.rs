@@ -390,3 +390,24 @@ fn paper_mode_steps_the_least_preferred_decoder_first() {
     let tighter = p.paper(5.0 + 100.0 + 50.0 + 25.0).unwrap();
     assert_eq!(tighter.chosen.config.multipliers, vec![0.25, 0.5, 0.25]);
 }
+
+#[test]
+fn budget_strings() {
+    for (s, us) in [
+        ("2ms", 2000.0),
+        ("1500 us", 1500.0),
+        ("1500us", 1500.0),
+        ("0.5s", 5e5),
+        ("750", 750.0),
+        ("1e3us", 1000.0),
+        ("3µs", 3.0),
+    ] {
+        assert_eq!(parse_budget_us(s).unwrap(), us, "{s}");
+    }
+    for s in ["", "ms", "2 furlongs", "-1ms", "0", "inf", "NaN us", "2msx"] {
+        assert!(
+            matches!(parse_budget_us(s), Err(Error::BadBudget { .. })),
+            "{s}"
+        );
+    }
+}

@@ -6,6 +6,9 @@ mod common;
 use common::two_task_problem;
 use edgeslim_search::*;
 
+/// A change to a JSON document that breaks one field.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 fn latency_json() -> String {
     two_task_problem("digit=1,bold=1")
         .latency()
@@ -48,7 +51,7 @@ fn latency_round_trip_through_a_file() {
 #[test]
 fn latency_validation_names_the_field() {
     let base: serde_json::Value = serde_json::from_str(&latency_json()).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "format",
             Box::new(|v| v["format"] = "edgeslim.latency/2".into()),
