@@ -1,1 +1,151 @@
-fn main() {}
+//! `edgeslim`: compile, inspect and run slimmable multi-task int8 models.
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use edgeslim_compiler::{CompileOptions, compile, inspect, parse_tasks, parse_widths, read_f32, run_batch};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "edgeslim", version, about = "int8 slimmable multi-task models for microcontrollers")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compile an ONNX model (float, QDQ or QOperator) to a model blob.
+    Compile {
+        /// The ONNX file.
+        model: PathBuf,
+        /// Output blob.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Calibration samples, float32 [N, C, H, W] .npy (default for a float model:
+        /// calib.npy beside it, if present).
+        #[arg(long)]
+        calib: Option<PathBuf>,
+        /// Use at most this many calibration samples.
+        #[arg(long, default_value_t = 1024)]
+        max_calib: usize,
+        /// Print the compile report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show ops per segment, widths, MACs and arena per config, flash bytes.
+    Inspect {
+        /// The model blob.
+        model: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a model blob on float NCHW input.
+    Run {
+        /// The model blob.
+        model: PathBuf,
+        /// float32 .npy of the model's input shape, or with a leading axis of N samples.
+        #[arg(long)]
+        input: PathBuf,
+        /// Directory for DIR/<output name>.npy.
+        #[arg(long)]
+        output_dir: PathBuf,
+        /// Width multipliers, e.g. encoder=0.5,digit=1.0 (others at full width).
+        #[arg(long, default_value = "")]
+        width: String,
+        /// Tasks to run, e.g. digit,bold (default: all).
+        #[arg(long, default_value = "")]
+        tasks: String,
+        /// Write int8 outputs instead of dequantized float32.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = real_main(cli) {
+        let msg = format!("{e:#}").replace('\n', " ");
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Compile {
+            model,
+            output,
+            calib,
+            max_calib,
+            json,
+        } => {
+            let opts = CompileOptions {
+                calib,
+                max_calib_samples: max_calib,
+                progress: true,
+            };
+            let c = compile(&model, &opts)?;
+            std::fs::write(&output, &c.blob)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            for w in &c.report.warnings {
+                eprintln!("warning: {w}");
+            }
+            let r = &c.report;
+            if json {
+                println!("{}", serde_json::to_string_pretty(r)?);
+            } else {
+                println!(
+                    "{} -> {}: {} ops, {} B blob ({} B weights, {} B params), arena {} B (lower bound {} B), {} calibration samples, {:.2} s",
+                    model.display(),
+                    output.display(),
+                    r.ops,
+                    r.blob_bytes,
+                    r.weight_bytes,
+                    r.param_bytes,
+                    r.arena_bytes,
+                    r.arena_lower_bound,
+                    r.calib_samples,
+                    r.seconds
+                );
+            }
+        }
+        Cmd::Inspect { model, json } => {
+            let blob = std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
+            let r = inspect(&blob).with_context(|| format!("{}", model.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.to_text());
+            }
+        }
+        Cmd::Run {
+            model,
+            input,
+            output_dir,
+            width,
+            tasks,
+            raw,
+        } => {
+            let blob = std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
+            let m = edgeslim_runtime::Model::parse(&blob)
+                .map_err(|e| anyhow!("{}: invalid model blob: {e}", model.display()))?;
+            let widths = parse_widths(&m, &width)?;
+            let mask = parse_tasks(&m, &tasks)?;
+            let x = read_f32(&input).context("input")?;
+            let outs = run_batch(&blob, &x, &widths, mask)?;
+            std::fs::create_dir_all(&output_dir)
+                .with_context(|| format!("cannot create {}", output_dir.display()))?;
+            for o in outs {
+                let path = output_dir.join(format!("{}.npy", o.name));
+                if raw {
+                    edgeslim_compiler::write_i8(&path, &o.raw)?;
+                } else {
+                    edgeslim_compiler::write_f32(&path, &o.float)?;
+                }
+                println!("{} {:?}", path.display(), o.float.shape);
+            }
+        }
+    }
+    Ok(())
+}

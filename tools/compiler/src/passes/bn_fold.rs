@@ -1,0 +1,73 @@
+//! BatchNormalization folding into the preceding Conv or Gemm:
+//! `W'[o] = W[o] * s[o]`, `b'[o] = (b[o] - mean[o]) * s[o] + beta[o]`,
+//! `s = gamma / sqrt(var + eps)`.
+
+use crate::ir::{Const, Graph, Op, Tensor};
+use anyhow::{Result, bail};
+
+/// Run the pass.
+pub fn run(g: &mut Graph) -> Result<()> {
+    for i in 0..g.nodes.len() {
+        let Op::BatchNorm { eps } = g.nodes[i].op else {
+            continue;
+        };
+        if g.nodes[i].dead {
+            continue;
+        }
+        let bn = g.nodes[i].clone();
+        let x = bn.inputs[0];
+        let p = g.producer(x);
+        let foldable = p.is_some_and(|p| {
+            matches!(g.nodes[p].op, Op::Conv { .. } | Op::Gemm)
+                && g.nodes[p].act == crate::ir::Act::None
+                && g.consumers(x).len() == 1
+                && !g.is_output(x)
+        });
+        let Some(p) = p.filter(|_| foldable) else {
+            bail!(
+                "node {} (BatchNormalization): supported only right after a Conv or Gemm whose output it alone reads",
+                bn.name
+            );
+        };
+        let get = |k: usize| -> Vec<f32> { g.konst(bn.inputs[k]).map(|c| c.data.clone()).unwrap_or_default() };
+        let (gamma, beta, mean, var) = (get(1), get(2), get(3), get(4));
+        let o = gamma.len();
+        if [beta.len(), mean.len(), var.len()].iter().any(|&l| l != o) {
+            bail!("node {} (BatchNormalization): parameter lengths differ", bn.name);
+        }
+        let s: Vec<f32> = (0..o).map(|c| gamma[c] / (var[c] + eps).sqrt()).collect();
+        let conv = g.nodes[p].clone();
+        let wt = conv.inputs[1];
+        let shape_ok = g.tensors[wt].shape.first() == Some(&o);
+        let Some(w) = g.tensors[wt].konst.as_mut() else {
+            bail!("node {}: weights are not constant", conv.name);
+        };
+        if w.data.len() % o != 0 || !shape_ok {
+            bail!("node {} (BatchNormalization): {o} channels do not match {}", bn.name, conv.name);
+        }
+        let per = w.data.len() / o;
+        for (k, v) in w.data.iter_mut().enumerate() {
+            *v *= s[k / per];
+        }
+        w.quant = None;
+        let old_b: Vec<f32> = conv
+            .inputs
+            .get(2)
+            .and_then(|&b| g.konst(b))
+            .map_or(vec![0.0; o], |c| c.data.clone());
+        let nb: Vec<f32> = (0..o).map(|c| (old_b[c] - mean[c]) * s[c] + beta[c]).collect();
+        g.tensors.push(Tensor {
+            name: format!("{}/folded_bias", conv.name),
+            shape: vec![o],
+            konst: Some(Const { data: nb, quant: None }),
+            quant: None,
+        });
+        let bt = g.tensors.len() - 1;
+        let node = &mut g.nodes[p];
+        node.inputs.truncate(2);
+        node.inputs.push(bt);
+        node.output = bn.output;
+        g.nodes[i].dead = true;
+    }
+    Ok(())
+}

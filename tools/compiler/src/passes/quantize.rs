@@ -1,0 +1,354 @@
+//! Quantization: activation ranges per tensor per width key (from calibration through the
+//! float reference at every width, or from the file's Q/DQ scales), int8 weights per output
+//! channel (stored once), and each op's per-width parameter entries.
+
+use crate::ir::QParams;
+use crate::passes::lower::Lowered;
+use crate::reference;
+use anyhow::{Result, bail};
+use edgeslim_runtime::OpKind;
+use edgeslim_runtime::quant::host::{add_params, quantize_multiplier, softmax_params};
+use edgeslim_runtime::writer::{
+    ChannelDef, EntryDef, ModelDef, OpDef, OutputDef, SegmentDef, TaskDef, TensorDef,
+};
+
+/// Calibration statistics: `(min, max)` per tensor per key of its segment.
+#[derive(Debug, Clone)]
+pub struct Ranges {
+    /// `ranges[t][key]`.
+    pub ranges: Vec<Vec<Option<(f32, f32)>>>,
+    /// Samples seen.
+    pub samples: usize,
+}
+
+/// Calibrate at every width: for each sample, the encoder once per encoder width, then every
+/// decoder at each decoder width (decoders are independent, so one pass at decoder width `d`
+/// covers them all).
+pub fn calibrate(l: &Lowered, samples: &[Vec<f32>], progress: bool) -> Ranges {
+    let mut ranges: Vec<Vec<Option<(f32, f32)>>> = l
+        .tensors
+        .iter()
+        .map(|t| vec![None; l.n_keys(t.segment)])
+        .collect();
+    let nw = l.n_widths(0);
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new((samples.len() * nw) as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "calibrating {bar:40} {pos}/{len} runs ({eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let note = |r: &mut Vec<Vec<Option<(f32, f32)>>>, t: usize, key: usize, v: &[f32]| {
+        let (mut lo, mut hi) = r[t][key].unwrap_or((f32::INFINITY, f32::NEG_INFINITY));
+        for &x in v {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+        r[t][key] = Some((lo, hi));
+    };
+    for x in samples {
+        for we in 0..nw {
+            let mut values: reference::Values = vec![None; l.tensors.len()];
+            values[l.input] = Some(x.clone());
+            reference::run(l, &mut values, we, 0, &|s| s == 0);
+            for (t, v) in values.iter().enumerate() {
+                if let Some(v) = v
+                    && l.tensors[t].segment == 0
+                {
+                    note(&mut ranges, t, we, v);
+                }
+            }
+            for d in 0..l.max_decoder_widths() {
+                if l.manifest.segments.len() == 1 {
+                    break;
+                }
+                reference::run(l, &mut values, we, d, &|s| s != 0);
+                for (t, v) in values.iter().enumerate() {
+                    let s = l.tensors[t].segment;
+                    if s != 0
+                        && let Some(v) = v
+                    {
+                        note(&mut ranges, t, l.key(s, we, d), v);
+                    }
+                }
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ranges {
+        ranges,
+        samples: samples.len(),
+    }
+}
+
+/// Asymmetric int8 parameters covering `[lo, hi]` (and zero).
+pub fn qparams_for(lo: f32, hi: f32) -> QParams {
+    let lo = lo.min(0.0);
+    let hi = hi.max(0.0);
+    let scale = ((hi - lo) / 255.0).max(1e-8);
+    let zero_point = ((-128.0 - lo / scale).round() as i32).clamp(-128, 127);
+    QParams { scale, zero_point }
+}
+
+fn q_act(v: f32, q: QParams, default: i32) -> i8 {
+    if v.is_finite() {
+        ((v / q.scale).round() as i64 + q.zero_point as i64).clamp(-128, 127) as i8
+    } else {
+        default as i8
+    }
+}
+
+/// Build the model description.
+pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> Result<ModelDef> {
+    // Quantization of each tensor at each key of its segment.
+    let mut tq: Vec<Vec<Option<QParams>>> = l
+        .tensors
+        .iter()
+        .map(|t| vec![None; l.n_keys(t.segment)])
+        .collect();
+    let full_key = |s: usize| l.n_keys(s) - 1;
+    let mut reused = false;
+    let from_stats = |t: usize, k: usize| -> Option<QParams> {
+        ranges
+            .and_then(|r| r.ranges[t][k])
+            .map(|(lo, hi)| qparams_for(lo, hi))
+    };
+    // The input: one quantization for every width.
+    let input_q = match l.tensors[l.input].quant {
+        Some(q) => q,
+        None => {
+            let mut lo = f32::INFINITY;
+            let mut hi = f32::NEG_INFINITY;
+            for (a, b) in ranges
+                .map(|r| r.ranges[l.input].iter().flatten().copied().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                lo = lo.min(a);
+                hi = hi.max(b);
+            }
+            if !lo.is_finite() {
+                bail!("no calibration data for the input: pass --calib");
+            }
+            qparams_for(lo, hi)
+        }
+    };
+    for k in tq[l.input].iter_mut() {
+        *k = Some(input_q);
+    }
+    for op in &l.ops {
+        let s = op.segment;
+        for (we, d) in l.grid() {
+            let key = l.key(s, we, d);
+            if tq[op.output][key].is_some() {
+                continue;
+            }
+            let t = &l.tensors[op.output];
+            let in_key = l.key(l.tensors[op.inputs[0]].segment, we, d);
+            let q = if op.kind == OpKind::Softmax {
+                QParams {
+                    scale: 1.0 / 256.0,
+                    zero_point: -128,
+                }
+            } else if let (Some(a), true) = (t.quant, key == full_key(s)) {
+                a
+            } else if op.kind == OpKind::MaxPool && t.quant.is_none() {
+                tq[op.inputs[0]][in_key].unwrap_or(input_q)
+            } else if let Some(q) = from_stats(op.output, key) {
+                q
+            } else if let Some(a) = t.quant {
+                reused = true;
+                a
+            } else if op.kind == OpKind::MaxPool || op.kind == OpKind::Reshape {
+                tq[op.inputs[0]][in_key].unwrap_or(input_q)
+            } else {
+                bail!(
+                    "node {} ({}): no quantization for tensor {} (the file states none): pass --calib",
+                    op.name,
+                    op.op_type,
+                    t.name
+                );
+            };
+            tq[op.output][key] = Some(q);
+        }
+    }
+    if reused {
+        warnings.push(
+            "no --calib: narrower widths reuse the file's full-width activation scales (accuracy may drop); pass --calib to calibrate each width".into(),
+        );
+    }
+    let q_of = |t: usize, we: usize, d: usize| -> QParams {
+        tq[t][l.key(l.tensors[t].segment, we, d)].unwrap_or(input_q)
+    };
+
+    let mut ops = Vec::new();
+    for op in &l.ops {
+        let s = op.segment;
+        let err = |e: String| anyhow::anyhow!("node {} ({}): {e}", op.name, op.op_type);
+        // int8 weights, once for every width.
+        let (w8, s_w): (Vec<i8>, Vec<f32>) = if !op.kind.has_weights() {
+            (vec![], vec![])
+        } else if let Some(q) = &op.wq {
+            (q.values.clone(), q.scales.clone())
+        } else {
+            let o = op.wshape[0];
+            let per = op.weights.len() / o.max(1);
+            let mut w8 = vec![0i8; op.weights.len()];
+            let mut scales = vec![1f32; o];
+            for r in 0..o {
+                let row = &op.weights[r * per..(r + 1) * per];
+                let m = row.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let sc = if m > 0.0 { m / 127.0 } else { 1.0 };
+                scales[r] = sc;
+                for (k, v) in row.iter().enumerate() {
+                    w8[r * per + k] = (v / sc).round().clamp(-127.0, 127.0) as i8;
+                }
+            }
+            (w8, scales)
+        };
+        let mut entries = Vec::new();
+        let n_keys = l.n_keys(s);
+        for key in 0..n_keys {
+            // Any grid point with this key.
+            let (we, d) = if s == 0 {
+                (key, 0)
+            } else {
+                (key / l.n_widths(s), key % l.n_widths(s))
+            };
+            let ch = &op.channels[key];
+            let qi = q_of(op.inputs[0], we, d);
+            let qo = tq[op.output][key].unwrap_or(input_q);
+            let (lo, hi) = op.act.range();
+            let act = (q_act(lo, qo, -128), q_act(hi, qo, 127));
+            let mut e = EntryDef {
+                in_ch: ch.inputs[0],
+                out_ch: ch.out,
+                in_zp: qi.zero_point,
+                out_zp: qo.zero_point,
+                out_scale: qo.scale,
+                act,
+                extra: vec![],
+                channels: vec![],
+            };
+            match op.kind {
+                OpKind::Conv2d | OpKind::FullyConnected => {
+                    let (scale, bias) = reference::width_params(op, l.width_at(s, we, d), ch.out);
+                    let per = w8.len() / op.wshape[0].max(1);
+                    for o in 0..ch.out {
+                        let sw = s_w[o] as f64 * scale[o] as f64;
+                        if sw <= 0.0 || !sw.is_finite() {
+                            return Err(err(format!(
+                                "output channel {o}: effective weight scale {sw} (per_width channel_scale must be > 0)"
+                            )));
+                        }
+                        let acc_scale = qi.scale as f64 * sw;
+                        let b = (bias[o] as f64 / acc_scale).round();
+                        if b.abs() > i32::MAX as f64 {
+                            return Err(err(format!("output channel {o}: bias {} overflows int32", bias[o])));
+                        }
+                        let wsum: i64 = w8[o * per..(o + 1) * per].iter().map(|&w| (w as i64).abs()).sum();
+                        let bound = wsum * 255 + b.abs() as i64;
+                        if bound > i32::MAX as i64 {
+                            return Err(err(format!(
+                                "output channel {o}: the int32 accumulator may overflow (bound {bound})"
+                            )));
+                        }
+                        let (multiplier, shift) = quantize_multiplier(acc_scale / qo.scale as f64);
+                        e.channels.push(ChannelDef {
+                            bias: b as i32,
+                            multiplier,
+                            shift,
+                        });
+                    }
+                }
+                OpKind::Add => {
+                    let q2 = q_of(op.inputs[1], we, d);
+                    let [m1, s1, m2, s2, mo, so, ls] =
+                        add_params(qi.scale as f64, q2.scale as f64, qo.scale as f64);
+                    e.extra = vec![q2.zero_point, m1, s1, m2, s2, mo, so, ls];
+                }
+                OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => {
+                    let t = &l.tensors[op.inputs[0]];
+                    let div = if op.kind == OpKind::GlobalAvgPool {
+                        (t.shape[0] * t.shape[1]) as f64
+                    } else {
+                        1.0
+                    };
+                    let (m, sh) = quantize_multiplier(qi.scale as f64 / (qo.scale as f64 * div));
+                    e.extra = vec![m, sh];
+                }
+                OpKind::Concat => {
+                    for (k, &t) in op.inputs.iter().enumerate() {
+                        let q = q_of(t, we, d);
+                        let (m, sh) = quantize_multiplier(q.scale as f64 / qo.scale as f64);
+                        e.extra.extend_from_slice(&[ch.inputs[k] as i32, q.zero_point, m, sh]);
+                    }
+                }
+                OpKind::Softmax => {
+                    let (m, sh, dmin) = softmax_params(qi.scale as f64);
+                    e.extra = vec![m, sh, dmin];
+                    e.act = (-128, 127);
+                }
+                OpKind::Reshape => {}
+            }
+            entries.push(e);
+        }
+        ops.push(OpDef {
+            kind: op.kind,
+            segment: s,
+            in_segment: op.in_segment,
+            inputs: op.inputs.clone(),
+            output: op.output,
+            weights: w8,
+            wshape: op.wshape,
+            attrs: op.attrs,
+            entries,
+        });
+    }
+    Ok(ModelDef {
+        name: l.name.clone(),
+        segments: l
+            .manifest
+            .segments
+            .iter()
+            .map(|s| SegmentDef {
+                name: s.name.clone(),
+                widths: s.widths.clone(),
+            })
+            .collect(),
+        tasks: l
+            .tasks
+            .iter()
+            .map(|t| TaskDef {
+                name: t.name.clone(),
+                segment: t.segment,
+                outputs: t
+                    .outputs
+                    .iter()
+                    .map(|(n, tt)| OutputDef {
+                        name: n.clone(),
+                        tensor: *tt,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        tensors: l
+            .tensors
+            .iter()
+            .map(|t| TensorDef {
+                name: t.name.clone(),
+                shape: t.shape,
+                segment: t.segment,
+            })
+            .collect(),
+        ops,
+        input: l.input,
+        input_scale: input_q.scale,
+        input_zero_point: input_q.zero_point,
+    })
+}

@@ -1,0 +1,173 @@
+//! A float NHWC reference interpreter over the lowered model, with first-k slimming: what the
+//! int8 model approximates at every width. Calibration runs it; tests compare against it.
+
+use crate::passes::lower::{LOp, Lowered};
+use edgeslim_runtime::OpKind;
+use edgeslim_runtime::format::attr;
+
+/// Values of every tensor (dense `[h, w, active c]`), `None` until computed.
+pub type Values = Vec<Option<Vec<f32>>>;
+
+/// Effective weights scale and bias of a weighted op at its segment's width index `w`.
+pub fn width_params(op: &LOp, w: usize, out_ch: usize) -> (Vec<f32>, Vec<f32>) {
+    match op.per_width.as_ref().and_then(|p| p.get(w)).and_then(|e| e.as_ref()) {
+        Some(p) => (p.channel_scale.clone(), p.bias.clone()),
+        None => (vec![1.0; out_ch], op.bias[..out_ch].to_vec()),
+    }
+}
+
+/// Run the ops of the segments `run_segment` selects at grid point `(we, d)`; `values` keeps
+/// what earlier calls computed (the encoder once per encoder width, then each decoder width).
+pub fn run(l: &Lowered, values: &mut Values, we: usize, d: usize, run_segment: &dyn Fn(usize) -> bool) {
+    for op in &l.ops {
+        if !run_segment(op.segment) {
+            continue;
+        }
+        let s = op.segment;
+        let key = l.key(s, we, d);
+        let ch = &op.channels[key];
+        let out_t = &l.tensors[op.output];
+        let in_t = &l.tensors[op.inputs[0]];
+        let x = values[op.inputs[0]].clone().unwrap_or_default();
+        let (cin, cout) = (ch.inputs[0], ch.out);
+        let (ih, iw) = (in_t.shape[0], in_t.shape[1]);
+        let (oh, ow) = (out_t.shape[0], out_t.shape[1]);
+        let a = &op.attrs;
+        let mut y = vec![0f32; oh * ow * cout];
+        match op.kind {
+            OpKind::Conv2d => {
+                let (scale, bias) = width_params(op, l.width_at(s, we, d), cout);
+                let [_, kh, kw, ifull] = op.wshape;
+                let groups = if a[attr::DEPTHWISE] == 1 { cin } else { a[attr::GROUPS] as usize };
+                let (cin_g, cout_g) = (cin / groups, cout / groups);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for o in 0..cout {
+                            let g = o / cout_g;
+                            let mut acc = 0f32;
+                            for ky in 0..kh {
+                                let iy = (oy * a[attr::STRIDE_H] as usize + ky * a[attr::DIL_H] as usize) as isize
+                                    - a[attr::PAD_TOP] as isize;
+                                if iy < 0 || iy >= ih as isize {
+                                    continue;
+                                }
+                                for kx in 0..kw {
+                                    let ix = (ox * a[attr::STRIDE_W] as usize + kx * a[attr::DIL_W] as usize) as isize
+                                        - a[attr::PAD_LEFT] as isize;
+                                    if ix < 0 || ix >= iw as isize {
+                                        continue;
+                                    }
+                                    let ib = (iy as usize * iw + ix as usize) * cin + g * cin_g;
+                                    let wb = ((o * kh + ky) * kw + kx) * ifull;
+                                    for ic in 0..cin_g {
+                                        acc += x[ib + ic] * op.weights[wb + ic];
+                                    }
+                                }
+                            }
+                            y[(oy * ow + ox) * cout + o] = op.act.apply(acc * scale[o] + bias[o]);
+                        }
+                    }
+                }
+            }
+            OpKind::FullyConnected => {
+                let (scale, bias) = width_params(op, l.width_at(s, we, d), cout);
+                let [_, p, ifull, _] = op.wshape;
+                for o in 0..cout {
+                    let mut acc = 0f32;
+                    for pp in 0..p {
+                        for c in 0..cin {
+                            acc += x[pp * cin + c] * op.weights[(o * p + pp) * ifull + c];
+                        }
+                    }
+                    y[o] = op.act.apply(acc * scale[o] + bias[o]);
+                }
+            }
+            OpKind::Add => {
+                let x2 = values[op.inputs[1]].clone().unwrap_or_default();
+                for (i, v) in y.iter_mut().enumerate() {
+                    *v = op.act.apply(x[i] + x2[i]);
+                }
+            }
+            OpKind::MaxPool | OpKind::AvgPool => {
+                let (kh, kw) = (a[attr::KERNEL_H] as usize, a[attr::KERNEL_W] as usize);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for c in 0..cout {
+                            let mut m = f32::NEG_INFINITY;
+                            let mut sum = 0f32;
+                            let mut n = 0;
+                            for ky in 0..kh {
+                                let iy = (oy * a[attr::STRIDE_H] as usize + ky) as isize - a[attr::PAD_TOP] as isize;
+                                if iy < 0 || iy >= ih as isize {
+                                    continue;
+                                }
+                                for kx in 0..kw {
+                                    let ix = (ox * a[attr::STRIDE_W] as usize + kx) as isize - a[attr::PAD_LEFT] as isize;
+                                    if ix < 0 || ix >= iw as isize {
+                                        continue;
+                                    }
+                                    let v = x[(iy as usize * iw + ix as usize) * cin + c];
+                                    m = m.max(v);
+                                    sum += v;
+                                    n += 1;
+                                }
+                            }
+                            let v = if op.kind == OpKind::MaxPool {
+                                if n == 0 { 0.0 } else { m }
+                            } else {
+                                let count = if a[attr::COUNT_INCLUDE_PAD] == 1 { kh * kw } else { n };
+                                if count == 0 { 0.0 } else { sum / count as f32 }
+                            };
+                            y[(oy * ow + ox) * cout + c] = op.act.apply(v);
+                        }
+                    }
+                }
+            }
+            OpKind::GlobalAvgPool => {
+                let p = ih * iw;
+                for c in 0..cout {
+                    let s: f32 = (0..p).map(|i| x[i * cin + c]).sum();
+                    y[c] = op.act.apply(s / p as f32);
+                }
+            }
+            OpKind::Concat => {
+                let parts: Vec<Vec<f32>> = op
+                    .inputs
+                    .iter()
+                    .map(|&t| values[t].clone().unwrap_or_default())
+                    .collect();
+                let mut k = 0;
+                for p in 0..oh * ow {
+                    for (j, part) in parts.iter().enumerate() {
+                        let c = ch.inputs[j];
+                        for v in &part[p * c..(p + 1) * c] {
+                            y[k] = op.act.apply(*v);
+                            k += 1;
+                        }
+                    }
+                }
+            }
+            OpKind::Softmax => {
+                for p in 0..oh * ow {
+                    let row = &x[p * cin..(p + 1) * cin];
+                    let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
+                    let s: f32 = e.iter().sum();
+                    for c in 0..cin {
+                        y[p * cin + c] = e[c] / s;
+                    }
+                }
+            }
+            OpKind::Reshape => y = x,
+        }
+        values[op.output] = Some(y);
+    }
+}
+
+/// Run the whole model at grid point `(we, d)` on one NHWC input; every tensor's values.
+pub fn run_all(l: &Lowered, input: &[f32], we: usize, d: usize) -> Values {
+    let mut v: Values = vec![None; l.tensors.len()];
+    v[l.input] = Some(input.to_vec());
+    run(l, &mut v, we, d, &|_| true);
+    v
+}
