@@ -93,7 +93,7 @@ fn group_mode() -> impl Strategy<Value = GroupMode> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     /// The kernels' requantization against the exact rational two-rounding scheme, over the
     /// whole accumulator range and every shift.

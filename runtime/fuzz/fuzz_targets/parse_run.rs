@@ -7,6 +7,7 @@
 //! `cargo test -p edgeslim-tests --test robustness write_fuzz_seeds -- --ignored`.
 #![no_main]
 
+use edgeslim_runtime::format::{HEADER_LEN, crc32};
 use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
 use libfuzzer_sys::fuzz_target;
 
@@ -14,6 +15,22 @@ use libfuzzer_sys::fuzz_target;
 const MAX_ARENA: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
+    // As given (exercises the header and CRC checks), then with the header's body CRC
+    // recomputed, so that mutations reach the validator instead of dying at the CRC.
+    parse_run(data);
+    if data.len() >= HEADER_LEN {
+        let mut fixed = data.to_vec();
+        let body_len = u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize;
+        let end = HEADER_LEN.saturating_add(body_len).min(data.len());
+        let crc = crc32(&fixed[HEADER_LEN..end]);
+        fixed[12..16].copy_from_slice(&crc.to_le_bytes());
+        if fixed[12..16] != data[12..16] {
+            parse_run(&fixed);
+        }
+    }
+});
+
+fn parse_run(data: &[u8]) {
     let Ok(model) = Model::parse(data) else {
         return;
     };
@@ -60,4 +77,4 @@ fuzz_target!(|data: &[u8]| {
             s += 1;
         }
     }
-});
+}
