@@ -1,7 +1,7 @@
 //! Plots of the search space: every configuration as (latency, weighted score), the Pareto front,
 //! the budget and the chosen configuration. `.svg` or `.png`, chosen by the file extension.
 //!
-//! Points that fall on the same pixel are drawn once, so a space of 262,144 configurations gives
+//! Points that fall in the same 2x2-pixel cell are drawn once, so a space of 262,144 configurations gives
 //! a file of bounded size. PNG text is rendered with a system sans-serif font (fontconfig).
 
 use std::collections::HashSet;
@@ -63,8 +63,8 @@ pub fn plot_search(path: &Path, problem: &Problem, spec: &PlotSpec<'_>) -> Resul
     }
     let (dx, dy) = ((x1 - x0).max(1e-9) * 0.05, (y1 - y0).max(1e-9) * 0.08);
     (x0, x1, y0, y1) = (x0 - dx, x1 + dx, y0 - dy, y1 + dy);
-    // One point per pixel cell.
-    let (w, h) = (f64::from(spec.size.0), f64::from(spec.size.1));
+    // One point per 2x2-pixel cell: the marks overlap anyway, the SVG stays small.
+    let (w, h) = (f64::from(spec.size.0) / 2.0, f64::from(spec.size.1) / 2.0);
     let mut seen = HashSet::new();
     let points = all
         .into_iter()
