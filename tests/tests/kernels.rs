@@ -6,7 +6,6 @@
 //! Fan-in, weights and biases are bounded so that no int32 accumulator can wrap (the naive
 //! reference panics if one would).
 
-use edgeslim_runtime::kernels::reference as k;
 use edgeslim_runtime::kernels::{
     ChannelQuant, ConvGeometry, OutputStage, PoolGeometry, Rescale, Shape,
 };
@@ -92,257 +91,272 @@ fn group_mode() -> impl Strategy<Value = GroupMode> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+/// One suite, run against every kernel implementation: the reference kernels (the
+/// specification) and the set the interpreter calls (`kernels::active`, the same today; an
+/// optimized set must pass unchanged).
+macro_rules! kernel_suite {
+    ($name:ident, $($k:tt)+) => {
+        mod $name {
+            use super::*;
+            use $($k)+ as k;
 
-    /// The kernels' requantization against the exact rational two-rounding scheme, over the
-    /// whole accumulator range and every shift.
-    #[test]
-    fn requant_matches_rational(
-        x in prop_oneof![any::<i32>(), -70_000i32..70_000],
-        m in multiplier(),
-        s in prop_oneof![-31i32..=30, -2i32..=1],
-    ) {
-        prop_assert_eq!(quant::multiply_by_quantized_multiplier(x, m, s), naive::requant(x, m, s));
-    }
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
 
-    #[test]
-    fn conv2d_matches_naive(
-        mode in group_mode(),
-        h in 1usize..=6, w in 1usize..=6,
-        cin_g in 1usize..=4, cout_g in 1usize..=4,
-        extra_o in 0usize..=3, extra_i in 0usize..=2,
-        kh in 1usize..=3, kw in 1usize..=3,
-        stride in (1usize..=3, 1usize..=3),
-        dil in (1usize..=2, 1usize..=2),
-        pad in (0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2),
-        in_zp in zp(), out_zp in zp(), act in act(),
-        shifts in (-14i32..=-4, 0i32..=4),
-        seed in any::<u64>(),
-    ) {
-        let (groups, cin_g, cout_g, kh, kw) = match mode {
-            GroupMode::Regular => (1, cin_g, cout_g, kh, kw),
-            GroupMode::Grouped(g) => (g, cin_g, cout_g, kh, kw),
-            GroupMode::Depthwise(mult) => (cin_g, 1, mult, kh, kw),
-            GroupMode::Pointwise => (1, cin_g, cout_g, 1, 1),
-        };
-        let depthwise = matches!(mode, GroupMode::Depthwise(_));
-        let c = cin_g * groups;
-        let o = cout_g * groups;
-        let i_full = if depthwise { 1 } else { cin_g + extra_i };
-        let o_full = o + extra_o;
-        let (pt, pl, mut pb, mut pr) = pad;
-        let eff_h = (kh - 1) * dil.0 + 1;
-        let eff_w = (kw - 1) * dil.1 + 1;
-        pb = pb.max(eff_h.saturating_sub(h + pt));
-        pr = pr.max(eff_w.saturating_sub(w + pl));
-        let oh = (h + pt + pb - eff_h) / stride.0 + 1;
-        let ow = (w + pl + pr - eff_w) / stride.1 + 1;
-        let x = random_i8(h * w * c, seed);
-        let wts = random_i8(o_full * kh * kw * i_full, seed ^ 1);
-        let ch = chans(o_full, seed ^ 2, shifts.0, shifts.1.min(shifts.0 + 14).max(shifts.0));
-        let mut out = vec![0i8; oh * ow * o];
-        let bytes = chan_bytes(&ch);
-        k::conv2d(
-            &ConvGeometry { stride: [stride.0, stride.1], pad: [pt, pl], dilation: [dil.0, dil.1], groups },
-            &x, Shape { h, w, c }, in_zp,
-            &wts, [o_full, kh, kw, i_full],
-            ChannelQuant::new(&bytes), stage(out_zp, act),
-            &mut out, Shape { h: oh, w: ow, c: o },
-        );
-        // The naive reference takes dense weights: slice W[:o, :, :, :cin_g] here.
-        let mut dense = Vec::new();
-        for oo in 0..o {
-            for kk in 0..kh * kw {
-                let row = (oo * kh * kw + kk) * i_full;
-                dense.extend_from_slice(&wts[row..row + cin_g]);
+            /// The kernels' requantization against the exact rational two-rounding scheme, over the
+            /// whole accumulator range and every shift.
+            #[test]
+            fn requant_matches_rational(
+                x in prop_oneof![any::<i32>(), -70_000i32..70_000],
+                m in multiplier(),
+                s in prop_oneof![-31i32..=30, -2i32..=1],
+            ) {
+                prop_assert_eq!(quant::multiply_by_quantized_multiplier(x, m, s), naive::requant(x, m, s));
+            }
+
+            #[test]
+            fn conv2d_matches_naive(
+                mode in group_mode(),
+                h in 1usize..=6, w in 1usize..=6,
+                cin_g in 1usize..=4, cout_g in 1usize..=4,
+                extra_o in 0usize..=3, extra_i in 0usize..=2,
+                kh in 1usize..=3, kw in 1usize..=3,
+                stride in (1usize..=3, 1usize..=3),
+                dil in (1usize..=2, 1usize..=2),
+                pad in (0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2),
+                in_zp in zp(), out_zp in zp(), act in act(),
+                shifts in (-14i32..=-4, 0i32..=4),
+                seed in any::<u64>(),
+            ) {
+                let (groups, cin_g, cout_g, kh, kw) = match mode {
+                    GroupMode::Regular => (1, cin_g, cout_g, kh, kw),
+                    GroupMode::Grouped(g) => (g, cin_g, cout_g, kh, kw),
+                    GroupMode::Depthwise(mult) => (cin_g, 1, mult, kh, kw),
+                    GroupMode::Pointwise => (1, cin_g, cout_g, 1, 1),
+                };
+                let depthwise = matches!(mode, GroupMode::Depthwise(_));
+                let c = cin_g * groups;
+                let o = cout_g * groups;
+                let i_full = if depthwise { 1 } else { cin_g + extra_i };
+                let o_full = o + extra_o;
+                let (pt, pl, mut pb, mut pr) = pad;
+                let eff_h = (kh - 1) * dil.0 + 1;
+                let eff_w = (kw - 1) * dil.1 + 1;
+                pb = pb.max(eff_h.saturating_sub(h + pt));
+                pr = pr.max(eff_w.saturating_sub(w + pl));
+                let oh = (h + pt + pb - eff_h) / stride.0 + 1;
+                let ow = (w + pl + pr - eff_w) / stride.1 + 1;
+                let x = random_i8(h * w * c, seed);
+                let wts = random_i8(o_full * kh * kw * i_full, seed ^ 1);
+                let ch = chans(o_full, seed ^ 2, shifts.0, shifts.1.min(shifts.0 + 14).max(shifts.0));
+                let mut out = vec![0i8; oh * ow * o];
+                let bytes = chan_bytes(&ch);
+                k::conv2d(
+                    &ConvGeometry { stride: [stride.0, stride.1], pad: [pt, pl], dilation: [dil.0, dil.1], groups },
+                    &x, Shape { h, w, c }, in_zp,
+                    &wts, [o_full, kh, kw, i_full],
+                    ChannelQuant::new(&bytes), stage(out_zp, act),
+                    &mut out, Shape { h: oh, w: ow, c: o },
+                );
+                // The naive reference takes dense weights: slice W[:o, :, :, :cin_g] here.
+                let mut dense = Vec::new();
+                for oo in 0..o {
+                    for kk in 0..kh * kw {
+                        let row = (oo * kh * kw + kk) * i_full;
+                        dense.extend_from_slice(&wts[row..row + cin_g]);
+                    }
+                }
+                let want = naive::conv2d(
+                    &x, [h, w, c], in_zp, &dense, [o, kh, kw, cin_g],
+                    naive::Conv { stride: [stride.0, stride.1], pad: [pt, pl], dilation: [dil.0, dil.1], groups },
+                    &ch[..o], OutQ { zp: out_zp, act }, [oh, ow],
+                );
+                prop_assert_eq!(out, want);
+            }
+
+            #[test]
+            fn fully_connected_matches_naive(
+                positions in 1usize..=6, in_ch in 1usize..=8, extra_i in 0usize..=3,
+                out_n in 1usize..=6, extra_o in 0usize..=3,
+                in_zp in zp(), out_zp in zp(), act in act(),
+                lo in -14i32..=-2,
+                seed in any::<u64>(),
+            ) {
+                let i_full = in_ch + extra_i;
+                let o_full = out_n + extra_o;
+                let x = random_i8(positions * in_ch, seed);
+                let wts = random_i8(o_full * positions * i_full, seed ^ 1);
+                let ch = chans(o_full, seed ^ 2, lo, lo + 6);
+                let bytes = chan_bytes(&ch);
+                let mut out = vec![0i8; out_n];
+                k::fully_connected(&x, positions, in_ch, in_zp, &wts, i_full, ChannelQuant::new(&bytes), stage(out_zp, act), &mut out);
+                let mut dense = Vec::new();
+                for o in 0..out_n {
+                    for p in 0..positions {
+                        let row = (o * positions + p) * i_full;
+                        dense.extend_from_slice(&wts[row..row + in_ch]);
+                    }
+                }
+                let want = naive::fully_connected(&x, positions, in_ch, in_zp, &dense, &ch[..out_n], OutQ { zp: out_zp, act });
+                prop_assert_eq!(out, want);
+            }
+
+            #[test]
+            fn add_matches_naive(
+                n in 1usize..=64,
+                zps in (zp(), zp(), zp()), act in act(),
+                m1 in rescale_ms(-12..=0), m2 in rescale_ms(-12..=0), mo in rescale_ms(-31..=2),
+                left_shift in 0i32..=20,
+                seed in any::<u64>(),
+            ) {
+                let a = random_i8(n, seed);
+                let b = random_i8(n, seed ^ 1);
+                let mut out = vec![0i8; n];
+                k::add(
+                    &a, Rescale { zero_point: zps.0, multiplier: m1.0, shift: m1.1 },
+                    &b, Rescale { zero_point: zps.1, multiplier: m2.0, shift: m2.1 },
+                    left_shift, mo.0, mo.1, stage(zps.2, act), &mut out,
+                );
+                let want = naive::add(&a, (zps.0, m1.0, m1.1), &b, (zps.1, m2.0, m2.1), left_shift, mo, OutQ { zp: zps.2, act });
+                prop_assert_eq!(out, want);
+            }
+
+            /// Add with the parameters TFLM derives from real scales.
+            #[test]
+            fn add_with_tflm_params_matches_naive(
+                n in 1usize..=32,
+                s in (0.001f64..0.2, 0.001f64..0.2, 0.001f64..0.4),
+                zps in (zp(), zp(), zp()),
+                seed in any::<u64>(),
+            ) {
+                let [m1, s1, m2, s2, mo, so, ls] = host::add_params(s.0, s.1, s.2);
+                let a = random_i8(n, seed);
+                let b = random_i8(n, seed ^ 1);
+                let mut out = vec![0i8; n];
+                k::add(
+                    &a, Rescale { zero_point: zps.0, multiplier: m1, shift: s1 },
+                    &b, Rescale { zero_point: zps.1, multiplier: m2, shift: s2 },
+                    ls, mo, so, stage(zps.2, (-128, 127)), &mut out,
+                );
+                let want = naive::add(&a, (zps.0, m1, s1), &b, (zps.1, m2, s2), ls, (mo, so), OutQ { zp: zps.2, act: (-128, 127) });
+                prop_assert_eq!(out, want);
+            }
+
+            #[test]
+            fn pools_match_naive(
+                h in 1usize..=7, w in 1usize..=7, c in 1usize..=5,
+                kernel in (1usize..=3, 1usize..=3),
+                stride in (1usize..=3, 1usize..=3),
+                pad in (0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2),
+                count_include_pad in any::<bool>(),
+                in_zp in zp(), out_zp in zp(), act in act(),
+                ms in rescale_ms(-8..=2),
+                seed in any::<u64>(),
+            ) {
+                // Padding smaller than the window on every side: no window is empty.
+                let (kh, kw) = kernel;
+                let (pt, pl) = (pad.0 % kh, pad.1 % kw);
+                let (mut pb, mut pr) = (pad.2 % kh, pad.3 % kw);
+                pb = pb.max(kh.saturating_sub(h + pt));
+                pr = pr.max(kw.saturating_sub(w + pl));
+                prop_assume!(pb < kh && pr < kw);
+                let oh = (h + pt + pb - kh) / stride.0 + 1;
+                let ow = (w + pl + pr - kw) / stride.1 + 1;
+                let x = random_i8(h * w * c, seed);
+                let geo = PoolGeometry { kernel: [kh, kw], stride: [stride.0, stride.1], pad: [pt, pl], count_include_pad };
+                let r = Rescale { zero_point: in_zp, multiplier: ms.0, shift: ms.1 };
+                let ngeo = naive::Pool { kernel: [kh, kw], stride: [stride.0, stride.1], pad: [pt, pl], count_include_pad };
+                let q = OutQ { zp: out_zp, act };
+                let mut out = vec![0i8; oh * ow * c];
+                let shape_out = Shape { h: oh, w: ow, c };
+                k::max_pool(&geo, &x, Shape { h, w, c }, r, stage(out_zp, act), &mut out, shape_out);
+                prop_assert_eq!(&out, &naive::max_pool(&x, [h, w, c], ngeo, (in_zp, ms.0, ms.1), q, [oh, ow]), "max pool");
+                k::avg_pool(&geo, &x, Shape { h, w, c }, r, stage(out_zp, act), &mut out, shape_out);
+                prop_assert_eq!(&out, &naive::avg_pool(&x, [h, w, c], ngeo, (in_zp, ms.0, ms.1), q, [oh, ow]), "avg pool");
+            }
+
+            #[test]
+            fn global_avg_pool_matches_naive(
+                h in 1usize..=8, w in 1usize..=8, c in 1usize..=6,
+                in_zp in zp(), out_zp in zp(), act in act(),
+                ms in rescale_ms(-12..=0),
+                seed in any::<u64>(),
+            ) {
+                let x = random_i8(h * w * c, seed);
+                let mut out = vec![0i8; c];
+                k::global_avg_pool(&x, Shape { h, w, c }, Rescale { zero_point: in_zp, multiplier: ms.0, shift: ms.1 }, stage(out_zp, act), &mut out);
+                prop_assert_eq!(out, naive::global_avg_pool(&x, [h, w, c], (in_zp, ms.0, ms.1), OutQ { zp: out_zp, act }));
+            }
+
+            #[test]
+            fn concat_matches_naive(
+                parts in prop::collection::vec((1usize..=5, zp(), rescale_ms(-4..=1)), 1..=4),
+                positions in 1usize..=6,
+                out_zp in zp(), act in act(),
+                seed in any::<u64>(),
+            ) {
+                let data: Vec<Vec<i8>> = parts.iter().enumerate()
+                    .map(|(i, p)| random_i8(positions * p.0, seed ^ i as u64)).collect();
+                let inputs: Vec<(&[i8], usize, Rescale)> = parts.iter().zip(&data)
+                    .map(|(p, d)| (d.as_slice(), p.0, Rescale { zero_point: p.1, multiplier: p.2.0, shift: p.2.1 }))
+                    .collect();
+                let total: usize = parts.iter().map(|p| p.0).sum();
+                let mut out = vec![0i8; positions * total];
+                k::concat(&inputs, positions, stage(out_zp, act), &mut out);
+                let ninputs: Vec<(Vec<i8>, usize, naive::Rs)> = parts.iter().zip(&data)
+                    .map(|(p, d)| (d.clone(), p.0, (p.1, p.2.0, p.2.1))).collect();
+                prop_assert_eq!(out, naive::concat(&ninputs, positions, OutQ { zp: out_zp, act }));
+            }
+
+            /// Softmax within one output step (1/256) of the float softmax of the dequantized input.
+            #[test]
+            fn softmax_within_one_step_of_float(
+                row_len in 1usize..=24, rows in 1usize..=4,
+                scale in prop_oneof![0.002f64..0.05, 0.05f64..0.5, 0.5f64..4.0],
+                seed in any::<u64>(),
+            ) {
+                let x = random_i8(rows * row_len, seed);
+                let (m, s, diff_min) = host::softmax_params(scale);
+                let mut out = vec![0i8; x.len()];
+                k::softmax(&x, row_len, m, s, diff_min, &mut out);
+                let want = naive::softmax_f64(&x, row_len, naive::softmax_scale(m, s));
+                for (i, (&g, &r)) in out.iter().zip(&want).enumerate() {
+                    prop_assert!((g as i32 - r as i32).abs() <= 1, "element {}: got {}, float reference {} (x = {:?})", i, g, r, x);
+                }
+            }
+
+            /// Quantize and dequantize exactly as ONNX (round half to even, f32 division), ties and
+            /// non-finite values included.
+            #[test]
+            fn quantize_dequantize_match_naive(
+                scale in 0.0005f32..2.0,
+                zp in zp(),
+                vals in prop::collection::vec(prop_oneof![
+                    4 => -300.0f32..300.0,
+                    3 => (-300i32..300).prop_map(|n| n as f32 + 0.5),
+                    1 => prop::sample::select(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e30, -1e30]),
+                ], 1..64),
+                seed in any::<u64>(),
+            ) {
+                // Half of the values are multiples of the scale plus one half: exact ties.
+                let x: Vec<f32> = vals.iter().enumerate()
+                    .map(|(i, &v)| if i % 2 == 0 { v * scale } else { v }).collect();
+                let mut q = vec![0i8; x.len()];
+                k::quantize(&x, scale, zp, &mut q);
+                prop_assert_eq!(&q, &naive::quantize(&x, scale, zp));
+                let qs = random_i8(x.len(), seed);
+                let mut f = vec![0f32; x.len()];
+                k::dequantize(&qs, scale, zp, &mut f);
+                let want = naive::dequantize(&qs, scale, zp);
+                prop_assert_eq!(f.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             }
         }
-        let want = naive::conv2d(
-            &x, [h, w, c], in_zp, &dense, [o, kh, kw, cin_g],
-            naive::Conv { stride: [stride.0, stride.1], pad: [pt, pl], dilation: [dil.0, dil.1], groups },
-            &ch[..o], OutQ { zp: out_zp, act }, [oh, ow],
-        );
-        prop_assert_eq!(out, want);
-    }
-
-    #[test]
-    fn fully_connected_matches_naive(
-        positions in 1usize..=6, in_ch in 1usize..=8, extra_i in 0usize..=3,
-        out_n in 1usize..=6, extra_o in 0usize..=3,
-        in_zp in zp(), out_zp in zp(), act in act(),
-        lo in -14i32..=-2,
-        seed in any::<u64>(),
-    ) {
-        let i_full = in_ch + extra_i;
-        let o_full = out_n + extra_o;
-        let x = random_i8(positions * in_ch, seed);
-        let wts = random_i8(o_full * positions * i_full, seed ^ 1);
-        let ch = chans(o_full, seed ^ 2, lo, lo + 6);
-        let bytes = chan_bytes(&ch);
-        let mut out = vec![0i8; out_n];
-        k::fully_connected(&x, positions, in_ch, in_zp, &wts, i_full, ChannelQuant::new(&bytes), stage(out_zp, act), &mut out);
-        let mut dense = Vec::new();
-        for o in 0..out_n {
-            for p in 0..positions {
-                let row = (o * positions + p) * i_full;
-                dense.extend_from_slice(&wts[row..row + in_ch]);
-            }
         }
-        let want = naive::fully_connected(&x, positions, in_ch, in_zp, &dense, &ch[..out_n], OutQ { zp: out_zp, act });
-        prop_assert_eq!(out, want);
-    }
-
-    #[test]
-    fn add_matches_naive(
-        n in 1usize..=64,
-        zps in (zp(), zp(), zp()), act in act(),
-        m1 in rescale_ms(-12..=0), m2 in rescale_ms(-12..=0), mo in rescale_ms(-31..=2),
-        left_shift in 0i32..=20,
-        seed in any::<u64>(),
-    ) {
-        let a = random_i8(n, seed);
-        let b = random_i8(n, seed ^ 1);
-        let mut out = vec![0i8; n];
-        k::add(
-            &a, Rescale { zero_point: zps.0, multiplier: m1.0, shift: m1.1 },
-            &b, Rescale { zero_point: zps.1, multiplier: m2.0, shift: m2.1 },
-            left_shift, mo.0, mo.1, stage(zps.2, act), &mut out,
-        );
-        let want = naive::add(&a, (zps.0, m1.0, m1.1), &b, (zps.1, m2.0, m2.1), left_shift, mo, OutQ { zp: zps.2, act });
-        prop_assert_eq!(out, want);
-    }
-
-    /// Add with the parameters TFLM derives from real scales.
-    #[test]
-    fn add_with_tflm_params_matches_naive(
-        n in 1usize..=32,
-        s in (0.001f64..0.2, 0.001f64..0.2, 0.001f64..0.4),
-        zps in (zp(), zp(), zp()),
-        seed in any::<u64>(),
-    ) {
-        let [m1, s1, m2, s2, mo, so, ls] = host::add_params(s.0, s.1, s.2);
-        let a = random_i8(n, seed);
-        let b = random_i8(n, seed ^ 1);
-        let mut out = vec![0i8; n];
-        k::add(
-            &a, Rescale { zero_point: zps.0, multiplier: m1, shift: s1 },
-            &b, Rescale { zero_point: zps.1, multiplier: m2, shift: s2 },
-            ls, mo, so, stage(zps.2, (-128, 127)), &mut out,
-        );
-        let want = naive::add(&a, (zps.0, m1, s1), &b, (zps.1, m2, s2), ls, (mo, so), OutQ { zp: zps.2, act: (-128, 127) });
-        prop_assert_eq!(out, want);
-    }
-
-    #[test]
-    fn pools_match_naive(
-        h in 1usize..=7, w in 1usize..=7, c in 1usize..=5,
-        kernel in (1usize..=3, 1usize..=3),
-        stride in (1usize..=3, 1usize..=3),
-        pad in (0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2),
-        count_include_pad in any::<bool>(),
-        in_zp in zp(), out_zp in zp(), act in act(),
-        ms in rescale_ms(-8..=2),
-        seed in any::<u64>(),
-    ) {
-        // Padding smaller than the window on every side: no window is empty.
-        let (kh, kw) = kernel;
-        let (pt, pl) = (pad.0 % kh, pad.1 % kw);
-        let (mut pb, mut pr) = (pad.2 % kh, pad.3 % kw);
-        pb = pb.max(kh.saturating_sub(h + pt));
-        pr = pr.max(kw.saturating_sub(w + pl));
-        prop_assume!(pb < kh && pr < kw);
-        let oh = (h + pt + pb - kh) / stride.0 + 1;
-        let ow = (w + pl + pr - kw) / stride.1 + 1;
-        let x = random_i8(h * w * c, seed);
-        let geo = PoolGeometry { kernel: [kh, kw], stride: [stride.0, stride.1], pad: [pt, pl], count_include_pad };
-        let r = Rescale { zero_point: in_zp, multiplier: ms.0, shift: ms.1 };
-        let ngeo = naive::Pool { kernel: [kh, kw], stride: [stride.0, stride.1], pad: [pt, pl], count_include_pad };
-        let q = OutQ { zp: out_zp, act };
-        let mut out = vec![0i8; oh * ow * c];
-        let shape_out = Shape { h: oh, w: ow, c };
-        k::max_pool(&geo, &x, Shape { h, w, c }, r, stage(out_zp, act), &mut out, shape_out);
-        prop_assert_eq!(&out, &naive::max_pool(&x, [h, w, c], ngeo, (in_zp, ms.0, ms.1), q, [oh, ow]), "max pool");
-        k::avg_pool(&geo, &x, Shape { h, w, c }, r, stage(out_zp, act), &mut out, shape_out);
-        prop_assert_eq!(&out, &naive::avg_pool(&x, [h, w, c], ngeo, (in_zp, ms.0, ms.1), q, [oh, ow]), "avg pool");
-    }
-
-    #[test]
-    fn global_avg_pool_matches_naive(
-        h in 1usize..=8, w in 1usize..=8, c in 1usize..=6,
-        in_zp in zp(), out_zp in zp(), act in act(),
-        ms in rescale_ms(-12..=0),
-        seed in any::<u64>(),
-    ) {
-        let x = random_i8(h * w * c, seed);
-        let mut out = vec![0i8; c];
-        k::global_avg_pool(&x, Shape { h, w, c }, Rescale { zero_point: in_zp, multiplier: ms.0, shift: ms.1 }, stage(out_zp, act), &mut out);
-        prop_assert_eq!(out, naive::global_avg_pool(&x, [h, w, c], (in_zp, ms.0, ms.1), OutQ { zp: out_zp, act }));
-    }
-
-    #[test]
-    fn concat_matches_naive(
-        parts in prop::collection::vec((1usize..=5, zp(), rescale_ms(-4..=1)), 1..=4),
-        positions in 1usize..=6,
-        out_zp in zp(), act in act(),
-        seed in any::<u64>(),
-    ) {
-        let data: Vec<Vec<i8>> = parts.iter().enumerate()
-            .map(|(i, p)| random_i8(positions * p.0, seed ^ i as u64)).collect();
-        let inputs: Vec<(&[i8], usize, Rescale)> = parts.iter().zip(&data)
-            .map(|(p, d)| (d.as_slice(), p.0, Rescale { zero_point: p.1, multiplier: p.2.0, shift: p.2.1 }))
-            .collect();
-        let total: usize = parts.iter().map(|p| p.0).sum();
-        let mut out = vec![0i8; positions * total];
-        k::concat(&inputs, positions, stage(out_zp, act), &mut out);
-        let ninputs: Vec<(Vec<i8>, usize, naive::Rs)> = parts.iter().zip(&data)
-            .map(|(p, d)| (d.clone(), p.0, (p.1, p.2.0, p.2.1))).collect();
-        prop_assert_eq!(out, naive::concat(&ninputs, positions, OutQ { zp: out_zp, act }));
-    }
-
-    /// Softmax within one output step (1/256) of the float softmax of the dequantized input.
-    #[test]
-    fn softmax_within_one_step_of_float(
-        row_len in 1usize..=24, rows in 1usize..=4,
-        scale in prop_oneof![0.002f64..0.05, 0.05f64..0.5, 0.5f64..4.0],
-        seed in any::<u64>(),
-    ) {
-        let x = random_i8(rows * row_len, seed);
-        let (m, s, diff_min) = host::softmax_params(scale);
-        let mut out = vec![0i8; x.len()];
-        k::softmax(&x, row_len, m, s, diff_min, &mut out);
-        let want = naive::softmax_f64(&x, row_len, naive::softmax_scale(m, s));
-        for (i, (&g, &r)) in out.iter().zip(&want).enumerate() {
-            prop_assert!((g as i32 - r as i32).abs() <= 1, "element {}: got {}, float reference {} (x = {:?})", i, g, r, x);
-        }
-    }
-
-    /// Quantize and dequantize exactly as ONNX (round half to even, f32 division), ties and
-    /// non-finite values included.
-    #[test]
-    fn quantize_dequantize_match_naive(
-        scale in 0.0005f32..2.0,
-        zp in zp(),
-        vals in prop::collection::vec(prop_oneof![
-            4 => -300.0f32..300.0,
-            3 => (-300i32..300).prop_map(|n| n as f32 + 0.5),
-            1 => prop::sample::select(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e30, -1e30]),
-        ], 1..64),
-        seed in any::<u64>(),
-    ) {
-        // Half of the values are multiples of the scale plus one half: exact ties.
-        let x: Vec<f32> = vals.iter().enumerate()
-            .map(|(i, &v)| if i % 2 == 0 { v * scale } else { v }).collect();
-        let mut q = vec![0i8; x.len()];
-        k::quantize(&x, scale, zp, &mut q);
-        prop_assert_eq!(&q, &naive::quantize(&x, scale, zp));
-        let qs = random_i8(x.len(), seed);
-        let mut f = vec![0f32; x.len()];
-        k::dequantize(&qs, scale, zp, &mut f);
-        let want = naive::dequantize(&qs, scale, zp);
-        prop_assert_eq!(f.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-    }
+    };
 }
+
+kernel_suite!(reference, edgeslim_runtime::kernels::reference);
+kernel_suite!(active, edgeslim_runtime::kernels::active);
 
 /// The rounding of the high multiply on ties: gemmlowp's SRDHM (and so TFLM and this runtime)
 /// rounds a negative tie toward +infinity, so `-1 * 0.5` is `0` and `-3 * 0.5` is `-1`; the

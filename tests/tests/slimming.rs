@@ -65,6 +65,8 @@ fn check_naive(def: &ModelDef, inputs: &[Vec<i8>]) -> usize {
         for tasks in small_task_sets(def.tasks.len()) {
             for x in inputs {
                 let got = run_blob(&blob, x, &cfg, tasks, 0).expect("runs");
+                // No op reads arena bytes it did not write in this run.
+                assert_eq!(got, run_blob(&blob, x, &cfg, tasks, 0xA5).expect("runs"));
                 let want = naive::run_model(def, &cfg, tasks, x);
                 assert_eq!(got.len(), want.len());
                 for (o, (g, w)) in got.iter().zip(&want).enumerate() {
