@@ -39,8 +39,19 @@
 //!    is [`Error::PaperInfeasible`].
 //!
 //! Invariant (tested): for any two running decoders with `p_a > p_b`, the chosen multiplier of
-//! `a` is `>= ` that of `b`, and the predicted latency is within the budget. The runner-up in
+//! `a` is `>=` that of `b`, and the predicted latency is within the budget. The runner-up in
 //! paper mode is the second-best encoder width at the chosen decoder widths.
+//!
+//! Why this is the paper's rule: the paper states it as "provide a larger computational budget
+//! to the higher preferred task decoder, while searching a shared encoder configuration that
+//! enhances the overall MTL performance". Steps 1-2 are the first half (decoder width is a
+//! monotone function of preference alone, independent of the budget, so a preference change moves
+//! decoder widths the same way at every budget: that is what makes the model controllable);
+//! step 3 is the second half (the encoder is the only thing the budget chooses, by searching for
+//! the best score); step 4 only matters when the budget cannot even pay for the narrowest encoder,
+//! and then gives up capacity where the user cares least. By design paper mode does not spend
+//! budget left over after the encoder choice on the decoders: that, and any other gain from
+//! breaking preference order, is what [`Problem::compare`] reports as the gap to exact mode.
 //!
 //! # Exact mode
 //! The best configuration under the budget over the whole space, either by exhaustive

@@ -411,3 +411,26 @@ fn budget_strings() {
         );
     }
 }
+
+#[test]
+fn exhaustive_and_branch_and_bound_agree_on_a_large_space() {
+    // 8^6 = 262,144 configurations, continuous metrics, budgets across the whole range.
+    let p = common::grid_problem(11, 5, 8);
+    assert_eq!(p.config_count(), 262_144);
+    for frac in [0.0, 0.05, 0.3, 0.5, 0.77, 1.0] {
+        let b = budget(&p, frac);
+        let ex = p.exact(b, ExactMethod::Exhaustive).unwrap();
+        let bb = p.exact(b, ExactMethod::BranchAndBound).unwrap();
+        assert_eq!(ex.chosen, bb.chosen, "budget {b}");
+        assert_eq!(ex.runner_up, bb.runner_up, "budget {b}");
+        assert_eq!(ex.evaluated, 262_144);
+        // Auto picks branch and bound above the threshold.
+        assert_eq!(
+            p.exact(b, ExactMethod::Auto).unwrap().mode,
+            Mode::BranchAndBound
+        );
+        let paper = p.paper(b).unwrap();
+        assert_paper_invariants(&p, &paper, b);
+        assert!(paper.chosen.score <= ex.chosen.score);
+    }
+}
