@@ -517,7 +517,14 @@ impl<'a> Model<'a> {
     /// Active channels and quantization `(channels, scale, zero_point)` of tensor `t` under
     /// `widths`.
     pub fn tensor_quant(&self, t: usize, widths: &WidthConfig) -> (usize, f32, i32) {
-        match self.producer(t).and_then(|p| self.read_op(p).ok()) {
+        // The graph input has no producer, even in a blob where a later op (not yet validated,
+        // and rejected when it is) writes it.
+        let producer = if t == self.input_tensor {
+            None
+        } else {
+            self.producer(t)
+        };
+        match producer.and_then(|p| self.read_op(p).ok()) {
             Some(op) => {
                 let e = self.entry(&op, self.key(&op, widths));
                 (e.out_ch(), e.out_scale(), e.out_zp())
