@@ -389,3 +389,20 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(format!("seed-{i}.eslm")), b).expect("seed written");
     }
 }
+
+/// Regression (found by `cargo fuzz run parse_run`): an op that writes the graph input, with
+/// an out-of-range segment. Validating an earlier op that reads the graph input looked up the
+/// input's quantization through its "producer" (that later, not yet validated op) and indexed
+/// the segments section with its segment: a panic instead of an error.
+#[test]
+fn an_op_writing_the_graph_input_is_an_error() {
+    for (segment, in_segment) in [(7, Some(0)), (3, Some(0)), (7, None), (1, Some(9)), (0, None)] {
+        let mut def = two_task_model(1);
+        let last = def.ops.len() - 1;
+        def.ops[last].output = def.input;
+        def.ops[last].segment = segment;
+        def.ops[last].in_segment = in_segment;
+        let blob = def.to_bytes_planned().expect("writes");
+        assert!(Model::parse(&blob).is_err());
+    }
+}
