@@ -88,4 +88,4 @@ pub use search::{
     SearchResult, TaskValue, pareto_indices_2d, parse_budget_us, parse_preferences, parse_task_set,
     resolve_preferences,
 };
-pub use sweep::{SweepOptions, SweepReport, sweep};
+pub use sweep::{HypervolumeMethod, HypervolumeReport, SweepOptions, SweepReport, sweep};

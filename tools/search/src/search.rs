@@ -219,6 +219,8 @@ pub(crate) struct Space {
     pub weight_sum: f64,
     /// `suffix_min[k]`: sum of `min_lat` of decoders `k..`.
     pub suffix_min: Vec<f64>,
+    /// Per decoder: `(position in tasks, metric-table task index)` of the tasks it computes.
+    pub dec_tasks: Vec<Vec<(usize, usize)>>,
 }
 
 impl Space {
@@ -576,6 +578,41 @@ impl Problem {
         &self.space
     }
 
+    /// Whether some configuration runs in at most `latency_us` and reaches at least
+    /// `min_metrics[i]` on the `i`-th running task (task order) — i.e. whether the point is
+    /// weakly dominated by the Pareto front in `(latency, metrics)`.
+    ///
+    /// Exact without enumerating the space: for each encoder width, every decoder independently
+    /// takes its cheapest width that reaches the metrics of its tasks; `O(E * sum of widths)`.
+    /// `false` when `min_metrics` does not have one entry per running task.
+    pub fn reachable(&self, latency_us: f64, min_metrics: &[f64]) -> bool {
+        let sp = &self.space;
+        if min_metrics.len() != sp.tasks.len() {
+            return false;
+        }
+        'enc: for e in 0..sp.enc_lat.len() {
+            let mut total = sp.overhead + sp.enc_lat[e];
+            for (dec, tasks) in sp.decs.iter().zip(&sp.dec_tasks) {
+                let mut best = f64::INFINITY;
+                for d in 0..dec.n {
+                    if dec.lat[d] < best
+                        && tasks
+                            .iter()
+                            .all(|&(i, t)| self.metrics.tasks[t].values[e][d] >= min_metrics[i])
+                    {
+                        best = dec.lat[d];
+                    }
+                }
+                total += best;
+                if total > latency_us {
+                    continue 'enc;
+                }
+            }
+            return true;
+        }
+        false
+    }
+
     /// The fastest configuration for the task set.
     pub fn fastest(&self) -> Choice {
         let (idx, _) = self.space.fastest();
@@ -851,7 +888,7 @@ fn build_space(
             pref,
         });
     }
-    let task_list = tasks
+    let task_list: Vec<SpaceTask> = tasks
         .iter()
         .map(|t| SpaceTask {
             task: t,
@@ -865,7 +902,18 @@ fn build_space(
     for k in (0..decs.len()).rev() {
         suffix_min[k] = suffix_min[k + 1] + decs[k].min_lat;
     }
+    let dec_tasks = (0..decs.len())
+        .map(|k| {
+            task_list
+                .iter()
+                .enumerate()
+                .filter(|(_, st)| st.dec == k)
+                .map(|(i, st)| (i, st.task))
+                .collect()
+        })
+        .collect();
     Space {
+        dec_tasks,
         n_segments: latency.segments.len(),
         overhead: latency.overhead_us,
         enc_lat: enc.latency_us.clone(),

@@ -13,6 +13,8 @@
 //!   the budget and better than the worst metric. Configurations over the budget are outside
 //!   the box. The ratio is in `[0, 1]`; 1 means the sweep reaches the whole front.
 
+use std::collections::BTreeMap;
+
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -90,7 +92,8 @@ pub fn nondominated(points: &[Vec<f64>]) -> Vec<Vec<f64>> {
 /// coordinate: the volume of the union of boxes `[p, reference]`. Points not strictly better
 /// than the reference in every coordinate add nothing.
 ///
-/// Exact, by slicing along the first coordinate (HSO); cost grows like `n^(d-1)`.
+/// Exact: a sweep with a sorted staircase in 3-D (`O(n log n)`), slicing along the first
+/// coordinate above that (HSO): cost grows like `n^(d-2) log n`.
 pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> f64 {
     let inside: Vec<Vec<f64>> = points
         .iter()
@@ -107,6 +110,9 @@ fn hv_rec(mut pts: Vec<Vec<f64>>, r: &[f64]) -> f64 {
     let d = r.len();
     if d == 1 {
         return r[0] - pts.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
+    }
+    if d == 3 {
+        return hv3(&pts, r);
     }
     pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
     if d == 2 {
@@ -140,6 +146,61 @@ fn hv_rec(mut pts: Vec<Vec<f64>>, r: &[f64]) -> f64 {
         }
     }
     volume
+}
+
+/// Order-preserving map of an `f64` to a `u64` key (total order, as `f64::total_cmp`).
+fn key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 { !b } else { b | 1 << 63 }
+}
+
+/// 3-D hypervolume by a sweep along the third coordinate, keeping the 2-D staircase of the
+/// points seen so far in a sorted map and its area up to date on each insertion:
+/// `O(n log n)`. Points are strictly inside the reference box.
+fn hv3(pts: &[Vec<f64>], r: &[f64]) -> f64 {
+    let mut order: Vec<&Vec<f64>> = pts.iter().collect();
+    order.sort_by(|a, b| a[2].total_cmp(&b[2]));
+    // x key -> (x, y); x ascending, y strictly descending.
+    let mut stairs: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    let (mut area, mut volume) = (0.0, 0.0);
+    let mut prev_z = order.first().map_or(r[2], |p| p[2]);
+    let mut dead: Vec<u64> = Vec::new();
+    for p in order {
+        volume += area * (p[2] - prev_z);
+        prev_z = p[2];
+        let (x, y, kx) = (p[0], p[1], key(p[0]));
+        if let Some((_, &(_, py))) = stairs.range(..=kx).next_back() {
+            if py <= y {
+                continue; // dominated in (x, y) by an earlier (lower z) point
+            }
+        }
+        // Height of the staircase just left of x.
+        let mut h = stairs.range(..kx).next_back().map_or(r[1], |(_, v)| v.1);
+        let mut t = x;
+        let mut added = 0.0;
+        let mut stopped = false;
+        dead.clear();
+        for (&k, &(ex, ey)) in stairs.range(kx..) {
+            added += (ex - t) * (h - y);
+            if ey < y {
+                stopped = true;
+                break;
+            }
+            // (ex, ey) is dominated by (x, y).
+            dead.push(k);
+            t = ex;
+            h = ey;
+        }
+        if !stopped {
+            added += (r[0] - t) * (h - y);
+        }
+        for k in &dead {
+            stairs.remove(k);
+        }
+        stairs.insert(kx, (x, y));
+        area += added;
+    }
+    volume + area * (r[2] - prev_z)
 }
 
 /// Every preference vector on the simplex with step `1 / divisions`: all `w` with
@@ -184,8 +245,11 @@ pub struct SweepOptions {
     pub divisions: u32,
     /// Show a progress bar on stderr when the sweep has at least 200 vectors.
     pub progress: bool,
-    /// Skip the hypervolume when more configurations than this fit the budget.
-    pub max_hypervolume_configs: usize,
+    /// Compute the hypervolume exactly when at most this many configurations fit the budget
+    /// and the exact computation is affordable; otherwise estimate it.
+    pub max_exact_hypervolume_configs: usize,
+    /// Samples of the Monte Carlo estimate (0: skip the hypervolume when it cannot be exact).
+    pub hypervolume_samples: u32,
 }
 
 impl Default for SweepOptions {
@@ -193,9 +257,28 @@ impl Default for SweepOptions {
         SweepOptions {
             divisions: 10,
             progress: false,
-            max_hypervolume_configs: 20_000,
+            max_exact_hypervolume_configs: 20_000,
+            hypervolume_samples: 50_000,
         }
     }
+}
+
+/// How a hypervolume was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HypervolumeMethod {
+    /// Exactly, from the enumerated Pareto front.
+    Exact,
+    /// Estimated from uniform samples of the box between the ideal point and the reference.
+    /// Whether the front dominates a sample is decided exactly over the whole space without
+    /// enumerating it (per encoder width, each decoder's cheapest width that reaches the
+    /// sample's metrics), so the estimate has sampling error only.
+    MonteCarlo {
+        /// Number of samples.
+        samples: u32,
+        /// Standard error of the ratio (binomial, over the samples the front dominates).
+        ratio_std_error: f64,
+    },
 }
 
 /// Most preference vectors a sweep runs.
@@ -234,8 +317,10 @@ pub struct HypervolumeReport {
     pub front: f64,
     /// `chosen / front` (0 when the front has no volume).
     pub ratio: f64,
-    /// Number of configurations on the exhaustive front.
-    pub front_points: usize,
+    /// Number of configurations on the exhaustive front (exact method only).
+    pub front_points: Option<usize>,
+    /// Exact or estimated.
+    pub method: HypervolumeMethod,
 }
 
 /// The outcome of a sweep.
@@ -342,50 +427,19 @@ fn sweep_hypervolume(
     points: &[SweepPoint],
     opts: &SweepOptions,
 ) -> std::result::Result<HypervolumeReport, String> {
-    let sp = problem.space();
     let metrics = problem.metrics();
     let running: Vec<usize> = problem.tasks().iter().collect();
-    // Minimisation coordinates: latency, then negated metrics.
+    // Minimisation coordinates: latency, then negated metrics (in `Space::tasks` order, which is
+    // the running tasks' order).
     let mut reference = vec![budget_us];
+    let mut ideal = vec![problem.fastest().latency_us];
     for &t in &running {
-        let worst = metrics.tasks[t]
-            .values
-            .iter()
-            .flatten()
-            .copied()
-            .fold(f64::INFINITY, f64::min);
-        reference.push(-worst);
-    }
-    let mut all: Vec<Vec<f64>> = Vec::new();
-    let mut idx = vec![0usize; sp.decs.len() + 1];
-    let mut too_many = false;
-    sp.for_each(&mut idx, |idx, _, lat| {
-        if lat <= budget_us && !too_many {
-            if all.len() >= opts.max_hypervolume_configs {
-                too_many = true;
-                return;
-            }
-            let mut v = vec![lat];
-            for st in &sp.tasks {
-                v.push(-metrics.tasks[st.task].values[idx[0]][idx[1 + st.dec]]);
-            }
-            all.push(v);
-        }
-    });
-    if too_many {
-        return Err(format!(
-            "more than {} configurations fit the budget (raise max_hypervolume_configs)",
-            opts.max_hypervolume_configs
-        ));
-    }
-    let front = nondominated(&all);
-    let d = reference.len() as i32;
-    let cost = (front.len().max(1) as f64).powi(d - 1);
-    if cost > 2e9 {
-        return Err(format!(
-            "the exact hypervolume of {} front points in {d} dimensions is too expensive",
-            front.len()
-        ));
+        let values = metrics.tasks[t].values.iter().flatten().copied();
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        reference.push(-lo);
+        ideal.push(-hi);
     }
     let chosen: Vec<Vec<f64>> = points
         .iter()
@@ -397,8 +451,6 @@ fn sweep_hypervolume(
         })
         .collect();
     let chosen = nondominated(&chosen);
-    let hv_front = hypervolume(&front, &reference);
-    let hv_chosen = hypervolume(&chosen, &reference);
     let mut axes = vec!["latency_us".to_string()];
     axes.extend(running.iter().map(|&t| metrics.tasks[t].name.clone()));
     // Report the reference in natural units (metrics not negated).
@@ -407,16 +459,104 @@ fn sweep_hypervolume(
         .enumerate()
         .map(|(i, &r)| if i == 0 { r } else { -r })
         .collect();
+    let ratio = |c: f64, f: f64| if f > 0.0 { c / f } else { 0.0 };
+
+    if let Some(front) = exact_front(problem, budget_us, opts.max_exact_hypervolume_configs) {
+        let d = reference.len() as i32;
+        let n = front.len().max(2) as f64;
+        let cost = n.powi((d - 2).max(1)) * n.log2();
+        if cost <= 3e8 {
+            let hv_front = hypervolume(&front, &reference);
+            let hv_chosen = hypervolume(&chosen, &reference);
+            return Ok(HypervolumeReport {
+                axes,
+                reference: natural,
+                chosen: hv_chosen,
+                front: hv_front,
+                ratio: ratio(hv_chosen, hv_front),
+                front_points: Some(front.len()),
+                method: HypervolumeMethod::Exact,
+            });
+        }
+    }
+    if opts.hypervolume_samples == 0 {
+        return Err("the exact hypervolume is too expensive and hypervolume_samples is 0".into());
+    }
+    // Monte Carlo over the box [ideal, reference].
+    let box_volume: f64 = ideal.iter().zip(&reference).map(|(a, b)| b - a).product();
+    let mut rng = SplitMix(0x5EED_0F_ED6E_5113);
+    let (mut in_front, mut in_chosen) = (0u64, 0u64);
+    let mut x = vec![0.0; reference.len()];
+    let mut need = vec![0.0; running.len()];
+    for _ in 0..opts.hypervolume_samples {
+        for (i, xi) in x.iter_mut().enumerate() {
+            *xi = ideal[i] + rng.unit() * (reference[i] - ideal[i]);
+        }
+        for (n, xi) in need.iter_mut().zip(&x[1..]) {
+            *n = -xi;
+        }
+        if problem.reachable(x[0], &need) {
+            in_front += 1;
+            if chosen.iter().any(|c| dominates(c, &x)) {
+                in_chosen += 1;
+            }
+        }
+    }
+    let n = f64::from(opts.hypervolume_samples);
+    let (f, c) = (in_front as f64, in_chosen as f64);
+    let p = ratio(c, f);
     Ok(HypervolumeReport {
         axes,
         reference: natural,
-        chosen: hv_chosen,
-        front: hv_front,
-        ratio: if hv_front > 0.0 {
-            hv_chosen / hv_front
-        } else {
-            0.0
+        chosen: box_volume.max(0.0) * c / n,
+        front: box_volume.max(0.0) * f / n,
+        ratio: p,
+        front_points: None,
+        method: HypervolumeMethod::MonteCarlo {
+            samples: opts.hypervolume_samples,
+            ratio_std_error: if f > 0.0 {
+                (p * (1.0 - p) / f).sqrt()
+            } else {
+                0.0
+            },
         },
-        front_points: front.len(),
     })
+}
+
+/// The Pareto front (minimisation coordinates) of the configurations within the budget, or
+/// `None` when more than `limit` configurations fit.
+fn exact_front(problem: &Problem, budget_us: f64, limit: usize) -> Option<Vec<Vec<f64>>> {
+    let sp = problem.space();
+    let metrics = problem.metrics();
+    let mut all: Vec<Vec<f64>> = Vec::new();
+    let mut idx = vec![0usize; sp.decs.len() + 1];
+    let mut too_many = false;
+    sp.for_each(&mut idx, |idx, _, lat| {
+        if lat <= budget_us && !too_many {
+            if all.len() >= limit {
+                too_many = true;
+                return;
+            }
+            let mut v = vec![lat];
+            for st in &sp.tasks {
+                v.push(-metrics.tasks[st.task].values[idx[0]][idx[1 + st.dec]]);
+            }
+            all.push(v);
+        }
+    });
+    (!too_many).then(|| nondominated(&all))
+}
+
+/// splitmix64, for reproducible Monte Carlo estimates.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }

@@ -174,6 +174,22 @@ proptest! {
     }
 
     #[test]
+    fn reachable_matches_brute_force(seed in any::<u64>(), probes in prop::collection::vec((0.0f64..1.2, prop::collection::vec(0.0f64..1.0, 8)), 20)) {
+        let p = problem(seed, SMALL);
+        let all: Vec<Choice> = brute_force(&p).iter().map(|c| p.evaluate(&c.0).unwrap()).collect();
+        let slowest = all.iter().map(|c| c.latency_us).fold(0.0, f64::max);
+        for (frac, need) in probes {
+            let lat = frac * slowest;
+            let need = &need[..p.tasks().count()];
+            let expected = all.iter().any(|c| {
+                c.latency_us <= lat && c.task_metrics.iter().zip(need).all(|(m, &n)| m.value >= n)
+            });
+            prop_assert_eq!(p.reachable(lat, need), expected, "lat {} need {:?}", lat, need);
+        }
+        prop_assert!(!p.reachable(f64::INFINITY, &[]));
+    }
+
+    #[test]
     fn pareto_fronts_are_nondominated_and_complete(seed in any::<u64>()) {
         let p = problem(seed, SMALL);
         let all: Vec<Choice> = brute_force(&p).iter().map(|c| p.evaluate(&c.0).unwrap()).collect();

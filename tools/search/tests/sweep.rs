@@ -3,6 +3,7 @@
 mod common;
 
 use common::{Shape, budget, problem, two_task_problem};
+use edgeslim_search::sweep::HypervolumeMethod;
 use edgeslim_search::sweep::{
     average_ranks, hypervolume, nondominated, simplex_grid, simplex_grid_len, spearman,
 };
@@ -182,10 +183,53 @@ fn sweep_on_random_problems() {
         &p,
         500.0,
         &SweepOptions {
-            max_hypervolume_configs: 3,
+            max_exact_hypervolume_configs: 3,
+            hypervolume_samples: 0,
             ..SweepOptions::default()
         },
     )
     .unwrap();
     assert!(skipped.hypervolume.is_none() && skipped.hypervolume_skipped.is_some());
+}
+
+#[test]
+fn monte_carlo_hypervolume_agrees_with_exact() {
+    for (seed, decoders) in [(1u64, 2usize), (2, 3)] {
+        let p = common::grid_problem(seed, decoders, 5);
+        let b = budget(&p, 0.5);
+        let opts = SweepOptions {
+            divisions: 6,
+            ..SweepOptions::default()
+        };
+        let exact = sweep(&p, b, &opts).unwrap().hypervolume.unwrap();
+        assert_eq!(exact.method, HypervolumeMethod::Exact);
+        let mc_opts = SweepOptions {
+            max_exact_hypervolume_configs: 0,
+            hypervolume_samples: 40_000,
+            ..opts
+        };
+        let mc = sweep(&p, b, &mc_opts).unwrap().hypervolume.unwrap();
+        let HypervolumeMethod::MonteCarlo {
+            ratio_std_error,
+            samples,
+        } = mc.method
+        else {
+            panic!("expected Monte Carlo, got {:?}", mc.method);
+        };
+        assert_eq!(samples, 40_000);
+        assert!(
+            (mc.ratio - exact.ratio).abs() <= 5.0 * ratio_std_error + 1e-3,
+            "ratio: exact {} estimate {} (se {ratio_std_error})",
+            exact.ratio,
+            mc.ratio
+        );
+        let rel = (mc.front - exact.front).abs() / exact.front;
+        assert!(
+            rel < 0.05,
+            "front volume: exact {} estimate {}",
+            exact.front,
+            mc.front
+        );
+        assert_eq!(mc.reference, exact.reference);
+    }
 }
