@@ -81,7 +81,7 @@ fn apt_packages() -> Result<()> {
     if missing.is_empty() {
         println!("apt: all present ({})", APT_PACKAGES.join(" "));
     } else {
-        println!("apt: installing {}", missing.join(" "));
+        println!("apt: missing {}: installing", missing.join(" "));
         let mut update = privileged(&["apt-get", "update"], &missing)?;
         run(&mut update).context("`apt-get update` failed")?;
         let mut install = vec![
@@ -126,7 +126,7 @@ fn privileged(args: &[&str], packages: &[&str]) -> Result<Command> {
         return Ok(c);
     }
     bail!(
-        "installing Debian packages needs root, and sudo is missing or asks for a password. \
+        "this needs root, and sudo is missing or asks for a password. \
          Run as root, then re-run this command:\n  apt-get update && \
          DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",
         packages.join(" ")
