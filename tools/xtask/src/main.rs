@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask test [--quick]   setup, fmt, clippy, host tests, thumb build, model checks, firmware
-//! cargo xtask setup            install what is missing (Debian packages, Python packages)
+//! cargo xtask setup            install what is missing (Debian and Python packages, defmt-print)
 //! cargo xtask thumb            the no_std thumbv7em-none-eabihf build of the runtime
 //! cargo xtask firmware         build the firmware workspace and run its programs in QEMU
 //! cargo xtask fmt|clippy|host-tests|models    one step alone
@@ -29,7 +29,7 @@ usage: cargo xtask <command> [--quick]
 commands:
   test       every check, cheapest first: setup, fmt, clippy, host tests,
              thumb no_std build, model checks, firmware in QEMU
-  setup      install what is missing (apt packages, Python packages); idempotent
+  setup      install what is missing (apt and Python packages, defmt-print); idempotent
   thumb      no_std build of edgeslim-runtime for thumbv7em-none-eabihf (no alloc)
   firmware   build the firmware workspace and run its programs in QEMU
   fmt | clippy | host-tests | models
