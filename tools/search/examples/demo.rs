@@ -90,8 +90,8 @@ fn main() -> Result<()> {
     }
     match (&sweep.hypervolume, &sweep.hypervolume_skipped) {
         (Some(h), _) => println!(
-            "  hypervolume ratio {:.4} ({} front points, reference {:?})",
-            h.ratio, h.front_points, h.reference
+            "  hypervolume ratio {:.4} ({:?}, reference {:?})",
+            h.ratio, h.method, h.reference
         ),
         (None, Some(why)) => println!("  hypervolume skipped: {why}"),
         _ => {}

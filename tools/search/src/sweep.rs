@@ -12,6 +12,10 @@
 //!   (every value any configuration can reach): a configuration adds volume by being faster than
 //!   the budget and better than the worst metric. Configurations over the budget are outside
 //!   the box. The ratio is in `[0, 1]`; 1 means the sweep reaches the whole front.
+//!   Computed exactly (enumerated front; `O(n log n)` in 3-D, slicing above) when the space
+//!   within the budget is small enough, otherwise estimated by Monte Carlo over the box between
+//!   the ideal point and the reference, with an exact dominance test against the whole space
+//!   ([`Problem::reachable`]); the report says which, with the estimate's standard error.
 
 use std::collections::BTreeMap;
 
@@ -169,10 +173,11 @@ fn hv3(pts: &[Vec<f64>], r: &[f64]) -> f64 {
         volume += area * (p[2] - prev_z);
         prev_z = p[2];
         let (x, y, kx) = (p[0], p[1], key(p[0]));
-        if let Some((_, &(_, py))) = stairs.range(..=kx).next_back() {
-            if py <= y {
-                continue; // dominated in (x, y) by an earlier (lower z) point
-            }
+        // Dominated in (x, y) by an earlier (lower z) point: adds nothing.
+        if let Some((_, &(_, py))) = stairs.range(..=kx).next_back()
+            && py <= y
+        {
+            continue;
         }
         // Height of the staircase just left of x.
         let mut h = stairs.range(..kx).next_back().map_or(r[1], |(_, v)| v.1);
@@ -257,7 +262,7 @@ impl Default for SweepOptions {
         SweepOptions {
             divisions: 10,
             progress: false,
-            max_exact_hypervolume_configs: 20_000,
+            max_exact_hypervolume_configs: 10_000,
             hypervolume_samples: 50_000,
         }
     }
@@ -484,7 +489,7 @@ fn sweep_hypervolume(
     }
     // Monte Carlo over the box [ideal, reference].
     let box_volume: f64 = ideal.iter().zip(&reference).map(|(a, b)| b - a).product();
-    let mut rng = SplitMix(0x5EED_0F_ED6E_5113);
+    let mut rng = SplitMix(0x005E_ED0F_ED6E_5113);
     let (mut in_front, mut in_chosen) = (0u64, 0u64);
     let mut x = vec![0.0; reference.len()];
     let mut need = vec![0.0; running.len()];
