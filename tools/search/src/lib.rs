@@ -11,8 +11,8 @@
 //! | [`latency`] | `edgeslim.latency/1` tables, the additive latency model and its check |
 //! | [`metrics`] | `edgeslim.metrics/1` tables |
 //! | [`search`] | the problem, paper mode, exact mode, Pareto fronts, preference parsing |
-//! | [`sweep`] | controllability: Spearman per task, hypervolume ratio |
-//! | `plot` | latency vs score plots (feature `plot`, on by default) |
+//! | [`sweep`](mod@sweep) | controllability: Spearman per task, hypervolume ratio |
+//! | `plot` | latency vs score plots, SVG or PNG (feature `plot`, on by default) |
 //! | [`bundle`] | `edgeslim.bundle/1` budget levels as JSON and as a Rust `const` table |
 //!
 //! ```
