@@ -85,7 +85,7 @@ pub use metrics::{MetricPoint, MetricTable, TaskMetrics, TaskSpec};
 pub use plot::{PlotSpec, plot_report, plot_search};
 pub use search::{
     Choice, ExactMethod, Mode, Objective, ParetoFront, ParetoPoint, Problem, SearchReport,
-    SearchResult, TaskValue, pareto_indices_2d, parse_budget_us, parse_preferences, parse_task_set,
-    resolve_preferences,
+    SearchResult, TaskValue, pareto_indices_2d, parse_budget_us, parse_budgets_us,
+    parse_preferences, parse_task_set, resolve_preferences,
 };
 pub use sweep::{HypervolumeMethod, HypervolumeReport, SweepOptions, SweepReport, sweep};

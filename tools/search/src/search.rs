@@ -149,6 +149,24 @@ pub fn parse_budget_us(input: &str) -> Result<f64> {
     Ok(us)
 }
 
+/// Parse a comma-separated list of budgets (`1ms,2.5ms,5000`) into whole microseconds
+/// (rounded down), for bundle levels.
+pub fn parse_budgets_us(input: &str) -> Result<Vec<u32>> {
+    input
+        .split(',')
+        .map(|item| {
+            let us = parse_budget_us(item)?.floor();
+            if us < 1.0 || us > f64::from(u32::MAX) {
+                return Err(Error::BadBudget {
+                    input: item.trim().to_string(),
+                    reason: "must be between 1 us and u32::MAX us".into(),
+                });
+            }
+            Ok(us as u32)
+        })
+        .collect()
+}
+
 /// Turn `(task, weight)` pairs into one weight per task of `metrics` (its `tasks` order).
 /// Tasks not named get weight 0. Unknown names are an [`Error::UnknownTask`].
 pub fn resolve_preferences(metrics: &MetricTable, pairs: &[(String, f64)]) -> Result<Vec<f64>> {
@@ -537,6 +555,26 @@ impl Problem {
             tasks,
             space,
         })
+    }
+
+    /// Build a problem the way the command line states it: `prefer` like `digit=3,bold=1`
+    /// (`None`: every task weight 1; tasks not named get 0) and `tasks` like `digit,bold` or
+    /// `all` (`None`: all tasks).
+    pub fn from_spec(
+        latency: LatencyTable,
+        metrics: MetricTable,
+        prefer: Option<&str>,
+        tasks: Option<&str>,
+    ) -> Result<Self> {
+        let preferences = match prefer {
+            Some(s) => resolve_preferences(&metrics, &parse_preferences(s)?)?,
+            None => vec![1.0; metrics.tasks.len()],
+        };
+        let mask = match tasks {
+            Some(s) => parse_task_set(&metrics, s)?,
+            None => TaskMask::all(metrics.tasks.len()),
+        };
+        Problem::new(latency, metrics, preferences, mask)
     }
 
     /// The latency table.

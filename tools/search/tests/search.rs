@@ -450,3 +450,33 @@ fn exhaustive_and_branch_and_bound_agree_on_a_large_space() {
         assert!(paper.chosen.score <= ex.chosen.score);
     }
 }
+
+#[test]
+fn budget_lists_and_problem_from_spec() {
+    assert_eq!(
+        parse_budgets_us("1ms, 2.5ms,5000,0.9999ms").unwrap(),
+        vec![1000, 2500, 5000, 999]
+    );
+    assert!(parse_budgets_us("1ms,,2ms").is_err());
+    assert!(parse_budgets_us("0.5us").is_err());
+    let base = two_task_problem("digit=1,bold=1");
+    let (lat, met) = (base.latency().clone(), base.metrics().clone());
+    let p = Problem::from_spec(lat.clone(), met.clone(), None, None).unwrap();
+    assert_eq!(p.preferences(), &[1.0, 1.0]);
+    assert_eq!(p.tasks(), TaskMask(0b11));
+    let p = Problem::from_spec(lat.clone(), met.clone(), Some("bold=2"), Some("bold")).unwrap();
+    assert_eq!(p.preferences(), &[0.0, 2.0]);
+    assert_eq!(p.tasks(), TaskMask(0b10));
+    assert!(matches!(
+        Problem::from_spec(lat.clone(), met.clone(), Some("bold=2"), Some("digit")),
+        Err(Error::Problem(_))
+    ));
+    assert!(matches!(
+        Problem::from_spec(lat.clone(), met.clone(), Some("digit=3,bold"), None),
+        Err(Error::BadPreference { .. })
+    ));
+    assert!(matches!(
+        Problem::from_spec(lat, met, None, Some("italic")),
+        Err(Error::UnknownTask { .. })
+    ));
+}
