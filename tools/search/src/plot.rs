@@ -2,7 +2,9 @@
 //! the budget and the chosen configuration. `.svg` or `.png`, chosen by the file extension.
 //!
 //! Points that fall in the same 2x2-pixel cell are drawn once, so a space of 262,144 configurations gives
-//! a file of bounded size. PNG text is rendered with a system sans-serif font (fontconfig).
+//! a file of bounded size. PNG text is rendered with a system sans-serif font found through
+//! fontconfig, loaded at run time (no build-time dependency); without it PNG output is an
+//! [`Error::Plot`] and SVG still works.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -92,11 +94,22 @@ pub fn plot_search(path: &Path, problem: &Problem, spec: &PlotSpec<'_>) -> Resul
             &data,
             spec,
         ),
-        Some("png") => draw(
-            BitMapBackend::new(path, spec.size).into_drawing_area(),
-            &data,
-            spec,
-        ),
+        // Text in a bitmap goes through font-kit, which loads fontconfig at run time and panics
+        // when it is missing: turn that into an error (SVG needs no fonts).
+        Some("png") => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            draw(
+                BitMapBackend::new(path, spec.size).into_drawing_area(),
+                &data,
+                spec,
+            )
+        }))
+        .unwrap_or_else(|_| {
+            Err(
+                "PNG text rendering failed (is fontconfig with a sans-serif font installed?); \
+                 use .svg"
+                    .to_string(),
+            )
+        }),
         _ => Err("unsupported extension: use .svg or .png".to_string()),
     }
     .map_err(plot_err)
