@@ -196,7 +196,12 @@ fn python_packages(ctx: &Ctx) -> Result<()> {
         let mut c = cmd("python3");
         c.current_dir(&ctx.root)
             .args(["-m", "pip", "install", "--disable-pip-version-check"])
-            .args(["--root-user-action=ignore", "-r", rel])
+            .args([
+                "--root-user-action=ignore",
+                "--no-warn-script-location",
+                "-r",
+                rel,
+            ])
             .args(extra);
         c
     };
