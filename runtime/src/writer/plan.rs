@@ -4,6 +4,10 @@
 //! widths. Tensors that are views (reshape outputs) share their source's storage and extend its
 //! live range. Placement is greedy, as TensorFlow Lite Micro's `GreedyMemoryPlanner`, tried in
 //! several orders (largest first, longest-lived first, earliest first); the smallest arena wins.
+//! When that is above the liveness lower bound, a bounded depth-first search improves it: each
+//! buffer is tried at offset 0, on top of, or right below every buffer already placed that is
+//! live at the same time (any packing can be compacted to such positions), pruned by the best
+//! arena found so far, within a fixed budget of search nodes.
 
 use super::ModelDef;
 use crate::format::OpKind;
@@ -85,7 +89,8 @@ pub fn plan(def: &ModelDef) -> MemoryPlan {
     }
     let span = |t: usize| iv[t].map_or(0, |(a, b)| b - a);
     let start = |t: usize| iv[t].map_or(0, |(a, _)| a);
-    let orders: [Box<dyn Fn(&usize, &usize) -> std::cmp::Ordering>; 3] = [
+    type Order<'a> = Box<dyn Fn(&usize, &usize) -> std::cmp::Ordering + 'a>;
+    let orders: [Order<'_>; 3] = [
         Box::new(|&a, &b| bytes[b].cmp(&bytes[a]).then(a.cmp(&b))),
         Box::new(|&a, &b| span(b).cmp(&span(a)).then(bytes[b].cmp(&bytes[a]))),
         Box::new(|&a, &b| start(a).cmp(&start(b)).then(bytes[b].cmp(&bytes[a]))),
@@ -99,7 +104,27 @@ pub fn plan(def: &ModelDef) -> MemoryPlan {
             best = Some((size, offsets));
         }
     }
-    let (arena_bytes, mut offsets) = best.unwrap_or((0, vec![0; def.tensors.len()]));
+    let (mut arena_bytes, mut offsets) = best.unwrap_or((0, vec![0; def.tensors.len()]));
+    if arena_bytes > lower_bound {
+        let mut sorted = roots.clone();
+        sorted.sort_by(|&a, &b| bytes[b].cmp(&bytes[a]).then(span(b).cmp(&span(a))).then(a.cmp(&b)));
+        let mut search = Search {
+            order: &sorted,
+            bytes: &bytes,
+            iv: &iv,
+            offsets: vec![0; def.tensors.len()],
+            best: arena_bytes,
+            best_offsets: None,
+            lower_bound,
+            budget: SEARCH_BUDGET,
+        };
+        let mut used = vec![false; sorted.len()];
+        search.dfs(&mut Vec::new(), &mut used, 0);
+        if let Some(o) = search.best_offsets {
+            arena_bytes = search.best;
+            offsets = o;
+        }
+    }
     let mut first = vec![0; def.tensors.len()];
     let mut last = vec![0; def.tensors.len()];
     for t in 0..def.tensors.len() {
@@ -149,4 +174,82 @@ fn greedy(
         placed.push(t);
     }
     (size, offsets)
+}
+
+/// Search nodes the placement search may visit.
+const SEARCH_BUDGET: usize = 200_000;
+
+/// Depth-first search over placement orders, each buffer at its lowest free offset (as the
+/// greedy planner), pruned by the best arena so far.
+struct Search<'a> {
+    order: &'a [usize],
+    bytes: &'a [usize],
+    iv: &'a [Option<(usize, usize)>],
+    offsets: Vec<usize>,
+    best: usize,
+    best_offsets: Option<Vec<usize>>,
+    lower_bound: usize,
+    budget: usize,
+}
+
+impl Search<'_> {
+    fn overlaps(&self, a: usize, b: usize) -> bool {
+        match (self.iv[a], self.iv[b]) {
+            (Some((a0, a1)), Some((b0, b1))) => a0 <= b1 && b0 <= a1,
+            _ => false,
+        }
+    }
+
+    /// Lowest offset for `t` free of every placed buffer live at the same time.
+    fn first_fit(&self, t: usize, placed: &[usize]) -> usize {
+        let mut busy: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&p| self.overlaps(p, t))
+            .map(|&p| (self.offsets[p], self.offsets[p] + self.bytes[p]))
+            .collect();
+        busy.sort_unstable();
+        let mut at = 0;
+        for (lo, hi) in busy {
+            if at + self.bytes[t] <= lo {
+                break;
+            }
+            at = at.max(hi);
+        }
+        at
+    }
+
+    /// Extend the placement `placed` (arena `size` so far) with the unplaced buffers.
+    fn dfs(&mut self, placed: &mut Vec<usize>, used: &mut [bool], size: usize) {
+        if self.budget == 0 || self.best <= self.lower_bound {
+            return;
+        }
+        self.budget -= 1;
+        if placed.len() == self.order.len() {
+            if size < self.best {
+                self.best = size;
+                self.best_offsets = Some(self.offsets.clone());
+            }
+            return;
+        }
+        for k in 0..self.order.len() {
+            if used[k] {
+                continue;
+            }
+            let t = self.order[k];
+            let at = self.first_fit(t, placed);
+            let end = at + self.bytes[t];
+            if end.max(size) >= self.best {
+                continue;
+            }
+            self.offsets[t] = at;
+            used[k] = true;
+            placed.push(t);
+            self.dfs(placed, used, size.max(end));
+            placed.pop();
+            used[k] = false;
+            if self.budget == 0 {
+                return;
+            }
+        }
+    }
 }
