@@ -643,8 +643,15 @@ impl Importer {
                 self.push(n, Op::Clip(lo, hi), vec![x], s);
             }
             "Add" => {
-                if self.is_const(inp(0)) || self.is_const(inp(1)) {
-                    bail!("Add of a constant is supported only as a bias folded by the exporter");
+                let (ca, cb) = (self.is_const(inp(0)), self.is_const(inp(1)));
+                if ca || cb {
+                    // A constant operand: a bias, folded into the producer by `bn_fold`.
+                    let (x, c) = if ca { (inp(1), inp(0)) } else { (inp(0), inp(1)) };
+                    let x = self.tensor_in(x)?;
+                    let c = self.tensor_in(c)?;
+                    let s = self.shape(x);
+                    self.push(n, Op::Add, vec![x, c], s);
+                    return Ok(());
                 }
                 let a = self.activation(inp(0), "input")?;
                 let b = self.activation(inp(1), "input")?;
@@ -701,7 +708,7 @@ impl Importer {
                 self.push(n, Op::GlobalAvgPool, vec![x], vec![1, c, 1, 1]);
             }
             "Flatten" | "Reshape" => {
-                let x = self.activation(inp(0), "input")?;
+                let x = self.tensor_in(inp(0))?;
                 let s = self.shape(x);
                 let total: usize = s.iter().product();
                 let out = if n.op_type == "Flatten" {

@@ -1,4 +1,5 @@
-//! BatchNormalization folding into the preceding Conv or Gemm:
+//! Affine folding into the preceding Conv or Gemm: an Add of a constant (a bias, as ONNX
+//! exporters write `MatMul + Add`) and BatchNormalization:
 //! `W'[o] = W[o] * s[o]`, `b'[o] = (b[o] - mean[o]) * s[o] + beta[o]`,
 //! `s = gamma / sqrt(var + eps)`.
 
@@ -7,6 +8,7 @@ use anyhow::{Result, bail};
 
 /// Run the pass.
 pub fn run(g: &mut Graph) -> Result<()> {
+    fold_bias_adds(g)?;
     for i in 0..g.nodes.len() {
         let Op::BatchNorm { eps } = g.nodes[i].op else {
             continue;
@@ -67,6 +69,58 @@ pub fn run(g: &mut Graph) -> Result<()> {
         node.inputs.truncate(2);
         node.inputs.push(bt);
         node.output = bn.output;
+        g.nodes[i].dead = true;
+    }
+    Ok(())
+}
+
+/// `Add(x, c)` with `c` constant and `x` computed by a Conv/Gemm read by nothing else: `c`
+/// joins the layer's bias (`c` broadcasts per output channel).
+fn fold_bias_adds(g: &mut Graph) -> Result<()> {
+    for i in 0..g.nodes.len() {
+        if g.nodes[i].dead || g.nodes[i].op != Op::Add {
+            continue;
+        }
+        let n = g.nodes[i].clone();
+        let Some(c) = n.inputs.iter().position(|&t| g.konst(t).is_some()) else {
+            continue;
+        };
+        let x = n.inputs[1 - c];
+        if g.konst(x).is_some() {
+            continue; // both constant: constant folding
+        }
+        let add = g.konst(n.inputs[c]).map(|k| k.data.clone()).unwrap_or_default();
+        let p = g.producer(x).filter(|&p| {
+            matches!(g.nodes[p].op, Op::Conv { .. } | Op::Gemm)
+                && g.nodes[p].act == crate::ir::Act::None
+                && g.consumers(x).len() == 1
+                && !g.is_output(x)
+        });
+        let o = p.map_or(0, |p| g.tensors[g.nodes[p].inputs[1]].shape[0]);
+        let Some(p) = p.filter(|_| add.len() == o || add.len() == 1) else {
+            bail!(
+                "node {} (Add): adding a constant is supported only as a per-channel bias right after a Conv/Gemm/MatMul",
+                n.name
+            );
+        };
+        let conv = g.nodes[p].clone();
+        let old_b: Vec<f32> = conv
+            .inputs
+            .get(2)
+            .and_then(|&b| g.konst(b))
+            .map_or(vec![0.0; o], |c| c.data.clone());
+        let nb: Vec<f32> = (0..o).map(|k| old_b[k] + add[k.min(add.len() - 1)]).collect();
+        g.tensors.push(Tensor {
+            name: format!("{}/bias", conv.name),
+            shape: vec![o],
+            konst: Some(Const { data: nb, quant: None }),
+            quant: None,
+        });
+        let bt = g.tensors.len() - 1;
+        let node = &mut g.nodes[p];
+        node.inputs.truncate(2);
+        node.inputs.push(bt);
+        node.output = n.output;
         g.nodes[i].dead = true;
     }
     Ok(())

@@ -1,0 +1,178 @@
+//! The bundled models (`models/<name>/`): compile the float ONNX with its calibration set;
+//! full-width top-1 agreement with the PyTorch golden outputs; per-task accuracy at every
+//! width configuration within 1.5 points of the float accuracy in `accuracy.json`; arena
+//! within 2% of the liveness lower bound. Skipped (with a message) when a model is absent.
+
+use edgeslim_compiler::{Array, CompileOptions, compile, read_npz, run_batch};
+use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
+use std::path::{Path, PathBuf};
+
+fn model_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut b = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[b] {
+            b = i;
+        }
+    }
+    b
+}
+
+fn check(name: &str, qdq: bool) {
+    let dir = model_dir(name);
+    let onnx = dir.join(if qdq { "model_qdq.onnx" } else { "model.onnx" });
+    if !onnx.exists() {
+        eprintln!("{name}: not bundled, skipped");
+        return;
+    }
+    let t0 = std::time::Instant::now();
+    let opts = CompileOptions {
+        calib: Some(dir.join("calib.npy")),
+        ..CompileOptions::default()
+    };
+    let c = compile(&onnx, &opts).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let r = &c.report;
+    eprintln!(
+        "{name}{}: compiled in {:.1} s; arena {} B, lower bound {} B; blob {} B",
+        if qdq { " (QDQ)" } else { "" },
+        t0.elapsed().as_secs_f64(),
+        r.arena_bytes,
+        r.arena_lower_bound,
+        r.blob_bytes
+    );
+    assert!(r.arena_bytes as f64 <= 1.02 * r.arena_lower_bound as f64, "{name}: arena");
+    let m = Model::parse(&c.blob).unwrap_or_else(|e| panic!("{e}"));
+
+    // Golden outputs at full width.
+    let golden = read_npz(&dir.join("golden.npz")).unwrap_or_else(|e| panic!("{e:#}"));
+    let gx = golden
+        .get("x")
+        .cloned()
+        .and_then(|a| a.into_f32().ok())
+        .unwrap_or_else(|| panic!("golden x"));
+    let outs = run_batch(&c.blob, &gx, &WidthConfig::full(&m), TaskMask::all(&m))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let full_id = {
+        let j: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join("golden.json")).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        j["configs"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter().find(|c| {
+                    c["widths"]
+                        .as_object()
+                        .is_some_and(|w| w.values().all(|v| v.as_f64() == Some(1.0)))
+                })
+            })
+            .and_then(|c| c["id"].as_str().map(String::from))
+            .unwrap_or_else(|| panic!("no full-width golden config"))
+    };
+    for o in &outs {
+        let key = format!("out__{full_id}__{}", o.name);
+        let g: Array<f32> = golden
+            .get(&key)
+            .cloned()
+            .and_then(|a| a.into_f32().ok())
+            .unwrap_or_else(|| panic!("golden {key}"));
+        let n = gx.shape[0];
+        let k = g.data.len() / n;
+        let agree = (0..n)
+            .filter(|&i| argmax(&g.data[i * k..(i + 1) * k]) == argmax(&o.float.data[i * k..(i + 1) * k]))
+            .count();
+        let frac = agree as f64 / n as f64;
+        eprintln!("{name} {}: top-1 agreement with golden {:.2}%", o.name, frac * 100.0);
+        assert!(frac >= 0.99, "{name} {}: top-1 agreement {frac}", o.name);
+    }
+
+    // Accuracy at every (encoder width, decoder width).
+    let eval = read_npz(&dir.join("eval.npz")).unwrap_or_else(|e| panic!("{e:#}"));
+    let ex = eval
+        .get("x")
+        .cloned()
+        .and_then(|a| a.into_f32().ok())
+        .unwrap_or_else(|| panic!("eval x"));
+    let acc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("accuracy.json")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (_, samples) = edgeslim_compiler::run::split_batch(&m, &ex).unwrap_or_else(|e| panic!("{e:#}"));
+    let labels: Vec<Vec<i64>> = (0..m.num_tasks())
+        .map(|t| {
+            let tn = m.task(t).map_or("", |t| t.name);
+            eval.get(&format!("y_{tn}"))
+                .cloned()
+                .and_then(|a| a.into_i64().ok())
+                .map(|a| a.data)
+                .unwrap_or_else(|| panic!("labels y_{tn}"))
+        })
+        .collect();
+    let mut arena = vec![0u8; m.arena_bytes()];
+    let mut interp = Interpreter::new(&m, &mut arena).unwrap_or_else(|e| panic!("{e}"));
+    let l = &c.lowered;
+    let mut worst: f64 = f64::NEG_INFINITY;
+    for (we, d) in l.grid() {
+        let idx: Vec<u8> = (0..m.num_segments()).map(|s| l.width_at(s, we, d) as u8).collect();
+        let cfg = WidthConfig::from_indices(&idx).unwrap_or_else(|e| panic!("{e}"));
+        let mut correct = vec![0usize; m.num_tasks()];
+        for (i, s) in samples.iter().enumerate() {
+            let r = interp.run(Input::F32(s), &cfg, TaskMask::all(&m)).unwrap_or_else(|e| panic!("{e}"));
+            for (t, c) in correct.iter_mut().enumerate() {
+                let o = r.task(t).unwrap_or_else(|e| panic!("{e}"));
+                if o.argmax() as i64 == labels[t][i] {
+                    *c += 1;
+                }
+            }
+        }
+        let seg_m = |s: usize| m.segment(s).map_or(0.0, |g| g.widths[idx[s] as usize]);
+        for t in 0..m.num_tasks() {
+            let task = m.task(t).unwrap_or_else(|| panic!("task"));
+            let ours = correct[t] as f64 / samples.len() as f64;
+            let enc = m.segment(0).map_or("", |s| s.name);
+            let dec = m.segment(task.segment).map_or("", |s| s.name);
+            let float = acc["float"].as_array().and_then(|es| {
+                es.iter().find(|e| {
+                    let w = &e["widths"];
+                    (w[enc].as_f64().unwrap_or(-1.0) - seg_m(0) as f64).abs() < 1e-4
+                        && (w[dec].as_f64().unwrap_or(-1.0) - seg_m(task.segment) as f64).abs() < 1e-4
+                })
+            });
+            let Some(f) = float.and_then(|e| e["accuracy"][task.name].as_f64()) else {
+                continue;
+            };
+            worst = worst.max(f - ours);
+            assert!(
+                f - ours <= 0.015,
+                "{name} {}: accuracy {ours:.4} at {enc}={}, {dec}={} vs float {f:.4}",
+                task.name,
+                seg_m(0),
+                seg_m(task.segment)
+            );
+        }
+    }
+    eprintln!("{name}: worst accuracy drop vs float over every width config: {:.2} points", worst * 100.0);
+}
+
+#[test]
+fn digits_mtl() {
+    check("digits-mtl", false);
+}
+
+#[test]
+fn digits_mtl_qdq() {
+    check("digits-mtl", true);
+}
+
+#[test]
+fn mnist_mtl() {
+    check("mnist-mtl", false);
+}
+
+#[test]
+fn mcu_bench_mtl() {
+    check("mcu-bench-mtl", false);
+}
