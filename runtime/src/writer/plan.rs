@@ -107,7 +107,12 @@ pub fn plan(def: &ModelDef) -> MemoryPlan {
     let (mut arena_bytes, mut offsets) = best.unwrap_or((0, vec![0; def.tensors.len()]));
     if arena_bytes > lower_bound {
         let mut sorted = roots.clone();
-        sorted.sort_by(|&a, &b| bytes[b].cmp(&bytes[a]).then(span(b).cmp(&span(a))).then(a.cmp(&b)));
+        sorted.sort_by(|&a, &b| {
+            bytes[b]
+                .cmp(&bytes[a])
+                .then(span(b).cmp(&span(a)))
+                .then(a.cmp(&b))
+        });
         let mut search = Search {
             order: &sorted,
             bytes: &bytes,

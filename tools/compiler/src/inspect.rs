@@ -82,7 +82,9 @@ fn op_macs(m: &Model<'_>, i: usize, cfg: &WidthConfig) -> u64 {
     let Some(op) = m.op(i) else { return 0 };
     let e = m.entry(&op, m.key(&op, cfg));
     let (cin, cout) = (e.in_ch() as u64, e.out_ch() as u64);
-    let out = m.tensor(op.output).map_or((0, 0), |t| (t.h as u64, t.w as u64));
+    let out = m
+        .tensor(op.output)
+        .map_or((0, 0), |t| (t.h as u64, t.w as u64));
     match op.kind {
         OpKind::Conv2d => {
             let groups = if op.attrs[attr::DEPTHWISE] == 1 {
@@ -175,7 +177,8 @@ pub fn inspect(blob: &[u8]) -> Result<Inspection> {
         .map(|t| {
             (
                 t.name.to_string(),
-                m.segment(t.segment).map_or(String::new(), |s| s.name.to_string()),
+                m.segment(t.segment)
+                    .map_or(String::new(), |s| s.name.to_string()),
                 (t.first_output..t.first_output + t.n_outputs)
                     .filter_map(|o| m.output(o).map(|o| o.name.to_string()))
                     .collect(),
@@ -252,7 +255,11 @@ impl Inspection {
                 );
             }
         }
-        let _ = writeln!(s, "\n{} width configs (every task running):", self.configs.len());
+        let _ = writeln!(
+            s,
+            "\n{} width configs (every task running):",
+            self.configs.len()
+        );
         let show: Vec<&ConfigReport> = if self.configs.len() <= 32 {
             self.configs.iter().collect()
         } else {
@@ -262,7 +269,11 @@ impl Inspection {
         };
         for (k, c) in show.iter().enumerate() {
             if self.configs.len() > 32 && k == 8 {
-                let _ = writeln!(s, "  ... ({} more; --json lists all)", self.configs.len() - 16);
+                let _ = writeln!(
+                    s,
+                    "  ... ({} more; --json lists all)",
+                    self.configs.len() - 16
+                );
             }
             let _ = writeln!(
                 s,

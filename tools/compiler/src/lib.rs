@@ -107,7 +107,11 @@ pub struct Compiled {
 pub fn load_calibration(l: &Lowered, path: &Path, max: usize) -> Result<Vec<Vec<f32>>> {
     let a = read_f32(path).context("calibration data")?;
     let [h, w, c] = l.tensors[l.input].shape;
-    let sample: Vec<usize> = if l.input_is_vector { vec![c] } else { vec![c, h, w] };
+    let sample: Vec<usize> = if l.input_is_vector {
+        vec![c]
+    } else {
+        vec![c, h, w]
+    };
     if a.shape.len() != sample.len() + 1 || a.shape[1..] != sample[..] {
         let mut want = vec!["N".to_string()];
         want.extend(sample.iter().map(|d| d.to_string()));
@@ -126,7 +130,11 @@ pub fn load_calibration(l: &Lowered, path: &Path, max: usize) -> Result<Vec<Vec<
     Ok((0..n)
         .map(|i| {
             let s = &a.data[i * per..(i + 1) * per];
-            if l.input_is_vector { s.to_vec() } else { nchw_to_nhwc(s, c, h, w) }
+            if l.input_is_vector {
+                s.to_vec()
+            } else {
+                nchw_to_nhwc(s, c, h, w)
+            }
         })
         .collect())
 }
@@ -171,14 +179,18 @@ pub fn compile(path: &Path, opts: &CompileOptions) -> Result<Compiled> {
     };
     let def = passes::quantize::run(&l, ranges.as_ref(), &mut warnings)?;
     let plan = passes::plan::run(&def);
-    let blob = def
-        .to_bytes(&plan)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let model = edgeslim_runtime::Model::parse(&blob)
-        .map_err(|e| anyhow::anyhow!("internal error: the runtime rejects the compiled blob: {e}"))?;
+    let blob = def.to_bytes(&plan).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = edgeslim_runtime::Model::parse(&blob).map_err(|e| {
+        anyhow::anyhow!("internal error: the runtime rejects the compiled blob: {e}")
+    })?;
     let report = CompileReport {
         name: l.name.clone(),
-        source: if l.prequantized { "prequantized" } else { "float" }.into(),
+        source: if l.prequantized {
+            "prequantized"
+        } else {
+            "float"
+        }
+        .into(),
         ops: def.ops.len(),
         segments: l
             .manifest

@@ -152,7 +152,10 @@ impl Manifest {
             bail!("invalid edgeslim.manifest: {field}: {why}")
         };
         if self.format != FORMAT {
-            bad("format".into(), &format!("must be \"{FORMAT}\", got {:?}", self.format))?;
+            bad(
+                "format".into(),
+                &format!("must be \"{FORMAT}\", got {:?}", self.format),
+            )?;
         }
         if self.channel_rule.kind != "ceil" {
             bad("channel_rule.kind".into(), "only \"ceil\" is defined")?;
@@ -179,7 +182,10 @@ impl Manifest {
                 bad(format!("segments[{i}].name"), "must match [A-Za-z0-9_-]+")?;
             }
             if self.segments[..i].iter().any(|o| o.name == s.name) {
-                bad(format!("segments[{i}].name"), &format!("duplicate name {}", s.name))?;
+                bad(
+                    format!("segments[{i}].name"),
+                    &format!("duplicate name {}", s.name),
+                )?;
             }
             if s.widths.is_empty() || s.widths.len() > 8 {
                 bad(format!("segments[{i}].widths"), "1 to 8 multipliers")?;
@@ -195,7 +201,10 @@ impl Manifest {
                 prev = w;
             }
             if s.widths.last() != Some(&1.0) {
-                bad(format!("segments[{i}].widths"), "the last multiplier must be 1.0")?;
+                bad(
+                    format!("segments[{i}].widths"),
+                    "the last multiplier must be 1.0",
+                )?;
             }
         }
         if self.tasks.is_empty() {
@@ -203,18 +212,27 @@ impl Manifest {
         }
         for (i, t) in self.tasks.iter().enumerate() {
             if self.tasks[..i].iter().any(|o| o.name == t.name) {
-                bad(format!("tasks[{i}].name"), &format!("duplicate name {}", t.name))?;
+                bad(
+                    format!("tasks[{i}].name"),
+                    &format!("duplicate name {}", t.name),
+                )?;
             }
             if t.outputs.is_empty() {
                 bad(format!("tasks[{i}].outputs"), "at least one output")?;
             }
             for o in &t.outputs {
                 if self.tasks[..i].iter().any(|p| p.outputs.contains(o)) {
-                    bad(format!("tasks[{i}].outputs"), &format!("{o} is owned by another task"))?;
+                    bad(
+                        format!("tasks[{i}].outputs"),
+                        &format!("{o} is owned by another task"),
+                    )?;
                 }
             }
             if self.segment_index(&t.segment).is_none() {
-                bad(format!("tasks[{i}].segment"), &format!("no segment named {}", t.segment))?;
+                bad(
+                    format!("tasks[{i}].segment"),
+                    &format!("no segment named {}", t.segment),
+                )?;
             }
             if t.metric != "accuracy" {
                 bad(format!("tasks[{i}].metric"), "only \"accuracy\" is defined")?;
@@ -234,7 +252,11 @@ impl Manifest {
     /// The segment a node belongs to: explicit lists win, then the longest prefix, else the
     /// encoder.
     pub fn segment_of(&self, node: &str) -> usize {
-        if let Some(i) = self.segments.iter().position(|s| s.nodes.iter().any(|n| n == node)) {
+        if let Some(i) = self
+            .segments
+            .iter()
+            .position(|s| s.nodes.iter().any(|n| n == node))
+        {
             return i;
         }
         let mut best: Option<(usize, usize)> = None;

@@ -90,7 +90,9 @@ impl NpyData {
 
 fn header_field<'a>(h: &'a str, key: &str) -> Result<&'a str> {
     let k = format!("'{key}'");
-    let at = h.find(&k).ok_or_else(|| anyhow!("npy header lacks {key}"))?;
+    let at = h
+        .find(&k)
+        .ok_or_else(|| anyhow!("npy header lacks {key}"))?;
     let rest = h[at + k.len()..].trim_start();
     let rest = rest
         .strip_prefix(':')
@@ -112,8 +114,11 @@ pub fn parse_npy(b: &[u8]) -> Result<NpyData> {
         }
         (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
     };
-    let h = std::str::from_utf8(b.get(start..start + hlen).ok_or_else(|| anyhow!("truncated .npy header"))?)
-        .context("npy header is not text")?;
+    let h = std::str::from_utf8(
+        b.get(start..start + hlen)
+            .ok_or_else(|| anyhow!("truncated .npy header"))?,
+    )
+    .context("npy header is not text")?;
     let descr = header_field(h, "descr")?;
     let descr = descr
         .trim_start_matches(['\'', '"'])
@@ -132,7 +137,10 @@ pub fn parse_npy(b: &[u8]) -> Result<NpyData> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| anyhow!("bad dimension {s} in npy header")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| anyhow!("bad dimension {s} in npy header"))
+        })
         .collect::<Result<_>>()?;
     let n: usize = shape.iter().product();
     let body = &b[start + hlen..];
@@ -155,7 +163,9 @@ pub fn parse_npy(b: &[u8]) -> Result<NpyData> {
         "<i4" => take!(i32, 4, I32),
         "|i1" => take!(i8, 1, I8),
         "|u1" => take!(u8, 1, U8),
-        d => bail!("unsupported .npy element type {d} (float32, float64, int64, int32, int8, uint8)"),
+        d => {
+            bail!("unsupported .npy element type {d} (float32, float64, int64, int32, int8, uint8)")
+        }
     })
 }
 
@@ -235,7 +245,10 @@ pub fn parse_npz(b: &[u8]) -> Result<BTreeMap<String, NpyData>> {
         .ok_or_else(|| anyhow!("not a zip/npz file"))?;
     let mut n = u16le(b, eocd + 10)?;
     let mut cd = u32le(b, eocd + 16)?;
-    if (n == 0xFFFF || cd == 0xFFFF_FFFF) && eocd >= 20 && b[eocd - 20..eocd - 16] == [0x50, 0x4b, 0x06, 0x07] {
+    if (n == 0xFFFF || cd == 0xFFFF_FFFF)
+        && eocd >= 20
+        && b[eocd - 20..eocd - 16] == [0x50, 0x4b, 0x06, 0x07]
+    {
         let z = u64le(b, eocd - 12)?;
         n = u64le(b, z + 32)?;
         cd = u64le(b, z + 48)?;
@@ -253,7 +266,11 @@ pub fn parse_npz(b: &[u8]) -> Result<BTreeMap<String, NpyData>> {
         let xlen = u16le(b, p + 30)?;
         let clen = u16le(b, p + 32)?;
         let mut local = u32le(b, p + 42)?;
-        let name = String::from_utf8_lossy(b.get(p + 46..p + 46 + nlen).ok_or_else(|| anyhow!("truncated zip"))?).into_owned();
+        let name = String::from_utf8_lossy(
+            b.get(p + 46..p + 46 + nlen)
+                .ok_or_else(|| anyhow!("truncated zip"))?,
+        )
+        .into_owned();
         // zip64 extra field.
         let mut x = p + 46 + nlen;
         let xend = x + xlen;
@@ -280,7 +297,9 @@ pub fn parse_npz(b: &[u8]) -> Result<BTreeMap<String, NpyData>> {
         let lnlen = u16le(b, local + 26)?;
         let lxlen = u16le(b, local + 28)?;
         let start = local + 30 + lnlen + lxlen;
-        let raw = b.get(start..start + csize).ok_or_else(|| anyhow!("truncated zip entry {name}"))?;
+        let raw = b
+            .get(start..start + csize)
+            .ok_or_else(|| anyhow!("truncated zip entry {name}"))?;
         let data = match method {
             0 => raw.to_vec(),
             8 => {
@@ -293,7 +312,10 @@ pub fn parse_npz(b: &[u8]) -> Result<BTreeMap<String, NpyData>> {
             m => bail!("zip entry {name}: compression method {m} not supported"),
         };
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
-        out.insert(key, parse_npy(&data).with_context(|| format!("entry {name}"))?);
+        out.insert(
+            key,
+            parse_npy(&data).with_context(|| format!("entry {name}"))?,
+        );
     }
     Ok(out)
 }

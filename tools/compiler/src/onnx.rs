@@ -91,7 +91,10 @@ fn read_tensor(t: &pb::TensorProto) -> Result<(Vec<usize>, Data)> {
         .collect::<Result<_>>()?;
     let n: usize = dims.iter().product();
     if t.data_location == Some(1) {
-        bail!("tensor {} uses external data, which is not supported", t.name);
+        bail!(
+            "tensor {} uses external data, which is not supported",
+            t.name
+        );
     }
     let raw = &t.raw_data;
     let data = match t.data_type {
@@ -173,7 +176,9 @@ fn attr_ints(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(n, name).map(|a| a.ints.clone())
 }
 fn attr_s(n: &pb::NodeProto, name: &str) -> String {
-    attr(n, name).map_or(String::new(), |a| String::from_utf8_lossy(&a.s).into_owned())
+    attr(n, name).map_or(String::new(), |a| {
+        String::from_utf8_lossy(&a.s).into_owned()
+    })
 }
 
 fn pair(v: &[i64], what: &str) -> Result<[usize; 2]> {
@@ -184,7 +189,15 @@ fn pair(v: &[i64], what: &str) -> Result<[usize; 2]> {
 }
 
 /// Output size of a window op along one axis.
-fn out_dim(i: usize, k: usize, s: usize, p0: usize, p1: usize, d: usize, ceil: bool) -> Result<usize> {
+fn out_dim(
+    i: usize,
+    k: usize,
+    s: usize,
+    p0: usize,
+    p1: usize,
+    d: usize,
+    ceil: bool,
+) -> Result<usize> {
     let ek = d * (k - 1) + 1;
     let padded = i + p0 + p1;
     if padded < ek || s == 0 {
@@ -350,15 +363,27 @@ impl Importer {
         };
         let n_axis = dims.get(axis).copied().unwrap_or(1);
         let inner: usize = dims.iter().skip(axis + 1).product();
-        let per = |vec_len: usize, i: usize| if vec_len == 1 { 0 } else { (i / inner) % n_axis };
+        let per = |vec_len: usize, i: usize| {
+            if vec_len == 1 {
+                0
+            } else {
+                (i / inner) % n_axis
+            }
+        };
         if scales.len() != 1 && scales.len() != n_axis {
-            bail!("scale {scale}: {} values for axis of {n_axis}", scales.len());
+            bail!(
+                "scale {scale}: {} values for axis of {n_axis}",
+                scales.len()
+            );
         }
         let raw = data.to_f32();
         let real: Vec<f32> = raw
             .iter()
             .enumerate()
-            .map(|(i, &q)| (q - zps[per(zps.len(), i).min(zps.len() - 1)] as f32) * scales[per(scales.len(), i)])
+            .map(|(i, &q)| {
+                (q - zps[per(zps.len(), i).min(zps.len() - 1)] as f32)
+                    * scales[per(scales.len(), i)]
+            })
             .collect();
         let quant = match &data {
             Data::I8(x) if zps.iter().all(|&z| z == 0) && axis == 0 => Some(ConstQuant {
@@ -381,7 +406,11 @@ impl Importer {
         let t = self.add_tensor(&out_name, shape, None);
         self.values.insert(out_name.clone(), Value::Tensor(t));
         self.g.nodes.push(Node {
-            name: if n.name.is_empty() { out_name } else { n.name.clone() },
+            name: if n.name.is_empty() {
+                out_name
+            } else {
+                n.name.clone()
+            },
             op_type: n.op_type.clone(),
             op,
             inputs,
@@ -436,7 +465,11 @@ impl Importer {
                 _ => {
                     let axis = attr_i(n, "axis", 1);
                     let dims = self.raw(inp(0))?.0;
-                    let axis = if axis < 0 { axis + dims.len() as i64 } else { axis };
+                    let axis = if axis < 0 {
+                        axis + dims.len() as i64
+                    } else {
+                        axis
+                    };
                     let per_axis = self.raw(inp(1))?.1.len() > 1;
                     self.dequant_const(
                         &out_name,
@@ -476,7 +509,10 @@ impl Importer {
                     bail!("weights {ws:?} do not match {c} input channels in {group} groups");
                 }
                 let strides = pair(&attr_ints(n, "strides").unwrap_or(vec![1, 1]), "strides")?;
-                let dilations = pair(&attr_ints(n, "dilations").unwrap_or(vec![1, 1]), "dilations")?;
+                let dilations = pair(
+                    &attr_ints(n, "dilations").unwrap_or(vec![1, 1]),
+                    "dilations",
+                )?;
                 let pads = window_pads(n, [h, w], [kh, kw], strides, dilations)?;
                 let oh = out_dim(h, kh, strides[0], pads[0], pads[2], dilations[0], false)?;
                 let ow = out_dim(w, kw, strides[1], pads[1], pads[3], dilations[1], false)?;
@@ -491,18 +527,31 @@ impl Importer {
                             .as_ref()
                             .and_then(|c| c.quant.as_ref())
                             .map(|q| q.scales.clone())
-                            .ok_or_else(|| anyhow!("QLinearConv weights must be int8 with zero point 0"))?;
+                            .ok_or_else(|| {
+                                anyhow!("QLinearConv weights must be int8 with zero point 0")
+                            })?;
                         let real = bd
                             .to_f32()
                             .iter()
                             .enumerate()
                             .map(|(i, &v)| v * s_x * s_w[i.min(s_w.len() - 1)])
                             .collect();
-                        self.add_tensor(bias_name, vec![o], Some(Const { data: real, quant: None }))
+                        self.add_tensor(
+                            bias_name,
+                            vec![o],
+                            Some(Const {
+                                data: real,
+                                quant: None,
+                            }),
+                        )
                     } else {
                         self.tensor_in(bias_name)?
                     };
-                    if self.g.tensors[b].konst.as_ref().is_none_or(|c| c.data.len() != o) {
+                    if self.g.tensors[b]
+                        .konst
+                        .as_ref()
+                        .is_none_or(|c| c.data.len() != o)
+                    {
                         bail!("bias {bias_name} must be a constant of {o} values");
                     }
                     inputs.push(b);
@@ -541,14 +590,25 @@ impl Importer {
                     _ => (inp(3), false),
                 };
                 if !self.is_const(w_name) {
-                    bail!("weight {w_name} is not a constant (only constant weights are supported)");
+                    bail!(
+                        "weight {w_name} is not a constant (only constant weights are supported)"
+                    );
                 }
                 // Normalise to W [O, K] (rows are outputs).
                 let (wd, wv, wq) = if n.op_type == "QLinearMatMul" {
                     let xq = self.qparams(inp(1), Some(inp(2)))?;
                     self.annotate(x, xq);
-                    let t = self.dequant_const(&format!("{}/W", n.name), inp(3), inp(4), Some(inp(5)), 1)?;
-                    let c = self.g.tensors[t].konst.clone().unwrap_or(Const { data: vec![], quant: None });
+                    let t = self.dequant_const(
+                        &format!("{}/W", n.name),
+                        inp(3),
+                        inp(4),
+                        Some(inp(5)),
+                        1,
+                    )?;
+                    let c = self.g.tensors[t].konst.clone().unwrap_or(Const {
+                        data: vec![],
+                        quant: None,
+                    });
                     let (_, raw) = self.raw(inp(3))?;
                     let s = self.raw(inp(4))?.1.to_f32();
                     let zq = match self.raw(inp(5)) {
@@ -562,8 +622,14 @@ impl Importer {
                     (self.shape(t), c.data, q)
                 } else {
                     let t = self.tensor_in(w_name)?;
-                    let c = self.g.tensors[t].konst.clone().unwrap_or(Const { data: vec![], quant: None });
-                    let q = c.quant.as_ref().map(|q| (q.values.clone(), q.scales.clone()));
+                    let c = self.g.tensors[t].konst.clone().unwrap_or(Const {
+                        data: vec![],
+                        quant: None,
+                    });
+                    let q = c
+                        .quant
+                        .as_ref()
+                        .map(|q| (q.values.clone(), q.scales.clone()));
                     (self.shape(t), c.data, q)
                 };
                 let (rows, cols) = match wd.as_slice() {
@@ -598,7 +664,11 @@ impl Importer {
                 if alpha != 1.0 {
                     w.iter_mut().for_each(|v| *v *= alpha);
                 }
-                let wt = self.add_tensor(&format!("{}/W", n.name), vec![o, k], Some(Const { data: w, quant }));
+                let wt = self.add_tensor(
+                    &format!("{}/W", n.name),
+                    vec![o, k],
+                    Some(Const { data: w, quant }),
+                );
                 let mut inputs = vec![x, wt];
                 let bias_name = if n.op_type == "Gemm" { inp(2) } else { "" };
                 if !bias_name.is_empty() {
@@ -632,12 +702,20 @@ impl Importer {
                         return Ok(default);
                     }
                     let v = me.raw(name)?.1.to_f32();
-                    v.first().copied().ok_or_else(|| anyhow!("empty bound {name}"))
+                    v.first()
+                        .copied()
+                        .ok_or_else(|| anyhow!("empty bound {name}"))
                 };
                 let (lo, hi) = if self.opset < 11 {
-                    (attr_f(n, "min", f32::NEG_INFINITY), attr_f(n, "max", f32::INFINITY))
+                    (
+                        attr_f(n, "min", f32::NEG_INFINITY),
+                        attr_f(n, "max", f32::INFINITY),
+                    )
                 } else {
-                    (bound(self, inp(1), f32::NEG_INFINITY)?, bound(self, inp(2), f32::INFINITY)?)
+                    (
+                        bound(self, inp(1), f32::NEG_INFINITY)?,
+                        bound(self, inp(2), f32::INFINITY)?,
+                    )
                 };
                 let s = self.shape(x);
                 self.push(n, Op::Clip(lo, hi), vec![x], s);
@@ -646,7 +724,11 @@ impl Importer {
                 let (ca, cb) = (self.is_const(inp(0)), self.is_const(inp(1)));
                 if ca || cb {
                     // A constant operand: a bias, folded into the producer by `bn_fold`.
-                    let (x, c) = if ca { (inp(1), inp(0)) } else { (inp(0), inp(1)) };
+                    let (x, c) = if ca {
+                        (inp(1), inp(0))
+                    } else {
+                        (inp(0), inp(1))
+                    };
                     let x = self.tensor_in(x)?;
                     let c = self.tensor_in(c)?;
                     let s = self.shape(x);
@@ -808,7 +890,9 @@ impl Importer {
                 let spatial: usize = s.iter().skip(2).product();
                 if axis != 1 || spatial != 1 {
                     if !(s.len() == 2 && axis == 1) {
-                        bail!("only softmax over channels of a [1, C] (or [1, C, 1, 1]) tensor is supported");
+                        bail!(
+                            "only softmax over channels of a [1, C] (or [1, C, 1, 1]) tensor is supported"
+                        );
                     }
                 }
                 self.push(n, Op::Softmax, vec![x], s);
@@ -822,14 +906,22 @@ impl Importer {
 /// Decode and check an ONNX file with tract, then import it.
 pub fn import(path: &Path) -> Result<Graph> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let proto = onnx()
-        .proto_model_for_read(&mut &bytes[..])
-        .map_err(|e| anyhow!("{} is not an ONNX model (protobuf decoding failed: {e})", path.display()))?;
+    let proto = onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| {
+        anyhow!(
+            "{} is not an ONNX model (protobuf decoding failed: {e})",
+            path.display()
+        )
+    })?;
     let graph = proto
         .graph
         .as_ref()
         .filter(|g| !g.node.is_empty() && !g.output.is_empty())
-        .ok_or_else(|| anyhow!("{} is not an ONNX model (no graph, nodes or outputs)", path.display()))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "{} is not an ONNX model (no graph, nodes or outputs)",
+                path.display()
+            )
+        })?;
     // Reject unsupported ops first, with the node's name.
     for n in &graph.node {
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
@@ -852,7 +944,10 @@ pub fn import(path: &Path) -> Result<Graph> {
     }
     // tract: operator set, types and shapes of the whole graph.
     let typed = std::panic::catch_unwind(|| -> TractResult<TypedModel> {
-        onnx().model_for_proto_model(&proto)?.into_typed()?.into_decluttered()
+        onnx()
+            .model_for_proto_model(&proto)?
+            .into_typed()?
+            .into_decluttered()
     })
     .map_err(|_| anyhow!("tract failed (panicked) while loading {}", path.display()))?
     .with_context(|| format!("tract could not load {}", path.display()))?;
@@ -890,7 +985,10 @@ pub fn import(path: &Path) -> Result<Graph> {
         .filter(|i| !imp.values.contains_key(&i.name))
         .collect();
     if inputs.len() != 1 {
-        bail!("the model must have exactly one input, it has {}", inputs.len());
+        bail!(
+            "the model must have exactly one input, it has {}",
+            inputs.len()
+        );
     }
     let vi = inputs[0];
     let tt = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
@@ -898,7 +996,11 @@ pub fn import(path: &Path) -> Result<Graph> {
         _ => bail!("input {}: not a tensor", vi.name),
     };
     if tt.elem_type != 1 {
-        bail!("input {}: element type {} (float32 expected)", vi.name, dtype_name(tt.elem_type));
+        bail!(
+            "input {}: element type {} (float32 expected)",
+            vi.name,
+            dtype_name(tt.elem_type)
+        );
     }
     let mut shape = Vec::new();
     for d in tt.shape.as_ref().map_or(&[][..], |s| &s.dim[..]) {
@@ -914,7 +1016,10 @@ pub fn import(path: &Path) -> Result<Graph> {
         }
     }
     if !matches!(shape.as_slice(), [1, _, _, _] | [1, _]) {
-        bail!("input {}: shape {shape:?}, expected [1, C, H, W] or [1, K]", vi.name);
+        bail!(
+            "input {}: shape {shape:?}, expected [1, C, H, W] or [1, K]",
+            vi.name
+        );
     }
     let x = imp.add_tensor(&vi.name, shape, None);
     imp.g.input = x;
@@ -926,7 +1031,10 @@ pub fn import(path: &Path) -> Result<Graph> {
     for o in &graph.output {
         let t = match imp.values.get(&o.name) {
             Some(Value::Tensor(t)) | Some(Value::Quantized(t)) => *t,
-            _ => bail!("graph output {} is not computed by a supported node", o.name),
+            _ => bail!(
+                "graph output {} is not computed by a supported node",
+                o.name
+            ),
         };
         if imp.g.tensors[t].konst.is_some() || t == x {
             bail!("graph output {} must be computed from the input", o.name);

@@ -10,7 +10,12 @@ pub type Values = Vec<Option<Vec<f32>>>;
 
 /// Effective weights scale and bias of a weighted op at its segment's width index `w`.
 pub fn width_params(op: &LOp, w: usize, out_ch: usize) -> (Vec<f32>, Vec<f32>) {
-    match op.per_width.as_ref().and_then(|p| p.get(w)).and_then(|e| e.as_ref()) {
+    match op
+        .per_width
+        .as_ref()
+        .and_then(|p| p.get(w))
+        .and_then(|e| e.as_ref())
+    {
         Some(p) => (p.channel_scale.clone(), p.bias.clone()),
         None => (vec![1.0; out_ch], op.bias[..out_ch].to_vec()),
     }
@@ -18,7 +23,13 @@ pub fn width_params(op: &LOp, w: usize, out_ch: usize) -> (Vec<f32>, Vec<f32>) {
 
 /// Run the ops of the segments `run_segment` selects at grid point `(we, d)`; `values` keeps
 /// what earlier calls computed (the encoder once per encoder width, then each decoder width).
-pub fn run(l: &Lowered, values: &mut Values, we: usize, d: usize, run_segment: &dyn Fn(usize) -> bool) {
+pub fn run(
+    l: &Lowered,
+    values: &mut Values,
+    we: usize,
+    d: usize,
+    run_segment: &dyn Fn(usize) -> bool,
+) {
     for op in &l.ops {
         if !run_segment(op.segment) {
             continue;
@@ -38,7 +49,11 @@ pub fn run(l: &Lowered, values: &mut Values, we: usize, d: usize, run_segment: &
             OpKind::Conv2d => {
                 let (scale, bias) = width_params(op, l.width_at(s, we, d), cout);
                 let [_, kh, kw, ifull] = op.wshape;
-                let groups = if a[attr::DEPTHWISE] == 1 { cin } else { a[attr::GROUPS] as usize };
+                let groups = if a[attr::DEPTHWISE] == 1 {
+                    cin
+                } else {
+                    a[attr::GROUPS] as usize
+                };
                 let (cin_g, cout_g) = (cin / groups, cout / groups);
                 for oy in 0..oh {
                     for ox in 0..ow {
@@ -46,13 +61,17 @@ pub fn run(l: &Lowered, values: &mut Values, we: usize, d: usize, run_segment: &
                             let g = o / cout_g;
                             let mut acc = 0f32;
                             for ky in 0..kh {
-                                let iy = (oy * a[attr::STRIDE_H] as usize + ky * a[attr::DIL_H] as usize) as isize
+                                let iy = (oy * a[attr::STRIDE_H] as usize
+                                    + ky * a[attr::DIL_H] as usize)
+                                    as isize
                                     - a[attr::PAD_TOP] as isize;
                                 if iy < 0 || iy >= ih as isize {
                                     continue;
                                 }
                                 for kx in 0..kw {
-                                    let ix = (ox * a[attr::STRIDE_W] as usize + kx * a[attr::DIL_W] as usize) as isize
+                                    let ix = (ox * a[attr::STRIDE_W] as usize
+                                        + kx * a[attr::DIL_W] as usize)
+                                        as isize
                                         - a[attr::PAD_LEFT] as isize;
                                     if ix < 0 || ix >= iw as isize {
                                         continue;
@@ -97,12 +116,14 @@ pub fn run(l: &Lowered, values: &mut Values, we: usize, d: usize, run_segment: &
                             let mut sum = 0f32;
                             let mut n = 0;
                             for ky in 0..kh {
-                                let iy = (oy * a[attr::STRIDE_H] as usize + ky) as isize - a[attr::PAD_TOP] as isize;
+                                let iy = (oy * a[attr::STRIDE_H] as usize + ky) as isize
+                                    - a[attr::PAD_TOP] as isize;
                                 if iy < 0 || iy >= ih as isize {
                                     continue;
                                 }
                                 for kx in 0..kw {
-                                    let ix = (ox * a[attr::STRIDE_W] as usize + kx) as isize - a[attr::PAD_LEFT] as isize;
+                                    let ix = (ox * a[attr::STRIDE_W] as usize + kx) as isize
+                                        - a[attr::PAD_LEFT] as isize;
                                     if ix < 0 || ix >= iw as isize {
                                         continue;
                                     }
@@ -115,7 +136,11 @@ pub fn run(l: &Lowered, values: &mut Values, we: usize, d: usize, run_segment: &
                             let v = if op.kind == OpKind::MaxPool {
                                 if n == 0 { 0.0 } else { m }
                             } else {
-                                let count = if a[attr::COUNT_INCLUDE_PAD] == 1 { kh * kw } else { n };
+                                let count = if a[attr::COUNT_INCLUDE_PAD] == 1 {
+                                    kh * kw
+                                } else {
+                                    n
+                                };
                                 if count == 0 { 0.0 } else { sum / count as f32 }
                             };
                             y[(oy * ow + ox) * cout + c] = op.act.apply(v);

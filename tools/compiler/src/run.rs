@@ -65,8 +65,16 @@ pub fn split_batch(model: &Model<'_>, x: &Array<f32>) -> Result<(Vec<usize>, Vec
         bail!(
             "input shape {:?} does not match the model input [1, {}] (or [N, {}] for N samples)",
             x.shape,
-            sample.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
-            sample.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            sample
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            sample
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     let n = x.shape[0];

@@ -8,7 +8,9 @@ use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
 use std::path::{Path, PathBuf};
 
 fn model_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(name)
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -43,7 +45,10 @@ fn check(name: &str, qdq: bool) {
         r.arena_lower_bound,
         r.blob_bytes
     );
-    assert!(r.arena_bytes as f64 <= 1.02 * r.arena_lower_bound as f64, "{name}: arena");
+    assert!(
+        r.arena_bytes as f64 <= 1.02 * r.arena_lower_bound as f64,
+        "{name}: arena"
+    );
     let m = Model::parse(&c.blob).unwrap_or_else(|e| panic!("{e}"));
 
     // Golden outputs at full width.
@@ -82,10 +87,16 @@ fn check(name: &str, qdq: bool) {
         let n = gx.shape[0];
         let k = g.data.len() / n;
         let agree = (0..n)
-            .filter(|&i| argmax(&g.data[i * k..(i + 1) * k]) == argmax(&o.float.data[i * k..(i + 1) * k]))
+            .filter(|&i| {
+                argmax(&g.data[i * k..(i + 1) * k]) == argmax(&o.float.data[i * k..(i + 1) * k])
+            })
             .count();
         let frac = agree as f64 / n as f64;
-        eprintln!("{name} {}: top-1 agreement with golden {:.2}%", o.name, frac * 100.0);
+        eprintln!(
+            "{name} {}: top-1 agreement with golden {:.2}%",
+            o.name,
+            frac * 100.0
+        );
         assert!(frac >= 0.99, "{name} {}: top-1 agreement {frac}", o.name);
     }
 
@@ -100,7 +111,8 @@ fn check(name: &str, qdq: bool) {
         &std::fs::read(dir.join("accuracy.json")).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let (_, samples) = edgeslim_compiler::run::split_batch(&m, &ex).unwrap_or_else(|e| panic!("{e:#}"));
+    let (_, samples) =
+        edgeslim_compiler::run::split_batch(&m, &ex).unwrap_or_else(|e| panic!("{e:#}"));
     let labels: Vec<Vec<i64>> = (0..m.num_tasks())
         .map(|t| {
             let tn = m.task(t).map_or("", |t| t.name);
@@ -116,11 +128,15 @@ fn check(name: &str, qdq: bool) {
     let l = &c.lowered;
     let mut worst: f64 = f64::NEG_INFINITY;
     for (we, d) in l.grid() {
-        let idx: Vec<u8> = (0..m.num_segments()).map(|s| l.width_at(s, we, d) as u8).collect();
+        let idx: Vec<u8> = (0..m.num_segments())
+            .map(|s| l.width_at(s, we, d) as u8)
+            .collect();
         let cfg = WidthConfig::from_indices(&idx).unwrap_or_else(|e| panic!("{e}"));
         let mut correct = vec![0usize; m.num_tasks()];
         for (i, s) in samples.iter().enumerate() {
-            let r = interp.run(Input::F32(s), &cfg, TaskMask::all(&m)).unwrap_or_else(|e| panic!("{e}"));
+            let r = interp
+                .run(Input::F32(s), &cfg, TaskMask::all(&m))
+                .unwrap_or_else(|e| panic!("{e}"));
             for (t, c) in correct.iter_mut().enumerate() {
                 let o = r.task(t).unwrap_or_else(|e| panic!("{e}"));
                 if o.argmax() as i64 == labels[t][i] {
@@ -138,7 +154,8 @@ fn check(name: &str, qdq: bool) {
                 es.iter().find(|e| {
                     let w = &e["widths"];
                     (w[enc].as_f64().unwrap_or(-1.0) - seg_m(0) as f64).abs() < 1e-4
-                        && (w[dec].as_f64().unwrap_or(-1.0) - seg_m(task.segment) as f64).abs() < 1e-4
+                        && (w[dec].as_f64().unwrap_or(-1.0) - seg_m(task.segment) as f64).abs()
+                            < 1e-4
                 })
             });
             let Some(f) = float.and_then(|e| e["accuracy"][task.name].as_f64()) else {
@@ -154,7 +171,10 @@ fn check(name: &str, qdq: bool) {
             );
         }
     }
-    eprintln!("{name}: worst accuracy drop vs float over every width config: {:.2} points", worst * 100.0);
+    eprintln!(
+        "{name}: worst accuracy drop vs float over every width config: {:.2} points",
+        worst * 100.0
+    );
 }
 
 #[test]

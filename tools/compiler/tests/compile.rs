@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use tract_onnx::prelude::*;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn compile_with(name: &str, calib: bool) -> Compiled {
@@ -50,9 +52,13 @@ fn tract_outputs(path: &Path, x: &Array<f32>) -> Vec<Vec<f32>> {
     for i in 0..x.shape[0] {
         let t = Tensor::from_shape(&[1, 3, 8, 8], &x.data[i * per..(i + 1) * per])
             .unwrap_or_else(|e| panic!("{e}"));
-        let r = model.run(tvec!(t.into())).unwrap_or_else(|e| panic!("tract run: {e:#}"));
+        let r = model
+            .run(tvec!(t.into()))
+            .unwrap_or_else(|e| panic!("tract run: {e:#}"));
         for (k, o) in r.iter().enumerate() {
-            let v = o.to_plain_array_view::<f32>().unwrap_or_else(|e| panic!("{e}"));
+            let v = o
+                .to_plain_array_view::<f32>()
+                .unwrap_or_else(|e| panic!("{e}"));
             if outs.len() <= k {
                 outs.push(Vec::new());
             }
@@ -101,8 +107,15 @@ fn agreement(c: &Compiled, path: &Path, n: usize, steps: f32) -> Vec<(String, f6
 fn assert_agrees(name: &str, calib: bool, steps: f32, frac_min: f64) {
     let c = compile_with(name, calib);
     for (out, frac) in agreement(&c, &data(name), 64, steps) {
-        eprintln!("{name} {out}: {:.2}% within {steps} steps of tract", frac * 100.0);
-        assert!(frac >= frac_min, "{name} {out}: only {:.2}% within {steps} steps", frac * 100.0);
+        eprintln!(
+            "{name} {out}: {:.2}% within {steps} steps of tract",
+            frac * 100.0
+        );
+        assert!(
+            frac >= frac_min,
+            "{name} {out}: only {:.2}% within {steps} steps",
+            frac * 100.0
+        );
     }
 }
 
@@ -161,7 +174,8 @@ fn slimmable_model_follows_the_float_reference_at_every_width() {
             .map(|s| l.width_at(s, we, d) as u8)
             .collect();
         let cfg = WidthConfig::from_indices(&idx).unwrap_or_else(|e| panic!("{e}"));
-        let ours = run_batch(&c.blob, &x, &cfg, TaskMask::all(&m)).unwrap_or_else(|e| panic!("{e:#}"));
+        let ours =
+            run_batch(&c.blob, &x, &cfg, TaskMask::all(&m)).unwrap_or_else(|e| panic!("{e:#}"));
         let (mut ok, mut total) = (0usize, 0usize);
         for i in 0..32 {
             let s = &x.data[i * 192..(i + 1) * 192];
@@ -178,7 +192,10 @@ fn slimmable_model_follows_the_float_reference_at_every_width() {
             }
         }
         let frac = ok as f64 / total as f64;
-        eprintln!("widths {idx:?}: {:.2}% within 3 steps of the float reference", frac * 100.0);
+        eprintln!(
+            "widths {idx:?}: {:.2}% within 3 steps of the float reference",
+            frac * 100.0
+        );
         assert!(frac >= 0.95, "widths {idx:?}: {:.2}%", frac * 100.0);
     }
 }
@@ -208,13 +225,19 @@ fn malformed_inputs_give_clear_errors() {
     let e = compile_err(&junk, Some(data("calib.npy")));
     assert!(e.contains("is not an ONNX model"), "{e}");
     let e = compile_err(&data("unsupported_op.onnx"), Some(data("calib.npy")));
-    assert!(e.contains("/bad/Sigmoid") && e.contains("Sigmoid") && e.contains("supported: Conv"), "{e}");
+    assert!(
+        e.contains("/bad/Sigmoid") && e.contains("Sigmoid") && e.contains("supported: Conv"),
+        "{e}"
+    );
     let e = compile_err(&data("bad_manifest.onnx"), Some(data("calib.npy")));
     assert!(e.contains("manifest") && e.contains("channel_rule"), "{e}");
     let e = compile_err(&data("bad_widths.onnx"), Some(data("calib.npy")));
     assert!(e.contains("segments[1].widths"), "{e}");
     let e = compile_err(&data("tiny_float.onnx"), Some(data("calib_bad_shape.npy")));
-    assert!(e.contains("calibration data") && e.contains("[4, 3, 9, 9]") && e.contains("[N, 3, 8, 8]"), "{e}");
+    assert!(
+        e.contains("calibration data") && e.contains("[4, 3, 9, 9]") && e.contains("[N, 3, 8, 8]"),
+        "{e}"
+    );
     let e = compile_err(&data("dynamic.onnx"), Some(data("calib.npy")));
     assert!(e.contains("dynamic"), "{e}");
     let alone = dir.join("alone.onnx");
@@ -235,7 +258,10 @@ fn arena_is_within_two_percent_of_the_lower_bound() {
         ("tiny_qop.onnx", true),
     ] {
         let r = compile_with(name, calib).report;
-        eprintln!("{name}: arena {} B, lower bound {} B", r.arena_bytes, r.arena_lower_bound);
+        eprintln!(
+            "{name}: arena {} B, lower bound {} B",
+            r.arena_bytes, r.arena_lower_bound
+        );
         assert!(
             r.arena_bytes as f64 <= 1.02 * r.arena_lower_bound as f64,
             "{name}: arena {} > 1.02 x {}",
@@ -249,9 +275,17 @@ fn arena_is_within_two_percent_of_the_lower_bound() {
 fn width_specs_are_checked() {
     let c = compile_with("tiny_slim.onnx", true);
     let m = Model::parse(&c.blob).unwrap_or_else(|e| panic!("{e}"));
-    let w = edgeslim_compiler::parse_widths(&m, "encoder=0.5,a=0.25").unwrap_or_else(|e| panic!("{e}"));
+    let w =
+        edgeslim_compiler::parse_widths(&m, "encoder=0.5,a=0.25").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(w.as_slice(), &[0, 0, 1]);
-    let err = |s: &str| format!("{:#}", edgeslim_compiler::parse_widths(&m, s).err().unwrap_or_else(|| panic!("{s} parsed")));
+    let err = |s: &str| {
+        format!(
+            "{:#}",
+            edgeslim_compiler::parse_widths(&m, s)
+                .err()
+                .unwrap_or_else(|| panic!("{s} parsed"))
+        )
+    };
     assert!(err("decoder=0.5").contains("unknown segment"));
     assert!(err("a=0.3").contains("has no width 0.3"));
     assert!(err("a").contains("malformed"));

@@ -18,8 +18,10 @@ pub fn run(g: &mut Graph) -> Result<()> {
         let n = g.nodes[i].clone();
         let x = n.inputs[0];
         let p = g.producer(x).filter(|&p| {
-            !matches!(g.nodes[p].op, Op::Reshape | Op::Softmax | Op::BatchNorm { .. })
-                && g.consumers(x).len() == 1
+            !matches!(
+                g.nodes[p].op,
+                Op::Reshape | Op::Softmax | Op::BatchNorm { .. }
+            ) && g.consumers(x).len() == 1
                 && !g.is_output(x)
         });
         let Some(p) = p else {

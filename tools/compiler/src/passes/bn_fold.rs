@@ -31,11 +31,18 @@ pub fn run(g: &mut Graph) -> Result<()> {
                 bn.name
             );
         };
-        let get = |k: usize| -> Vec<f32> { g.konst(bn.inputs[k]).map(|c| c.data.clone()).unwrap_or_default() };
+        let get = |k: usize| -> Vec<f32> {
+            g.konst(bn.inputs[k])
+                .map(|c| c.data.clone())
+                .unwrap_or_default()
+        };
         let (gamma, beta, mean, var) = (get(1), get(2), get(3), get(4));
         let o = gamma.len();
         if [beta.len(), mean.len(), var.len()].iter().any(|&l| l != o) {
-            bail!("node {} (BatchNormalization): parameter lengths differ", bn.name);
+            bail!(
+                "node {} (BatchNormalization): parameter lengths differ",
+                bn.name
+            );
         }
         let s: Vec<f32> = (0..o).map(|c| gamma[c] / (var[c] + eps).sqrt()).collect();
         let conv = g.nodes[p].clone();
@@ -45,7 +52,11 @@ pub fn run(g: &mut Graph) -> Result<()> {
             bail!("node {}: weights are not constant", conv.name);
         };
         if w.data.len() % o != 0 || !shape_ok {
-            bail!("node {} (BatchNormalization): {o} channels do not match {}", bn.name, conv.name);
+            bail!(
+                "node {} (BatchNormalization): {o} channels do not match {}",
+                bn.name,
+                conv.name
+            );
         }
         let per = w.data.len() / o;
         for (k, v) in w.data.iter_mut().enumerate() {
@@ -57,11 +68,16 @@ pub fn run(g: &mut Graph) -> Result<()> {
             .get(2)
             .and_then(|&b| g.konst(b))
             .map_or(vec![0.0; o], |c| c.data.clone());
-        let nb: Vec<f32> = (0..o).map(|c| (old_b[c] - mean[c]) * s[c] + beta[c]).collect();
+        let nb: Vec<f32> = (0..o)
+            .map(|c| (old_b[c] - mean[c]) * s[c] + beta[c])
+            .collect();
         g.tensors.push(Tensor {
             name: format!("{}/folded_bias", conv.name),
             shape: vec![o],
-            konst: Some(Const { data: nb, quant: None }),
+            konst: Some(Const {
+                data: nb,
+                quant: None,
+            }),
             quant: None,
         });
         let bt = g.tensors.len() - 1;
@@ -89,7 +105,10 @@ fn fold_bias_adds(g: &mut Graph) -> Result<()> {
         if g.konst(x).is_some() {
             continue; // both constant: constant folding
         }
-        let add = g.konst(n.inputs[c]).map(|k| k.data.clone()).unwrap_or_default();
+        let add = g
+            .konst(n.inputs[c])
+            .map(|k| k.data.clone())
+            .unwrap_or_default();
         let p = g.producer(x).filter(|&p| {
             matches!(g.nodes[p].op, Op::Conv { .. } | Op::Gemm)
                 && g.nodes[p].act == crate::ir::Act::None
@@ -109,11 +128,16 @@ fn fold_bias_adds(g: &mut Graph) -> Result<()> {
             .get(2)
             .and_then(|&b| g.konst(b))
             .map_or(vec![0.0; o], |c| c.data.clone());
-        let nb: Vec<f32> = (0..o).map(|k| old_b[k] + add[k.min(add.len() - 1)]).collect();
+        let nb: Vec<f32> = (0..o)
+            .map(|k| old_b[k] + add[k.min(add.len() - 1)])
+            .collect();
         g.tensors.push(Tensor {
             name: format!("{}/bias", conv.name),
             shape: vec![o],
-            konst: Some(Const { data: nb, quant: None }),
+            konst: Some(Const {
+                data: nb,
+                quant: None,
+            }),
             quant: None,
         });
         let bt = g.tensors.len() - 1;

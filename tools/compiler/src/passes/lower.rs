@@ -115,7 +115,11 @@ impl Lowered {
     /// Width index of segment `s` at grid point `(we, d)`: the encoder at `we`, every
     /// decoder at `min(d, its last)`.
     pub fn width_at(&self, s: usize, we: usize, d: usize) -> usize {
-        if s == 0 { we } else { d.min(self.n_widths(s) - 1) }
+        if s == 0 {
+            we
+        } else {
+            d.min(self.n_widths(s) - 1)
+        }
     }
     /// Key of tensor/op of segment `s` at grid point `(we, d)`.
     pub fn key(&self, s: usize, we: usize, d: usize) -> usize {
@@ -177,7 +181,9 @@ pub fn run(g: &Graph) -> Result<Lowered> {
     for (i, f) in manifest.fixed_channels.iter().enumerate() {
         match g.nodes.iter().find(|n| &n.name == f) {
             Some(n) if matches!(n.op, Op::Conv { .. } | Op::Gemm) => {}
-            Some(_) => bail!("invalid edgeslim.manifest: fixed_channels[{i}]: {f} is not a Conv/Gemm/MatMul"),
+            Some(_) => bail!(
+                "invalid edgeslim.manifest: fixed_channels[{i}]: {f} is not a Conv/Gemm/MatMul"
+            ),
             None => bail!("invalid edgeslim.manifest: fixed_channels[{i}]: no node named {f}"),
         }
     }
@@ -219,7 +225,8 @@ pub fn run(g: &Graph) -> Result<Lowered> {
         tmap[n.output] = tensors.len();
         tensors.push(LTensor {
             name: t.name.clone(),
-            shape: nhwc(&t.shape).map_err(|e| anyhow::anyhow!("node {} ({}): {e}", n.name, n.op_type))?,
+            shape: nhwc(&t.shape)
+                .map_err(|e| anyhow::anyhow!("node {} ({}): {e}", n.name, n.op_type))?,
             segment: manifest.segment_of(&n.name),
             quant: t.quant,
         });
@@ -230,7 +237,12 @@ pub fn run(g: &Graph) -> Result<Lowered> {
         let seg = manifest.segment_index(&t.segment).unwrap_or(0);
         let mut outs = Vec::new();
         for o in &t.outputs {
-            let gt = g.outputs.iter().find(|x| &x.0 == o).map(|x| x.1).unwrap_or(0);
+            let gt = g
+                .outputs
+                .iter()
+                .find(|x| &x.0 == o)
+                .map(|x| x.1)
+                .unwrap_or(0);
             let lt = tmap[gt];
             if lt == usize::MAX || lt == 0 {
                 bail!("graph output {o} is not computed by any node");
@@ -256,9 +268,7 @@ pub fn run(g: &Graph) -> Result<Lowered> {
         full_needed[o.1] = true;
     }
     for n in live.iter().rev() {
-        if full_needed[n.output]
-            && !matches!(n.op, Op::Conv { group: 1, .. } | Op::Gemm)
-        {
+        if full_needed[n.output] && !matches!(n.op, Op::Conv { group: 1, .. } | Op::Gemm) {
             for &i in &n.inputs {
                 if g.tensors[i].konst.is_none() {
                     full_needed[i] = true;
@@ -306,7 +316,9 @@ pub fn run(g: &Graph) -> Result<Lowered> {
                 dilations,
                 group,
             } => {
-                let c = g.konst(n.inputs[1]).ok_or_else(|| ctx("weights not constant".into()))?;
+                let c = g
+                    .konst(n.inputs[1])
+                    .ok_or_else(|| ctx("weights not constant".into()))?;
                 let ws = &g.tensors[n.inputs[1]].shape;
                 let [o, ipg, kh, kw] = [ws[0], ws[1], ws[2], ws[3]];
                 wshape = [o, kh, kw, ipg];
@@ -347,7 +359,9 @@ pub fn run(g: &Graph) -> Result<Lowered> {
                 OpKind::Conv2d
             }
             Op::Gemm => {
-                let c = g.konst(n.inputs[1]).ok_or_else(|| ctx("weights not constant".into()))?;
+                let c = g
+                    .konst(n.inputs[1])
+                    .ok_or_else(|| ctx("weights not constant".into()))?;
                 let [h, w, ch] = tensors[acts[0]].shape;
                 let p = n.positions;
                 if h * w != p {

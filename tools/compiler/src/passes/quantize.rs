@@ -126,7 +126,13 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
             let mut lo = f32::INFINITY;
             let mut hi = f32::NEG_INFINITY;
             for (a, b) in ranges
-                .map(|r| r.ranges[l.input].iter().flatten().copied().collect::<Vec<_>>())
+                .map(|r| {
+                    r.ranges[l.input]
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default()
             {
                 lo = lo.min(a);
@@ -249,9 +255,15 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                         let acc_scale = qi.scale as f64 * sw;
                         let b = (bias[o] as f64 / acc_scale).round();
                         if b.abs() > i32::MAX as f64 {
-                            return Err(err(format!("output channel {o}: bias {} overflows int32", bias[o])));
+                            return Err(err(format!(
+                                "output channel {o}: bias {} overflows int32",
+                                bias[o]
+                            )));
                         }
-                        let wsum: i64 = w8[o * per..(o + 1) * per].iter().map(|&w| (w as i64).abs()).sum();
+                        let wsum: i64 = w8[o * per..(o + 1) * per]
+                            .iter()
+                            .map(|&w| (w as i64).abs())
+                            .sum();
                         let bound = wsum * 255 + b.abs() as i64;
                         if bound > i32::MAX as i64 {
                             return Err(err(format!(
@@ -286,7 +298,8 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                     for (k, &t) in op.inputs.iter().enumerate() {
                         let q = q_of(t, we, d);
                         let (m, sh) = quantize_multiplier(q.scale as f64 / qo.scale as f64);
-                        e.extra.extend_from_slice(&[ch.inputs[k] as i32, q.zero_point, m, sh]);
+                        e.extra
+                            .extend_from_slice(&[ch.inputs[k] as i32, q.zero_point, m, sh]);
                     }
                 }
                 OpKind::Softmax => {
