@@ -889,11 +889,9 @@ impl Importer {
                 }
                 let spatial: usize = s.iter().skip(2).product();
                 if axis != 1 || spatial != 1 {
-                    if !(s.len() == 2 && axis == 1) {
-                        bail!(
-                            "only softmax over channels of a [1, C] (or [1, C, 1, 1]) tensor is supported"
-                        );
-                    }
+                    bail!(
+                        "only softmax over channels of a [1, C] (or [1, C, 1, 1]) tensor is supported"
+                    );
                 }
                 self.push(n, Op::Softmax, vec![x], s);
             }

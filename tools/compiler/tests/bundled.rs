@@ -145,9 +145,9 @@ fn check(name: &str, qdq: bool) {
             }
         }
         let seg_m = |s: usize| m.segment(s).map_or(0.0, |g| g.widths[idx[s] as usize]);
-        for t in 0..m.num_tasks() {
+        for (t, &n_correct) in correct.iter().enumerate() {
             let task = m.task(t).unwrap_or_else(|| panic!("task"));
-            let ours = correct[t] as f64 / samples.len() as f64;
+            let ours = n_correct as f64 / samples.len() as f64;
             let enc = m.segment(0).map_or("", |s| s.name);
             let dec = m.segment(task.segment).map_or("", |s| s.name);
             let float = acc["float"].as_array().and_then(|es| {

@@ -287,7 +287,7 @@ pub fn run(g: &Graph) -> Result<Lowered> {
             .filter(|&&t| g.tensors[t].konst.is_none())
             .map(|&t| tmap[t])
             .collect();
-        if acts.iter().any(|&t| t == usize::MAX) {
+        if acts.contains(&usize::MAX) {
             bail!("node {} ({}): input computed by no node", n.name, n.op_type);
         }
         for &t in &acts {

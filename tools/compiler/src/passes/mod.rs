@@ -21,8 +21,11 @@ pub mod reshape_elim;
 use crate::ir::Graph;
 use anyhow::Result;
 
+/// A graph pass.
+pub type GraphPass = fn(&mut Graph) -> Result<()>;
+
 /// The graph-level passes (1-4), in order, with their names.
-pub const GRAPH_PASSES: &[(&str, fn(&mut Graph) -> Result<()>)] = &[
+pub const GRAPH_PASSES: &[(&str, GraphPass)] = &[
     ("const_fold", const_fold::run),
     ("bn_fold", bn_fold::run),
     ("act_fuse", act_fuse::run),

@@ -219,6 +219,7 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
         };
         let mut entries = Vec::new();
         let n_keys = l.n_keys(s);
+        #[allow(clippy::needless_range_loop)] // `key` indexes several tables
         for key in 0..n_keys {
             // Any grid point with this key.
             let (we, d) = if s == 0 {
