@@ -2,11 +2,17 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
-use edgeslim_compiler::{CompileOptions, compile, inspect, parse_tasks, parse_widths, read_f32, run_batch};
+use edgeslim_compiler::{
+    CompileOptions, compile, inspect, parse_tasks, parse_widths, read_f32, run_batch,
+};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "edgeslim", version, about = "int8 slimmable multi-task models for microcontrollers")]
+#[command(
+    name = "edgeslim",
+    version,
+    about = "int8 slimmable multi-task models for microcontrollers"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -63,6 +69,21 @@ enum Cmd {
 }
 
 fn main() {
+    // No backtraces for users: a closed stdout (`| head`) ends quietly, any other panic is one
+    // line and exit code 101.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("internal error");
+        if msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        eprintln!("error: internal error: {}", msg.replace('\n', " "));
+        std::process::exit(101);
+    }));
     let cli = Cli::parse();
     if let Err(e) = real_main(cli) {
         let msg = format!("{e:#}").replace('\n', " ");
@@ -111,7 +132,8 @@ fn real_main(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Inspect { model, json } => {
-            let blob = std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
+            let blob = std::fs::read(&model)
+                .with_context(|| format!("cannot read {}", model.display()))?;
             let r = inspect(&blob).with_context(|| format!("{}", model.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -127,7 +149,8 @@ fn real_main(cli: Cli) -> Result<()> {
             tasks,
             raw,
         } => {
-            let blob = std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
+            let blob = std::fs::read(&model)
+                .with_context(|| format!("cannot read {}", model.display()))?;
             let m = edgeslim_runtime::Model::parse(&blob)
                 .map_err(|e| anyhow!("{}: invalid model blob: {e}", model.display()))?;
             let widths = parse_widths(&m, &width)?;
