@@ -86,14 +86,31 @@ fn check(name: &str, qdq: bool) {
             .unwrap_or_else(|| panic!("golden {key}"));
         let n = gx.shape[0];
         let k = g.data.len() / n;
-        let agree = (0..n)
-            .filter(|&i| {
-                argmax(&g.data[i * k..(i + 1) * k]) == argmax(&o.float.data[i * k..(i + 1) * k])
-            })
-            .count();
-        let frac = agree as f64 / n as f64;
+        // A golden top-2 margin below one output quantization step is a tie no int8 model
+        // resolves (mnist-mtl `bold` has one at 0.002 with steps of 0.06): such samples are
+        // reported but not held against the compiler.
+        let margin = |v: &[f32]| {
+            let mut s = v.to_vec();
+            s.sort_by(|a, b| b.total_cmp(a));
+            if s.len() > 1 {
+                s[0] - s[1]
+            } else {
+                f32::INFINITY
+            }
+        };
+        let (mut agree, mut decidable, mut raw) = (0, 0, 0);
+        for i in 0..n {
+            let gi = &g.data[i * k..(i + 1) * k];
+            let same = argmax(gi) == argmax(&o.float.data[i * k..(i + 1) * k]);
+            raw += same as usize;
+            if margin(gi) >= o.quant.0 {
+                decidable += 1;
+                agree += same as usize;
+            }
+        }
+        let frac = agree as f64 / decidable.max(1) as f64;
         eprintln!(
-            "{name} {}: top-1 agreement with golden {:.2}%",
+            "{name} {}: top-1 agreement with golden {:.2}% of {decidable} decidable samples ({raw}/{n} overall)",
             o.name,
             frac * 100.0
         );
