@@ -271,3 +271,61 @@ impl Manifest {
         best.map_or(0, |(i, _)| i)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_rule_is_the_documented_one() {
+        let r = ChannelRule::default();
+        assert_eq!(r.active(0.25, 16), 4);
+        assert_eq!(r.active(0.25, 10), 3);
+        assert_eq!(r.active(0.1, 4), 1);
+        assert_eq!(r.active(1.0, 7), 7);
+        let r8 = ChannelRule {
+            kind: "ceil".into(),
+            divisor: 8,
+            min: 8,
+        };
+        assert_eq!(r8.active(0.3, 40), 16);
+        assert_eq!(r8.active(0.1, 40), 8);
+    }
+
+    #[test]
+    fn membership_prefers_explicit_nodes_then_the_longest_prefix() {
+        let m = Manifest::parse(
+            r#"{"format": "edgeslim.manifest/1", "channel_rule": {"kind": "ceil"},
+                "segments": [{"name": "encoder", "node_prefix": "/e/", "widths": [0.5, 1.0]},
+                             {"name": "d", "node_prefix": "/e/d/", "nodes": ["/x"], "widths": [1.0]}],
+                "tasks": [{"name": "t", "outputs": ["y"], "segment": "d"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.segment_of("/e/conv"), 0);
+        assert_eq!(m.segment_of("/e/d/conv"), 1);
+        assert_eq!(m.segment_of("/x"), 1);
+        assert_eq!(m.segment_of("/other"), 0);
+    }
+
+    #[test]
+    fn bad_manifests_name_the_field() {
+        let e = |j: &str| {
+            format!(
+                "{:#}",
+                Manifest::parse(j)
+                    .err()
+                    .unwrap_or_else(|| panic!("{j} parsed"))
+            )
+        };
+        assert!(e(r#"{"format": "x"}"#).contains("channel_rule"));
+        let base = |seg: &str| {
+            format!(
+                r#"{{"format": "edgeslim.manifest/1", "channel_rule": {{"kind": "ceil"}},
+                    "segments": [{seg}], "tasks": [{{"name": "t", "outputs": ["y"], "segment": "e"}}]}}"#
+            )
+        };
+        assert!(e(&base(r#"{"name": "e", "widths": [0.5]}"#)).contains("segments[0].widths"));
+        assert!(e(&base(r#"{"name": "e f", "widths": [1.0]}"#)).contains("segments[0].name"));
+        assert!(e(&base(r#"{"name": "x", "widths": [1.0]}"#)).contains("tasks[0].segment"));
+    }
+}

@@ -319,3 +319,32 @@ pub fn parse_npz(b: &[u8]) -> Result<BTreeMap<String, NpyData>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trips() {
+        let a = Array::new(vec![2, 3], vec![1.0f32, -2.5, 3.0, 0.0, 7.25, -1.0])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = std::env::temp_dir().join(format!("npy-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.join("a.npy");
+        write_f32(&p, &a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_f32(&p).unwrap_or_else(|e| panic!("{e}")), a);
+        let b = Array::new(vec![4], vec![-128i8, -1, 0, 127]).unwrap_or_else(|e| panic!("{e}"));
+        write_i8(&p, &b).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read_npy(&p).unwrap_or_else(|e| panic!("{e}")),
+            NpyData::I8(b)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_npy_is_an_error() {
+        assert!(parse_npy(b"not numpy").is_err());
+        assert!(parse_npz(b"not a zip").is_err());
+    }
+}

@@ -901,6 +901,21 @@ impl Importer {
     }
 }
 
+/// The model's name: the file stem, or for `models/<name>/model*.onnx` the directory's name
+/// (plus what follows `model` in the stem).
+fn model_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    match (
+        stem.strip_prefix("model"),
+        path.parent().and_then(|p| p.file_name()),
+    ) {
+        (Some(rest), Some(dir)) => format!("{}{rest}", dir.to_string_lossy()),
+        _ => stem,
+    }
+}
+
 /// Decode and check an ONNX file with tract, then import it.
 pub fn import(path: &Path) -> Result<Graph> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -956,9 +971,7 @@ pub fn import(path: &Path) -> Result<Graph> {
         .map_or(13, |o| o.version);
     let mut imp = Importer {
         g: Graph {
-            name: path
-                .file_stem()
-                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            name: model_name(path),
             tensors: Vec::new(),
             nodes: Vec::new(),
             input: 0,
