@@ -1,0 +1,578 @@
+//! Conformance against tract (the importer and reference) and the ONNX backend node tests.
+//!
+//! - Conformance models (`tests/data/conformance/<net>/`, made by
+//!   `tests/conformance/gen_models.py`): each of MobileNetV2-0.35 @96, DS-CNN (KWS) and a
+//!   ResNet-8, as QDQ u8, QDQ s8, QOperator and float (+ `calib.npy`), is compiled with
+//!   edgeslim-compiler, run by the runtime on `inputs.npy`, run by tract on the same ONNX file,
+//!   and compared: top-1 agreement and the fraction of outputs within 2 steps of the output's
+//!   scale (both >= 99%). Prequantized models must match tract up to rounding steps; a float
+//!   model is quantized by the compiler, so it is held to the error ONNX Runtime's own
+//!   quantization of the same model makes (recorded by the generator), see `float_limits`.
+//! - ONNX backend node tests (`tests/conformance/gen_node_tests.py <dir>` writes them from the
+//!   onnx wheel's generators into `target/onnx-node-tests` or `$EDGESLIM_ONNX_NODE_TESTS`):
+//!   every case not listed in `tests/conformance/node_tests_out_of_scope.txt` must pass;
+//!   every listed case must still fail or be rejected (with an error, not a panic).
+
+use anyhow::{Context, Result, anyhow, bail};
+use edgeslim_compiler::{Array, CompileOptions, compile, run_batch, write_f32};
+use edgeslim_runtime::{Model, TaskMask, WidthConfig};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn data_dir() -> PathBuf {
+    workspace().join("tests/data/conformance")
+}
+
+fn scratch(sub: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance").join(sub);
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+// ------------------------------------------------------------------------------------------
+// .npy (the committed inputs are float16 to keep tests/data small; values are f32-exact)
+
+fn read_npy_f32(path: &Path) -> Result<Array<f32>> {
+    let b = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        bail!("{}: not a .npy file", path.display());
+    }
+    let (hlen, start) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+    };
+    let h = std::str::from_utf8(&b[start..start + hlen])?;
+    let field = |k: &str| -> Result<&str> {
+        let i = h
+            .find(&format!("'{k}'"))
+            .ok_or_else(|| anyhow!("{}: no {k} in header", path.display()))?;
+        Ok(h[i + k.len() + 3..].trim_start())
+    };
+    let descr = field("descr")?;
+    let shape_s = field("shape")?;
+    let shape: Vec<usize> = shape_s[1..shape_s.find(')').unwrap_or(1)]
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>())
+        .collect::<Result<_, _>>()?;
+    let body = &b[start + hlen..];
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = if descr.starts_with("'<f2'") {
+        body[..n * 2]
+            .chunks_exact(2)
+            .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+            .collect()
+    } else if descr.starts_with("'<f4'") {
+        body[..n * 4]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    } else {
+        bail!("{}: unsupported dtype {descr}", path.display());
+    };
+    Ok(Array { shape, data })
+}
+
+// ------------------------------------------------------------------------------------------
+// tract, the reference
+
+type Plan = Arc<TypedRunnableModel>;
+
+fn tract_load(path: &Path) -> Result<Plan> {
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| anyhow!("tract cannot load {}: {e:?}", path.display()))
+}
+
+/// Run `plan` on each sample of `x` (`[N, ...]`, the model takes `[1, ...]`); the first output
+/// of every sample, concatenated, with the per-sample output length.
+fn tract_run_batch(plan: &Plan, x: &Array<f32>) -> Result<(Vec<f32>, usize)> {
+    let n = x.shape[0];
+    let per = x.data.len() / n;
+    let mut shape = vec![1usize];
+    shape.extend(&x.shape[1..]);
+    let mut out = Vec::new();
+    let mut k = 0;
+    for i in 0..n {
+        let t = Tensor::from_shape(&shape, &x.data[i * per..(i + 1) * per])?;
+        let r = plan
+            .run(tvec!(t.into()))
+            .map_err(|e| anyhow!("tract run: {e:?}"))?;
+        let y = r[0].cast_to::<f32>()?;
+        let y = values::<f32>(&y)?;
+        k = y.len();
+        out.extend_from_slice(&y);
+    }
+    Ok((out, k))
+}
+
+/// The elements of `t` in C order.
+fn values<T: Datum + Copy>(t: &Tensor) -> Result<Vec<T>> {
+    Ok(t.to_plain_array_view::<T>()
+        .map_err(|e| anyhow!("{e:?}"))?
+        .iter()
+        .copied()
+        .collect())
+}
+
+// ------------------------------------------------------------------------------------------
+// comparison
+
+#[derive(Debug, Clone, Copy)]
+struct Agreement {
+    top1: f64,
+    within_2_steps: f64,
+    max_steps: f64,
+    mean_abs: f64,
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn agreement(a: &[f32], b: &[f32], k: usize, step: f32) -> Agreement {
+    assert_eq!(a.len(), b.len(), "output lengths differ");
+    let n = a.len() / k;
+    let top1 = (0..n)
+        .filter(|&i| argmax(&a[i * k..(i + 1) * k]) == argmax(&b[i * k..(i + 1) * k]))
+        .count() as f64
+        / n as f64;
+    let steps: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| ((x - y).abs() / step) as f64)
+        .collect();
+    Agreement {
+        top1,
+        within_2_steps: steps.iter().filter(|&&s| s <= 2.0 + 1e-3).count() as f64
+            / steps.len() as f64,
+        max_steps: steps.iter().cloned().fold(0.0, f64::max),
+        mean_abs: a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).sum::<f64>()
+            / a.len() as f64,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// conformance models
+
+const NETS: [&str; 3] = ["mobilenetv2_035_96", "dscnn_kws", "resnet8_32"];
+
+fn inputs_f32(net: &str, file: &str) -> Result<(Array<f32>, PathBuf)> {
+    let a = read_npy_f32(&data_dir().join(net).join(file))?;
+    let p = scratch(net).join(format!("{}_f32.npy", file.trim_end_matches(".npy")));
+    write_f32(&p, &a)?;
+    Ok((a, p))
+}
+
+/// Compile `net/file`, run runtime and tract on `inputs.npy`, compare.
+fn conformance(net: &str, file: &str) -> Result<Agreement> {
+    let path = data_dir().join(net).join(file);
+    let (x, _) = inputs_f32(net, "inputs.npy")?;
+    let (_, calib) = inputs_f32(net, "calib.npy")?;
+    let opts = CompileOptions {
+        calib: Some(calib),
+        ..CompileOptions::default()
+    };
+    let c = compile(&path, &opts).with_context(|| format!("compile {}", path.display()))?;
+    let model = Model::parse(&c.blob).map_err(|e| anyhow!("{e}"))?;
+    let outs = run_batch(
+        &c.blob,
+        &x,
+        &WidthConfig::full(&model),
+        TaskMask::all(&model),
+    )
+    .with_context(|| format!("runtime on {}", path.display()))?;
+    let o = outs.first().ok_or_else(|| anyhow!("no outputs"))?;
+    let plan = tract_load(&path)?;
+    let (t, k) = tract_run_batch(&plan, &x)?;
+    let ag = agreement(&o.float.data, &t, k, o.quant.0);
+    eprintln!(
+        "{net}/{file}: runtime vs tract: top-1 {:.1}%, within 2 steps {:.2}%, max {:.1} steps, \
+         mean |diff| {:.4} (output scale {:.5}, {} samples)",
+        100.0 * ag.top1,
+        100.0 * ag.within_2_steps,
+        ag.max_steps,
+        ag.mean_abs,
+        o.quant.0,
+        x.shape[0]
+    );
+    Ok(ag)
+}
+
+fn check_prequantized(net: &str, file: &str) {
+    let ag = conformance(net, file).unwrap_or_else(|e| panic!("{net}/{file}: {e:#}"));
+    assert!(
+        ag.top1 >= 0.99,
+        "{net}/{file}: top-1 agreement with tract {:.1}% < 99%",
+        100.0 * ag.top1
+    );
+    assert!(
+        ag.within_2_steps >= 0.99,
+        "{net}/{file}: only {:.2}% of outputs within 2 quantization steps of tract (< 99%)",
+        100.0 * ag.within_2_steps
+    );
+}
+
+/// A float model is quantized by the compiler: it is compared with tract's float result, so
+/// the difference is quantization error, not rounding. The bound is ONNX Runtime's own
+/// quantization of the same model (QDQ u8, same calibration samples), recorded by the
+/// generator in `ort_reference.json`: the compiler may not do worse than that by more than
+/// 25% + 2 steps, and top-1 agreement may not drop below ORT's minus one sample.
+fn check_float(net: &str, file: &str) {
+    let ag = conformance(net, file).unwrap_or_else(|e| panic!("{net}/{file}: {e:#}"));
+    let refs = std::fs::read_to_string(data_dir().join(net).join("ort_reference.json"))
+        .expect("ort_reference.json");
+    let v: BTreeMap<String, f64> = parse_flat_json(&refs);
+    let ort_top1 = v["qdq_u8_top1_vs_float"];
+    let ort_mean = v["qdq_u8_mean_abs_vs_float"];
+    let n = v["inputs"];
+    assert!(
+        ag.top1 >= ort_top1.min(0.99) - 1.0 / n - 1e-9,
+        "{net}/{file}: top-1 agreement with tract float {:.1}% (ORT's quantization: {:.1}%)",
+        100.0 * ag.top1,
+        100.0 * ort_top1
+    );
+    assert!(
+        ag.mean_abs <= 1.25 * ort_mean + 1e-6,
+        "{net}/{file}: mean |runtime - float| {:.4} > 1.25 x ORT's quantization error {:.4}",
+        ag.mean_abs,
+        ort_mean
+    );
+}
+
+/// `{"a": 1.0, "b": 2}` (numbers only, one level).
+fn parse_flat_json(s: &str) -> BTreeMap<String, f64> {
+    s.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once(':')?;
+            Some((
+                k.trim().trim_matches('"').to_string(),
+                v.trim().parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+macro_rules! conformance_tests {
+    ($($name:ident: $net:literal, $file:literal, $check:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            $check($net, $file);
+        }
+    )*};
+}
+
+conformance_tests! {
+    mobilenetv2_qdq_u8: "mobilenetv2_035_96", "model_qdq_u8.onnx", check_prequantized;
+    mobilenetv2_qdq_s8: "mobilenetv2_035_96", "model_qdq_s8.onnx", check_prequantized;
+    mobilenetv2_qop: "mobilenetv2_035_96", "model_qop.onnx", check_prequantized;
+    mobilenetv2_float: "mobilenetv2_035_96", "model.onnx", check_float;
+    dscnn_qdq_u8: "dscnn_kws", "model_qdq_u8.onnx", check_prequantized;
+    dscnn_qdq_s8: "dscnn_kws", "model_qdq_s8.onnx", check_prequantized;
+    dscnn_qop: "dscnn_kws", "model_qop.onnx", check_prequantized;
+    dscnn_float: "dscnn_kws", "model.onnx", check_float;
+    resnet_qdq_u8: "resnet8_32", "model_qdq_u8.onnx", check_prequantized;
+    resnet_qdq_s8: "resnet8_32", "model_qdq_s8.onnx", check_prequantized;
+    resnet_qop: "resnet8_32", "model_qop.onnx", check_prequantized;
+    resnet_float: "resnet8_32", "model.onnx", check_float;
+}
+
+/// The reference itself: tract agrees with ONNX Runtime (outputs recorded by the generator)
+/// on every committed model, so a failure above is the compiler's or the runtime's.
+#[test]
+fn tract_agrees_with_onnxruntime() {
+    let mut failures = Vec::new();
+    for net in NETS {
+        let dir = data_dir().join(net);
+        let (x, _) = inputs_f32(net, "inputs.npy").unwrap();
+        for file in [
+            "model.onnx",
+            "model_qdq_u8.onnx",
+            "model_qdq_s8.onnx",
+            "model_qop.onnx",
+        ] {
+            let plan = tract_load(&dir.join(file)).unwrap();
+            let (t, _) = tract_run_batch(&plan, &x).unwrap();
+            let ort = read_npy_f32(&dir.join(format!("ort_{}.npy", file.trim_end_matches(".onnx"))))
+                .unwrap();
+            let max = t
+                .iter()
+                .zip(&ort.data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let range = ort.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            // float: float rounding only; quantized: tract runs QDQ in float, ORT in integers
+            // (at most a rounding step of the output, about range / 127).
+            let tol = if file == "model.onnx" { 1e-4 * range.max(1.0) } else { range / 100.0 };
+            eprintln!("{net}/{file}: max |tract - ORT| {max:.6} (tolerance {tol:.6})");
+            if max > tol {
+                failures.push(format!("{net}/{file}: max |tract - ORT| {max} > {tol}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+// ------------------------------------------------------------------------------------------
+// ONNX backend node tests
+
+const NODE_ENV: &str = "EDGESLIM_ONNX_NODE_TESTS";
+
+fn node_tests_dir() -> PathBuf {
+    let d = std::env::var_os(NODE_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/onnx-node-tests"));
+    if !d.join("CASES.txt").is_file() {
+        panic!(
+            "the ONNX backend node tests are not generated at {}: run\n    python3 \
+             tests/conformance/gen_node_tests.py target/onnx-node-tests\n(from the workspace \
+             root; needs `pip install onnx`) or set {NODE_ENV} to a directory it wrote",
+            d.display()
+        );
+    }
+    d
+}
+
+fn out_of_scope() -> BTreeMap<String, String> {
+    let p = workspace().join("tests/conformance/node_tests_out_of_scope.txt");
+    let s = std::fs::read_to_string(&p).expect("node_tests_out_of_scope.txt");
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, why) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
+            (name.to_string(), why.trim().to_string())
+        })
+        .collect()
+}
+
+fn load_pb(path: &Path) -> Result<Tensor> {
+    let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let proto = tract_onnx::tensor::proto_from_reader(f)
+        .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
+    let onnx = tract_onnx::onnx();
+    tract_onnx::tensor::load_tensor(&*onnx.provider, &proto, None)
+        .map_err(|e| anyhow!("{}: {e:?}", path.display()))
+}
+
+/// Whether a case passes; `Err` says why not (compile/run error, or the mismatch).
+fn run_node_case(dir: &Path) -> Result<()> {
+    if dir.join("freeze_error.txt").exists() {
+        bail!(
+            "the generator could not freeze its inputs: {}",
+            std::fs::read_to_string(dir.join("freeze_error.txt"))?
+        );
+    }
+    let data = dir.join("test_data_set_0");
+    let x = load_pb(&data.join("input_0.pb"))?;
+    if x.datum_type() != f32::datum_type() {
+        bail!(
+            "graph input is {:?}: the runtime's input is float32 (quantized on entry) or the \
+             model's own int8",
+            x.datum_type()
+        );
+    }
+    let xa = Array {
+        shape: x.shape().to_vec(),
+        data: values::<f32>(&x)?,
+    };
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    let calib = scratch("node").join(format!("{name}_calib.npy"));
+    write_f32(&calib, &xa)?;
+    let opts = CompileOptions {
+        calib: Some(calib),
+        ..CompileOptions::default()
+    };
+    let c = compile(&dir.join("model_frozen.onnx"), &opts)?;
+    let model = Model::parse(&c.blob).map_err(|e| anyhow!("{e}"))?;
+    let outs = run_batch(
+        &c.blob,
+        &xa,
+        &WidthConfig::full(&model),
+        TaskMask::all(&model),
+    )?;
+    let mut k = 0;
+    while data.join(format!("output_{k}.pb")).exists() {
+        k += 1;
+    }
+    if outs.len() != k {
+        bail!("{} outputs, expected {k}", outs.len());
+    }
+    for (i, o) in outs.iter().enumerate() {
+        let e = load_pb(&data.join(format!("output_{i}.pb")))?;
+        if e.len() != o.float.data.len() {
+            bail!(
+                "output {i}: {} values (shape {:?}), expected {} (shape {:?})",
+                o.float.data.len(),
+                o.float.shape,
+                e.len(),
+                e.shape()
+            );
+        }
+        let dt = e.datum_type();
+        if dt == u8::datum_type() || dt == i8::datum_type() {
+            // quantized output: exact. The runtime is int8; a u8 tensor is stored shifted
+            // by 128 (zero point too).
+            let want: Vec<i32> = if dt == u8::datum_type() {
+                values::<u8>(&e)?.iter().map(|&v| v as i32 - 128).collect()
+            } else {
+                values::<i8>(&e)?.iter().map(|&v| v as i32).collect()
+            };
+            let bad = o
+                .raw
+                .data
+                .iter()
+                .zip(&want)
+                .filter(|(a, b)| **a as i32 != **b)
+                .count();
+            if bad > 0 {
+                bail!(
+                    "output {i}: {bad} of {} int8 values differ (got {:?}.., want {:?}..)",
+                    want.len(),
+                    &o.raw.data[..o.raw.data.len().min(8)],
+                    &want[..want.len().min(8)]
+                );
+            }
+        } else if dt == f32::datum_type() {
+            let want = values::<f32>(&e)?;
+            let want = &want[..];
+            let range = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let step = o.quant.0;
+            // float op run in int8: within 2 output steps plus 1% of the output range (the
+            // input's and weights' quantization error carried through the op).
+            let tol = 2.0 * step + 0.01 * range;
+            let max = o
+                .float
+                .data
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            if max > tol || max.is_nan() {
+                bail!(
+                    "output {i}: max |diff| {max} > tolerance {tol} (output step {step}, range \
+                     {range})"
+                );
+            }
+        } else {
+            bail!("output {i} is {dt:?}: the runtime's outputs are int8 (or dequantized)");
+        }
+    }
+    Ok(())
+}
+
+fn run_node_case_caught(dir: &Path) -> Result<()> {
+    match std::panic::catch_unwind(|| run_node_case(dir)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(anyhow!("PANIC: {msg}"))
+        }
+    }
+}
+
+fn node_cases() -> (PathBuf, Vec<String>) {
+    let d = node_tests_dir();
+    let cases = std::fs::read_to_string(d.join("CASES.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    (d, cases)
+}
+
+/// Every generated case that is not listed out of scope compiles, runs and matches.
+#[test]
+fn onnx_node_tests_in_scope_pass() {
+    let (d, cases) = node_cases();
+    let oos = out_of_scope();
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    for c in cases.iter().filter(|c| !oos.contains_key(*c)) {
+        match run_node_case_caught(&d.join(c)) {
+            Ok(()) => passed += 1,
+            Err(e) => failed.push(format!("{c}: {e:#}")),
+        }
+    }
+    eprintln!(
+        "ONNX node tests: {passed} passed, {} failed, {} out of scope, {} generated",
+        failed.len(),
+        oos.len(),
+        cases.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} in-scope ONNX node tests fail:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+/// The out-of-scope list is earned and does not go stale: each listed case exists and still
+/// fails or is rejected with an error (a panic is not a clear error).
+#[test]
+fn onnx_node_tests_out_of_scope_still_fail() {
+    let (d, cases) = node_cases();
+    let oos = out_of_scope();
+    let mut stale = Vec::new();
+    for (c, why) in &oos {
+        if why.is_empty() {
+            stale.push(format!("{c}: listed without a reason"));
+        }
+        if !cases.contains(c) {
+            stale.push(format!("{c}: listed but not generated by this onnx version"));
+            continue;
+        }
+        match run_node_case_caught(&d.join(c)) {
+            Ok(()) => stale.push(format!("{c}: listed out of scope ({why}) but passes now")),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if msg.starts_with("PANIC") || msg.trim().is_empty() {
+                    stale.push(format!("{c}: fails without a clear error: {msg}"));
+                }
+            }
+        }
+    }
+    assert!(stale.is_empty(), "out-of-scope list is stale:\n{}", stale.join("\n"));
+}
+
+/// Print every case's outcome (`cargo test --test conformance -- --ignored --nocapture
+/// node_test_survey`): what the out-of-scope list is made from.
+#[test]
+#[ignore]
+fn node_test_survey() {
+    let (d, cases) = node_cases();
+    for c in &cases {
+        match run_node_case_caught(&d.join(c)) {
+            Ok(()) => println!("PASS {c}"),
+            Err(e) => println!("FAIL {c} {}", format!("{e:#}").replace('\n', " ")),
+        }
+    }
+}
