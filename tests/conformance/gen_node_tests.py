@@ -10,9 +10,13 @@ supported ops, the way onnx's own `backend-test-tools generate-data` does:
                                              initializer with the test data's value (the
                                              runtime takes one input; weights, biases,
                                              scales, zero points and second operands are
-                                             constants in a deployed model)
+                                             constants in a deployed model); a u8/i8 first
+                                             input of a QLinear op / DequantizeLinear gets
+                                             a float input + QuantizeLinear in front
     <out>/<case>/test_data_set_0/input_<i>.pb
     <out>/<case>/test_data_set_0/output_<i>.pb
+    <out>/<case>/test_data_set_0/frozen_input_0.pb   float input of model_frozen.onnx when
+                                             the case's input is a quantized (u8/i8) tensor
 
 Usage: python3 tests/conformance/gen_node_tests.py target/onnx-node-tests
 The Rust test `conformance::onnx_node_tests` reads the directory (or $EDGESLIM_ONNX_NODE_TESTS).
@@ -58,18 +62,67 @@ def selected(name):
     return any(n == p or n.startswith(p + "_") for p in OPS)
 
 
+QUANT_INPUT_OPS = {"QLinearConv", "QLinearMatMul", "DequantizeLinear"}
+
+
 def freeze(model, inputs):
-    """Make every graph input but the first an initializer holding its test value."""
+    """Make every graph input but the first an initializer holding its test value.
+
+    When the first input is an integer tensor read by a QLinear op or DequantizeLinear, it is
+    a quantized activation: the graph gets a float input instead, followed by
+    QuantizeLinear(x_scale, x_zero_point) of that op (the QOperator pattern), and the float
+    input value (x - zp) * scale, which quantizes back to x exactly, is returned as well."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph
     init_names = {i.name for i in g.initializer}
     real = [i for i in g.input if i.name not in init_names]
+    values = {}
     for vi, val in zip(real[1:], inputs[1:]):
         t = numpy_helper.from_array(np.asarray(val), vi.name)
         g.initializer.append(t)
         g.input.remove(vi)
-    return m
+        values[vi.name] = np.asarray(val)
+    x0 = np.asarray(inputs[0])
+    float_input = None
+    if x0.dtype in (np.uint8, np.int8):
+        x_name = real[0].name
+        users = [n for n in g.node if x_name in n.input]
+        if users and users[0].op_type in QUANT_INPUT_OPS and users[0].input[0] == x_name:
+            node = users[0]
+            scale = values[node.input[1]]
+            if len(node.input) > 2 and node.input[2]:
+                zp_name = node.input[2]
+                zp = values[zp_name]
+            else:
+                zp_name = x_name + "_zero_point"
+                zp = np.zeros((), x0.dtype)
+                g.initializer.append(numpy_helper.from_array(zp, zp_name))
+            axis = [a for a in node.attribute if a.name == "axis"]
+            if np.ndim(scale) == 0:
+                xf = ((x0.astype(np.int32) - zp.astype(np.int32)) * scale).astype(np.float32)
+            else:
+                ax = axis[0].i if axis else 1
+                shape = [1] * x0.ndim
+                shape[ax] = -1
+                xf = (
+                    (x0.astype(np.int32) - zp.astype(np.int32).reshape(shape))
+                    * scale.reshape(shape)
+                ).astype(np.float32)
+            fname = x_name + "_float"
+            g.input.remove(real[0])
+            g.input.insert(
+                0, onnx.helper.make_tensor_value_info(fname, onnx.TensorProto.FLOAT, list(x0.shape))
+            )
+            q = onnx.helper.make_node(
+                "QuantizeLinear", [fname, node.input[1], zp_name], [x_name], name="quantize_input"
+            )
+            for a in axis:
+                q.attribute.append(a)
+            g.node.insert(0, q)
+            float_input = numpy_helper.from_array(xf, fname)
+    onnx.checker.check_model(m)
+    return m, float_input
 
 
 def main():
@@ -111,8 +164,11 @@ def main():
                     f.write(t.SerializeToString())
             if k == 0:
                 try:
-                    frozen = freeze(model, inputs)
+                    frozen, float_input = freeze(model, inputs)
                     onnx.save(frozen, os.path.join(d, "model_frozen.onnx"))
+                    if float_input is not None:
+                        with open(os.path.join(sd, "frozen_input_0.pb"), "wb") as f:
+                            f.write(float_input.SerializeToString())
                 except Exception as e:  # recorded; the Rust runner reports the missing file
                     with open(os.path.join(d, "freeze_error.txt"), "w") as f:
                         f.write(str(e))
