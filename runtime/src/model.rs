@@ -274,7 +274,7 @@ impl<'a> Model<'a> {
                 ));
             }
             seen[k] = true;
-            if off % SECTION_ALIGN != 0 {
+            if !off.is_multiple_of(SECTION_ALIGN) {
                 return Err(invalid(
                     Section::Table,
                     idx,
@@ -919,7 +919,7 @@ impl<'a> Model<'a> {
             if op.wshape.contains(&0) || n != Some(op.weights_len) {
                 return Err(e("weights_len", "does not match the weight shape"));
             }
-            if op.weights_off % WEIGHT_ALIGN != 0
+            if !op.weights_off.is_multiple_of(WEIGHT_ALIGN)
                 || op
                     .weights_off
                     .checked_add(op.weights_len)
@@ -978,10 +978,8 @@ impl<'a> Model<'a> {
                     return Err(e("attrs", "padding must be smaller than the window"));
                 }
             }
-            OpKind::GlobalAvgPool => {
-                if out.h != 1 || out.w != 1 {
-                    return Err(e("output", "global pooling output must be 1x1"));
-                }
+            OpKind::GlobalAvgPool if out.h != 1 || out.w != 1 => {
+                return Err(e("output", "global pooling output must be 1x1"));
             }
             _ => {}
         }

@@ -172,7 +172,7 @@ fn put(buf: &mut Vec<u8>, words: &[u32]) {
 }
 
 fn pad_to(buf: &mut Vec<u8>, align: usize) {
-    while buf.len() % align != 0 {
+    while !buf.len().is_multiple_of(align) {
         buf.push(0);
     }
 }

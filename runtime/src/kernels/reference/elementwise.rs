@@ -4,6 +4,7 @@ use crate::quant::multiply_by_quantized_multiplier;
 /// Element-wise add of two int8 tensors of equal length, as TFLM's int8 Add: both inputs are
 /// shifted left by `left_shift`, rescaled to a common scale, summed, and rescaled to the
 /// output.
+#[allow(clippy::too_many_arguments)]
 pub fn add(
     a: &[i8],
     ra: Rescale,

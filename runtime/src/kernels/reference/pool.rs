@@ -84,7 +84,9 @@ pub fn avg_pool(
     out_shape: Shape,
 ) {
     let c_n = out_shape.c;
-    let full = geo.kernel[0].saturating_mul(geo.kernel[1]).min(i32::MAX as usize) as i32;
+    let full = geo.kernel[0]
+        .saturating_mul(geo.kernel[1])
+        .min(i32::MAX as usize) as i32;
     for oy in 0..out_shape.h {
         for ox in 0..out_shape.w {
             let base = (oy * out_shape.w + ox) * c_n;
