@@ -512,8 +512,8 @@ impl Builder {
 
 /// The two-task model: an encoder (widths 0.5, 1.0) of conv, depthwise conv, pointwise conv,
 /// residual add and max pool; a `digit` decoder (0.5, 1.0) of pointwise conv, global average
-/// pool, fully connected and softmax; a `bold` decoder (0.25, 0.5, 1.0) of pointwise conv,
-/// concat with the encoder output, average pool, flatten and fully connected.
+/// pool, fully connected and softmax; a `bold` decoder (0.25, 0.5, 1.0) of a fixed-width
+/// pointwise conv, concat with the encoder output, average pool, flatten and fully connected.
 pub fn two_task_model(seed: u64) -> ModelDef {
     let mut b = Builder::new(
         "two-task",
@@ -538,8 +538,10 @@ pub fn two_task_model(seed: u64) -> ModelDef {
     let d4 = b.softmax(1, Some(0), d3);
     b.task("digit", 1, d4);
     // bold
-    let e1 = b.conv(2, Some(0), enc, 8, 1, 1, 0, false, true, Act::Relu);
-    let e2 = b.concat(2, Some(0), &[enc, e1]);
+    // Only the last input of a concat may be slimmed, so the concatenation's active channels
+    // stay first-k (docs/manifest.md): the decoder's own branch is fixed-width here.
+    let e1 = b.conv(2, Some(0), enc, 8, 1, 1, 0, false, false, Act::Relu);
+    let e2 = b.concat(2, Some(0), &[e1, enc]);
     let e3 = b.pool(OpKind::AvgPool, 2, Some(0), e2, 2, 2, 0);
     let e4 = b.flatten(2, Some(0), e3);
     let e5 = b.fc(2, Some(0), e4, 2, false);
