@@ -7,6 +7,10 @@ use edgeslim_compiler::{
 };
 use std::path::PathBuf;
 
+mod choose;
+mod evaluate;
+mod profile;
+
 #[derive(Parser)]
 #[command(
     name = "edgeslim",
@@ -66,6 +70,16 @@ enum Cmd {
         #[arg(long)]
         raw: bool,
     },
+    /// Per-task accuracy at every width configuration, through the runtime.
+    Eval(choose::EvalArgs),
+    /// Latency table: every segment at every width, plus the fixed overhead.
+    Profile(choose::ProfileArgs),
+    /// Best width configuration under a latency budget and task preferences.
+    Search(choose::SearchArgs),
+    /// Deployment table: budget levels -> width configurations, JSON and Rust for firmware.
+    Bundle(choose::BundleArgs),
+    /// The quickstart's main job on a bundled model: compile, profile, eval, search, simulate, plot.
+    Demo(choose::DemoArgs),
 }
 
 fn main() {
@@ -94,6 +108,11 @@ fn main() {
 
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Eval(a) => return choose::eval(a),
+        Cmd::Profile(a) => return choose::profile(a),
+        Cmd::Search(a) => return choose::search(a),
+        Cmd::Bundle(a) => return choose::bundle(a),
+        Cmd::Demo(a) => return choose::demo(a),
         Cmd::Compile {
             model,
             output,
