@@ -37,6 +37,14 @@ pub fn clippy(ctx: &Ctx) -> Result<Outcome> {
 /// nextest when installed (it does not run doc tests: `cargo test --doc` does), else
 /// `cargo test`. The runner's own summary lines end the step's output.
 pub fn host_tests(ctx: &Ctx) -> Result<Outcome> {
+    // The ONNX backend node tests are regenerated from the `onnx` wheel's own generators
+    // (installed by setup) instead of being committed; the conformance test reads them.
+    let node_tests = ctx.root.join("target/onnx-node-tests");
+    run(cmd("python3")
+        .current_dir(&ctx.root)
+        .arg("tests/conformance/gen_node_tests.py")
+        .arg(&node_tests))
+    .context("generating the ONNX backend node tests (needs the `onnx` Python package: `cargo xtask setup`)")?;
     if succeeds(ctx.cargo().args(["nextest", "--version"])) {
         run(ctx.cargo().args(["test", "--workspace", "--doc"])).context("doc tests failed")?;
         // An empty workspace is not an error while the crates are being filled.
