@@ -3,9 +3,9 @@
 //! Per-op wall time comes from the interpreter's [`Observer`] hooks. For every encoder width
 //! `e` and decoder width index `d` the model runs (all tasks, every decoder at `d`) `warmup`
 //! times, then `reps` timed times; a segment's time in one run is the sum of its ops' times.
-//! The encoder's latency at `e` is the median over runs; a decoder's latency at `d` is the mean
-//! over encoder widths of its per-`e` medians (its first layer reads the encoder's active
-//! channels, so it varies a little with `e`). Whole configurations are then timed directly,
+//! The encoder's latency at `e` is the median over runs; a decoder's latency is kept per
+//! (encoder width, decoder width) pair (`by_encoder_us`: its first layer reads the encoder's
+//! active channels, so its cost scales with both), and as the mean over encoder widths. Whole configurations are then timed directly,
 //! without hooks; the fixed per-inference overhead is the median of (direct - sum of segment
 //! latencies) over them, and the table carries those direct measurements so the additive model
 //! can be checked against them (`LatencyTable::check_additive`).
@@ -207,11 +207,19 @@ pub fn profile_host(
                 }
             })
             .unzip();
+        // A decoder's first layer reads the encoder's active channels: keep its latency per
+        // encoder width too, so the search predicts (encoder, decoder) pairs exactly.
+        let by_encoder_us = (s > 0).then(|| {
+            (0..n_enc)
+                .map(|e| (0..info.n_widths).map(|w| seg_times[s][e][w].0).collect())
+                .collect()
+        });
         segments.push(SegmentLatency {
             name: info.name.to_string(),
             widths: info.multipliers().iter().map(|&m| m as f64).collect(),
             latency_us: lat,
             spread_us: Some(spread),
+            by_encoder_us,
         });
     }
     // Whole configurations, timed directly.

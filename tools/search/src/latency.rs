@@ -27,6 +27,22 @@ pub struct SegmentLatency {
     /// Optional spread per width (e.g. the interquartile range), microseconds, `>= 0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread_us: Option<Vec<f64>>,
+    /// Decoders only, optional: latency at each encoder width `e` (rows) and decoder width `d`
+    /// (columns), microseconds. A decoder's first layer reads the encoder's active channels,
+    /// so its cost grows with the encoder's width; when present, this table is used instead of
+    /// `latency_us` (which then holds the mean over encoder widths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_encoder_us: Option<Vec<Vec<f64>>>,
+}
+
+impl SegmentLatency {
+    /// Latency at this segment's width `d` when the encoder runs at width `e`.
+    pub fn at(&self, e: usize, d: usize) -> Option<f64> {
+        match &self.by_encoder_us {
+            Some(rows) => rows.get(e).and_then(|r| r.get(d)).copied(),
+            None => self.latency_us.get(d).copied(),
+        }
+    }
 }
 
 /// One whole configuration timed directly, used to check the additive model.
@@ -170,6 +186,30 @@ impl LatencyTable {
                     check_nonneg(format!("segments[{i}].spread_us[{j}]"), v)?;
                 }
             }
+            if let Some(rows) = &s.by_encoder_us {
+                let f = format!("segments[{i}].by_encoder_us");
+                if i == 0 {
+                    return Err(Error::invalid(
+                        f,
+                        "only decoders depend on the encoder's width",
+                    ));
+                }
+                let n_enc = self.segments[0].widths.len();
+                if rows.len() != n_enc || rows.iter().any(|r| r.len() != s.widths.len()) {
+                    return Err(Error::invalid(
+                        f,
+                        format!(
+                            "must be {n_enc} rows (encoder widths) of {} values (decoder widths)",
+                            s.widths.len()
+                        ),
+                    ));
+                }
+                for (e, row) in rows.iter().enumerate() {
+                    for (d, &v) in row.iter().enumerate() {
+                        check_nonneg(format!("{f}[{e}][{d}]"), v)?;
+                    }
+                }
+            }
         }
         for (c, cfg) in self.configs.iter().enumerate() {
             self.decoder_indices(&format!("configs[{c}]"), &cfg.widths, &cfg.tasks)?;
@@ -254,23 +294,27 @@ impl LatencyTable {
                 ),
             ));
         }
+        let e = usize::from(widths[0]);
         let lat = |s: usize| -> Result<f64> {
             let seg = self
                 .segments
                 .get(s)
                 .ok_or_else(|| Error::invalid("decoders", format!("no segment {s}")))?;
-            seg.latency_us
-                .get(usize::from(widths[s]))
-                .copied()
-                .ok_or_else(|| {
-                    Error::invalid(
-                        format!("widths[{s}]"),
-                        format!(
-                            "index {} out of range for segment {:?}",
-                            widths[s], seg.name
-                        ),
-                    )
-                })
+            let d = usize::from(widths[s]);
+            (if s == 0 {
+                seg.latency_us.get(d).copied()
+            } else {
+                seg.at(e, d)
+            })
+            .ok_or_else(|| {
+                Error::invalid(
+                    format!("widths[{s}]"),
+                    format!(
+                        "index {} out of range for segment {:?}",
+                        widths[s], seg.name
+                    ),
+                )
+            })
         };
         let mut total = self.overhead_us + lat(0)?;
         for &s in decoders {

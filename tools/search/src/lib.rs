@@ -37,6 +37,7 @@
 //!             widths: s.widths.clone(),
 //!             latency_us: l.to_vec(),
 //!             spread_us: None,
+//!             by_encoder_us: None,
 //!         })
 //!         .collect(),
 //!     configs: vec![],

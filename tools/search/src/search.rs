@@ -209,7 +209,7 @@ pub(crate) struct Dec {
     pub n: usize,
     /// Width multipliers.
     pub widths: Vec<f64>,
-    /// Latency per width.
+    /// `lat[e * n + d]`: latency at encoder width `e` and decoder width `d`.
     pub lat: Vec<f64>,
     /// `val[e * n + d]`: sum of `w_t * m_t[e][d]` over running tasks on this decoder.
     pub val: Vec<f64>,
@@ -248,7 +248,7 @@ impl Space {
         let mut lat = self.overhead + self.enc_lat[e];
         let mut num = 0.0;
         for (dec, &d) in self.decs.iter().zip(ds) {
-            lat += dec.lat[d];
+            lat += dec.lat[e * dec.n + d];
             num += dec.val[e * dec.n + d];
         }
         (num, lat)
@@ -323,10 +323,20 @@ impl Space {
                 )
                 .0
         };
-        let mut idx = vec![argmin(&self.enc_lat)];
-        idx.extend(self.decs.iter().map(|d| argmin(&d.lat)));
-        let (_, lat) = self.eval(idx[0], &idx[1..]);
-        (idx, lat)
+        let mut best: Option<(Vec<usize>, f64)> = None;
+        for e in 0..self.enc_lat.len() {
+            let mut idx = vec![e];
+            idx.extend(
+                self.decs
+                    .iter()
+                    .map(|d| argmin(&d.lat[e * d.n..(e + 1) * d.n])),
+            );
+            let (_, lat) = self.eval(e, &idx[1..]);
+            if best.as_ref().is_none_or(|b| lat < b.1) {
+                best = Some((idx, lat));
+            }
+        }
+        best.unwrap_or_default()
     }
 }
 
@@ -633,12 +643,13 @@ impl Problem {
             for (dec, tasks) in sp.decs.iter().zip(&sp.dec_tasks) {
                 let mut best = f64::INFINITY;
                 for d in 0..dec.n {
-                    if dec.lat[d] < best
+                    let l = dec.lat[e * dec.n + d];
+                    if l < best
                         && tasks
                             .iter()
                             .all(|&(i, t)| self.metrics.tasks[t].values[e][d] >= min_metrics[i])
                     {
-                        best = dec.lat[d];
+                        best = l;
                     }
                 }
                 total += best;
@@ -902,6 +913,10 @@ fn build_space(
     for &s in &segs {
         let seg = &latency.segments[s];
         let n = seg.widths.len();
+        let lat: Vec<f64> = (0..n_enc)
+            .flat_map(|e| (0..n).map(move |d| (e, d)))
+            .map(|(e, d)| seg.at(e, d).unwrap_or(f64::INFINITY))
+            .collect();
         let mut val = vec![0.0; n_enc * n];
         let mut pref = 0.0;
         for t in tasks.iter() {
@@ -920,9 +935,9 @@ fn build_space(
             seg: s,
             n,
             widths: seg.widths.clone(),
-            lat: seg.latency_us.clone(),
+            min_lat: lat.iter().copied().fold(f64::INFINITY, f64::min),
+            lat,
             val,
-            min_lat: seg.latency_us.iter().copied().fold(f64::INFINITY, f64::min),
             pref,
         });
     }
@@ -1036,7 +1051,7 @@ fn bb_node(
             let row = &dec.val[e * dec.n..(e + 1) * dec.n];
             let best = row
                 .iter()
-                .zip(&dec.lat)
+                .zip(&dec.lat[e * dec.n..(e + 1) * dec.n])
                 .filter(|&(_, &l)| l <= allowance)
                 .map(|(&v, _)| v)
                 .fold(f64::NEG_INFINITY, f64::max);
@@ -1048,7 +1063,7 @@ fn bb_node(
     }
     let dec = &sp.decs[k];
     for d in (0..dec.n).rev() {
-        let l = lat + dec.lat[d];
+        let l = lat + dec.lat[e * dec.n + d];
         if l + sp.suffix_min[k + 1] > budget + tol {
             continue;
         }

@@ -244,3 +244,44 @@ fn metric_table_from_points_and_round_trip() {
         "tasks[0].segment"
     );
 }
+
+/// A decoder's per-encoder-width latencies are used by the prediction and validated.
+#[test]
+fn by_encoder_latencies_predict_and_validate() {
+    let mut rng = common::Rng(11);
+    let shape = common::Shape {
+        decoders: 2,
+        max_widths: 4,
+        monotone_latency: true,
+        shared_lists: true,
+        shared_decoder: false,
+    };
+    let segs = common::segments(&mut rng, shape);
+    let mut table = common::latency_table(&mut rng, &segs, true);
+    let n_enc = segs[0].widths.len();
+    let n_dec = segs[1].widths.len();
+    let rows: Vec<Vec<f64>> = (0..n_enc)
+        .map(|e| {
+            (0..n_dec)
+                .map(|d| 1000.0 * (e + 1) as f64 + d as f64)
+                .collect()
+        })
+        .collect();
+    table.segments[1].by_encoder_us = Some(rows.clone());
+    table.validate().unwrap();
+    let mut w = vec![0u8; segs.len()];
+    w[0] = (n_enc - 1) as u8;
+    w[1] = (n_dec - 1) as u8;
+    let expected =
+        table.overhead_us + table.segments[0].latency_us[n_enc - 1] + rows[n_enc - 1][n_dec - 1];
+    assert_eq!(table.predict(&w, &[1]).unwrap(), expected);
+
+    let mut bad = table.clone();
+    bad.segments[1].by_encoder_us = Some(rows[1..].to_vec());
+    let err = bad.validate().unwrap_err().to_string();
+    assert!(err.contains("segments[1].by_encoder_us"), "{err}");
+    let mut bad = table.clone();
+    bad.segments[0].by_encoder_us = Some(rows);
+    let err = bad.validate().unwrap_err().to_string();
+    assert!(err.contains("only decoders"), "{err}");
+}

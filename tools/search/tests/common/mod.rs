@@ -91,12 +91,23 @@ pub fn latency_table(rng: &mut Rng, segs: &[SegmentWidths], monotone: bool) -> L
                             (rng.below(1000) as f64 / 1000.0) * scale * 2.0
                         }
                     })
-                    .collect();
+                    .collect::<Vec<f64>>();
+                // Half the decoders also get a per-encoder-width table, as a profiled model's
+                // do (a decoder's first layer scales with the encoder's active channels).
+                let by_encoder_us = (i > 0 && rng.below(2) == 1).then(|| {
+                    (0..segs[0].widths.len())
+                        .map(|_| {
+                            let f = 0.5 + rng.below(1000) as f64 / 1000.0;
+                            latency_us.iter().map(|l| l * f).collect()
+                        })
+                        .collect()
+                });
                 SegmentLatency {
                     name: s.name.clone(),
                     widths: s.widths.clone(),
                     latency_us,
                     spread_us: None,
+                    by_encoder_us,
                 }
             })
             .collect(),
@@ -213,6 +224,7 @@ pub fn two_task_problem(prefs: &str) -> Problem {
                     })
                     .collect(),
                 spread_us: None,
+                by_encoder_us: None,
             })
             .collect(),
         configs: vec![],
@@ -292,6 +304,7 @@ pub fn grid_problem(seed: u64, decoders: usize, widths: usize) -> Problem {
                         .map(|m| scale * m * m + 5.0 * rng.unit())
                         .collect(),
                     spread_us: None,
+                    by_encoder_us: None,
                 }
             })
             .collect(),
