@@ -502,10 +502,7 @@ impl<'a> Model<'a> {
         let own = widths.get(op.segment).unwrap_or(0) as usize;
         match op.in_segment {
             None => own,
-            Some(s) => {
-                widths.get(s).unwrap_or(0) as usize * self.segment_unchecked(op.segment).n_widths
-                    + own
-            }
+            Some(s) => widths.get(s).unwrap_or(0) as usize * self.n_widths(op.segment) + own,
         }
     }
 
@@ -536,6 +533,12 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// Number of widths of segment `i`, read straight from its record: `key` runs for every op
+    /// of every inference and needs nothing else of the segment (no name decoding).
+    fn n_widths(&self, i: usize) -> usize {
+        (u32_at(self.s.segments, i * size::SEGMENT + 8).unwrap_or(1) as usize).clamp(1, MAX_WIDTHS)
+    }
+
     fn segment_unchecked(&self, i: usize) -> SegmentInfo<'a> {
         let r = &self.s.segments[i * size::SEGMENT..(i + 1) * size::SEGMENT];
         let mut widths = [0f32; MAX_WIDTHS];
@@ -547,7 +550,7 @@ impl<'a> Model<'a> {
                 .string(r, 0, Section::Segments, i, "name")
                 .unwrap_or(""),
             widths,
-            n_widths: (u32_at(r, 8).unwrap_or(1) as usize).clamp(1, MAX_WIDTHS),
+            n_widths: self.n_widths(i),
         }
     }
 
@@ -1005,10 +1008,8 @@ impl<'a> Model<'a> {
             }
         }
         // Width tables.
-        let nw = self.segment_unchecked(op.segment).n_widths;
-        let nw_in = op
-            .in_segment
-            .map_or(1, |s| self.segment_unchecked(s).n_widths);
+        let nw = self.n_widths(op.segment);
+        let nw_in = op.in_segment.map_or(1, |s| self.n_widths(s));
         if op.n_keys != nw * nw_in {
             return Err(e(
                 "n_keys",
