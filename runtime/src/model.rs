@@ -197,6 +197,7 @@ pub struct Model<'a> {
     arena_bytes: usize,
     name: &'a str,
     body_crc: u32,
+    blob_len: usize,
 }
 
 fn u32f(
@@ -243,6 +244,8 @@ impl<'a> Model<'a> {
         if expected != computed {
             return Err(Error::CrcMismatch { expected, computed });
         }
+        // The identity (`hash_parts`) counts every byte given, as the host tools hash the file.
+        let given_len = blob.len();
         let blob = &blob[..needed];
         let n_sections = u32_at(blob, 16).unwrap_or(0) as usize;
         if n_sections != kind::COUNT {
@@ -345,6 +348,7 @@ impl<'a> Model<'a> {
             arena_bytes: u32_at(g, 12).unwrap_or(0) as usize,
             name: "",
             body_crc: computed,
+            blob_len: given_len,
         };
         m.name = m.string(g, 16, Section::Graph, 0, "name")?;
         m.validate()?;
@@ -383,6 +387,47 @@ impl<'a> Model<'a> {
     /// CRC-32 of the blob body: identifies the model (bundles are checked against it).
     pub fn body_crc(&self) -> u32 {
         self.body_crc
+    }
+    /// Length of the blob given to [`parse`](Self::parse), in bytes.
+    pub fn blob_len(&self) -> usize {
+        self.blob_len
+    }
+    /// The model's identity as the host tools write it, `esm-crc32:<body_crc %08x>:<blob_len>`,
+    /// as integers: `(body_crc, blob_len)`. Firmware compares a bundle's `MODEL_BODY_CRC` and
+    /// `MODEL_BYTES` with these at load.
+    pub fn hash_parts(&self) -> (u32, usize) {
+        (self.body_crc, self.blob_len)
+    }
+    /// Parse a model hash `esm-crc32:<8 lowercase hex digits>:<decimal byte length>`
+    /// (exactly the form `edgeslim` writes into tables and bundles) into `(body_crc, blob_len)`,
+    /// without allocating. `None` for anything else, so a string matches exactly when the host
+    /// tools' string comparison would.
+    ///
+    /// ```
+    /// use edgeslim_runtime::Model;
+    /// assert_eq!(Model::parse_hash("esm-crc32:0badf00d:1234"), Some((0x0bad_f00d, 1234)));
+    /// assert_eq!(Model::parse_hash("esm-crc32:0badf00d"), None);
+    /// ```
+    pub fn parse_hash(hash: &str) -> Option<(u32, usize)> {
+        let rest = hash.strip_prefix("esm-crc32:")?;
+        let (crc, len) = rest.split_once(':')?;
+        if crc.len() != 8 || !crc.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        if len.is_empty()
+            || !len.bytes().all(|b| b.is_ascii_digit())
+            || (len.len() > 1 && len.starts_with('0'))
+        {
+            return None;
+        }
+        let crc = u32::from_str_radix(crc, 16).ok()?;
+        let len = len.parse::<usize>().ok()?;
+        Some((crc, len))
+    }
+    /// Is `hash` (a bundle's or table's `model_hash`, `esm-crc32:xxxxxxxx:len`) this model's?
+    /// Parses without allocating; any other string is `false`.
+    pub fn matches_hash(&self, hash: &str) -> bool {
+        Self::parse_hash(hash) == Some(self.hash_parts())
     }
     /// Arena bytes the plan needs.
     pub fn arena_bytes(&self) -> usize {
@@ -1290,5 +1335,60 @@ impl<'a> Model<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_hash_parses_only_the_canonical_form() {
+        assert_eq!(
+            Model::parse_hash("esm-crc32:deadbeef:42"),
+            Some((0xdead_beef, 42))
+        );
+        assert_eq!(Model::parse_hash("esm-crc32:00000000:0"), Some((0, 0)));
+        for bad in [
+            "",
+            "esm-crc32:",
+            "esm-crc32:deadbeef",
+            "esm-crc32:deadbeef:",
+            "esm-crc32:deadbee:42",
+            "esm-crc32:deadbeef0:42",
+            "esm-crc32:+eadbeef:42",
+            "esm-crc32:DEADBEEF:42",
+            "esm-crc32:deadbeef:-1",
+            "esm-crc32:deadbeef:+1",
+            "esm-crc32:deadbeef:042",
+            "esm-crc32:deadbeef:4 2",
+            "esm-crc32:deadbeef:99999999999999999999999",
+            "crc32:deadbeef:42",
+            "h-two",
+        ] {
+            assert_eq!(Model::parse_hash(bad), None, "{bad:?}");
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn matches_its_own_hash_and_refuses_others() {
+        extern crate std;
+        use std::format;
+        let blob = crate::writer::example::two_task_blob();
+        let m = Model::parse(&blob).unwrap();
+        let (crc, len) = m.hash_parts();
+        assert_eq!((crc, len), (m.body_crc(), blob.len()));
+        let hash = format!("esm-crc32:{crc:08x}:{len}");
+        assert!(m.matches_hash(&hash));
+        assert!(!m.matches_hash(&format!("esm-crc32:{:08x}:{len}", crc ^ 1)));
+        assert!(!m.matches_hash(&format!("esm-crc32:{crc:08x}:{}", len + 1)));
+        assert!(!m.matches_hash("h-two"));
+        // Trailing bytes after the body change the length, hence the identity.
+        let mut longer = blob.clone();
+        longer.push(0);
+        let m2 = Model::parse(&longer).unwrap();
+        assert_eq!(m2.body_crc(), crc);
+        assert!(!m2.matches_hash(&hash));
     }
 }
