@@ -1,17 +1,20 @@
-//! Integer-only requantization, exactly as TensorFlow Lite Micro's reference kernels and
-//! CMSIS-NN do it (gemmlowp fixed point).
+//! Integer-only requantization with one rounding, as TensorFlow Lite Micro's reference kernels
+//! compute it when built with `TFLITE_SINGLE_ROUNDING` (the mode CMSIS-NN's `arm_nn_requantize`
+//! also offers). ONNX Runtime and tract requantize in one rounding too, so single rounding is
+//! what lets a pre-quantized ONNX model run here within a step of those runtimes.
 //!
 //! A real multiplier `M > 0` is stored as a Q31 `multiplier` in `[2^30, 2^31)` and a `shift`
-//! with `M = multiplier * 2^(shift - 31)`. Applying it to an int32 accumulator `x`:
+//! (clamped to `-31..=30`) with `M = multiplier * 2^(shift - 31)`. Applying it to an int32
+//! accumulator `x`:
 //!
-//! 1. `x' = x * 2^max(shift, 0)` (saturating),
-//! 2. `y = SRDHM(x', multiplier)`: the high 32 bits of the doubled 64-bit product, rounded to
-//!    nearest with ties toward +infinity, i.e. `floor(x' * multiplier / 2^31 + 1/2)`
-//!    (*saturating rounding doubling high multiply*; gemmlowp's nudge `1 - 2^30` for negative
-//!    products makes `-0.5` round to `0`, not `-1`),
-//! 3. `z = RDivPOT(y, max(-shift, 0))`: division by a power of two, rounded half away from zero.
+//! `y = floor((x * multiplier + 2^(30 - shift)) / 2^(31 - shift))`,
 //!
-//! Two roundings, as TFLM's default (non "single rounding") build. The same code runs on every
+//! i.e. `x * M` rounded to nearest with ties toward +infinity, computed exactly in 64 bits and
+//! saturated to int32. [`multiply_by_quantized_multiplier_div`] additionally divides by a
+//! small positive integer inside the same rounding (average pooling's window count).
+//!
+//! The gemmlowp primitives [`srdhm`] and [`rounding_divide_by_pot`] remain for the softmax,
+//! whose fixed-point algorithm is defined in terms of them. The same code runs on every
 //! target, so the host simulation and the firmware agree bit for bit.
 
 /// Saturating rounding doubling high multiply: `round(a * b / 2^31)`, saturating the one
@@ -37,13 +40,41 @@ pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     (x >> e) + (remainder > threshold) as i32
 }
 
-/// Apply a quantized multiplier (see the module docs). `shift` is clamped to `-31..=30`.
+/// Apply a quantized multiplier with one rounding (see the module docs). `shift` is clamped
+/// to `-31..=30`; the result saturates to int32.
 #[inline]
 pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
-    let shift = shift.clamp(-31, 30);
-    let left = if shift > 0 { shift } else { 0 };
-    let right = if shift > 0 { 0 } else { -shift };
-    rounding_divide_by_pot(srdhm(x.saturating_mul(1 << left), multiplier), right)
+    let total = (31 - shift.clamp(-31, 30)) as u32; // 1..=62
+    // |x * multiplier| < 2^62 and the rounding term is at most 2^61: no i64 overflow.
+    let prod = x as i64 * multiplier as i64 + (1i64 << (total - 1));
+    (prod >> total).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// `x * M / divisor` in one rounding (ties toward +infinity), saturated to int32; `divisor = 0`
+/// gives 0. With `divisor = 1` this is [`multiply_by_quantized_multiplier`].
+#[inline]
+pub fn multiply_by_quantized_multiplier_div(
+    x: i32,
+    multiplier: i32,
+    shift: i32,
+    divisor: u32,
+) -> i32 {
+    if divisor == 0 {
+        return 0;
+    }
+    let total = (31 - shift.clamp(-31, 30)) as u32; // 1..=62
+    let num = x as i64 * multiplier as i64; // |num| < 2^62
+    let d_bits = 32 - divisor.leading_zeros();
+    // floor(num / den + 1/2) = floor((num + floor(den / 2)) / den) for den > 0.
+    let q = if total + d_bits <= 62 {
+        // den < 2^62: num + den / 2 < 2^63.
+        let den = (divisor as i64) << total;
+        (num + den / 2).div_euclid(den)
+    } else {
+        let den = (divisor as i128) << total;
+        ((num as i128 + den / 2).div_euclid(den)) as i64
+    };
+    q.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 /// The multiplier/shift pair that leaves a value unchanged (`M = 1`).
@@ -121,22 +152,16 @@ pub mod host {
 mod tests {
     use super::*;
 
-    /// Round half away from zero of `num / den` (`den > 0`), exactly.
-    fn round_half_away(num: i128, den: i128) -> i128 {
-        let q = (num.abs() * 2 + den) / (2 * den);
-        if num < 0 { -q } else { q }
-    }
-
     /// Round to nearest, ties toward +infinity, of `num / den` (`den > 0`), exactly.
     fn round_half_up(num: i128, den: i128) -> i128 {
         (2 * num + den).div_euclid(2 * den)
     }
 
-    /// Exact rational reference of the two-rounding scheme.
-    fn reference(x: i32, m: i32, s: i32) -> i32 {
-        let xl = (x as i128 * (1i128 << s.max(0))).clamp(i32::MIN as i128, i32::MAX as i128);
-        let hi = round_half_up(xl * m as i128, 1i128 << 31);
-        round_half_away(hi, 1i128 << (-s).max(0)) as i32
+    /// Exact rational reference of the single-rounding scheme.
+    fn reference(x: i32, m: i32, s: i32, d: u32) -> i32 {
+        let total = 31 - s.clamp(-31, 30);
+        round_half_up(x as i128 * m as i128, (d as i128) << total)
+            .clamp(i32::MIN as i128, i32::MAX as i128) as i32
     }
 
     #[test]
@@ -154,8 +179,20 @@ mod tests {
             let s = (next() % 20) as i32 - 15;
             assert_eq!(
                 multiply_by_quantized_multiplier(x, m, s),
-                reference(x, m, s),
+                reference(x, m, s, 1),
                 "x={x} m={m} s={s}"
+            );
+            let d = match next() % 4 {
+                0 => 1 + (next() % 9) as u32,
+                1 => 1 + (next() % 1000) as u32,
+                2 => next() as u32 | 1,
+                _ => u32::MAX - (next() % 3) as u32,
+            };
+            let s = (next() % 62) as i32 - 31;
+            assert_eq!(
+                multiply_by_quantized_multiplier_div(x, m, s, d),
+                reference(x, m, s, d),
+                "x={x} m={m} s={s} d={d}"
             );
         }
     }
@@ -168,6 +205,41 @@ mod tests {
                 x
             );
         }
+    }
+
+    #[test]
+    fn extremes_saturate_without_overflow() {
+        for x in [i32::MIN, i32::MAX] {
+            for (m, s) in [(i32::MAX, 30), (1 << 30, 30), (i32::MAX, -31), (1 << 30, 0)] {
+                assert_eq!(
+                    multiply_by_quantized_multiplier(x, m, s),
+                    reference(x, m, s, 1)
+                );
+                for d in [1, 3, u32::MAX] {
+                    assert_eq!(
+                        multiply_by_quantized_multiplier_div(x, m, s, d),
+                        reference(x, m, s, d)
+                    );
+                }
+            }
+        }
+        assert_eq!(multiply_by_quantized_multiplier_div(5, 1 << 30, 1, 0), 0);
+    }
+
+    #[test]
+    fn ties_round_toward_positive_infinity() {
+        // M = 0.5 exactly.
+        let got: [i32; 4] = [-3, -1, 1, 3].map(|x| multiply_by_quantized_multiplier(x, 1 << 30, 0));
+        assert_eq!(got, [-1, 0, 1, 2]);
+        // M = 1, divided by 4: -6/4 = -1.5 -> -1, 6/4 = 1.5 -> 2.
+        assert_eq!(
+            multiply_by_quantized_multiplier_div(-6, IDENTITY.0, IDENTITY.1, 4),
+            -1
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier_div(6, IDENTITY.0, IDENTITY.1, 4),
+            2
+        );
     }
 
     #[test]

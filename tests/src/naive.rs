@@ -31,33 +31,28 @@ pub fn acc_i32(acc: i128) -> i32 {
     })
 }
 
-/// The two-rounding requantization of `quant.rs` (TFLM's `MultiplyByQuantizedMultiplier`),
-/// in exact rational arithmetic: `M = multiplier * 2^(shift - 31)`, shift clamped to
-/// `-31..=30`;
-/// 1. `x' = x * 2^max(shift, 0)` saturated to i32,
-/// 2. `y = x' * multiplier / 2^31` rounded to nearest (gemmlowp's SRDHM: the nudge
-///    `1 - 2^30` of negative products makes ties go toward +infinity), saturating
-///    `i32::MIN * i32::MIN`,
-/// 3. `z = y / 2^max(-shift, 0)` rounded to nearest, ties away from zero.
+/// The requantization of `quant.rs` (TFLM's `MultiplyByQuantizedMultiplier` built with
+/// `TFLITE_SINGLE_ROUNDING`) in exact rational arithmetic: `M = multiplier * 2^(shift - 31)`,
+/// shift clamped to `-31..=30`; `x * M` rounded once to nearest, ties toward +infinity,
+/// saturated to i32.
 pub fn requant(x: i32, multiplier: i32, shift: i32) -> i32 {
-    let s = shift.clamp(-31, 30);
-    let left = s.max(0) as u32;
-    let right = (-s).max(0) as u32;
-    let xl = (x as i128 * (1i128 << left)).clamp(i32::MIN as i128, i32::MAX as i128);
-    let y = if xl == i32::MIN as i128 && multiplier == i32::MIN {
-        i32::MAX as i128
-    } else {
-        div_round_half_up(xl * multiplier as i128, 1i128 << 31)
-    };
-    div_round_half_away(y, 1i128 << right) as i32
+    requant_div(x as i128, multiplier, shift, 1)
 }
 
-/// Requantization with half-away-from-zero rounding in both steps: the wording of the
-/// `quant.rs` module docs before they were corrected. Kept to show the difference.
-pub fn requant_half_away(x: i32, multiplier: i32, shift: i32) -> i32 {
+/// `x * M / divisor` rounded once as [`requant`] (`divisor > 0`), saturated to i32.
+pub fn requant_div(x: i128, multiplier: i32, shift: i32, divisor: i128) -> i32 {
+    let s = shift.clamp(-31, 30);
+    div_round_half_up(x * multiplier as i128, divisor << (31 - s) as u32)
+        .clamp(i32::MIN as i128, i32::MAX as i128) as i32
+}
+
+/// TFLM's default two-rounding requantization (gemmlowp's SRDHM, then a rounding divide by a
+/// power of two, ties away from zero), which this runtime used before: kept to show the
+/// difference in the tests.
+pub fn requant_two_roundings(x: i32, multiplier: i32, shift: i32) -> i32 {
     let s = shift.clamp(-31, 30);
     let xl = (x as i128 * (1i128 << s.max(0))).clamp(i32::MIN as i128, i32::MAX as i128);
-    let y = div_round_half_away(xl * multiplier as i128, 1i128 << 31);
+    let y = div_round_half_up(xl * multiplier as i128, 1i128 << 31);
     div_round_half_away(y, 1i128 << (-s).max(0)) as i32
 }
 
@@ -271,8 +266,8 @@ pub fn max_pool(
     out
 }
 
-/// Average pooling: `round_half_away(sum(x - zp) / count)` (count: in-bounds positions, or
-/// the full window with `count_include_pad`), then `* M`, output stage.
+/// Average pooling: `sum(x - zp) * M / count` rounded once (count: in-bounds positions, or
+/// the full window with `count_include_pad`), output stage.
 pub fn avg_pool(
     x: &[i8],
     [h, w, c]: [usize; 3],
@@ -295,13 +290,13 @@ pub fn avg_pool(
                     .iter()
                     .map(|&(y, xx)| x[(y * w + xx) * c + ch] as i128 - r.0 as i128)
                     .sum();
-                let mean = if count == 0 {
+                acc_i32(sum);
+                let v = if count == 0 {
                     0
                 } else {
-                    div_round_half_away(sum, count as i128)
+                    requant_div(sum, r.1, r.2, count as i128)
                 };
-                out[(oy * ow + ox) * c + ch] =
-                    finish(requant(acc_i32(mean), r.1, r.2), q.zp, q.act);
+                out[(oy * ow + ox) * c + ch] = finish(v, q.zp, q.act);
             }
         }
     }

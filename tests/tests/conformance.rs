@@ -230,19 +230,6 @@ fn conformance(net: &str, file: &str) -> Result<Agreement> {
 const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
     (
         "mobilenetv2_035_96",
-        "model_qdq_u8.onnx",
-        "96.25% within 2 steps, max 3 steps, top-1 100%: tract and ONNX Runtime agree \
-         bit-exactly on this file; the runtime's requantization rounds twice (srdhm, then \
-         rounding_divide_by_pot), moving ties by up to 0.5/2^right steps: 0.135% of the first \
-         conv's outputs are 1 step off, amplified by 52 layers",
-    ),
-    (
-        "mobilenetv2_035_96",
-        "model_qdq_s8.onnx",
-        "as model_qdq_u8.onnx: 96.25% within 2 steps, max 3 steps",
-    ),
-    (
-        "mobilenetv2_035_96",
         "model_qop.onnx",
         "50% within 2 steps, max 14 steps: act_fuse folds QLinearConv -> DequantizeLinear -> \
          Clip -> QuantizeLinear into one requantization, dropping the rounding at the \

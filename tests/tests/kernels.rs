@@ -358,9 +358,9 @@ macro_rules! kernel_suite {
 kernel_suite!(reference, edgeslim_runtime::kernels::reference);
 kernel_suite!(active, edgeslim_runtime::kernels::active);
 
-/// The rounding of the high multiply on ties: gemmlowp's SRDHM (and so TFLM and this runtime)
-/// rounds a negative tie toward +infinity, so `-1 * 0.5` is `0` and `-3 * 0.5` is `-1`; the
-/// second rounding (the power-of-two division) rounds ties away from zero.
+/// Ties: requantization rounds once, to nearest with ties toward +infinity (TFLM's single
+/// rounding), so `-3 * 0.5` is `-1`; no second, half-away-from-zero rounding as in TFLM's
+/// default two-rounding mode.
 #[test]
 fn requant_rounding_of_ties() {
     let half = (1 << 30, 0); // M = 0.5 exactly
@@ -369,15 +369,14 @@ fn requant_rounding_of_ties() {
         .map(|&x| quant::multiply_by_quantized_multiplier(x, half.0, half.1))
         .collect();
     assert_eq!(got, [-1, 0, 1, 2]);
-    for x in [-3, -1, 1, 3] {
-        assert_eq!(
-            quant::multiply_by_quantized_multiplier(x, half.0, half.1),
-            naive::requant(x, half.0, half.1)
-        );
-    }
-    // Half away from zero in the multiply would give -2 and -1 for the negative ties.
-    assert_eq!(naive::requant_half_away(-3, half.0, half.1), -2);
-    // M = 0.25 as (2^30, -1): the tie is in the division.
-    assert_eq!(quant::multiply_by_quantized_multiplier(-2, 1 << 30, -1), -1);
+    // M = 0.25 as (2^30, -1): -2 * 0.25 = -0.5 -> 0 in one rounding; two roundings give -1.
+    assert_eq!(quant::multiply_by_quantized_multiplier(-2, 1 << 30, -1), 0);
+    assert_eq!(naive::requant(-2, 1 << 30, -1), 0);
+    assert_eq!(naive::requant_two_roundings(-2, 1 << 30, -1), -1);
     assert_eq!(quant::multiply_by_quantized_multiplier(2, 1 << 30, -1), 1);
+    // A near-tie the first rounding of the two-rounding scheme turns into a tie:
+    // x * M = 1.49999... rounds to 1 once, but to 2 after rounding 2.99999... to 3, then 3/2.
+    let (m, s) = (i32::MAX, -1); // M just below 0.5
+    assert_eq!(quant::multiply_by_quantized_multiplier(3, m, s), 1);
+    assert_eq!(naive::requant_two_roundings(3, m, s), 2);
 }

@@ -1,5 +1,5 @@
 use crate::kernels::{OutputStage, PoolGeometry, Rescale, Shape};
-use crate::quant::multiply_by_quantized_multiplier;
+use crate::quant::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_div};
 
 /// Visit the in-bounds input positions of output position `(oy, ox)`; returns how many.
 #[inline]
@@ -62,18 +62,9 @@ pub fn max_pool(
     }
 }
 
-/// `num / den` rounded half away from zero (`den > 0`).
-#[inline]
-fn div_round(num: i32, den: i32) -> i32 {
-    if num >= 0 {
-        (num + den / 2) / den
-    } else {
-        (num - den / 2) / den
-    }
-}
-
-/// Average pooling: the rounded mean of `x - zp_in` over the window (in-bounds positions only,
-/// or the whole window with `count_include_pad`, padding counting as real zero), rescaled.
+/// Average pooling: `sum(x - zp_in) * M / count` in one rounding, where `count` is the number of
+/// in-bounds positions of the window, or the whole window with `count_include_pad` (padding
+/// counting as real zero).
 pub fn avg_pool(
     geo: &PoolGeometry,
     input: &[i8],
@@ -86,7 +77,7 @@ pub fn avg_pool(
     let c_n = out_shape.c;
     let full = geo.kernel[0]
         .saturating_mul(geo.kernel[1])
-        .min(i32::MAX as usize) as i32;
+        .min(u32::MAX as usize) as u32;
     for oy in 0..out_shape.h {
         for ox in 0..out_shape.w {
             let base = (oy * out_shape.w + ox) * c_n;
@@ -94,13 +85,17 @@ pub fn avg_pool(
                 let mut sum = 0i32;
                 let n = window(geo, in_shape, oy, ox, |i| {
                     sum = sum.wrapping_add(input[i + c] as i32 - rescale.zero_point)
-                }) as i32;
-                let count = if geo.count_include_pad { full } else { n };
-                let mean = if count == 0 { 0 } else { div_round(sum, count) };
-                output[base + c] = stage.finish(multiply_by_quantized_multiplier(
-                    mean,
+                });
+                let count = if geo.count_include_pad {
+                    full
+                } else {
+                    n.min(u32::MAX as usize) as u32
+                };
+                output[base + c] = stage.finish(multiply_by_quantized_multiplier_div(
+                    sum,
                     rescale.multiplier,
                     rescale.shift,
+                    count,
                 ));
             }
         }
