@@ -1,11 +1,19 @@
 //! Deployment bundles (`edgeslim.bundle/1`): budget levels mapped to width configurations, as
 //! JSON for tools and as a Rust source file for firmware.
 //!
-//! The Rust file holds only items, so firmware includes it inside a module:
+//! The Rust file holds only items, so firmware includes it inside a module. For a model hash of
+//! the form `esm-crc32:<crc>:<bytes>` (what `edgeslim` writes) it also holds the two numbers
+//! `MODEL_BODY_CRC` and `MODEL_BYTES`, which firmware compares with the runtime's
+//! `Model::hash_parts()` before using any level:
 //!
 //! ```ignore
 //! mod levels {
 //!     include!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/levels.rs"));
+//! }
+//! let model = Model::parse(BLOB)?;
+//! // Refuse levels searched for another model (O(1), no allocation).
+//! if model.hash_parts() != (levels::MODEL_BODY_CRC, levels::MODEL_BYTES) {
+//!     return Err(BundleMismatch);
 //! }
 //! // Largest level whose budget fits, else the cheapest.
 //! let (_, widths, mask) = levels::LEVELS
@@ -13,7 +21,11 @@
 //!     .rev()
 //!     .find(|l| l.0 <= budget_us)
 //!     .unwrap_or(&levels::LEVELS[0]);
+//! let widths = WidthConfig::from_indices(widths)?;
+//! let out = interp.run(input, &widths, TaskMask(*mask))?;
 //! ```
+//!
+//! (`model.matches_hash(levels::MODEL_HASH)` does the same from the string.)
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -305,7 +317,8 @@ impl Bundle {
 
     /// A Rust source file of items (`MODEL_HASH`, `SEGMENTS`, `LEVELS`) for firmware to
     /// `include!` inside a module. `LEVELS` is `[(budget_us, [u8; SEGMENTS], task_mask)]` by
-    /// increasing budget.
+    /// increasing budget. When `model_hash` is `esm-crc32:<crc>:<bytes>`, also
+    /// `MODEL_BODY_CRC: u32` and `MODEL_BYTES: usize`, for an integer check at load.
     pub fn to_rust_source(&self) -> String {
         let mut s = String::new();
         let prefs: Vec<String> = self
@@ -343,6 +356,18 @@ impl Bundle {
         let _ = writeln!(s);
         let _ = writeln!(s, "/// Hash of the model these levels were searched for.");
         let _ = writeln!(s, "pub const MODEL_HASH: &str = {:?};", self.model_hash);
+        if let Some((crc, bytes)) = esm_hash_parts(&self.model_hash) {
+            let _ = writeln!(
+                s,
+                "/// CRC-32 of the model blob's body: `Model::hash_parts().0` must equal it."
+            );
+            let _ = writeln!(s, "pub const MODEL_BODY_CRC: u32 = {crc:#010x};");
+            let _ = writeln!(
+                s,
+                "/// Bytes of the model blob: `Model::hash_parts().1` must equal it."
+            );
+            let _ = writeln!(s, "pub const MODEL_BYTES: usize = {bytes};");
+        }
         let _ = writeln!(s, "/// Number of segments (encoder first, then decoders).");
         let _ = writeln!(s, "pub const SEGMENTS: usize = {};", self.segments.len());
         let _ = writeln!(
@@ -367,5 +392,101 @@ impl Bundle {
         }
         let _ = writeln!(s, "];");
         s
+    }
+}
+
+/// `(body_crc, bytes)` of a model hash `esm-crc32:<8 lowercase hex digits>:<decimal bytes>`, the
+/// form `edgeslim` writes; `None` for any other string. The same rule as the runtime's
+/// `Model::parse_hash` (this crate does not depend on the runtime).
+pub fn esm_hash_parts(hash: &str) -> Option<(u32, usize)> {
+    let (crc, bytes) = hash.strip_prefix("esm-crc32:")?.split_once(':')?;
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if crc.len() != 8 || !crc.bytes().all(hex) {
+        return None;
+    }
+    if bytes.is_empty()
+        || !bytes.bytes().all(|b| b.is_ascii_digit())
+        || (bytes.len() > 1 && bytes.starts_with('0'))
+    {
+        return None;
+    }
+    Some((u32::from_str_radix(crc, 16).ok()?, bytes.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SegmentWidths;
+
+    fn bundle(hash: &str) -> Bundle {
+        Bundle {
+            format: BUNDLE_FORMAT.to_string(),
+            model_hash: hash.to_string(),
+            target: "cortex-m4-qemu-icount".to_string(),
+            mode: BundleMode::Paper,
+            preferences: vec![PreferenceWeight {
+                task: "digit".to_string(),
+                weight: 1.0,
+            }],
+            segments: vec![
+                SegmentWidths {
+                    name: "encoder".to_string(),
+                    widths: vec![0.5, 1.0],
+                },
+                SegmentWidths {
+                    name: "digit".to_string(),
+                    widths: vec![1.0],
+                },
+            ],
+            tasks: vec!["digit".to_string()],
+            levels: vec![BundleLevel {
+                budget_us: 100,
+                widths: vec![1, 0],
+                multipliers: vec![1.0, 1.0],
+                task_mask: 1,
+                predicted_latency_us: 90.0,
+                score: 0.9,
+            }],
+        }
+    }
+
+    #[test]
+    fn esm_hash_gives_numeric_constants() {
+        let b = bundle("esm-crc32:0badf00d:5120");
+        b.validate().unwrap();
+        let src = b.to_rust_source();
+        assert!(src.contains("pub const MODEL_HASH: &str = \"esm-crc32:0badf00d:5120\";\n"));
+        assert!(src.contains("pub const MODEL_BODY_CRC: u32 = 0x0badf00d;\n"));
+        assert!(src.contains("pub const MODEL_BYTES: usize = 5120;\n"));
+        assert!(src.contains("    (100, [1, 0], 0x1),\n"));
+    }
+
+    #[test]
+    fn other_hashes_give_only_the_string() {
+        for h in [
+            "h-two",
+            "esm-crc32:0BADF00D:5120",
+            "esm-crc32:0badf00d:",
+            "esm-crc32:0badf00:1",
+        ] {
+            let src = bundle(h).to_rust_source();
+            assert!(src.contains("pub const MODEL_HASH"), "{h}");
+            assert!(!src.contains("MODEL_BODY_CRC"), "{h}");
+            assert!(!src.contains("MODEL_BYTES"), "{h}");
+        }
+    }
+
+    #[test]
+    fn esm_hash_parts_rules() {
+        assert_eq!(esm_hash_parts("esm-crc32:ffffffff:1"), Some((u32::MAX, 1)));
+        assert_eq!(esm_hash_parts("esm-crc32:00000000:0"), Some((0, 0)));
+        for bad in [
+            "",
+            "esm-crc32:ffffffff:01",
+            "esm-crc32:fffffffff:1",
+            "esm-crc32:ffffffff:1x",
+        ] {
+            assert_eq!(esm_hash_parts(bad), None, "{bad:?}");
+        }
     }
 }
