@@ -8,6 +8,9 @@
 #   QEMU_TIMEOUT         wall-clock limit in seconds (default 60); exit 124 when hit
 #   QEMU_MACHINE         QEMU machine (default mps2-an386), QEMU_CPU (default cortex-m4)
 #   QEMU_RUN_LOG_FORMAT  defmt-print --log-format (default: defmt-print's own)
+#   QEMU_ICOUNT          -icount options (default shift=0,align=off,sleep=off: virtual time is
+#                        1 ns per instruction, so SysTick counts are exactly repeatable; set it
+#                        empty to run on host time)
 #
 # The QEMU flags avoid its known hangs (docs/firmware-toolchain.md): no -nographic, stdin from
 # /dev/null, no monitor/serial on stdio, and a timeout. defmt frames arrive on stdout through
@@ -24,8 +27,12 @@ shift
 qemu=(timeout --kill-after=5 "${QEMU_TIMEOUT:-60}"
   qemu-system-arm -machine "${QEMU_MACHINE:-mps2-an386}" -cpu "${QEMU_CPU:-cortex-m4}"
   -display none -monitor none -serial none
-  -semihosting-config enable=on,target=native
-  -kernel "$elf" "$@")
+  -semihosting-config enable=on,target=native)
+icount=${QEMU_ICOUNT-shift=0,align=off,sleep=off}
+if [ -n "$icount" ]; then
+  qemu+=(-icount "$icount")
+fi
+qemu+=(-kernel "$elf" "$@")
 
 # `grep >/dev/null`, not `grep -q`: -q exits at the first match and can race with SIGPIPE.
 if grep -a -e '\.defmt' "$elf" >/dev/null; then

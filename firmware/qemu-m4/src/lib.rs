@@ -4,7 +4,22 @@
 //! (frames over semihosting to QEMU's stdout, decoded by `defmt-print`), a panic handler that
 //! logs and exits with code 101, and [`exit`], whose code becomes QEMU's exit status. A program
 //! passes in `cargo xtask firmware` when it exits 0.
+//!
+//! [`assets`] holds the model the test pipeline generated (see `build.rs`) and [`icount`] the
+//! SysTick clock and per-segment timer that turn QEMU's `-icount` virtual time into exactly
+//! repeatable instruction counts.
 #![no_std]
+
+pub mod icount;
+
+/// The generated model assets (`build.rs`): the blob, the input samples, the bundle's levels.
+pub mod assets {
+    /// A value aligned to 16 bytes, for blobs placed in flash by `include_bytes!`.
+    #[repr(C, align(16))]
+    pub struct Aligned<T: ?Sized>(pub T);
+
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
 
 use defmt_semihosting as _;
 use embedded_hal::delay::DelayNs;

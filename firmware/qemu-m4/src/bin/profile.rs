@@ -1,0 +1,148 @@
+//! Per-segment cost of the generated model in exactly repeatable SysTick ticks under QEMU
+//! `-icount shift=0` (one tick = 40 instructions, see `qemu_m4::icount`).
+//!
+//! Every encoder width runs with every decoder width (all tasks, decoder `s` at
+//! `min(k, widths_s - 1)` for `k` over the widest decoder's widths), so each decoder is timed
+//! at every (encoder width, decoder width) pair; then each decoder alone at the narrowest and
+//! widest configuration. Each configuration runs once observed (segment ticks) and once
+//! unobserved (whole-inference ticks). The whole program is deterministic under `-icount`, so
+//! two QEMU runs log the same ticks (xtask checks that); two runs of one configuration within a
+//! program may differ by a tick, as they start at another phase of the 40-instruction tick.
+//! The log, which `cargo xtask firmware` turns into an `edgeslim.latency/1` table:
+//!
+//! ```text
+//! model_hash esm-crc32:<crc>:<bytes>
+//! segment <i> <name> <multiplier f32 bits [u32]>
+//! task <i> <name> segment <s>
+//! run widths <[u8]> mask <m> total <ticks> observed <ticks> segments <[u64] ticks per segment>
+//! ```
+#![no_std]
+#![no_main]
+
+use cortex_m_rt::entry;
+use edgeslim_runtime::format::{MAX_SEGMENTS, MAX_WIDTHS};
+use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
+use qemu_m4::assets::{self, ARENA_BYTES};
+use qemu_m4::exit;
+use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK, SegmentTimer};
+
+#[entry]
+fn main() -> ! {
+    if !assets::AVAILABLE {
+        defmt::error!(
+            "no model was generated ({=str}); run `cargo xtask firmware`",
+            assets::MISSING
+        );
+        exit(1);
+    }
+    let Some(p) = cortex_m::Peripherals::take() else {
+        defmt::error!("peripherals already taken");
+        exit(1)
+    };
+    let mut clock = Clock::start(p.SYST);
+    let model = match Model::parse(&assets::MODEL.0) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::error!("invalid model blob: {}", e);
+            exit(1)
+        }
+    };
+    let (crc, bytes) = model.hash_parts();
+    defmt::info!("model_hash esm-crc32:{=u32:08x}:{=usize}", crc, bytes);
+    defmt::info!(
+        "instructions_per_tick {=u64} (qemu -icount shift=0, SysTick at 25 MHz)",
+        INSTRUCTIONS_PER_TICK
+    );
+    let n_seg = model.num_segments();
+    let mut n_widths = [0usize; MAX_SEGMENTS];
+    for s in 0..n_seg {
+        let Some(info) = model.segment(s) else {
+            exit(1)
+        };
+        let mut bits = [0u32; MAX_WIDTHS];
+        let m = info.multipliers();
+        for (b, &w) in bits.iter_mut().zip(m) {
+            *b = w.to_bits();
+        }
+        n_widths[s] = m.len();
+        defmt::info!(
+            "segment {=usize} {=str} {}",
+            s,
+            info.name,
+            &bits[..m.len()]
+        );
+    }
+    for t in 0..model.num_tasks() {
+        if let Some(info) = model.task(t) {
+            defmt::info!("task {=usize} {=str} segment {=usize}", t, info.name, info.segment);
+        }
+    }
+
+    let Some(arena) = cortex_m::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
+        exit(1)
+    };
+    let mut interp = match Interpreter::new(&model, arena) {
+        Ok(i) => i,
+        Err(e) => {
+            defmt::error!("interpreter: {}", e);
+            exit(1)
+        }
+    };
+    // Costs depend on the data (activation clamps, ties), so one fixed sample.
+    let x = &assets::SAMPLES[0];
+    let all = TaskMask::all(&model);
+    let widest_decoder = n_widths[1..n_seg].iter().copied().max().unwrap_or(1);
+
+    let mut run = |idx: &[u8], mask: TaskMask| {
+        let Ok(widths) = WidthConfig::from_indices(idx) else {
+            exit(1)
+        };
+        let mut timer = SegmentTimer::new(&mut clock);
+        let t0 = timer.clock().now();
+        if let Err(e) = interp.run_observed(Input::F32(x), &widths, mask, &mut timer) {
+            defmt::error!("run {=[u8]}: {}", idx, e);
+            exit(1);
+        }
+        let t1 = timer.clock().now();
+        timer.finish();
+        let seg = timer.ticks;
+        let observed = t1 - t0;
+        let t0 = clock.now();
+        if let Err(e) = interp.run(Input::F32(x), &widths, mask) {
+            defmt::error!("run {=[u8]}: {}", idx, e);
+            exit(1);
+        }
+        let total = clock.now() - t0;
+        defmt::info!(
+            "run widths {=[u8]} mask {=u32} total {=u64} observed {=u64} segments {}",
+            idx,
+            mask.0,
+            total,
+            observed,
+            &seg[..n_seg]
+        );
+    };
+
+    let mut idx = [0u8; MAX_SEGMENTS];
+    for e in 0..n_widths[0] {
+        idx[0] = e as u8;
+        for k in 0..widest_decoder {
+            for s in 1..n_seg {
+                idx[s] = k.min(n_widths[s] - 1) as u8;
+            }
+            run(&idx[..n_seg], all);
+        }
+    }
+    // Each decoder alone, everything narrowest and everything widest: checks that the
+    // per-segment sum predicts other task sets too.
+    for widest in [false, true] {
+        for s in 0..n_seg {
+            idx[s] = if widest { (n_widths[s] - 1) as u8 } else { 0 };
+        }
+        for t in 0..model.num_tasks() {
+            run(&idx[..n_seg], TaskMask::single(t));
+        }
+    }
+    defmt::info!("done");
+    exit(0)
+}

@@ -1,0 +1,124 @@
+//! Exactly repeatable cost figures in QEMU: SysTick under `-icount`.
+//!
+//! QEMU models no pipeline and (in 7.2) no DWT cycle counter. With
+//! `-icount shift=0,align=off,sleep=off` (which `qemu-run.sh` passes by default) virtual time
+//! advances exactly 1 ns per executed instruction, and SysTick counts the 25 MHz core clock of
+//! the mps2 boards in that virtual time: one tick is [`INSTRUCTIONS_PER_TICK`] = 40
+//! instructions, identical on every run. The 24-bit down-counter wraps every 0.67 s of virtual
+//! time; [`Clock`] extends it to 64 bits as long as it is read at least that often.
+//!
+//! [`SegmentTimer`] is an interpreter [`Observer`] that charges the ticks between segment
+//! switches to the running segment, so one inference yields the cost of the encoder and of
+//! every decoder that ran.
+
+use cortex_m::peripheral::SYST;
+use cortex_m::peripheral::syst::SystClkSource;
+use edgeslim_runtime::format::MAX_SEGMENTS;
+use edgeslim_runtime::{Observer, OpInfo};
+
+/// Instructions per SysTick tick under `-icount shift=0`: 1 ns per instruction, 40 ns per tick
+/// of the 25 MHz clock.
+pub const INSTRUCTIONS_PER_TICK: u64 = 40;
+
+const RELOAD: u32 = 0x00ff_ffff;
+
+/// SysTick as a free-running 64-bit tick counter.
+pub struct Clock {
+    _syst: SYST,
+    last: u32,
+    ticks: u64,
+}
+
+impl Clock {
+    /// Start SysTick on the core clock, counting down from 2^24 - 1, no interrupt.
+    pub fn start(mut syst: SYST) -> Self {
+        syst.disable_counter();
+        syst.disable_interrupt();
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_counter();
+        Clock {
+            _syst: syst,
+            last: SYST::get_current(),
+            ticks: 0,
+        }
+    }
+
+    /// Ticks since [`start`](Self::start).
+    #[inline(always)]
+    pub fn now(&mut self) -> u64 {
+        let cur = SYST::get_current();
+        // Down-counter: elapsed = last - cur modulo the 24-bit period.
+        let d = self.last.wrapping_sub(cur) & RELOAD;
+        self.last = cur;
+        self.ticks += u64::from(d);
+        self.ticks
+    }
+}
+
+/// Charges ticks to segments: from an op of segment `s` starting until an op of another
+/// segment starts (or the last op ends) counts for `s`. The interpreter's dispatch between two
+/// ops of a segment is part of that segment; what runs before the first op (input quantization,
+/// validation) and after the last is not: it is the overhead.
+pub struct SegmentTimer<'c> {
+    clock: &'c mut Clock,
+    /// Ticks per segment of the last run(s) since [`reset`](Self::reset).
+    pub ticks: [u64; MAX_SEGMENTS],
+    current: Option<usize>,
+    since: u64,
+    last_end: u64,
+}
+
+impl<'c> SegmentTimer<'c> {
+    /// A timer reading `clock`.
+    pub fn new(clock: &'c mut Clock) -> Self {
+        SegmentTimer {
+            clock,
+            ticks: [0; MAX_SEGMENTS],
+            current: None,
+            since: 0,
+            last_end: 0,
+        }
+    }
+
+    /// Zero every segment's ticks.
+    pub fn reset(&mut self) {
+        self.ticks = [0; MAX_SEGMENTS];
+        self.current = None;
+    }
+
+    /// Close the running segment at the end of the last op; call after a run.
+    pub fn finish(&mut self) {
+        if let Some(s) = self.current.take()
+            && let Some(t) = self.ticks.get_mut(s)
+        {
+            *t += self.last_end - self.since;
+        }
+    }
+
+    /// The clock.
+    pub fn clock(&mut self) -> &mut Clock {
+        self.clock
+    }
+}
+
+impl Observer for SegmentTimer<'_> {
+    fn op_start(&mut self, _index: usize, op: &OpInfo) {
+        if self.current == Some(op.segment) {
+            return;
+        }
+        let now = self.clock.now();
+        if let Some(s) = self.current
+            && let Some(t) = self.ticks.get_mut(s)
+        {
+            *t += now - self.since;
+        }
+        self.current = Some(op.segment);
+        self.since = now;
+    }
+
+    fn op_end(&mut self, _index: usize, _op: &OpInfo) {
+        self.last_end = self.clock.now();
+    }
+}
