@@ -5,6 +5,13 @@
 //! `src/main.rs`. It passes when QEMU exits 0 (the program's semihosting exit code) and, when
 //! `<member>/snapshots/<name>.log` exists, when its decoded defmt log equals that file.
 //! `XTASK_BLESS=1 cargo xtask firmware` rewrites the snapshots.
+//!
+//! Around that, the model pipeline of [`crate::deploy`]: before building, the host CLI
+//! compiles the model and cuts input samples into `target/firmware-assets/` (the firmware's
+//! `build.rs` reads them through `EDGESLIM_FW_ASSETS`); the `profile` program runs first and
+//! its log becomes a latency table and, through `edgeslim bundle --from-table`, the `deploy`
+//! program's levels. After the runs, `deploy`'s outputs are compared value by value with the
+//! host CLI on the same samples, and `profile`'s second log must equal its first.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,8 +19,13 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 
 use crate::cmd::{display, on_path};
+use crate::deploy::{self, Assets};
 use crate::setup::{DEBIAN_RUSTC, debian_toolchain};
 use crate::{Ctx, Outcome, setup};
+
+/// The program whose log becomes the latency table, and the one checked bit-exact.
+const PROFILE_BIN: &str = "profile";
+const DEPLOY_BIN: &str = "deploy";
 
 /// defmt-print's format for snapshots: level and message, no file:line that moves with edits.
 const SNAPSHOT_LOG_FORMAT: &str = "{L} {s}";
@@ -51,17 +63,43 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
             );
         }
     }
+    let assets = Assets::new(ctx);
     let fw_cargo = |args: &[&str]| {
         let mut c = ctx.cargo();
         c.current_dir(&fw)
             .env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
+            .env("EDGESLIM_FW_ASSETS", &assets.dir)
             .args(args);
         for var in env_flags {
             c.env_remove(var);
         }
         c
     };
+    let programs = programs(ctx)?;
+    let model_pipeline = programs.iter().any(|p| p.bin == PROFILE_BIN)
+        && programs.iter().any(|p| p.bin == DEPLOY_BIN);
+    let mut profile_log = None;
+    if model_pipeline {
+        deploy::generate_model(ctx, &assets)?;
+        let p = programs
+            .iter()
+            .find(|p| p.bin == PROFILE_BIN)
+            .context("no profile program")?;
+        let mut c = fw_cargo(&[
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            &p.package,
+            "--bin",
+            &p.bin,
+        ]);
+        c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
+        let log = run_program(&mut c, p).context("profiling the model in QEMU")?;
+        deploy::bundle(ctx, &assets, &log)?;
+        profile_log = Some(log);
+    }
     crate::cmd::run(&mut fw_cargo(&[
         "build",
         "--release",
@@ -70,7 +108,6 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
     ]))
     .context("the firmware workspace does not build")?;
 
-    let programs = programs(ctx)?;
     let bless = std::env::var_os("XTASK_BLESS").is_some_and(|v| v == "1");
     for p in &programs {
         let mut c = fw_cargo(&[
@@ -86,10 +123,23 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
             .member_dir
             .join("snapshots")
             .join(format!("{}.log", p.bin));
-        if snapshot.is_file() || bless {
-            c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
-        }
+        // Level and message only: what snapshots hold and what the model checks parse.
+        c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
         let log = run_program(&mut c, p)?;
+        if let Some(first) = profile_log.as_deref() {
+            if p.bin == PROFILE_BIN {
+                if normalize(first) != normalize(&log) {
+                    bail!(
+                        "program `{PROFILE_BIN}` logged other counts on its second run: \
+                         instruction counts under -icount must be exactly repeatable\n\
+                         --- first\n{first}--- second\n{log}"
+                    );
+                }
+                println!("`{PROFILE_BIN}`: second run logged the same counts as the first");
+            } else if p.bin == DEPLOY_BIN {
+                deploy::check_deploy(ctx, &assets, &log, first)?;
+            }
+        }
         if bless {
             std::fs::create_dir_all(snapshot.parent().context("snapshot path has no parent")?)?;
             std::fs::write(&snapshot, &log)

@@ -13,6 +13,7 @@
 
 mod checks;
 mod cmd;
+mod deploy;
 mod firmware;
 mod setup;
 
