@@ -29,6 +29,9 @@ pub const MAX_WIDTHS: usize = 8;
 pub const MAX_TASKS: usize = 32;
 /// Most inputs one op may have.
 pub const MAX_OP_INPUTS: usize = 8;
+/// Most inputs one Add may have (an ONNX chain of float Adds flattens into one; the sum of this
+/// many left-shifted, rescaled int8 inputs stays far inside int32).
+pub const MAX_ADD_INPUTS: usize = 4;
 
 /// Section kinds, as stored in the section table.
 pub mod kind {
@@ -134,7 +137,7 @@ impl OpKind {
     pub const fn extra_words(self, n_inputs: usize) -> usize {
         match self {
             OpKind::Conv2d | OpKind::FullyConnected | OpKind::Reshape => 0,
-            OpKind::Add => add_word::COUNT,
+            OpKind::Add => add_word::COUNT + add_word::EXTRA * n_inputs.saturating_sub(2),
             OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pool_word::COUNT,
             OpKind::Concat => concat_word::PER_INPUT * n_inputs,
             OpKind::Softmax => softmax_word::COUNT,
@@ -245,10 +248,32 @@ pub mod add_word {
     pub const MO: usize = 5;
     /// Output shift.
     pub const SO: usize = 6;
-    /// Left shift applied to both inputs before scaling.
+    /// Left shift applied to every input before scaling.
     pub const LEFT_SHIFT: usize = 7;
-    /// Word count.
+    /// Word count of a two-input Add.
     pub const COUNT: usize = 8;
+    /// Each further input `k >= 2` (up to [`MAX_ADD_INPUTS`](super::MAX_ADD_INPUTS)) appends
+    /// `(zero point, multiplier, shift)`: its zero point at `COUNT + EXTRA * (k - 2) + ZP`.
+    pub const ZP: usize = 0;
+    /// Multiplier of a further input (see [`ZP`]).
+    pub const M: usize = 1;
+    /// Shift of a further input (see [`ZP`]).
+    pub const S: usize = 2;
+    /// Words per further input.
+    pub const EXTRA: usize = 3;
+
+    /// `(zero point, multiplier, shift)` word offsets of input `k` (`k = 0` takes its zero point
+    /// from the entry's `IN_ZP`, reported here as `None`).
+    pub const fn input(k: usize) -> (Option<usize>, usize, usize) {
+        match k {
+            0 => (None, M1, S1),
+            1 => (Some(IN2_ZP), M2, S2),
+            _ => {
+                let b = COUNT + EXTRA * (k - 2);
+                (Some(b + ZP), b + M, b + S)
+            }
+        }
+    }
 }
 
 /// Op-specific words of pooling entries.

@@ -271,22 +271,29 @@ fn exec(
             out,
         ),
         OpKind::Add => {
-            let t2 = m.tensor(m.op_input(op, 1)).ok_or(bad("inputs"))?;
-            let y = io.input(t2.offset, in_shape.len(), i)?;
+            let none = Rescale {
+                zero_point: 0,
+                multiplier: 0,
+                shift: 0,
+            };
+            let mut parts: [(&[i8], Rescale); crate::format::MAX_ADD_INPUTS] =
+                [(&[], none); crate::format::MAX_ADD_INPUTS];
             let w = |k| en.extra(k);
+            let n = op.n_inputs.min(parts.len());
+            for (k, part) in parts.iter_mut().enumerate().take(n) {
+                let t = m.tensor(m.op_input(op, k)).ok_or(bad("inputs"))?;
+                let (zp, mk, sk) = add_word::input(k);
+                *part = (
+                    io.input(t.offset, in_shape.len(), i)?,
+                    Rescale {
+                        zero_point: zp.map_or(en.in_zp(), w),
+                        multiplier: w(mk),
+                        shift: w(sk),
+                    },
+                );
+            }
             active::add(
-                x,
-                Rescale {
-                    zero_point: en.in_zp(),
-                    multiplier: w(add_word::M1),
-                    shift: w(add_word::S1),
-                },
-                y,
-                Rescale {
-                    zero_point: w(add_word::IN2_ZP),
-                    multiplier: w(add_word::M2),
-                    shift: w(add_word::S2),
-                },
+                &parts[..n],
                 w(add_word::LEFT_SHIFT),
                 w(add_word::MO),
                 w(add_word::SO),

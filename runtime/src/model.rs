@@ -896,7 +896,7 @@ impl<'a> Model<'a> {
             ));
         }
         let (min_in, max_in) = match op.kind {
-            OpKind::Add => (2, 2),
+            OpKind::Add => (2, crate::format::MAX_ADD_INPUTS),
             OpKind::Concat => (1, MAX_OP_INPUTS),
             _ => (1, 1),
         };
@@ -1107,11 +1107,12 @@ impl<'a> Model<'a> {
             return Err(e("in_ch", "differs from the producer's active channels"));
         }
         let zp_of = |k: usize| self.tensor_quant(self.op_input(op, k), widths).2;
-        let second_zp = match op.kind {
-            OpKind::Add => Some(en.extra(crate::format::add_word::IN2_ZP)),
-            _ => None,
-        };
-        if en.in_zp() != zp_of(0) || second_zp.is_some_and(|z| z != zp_of(1)) {
+        let add_zps_differ = op.kind == OpKind::Add
+            && (1..op.n_inputs).any(|k| {
+                let (zp, _, _) = crate::format::add_word::input(k);
+                zp.is_some_and(|w| en.extra(w) != zp_of(k))
+            });
+        if en.in_zp() != zp_of(0) || add_zps_differ {
             return Err(e("in_zp", "differs from the producer's output zero point"));
         }
         let i8r = -128..=127;
@@ -1163,23 +1164,25 @@ impl<'a> Model<'a> {
                 }
             }
             OpKind::Add => {
-                let t2 = self.tensor_unchecked(self.op_input(op, 1));
-                if active_in(1) != in_ch
-                    || out_ch != in_ch
-                    || in_t.h != out.h
-                    || in_t.w != out.w
-                    || t2.h != out.h
-                    || t2.w != out.w
-                {
+                let same_shape = (0..op.n_inputs).all(|k| {
+                    let t = self.tensor_unchecked(self.op_input(op, k));
+                    active_in(k) == in_ch && t.h == out.h && t.w == out.w
+                });
+                if !same_shape || out_ch != in_ch || in_t.h != out.h || in_t.w != out.w {
                     return Err(e("in_ch", "add inputs and output must have equal shapes"));
-                }
-                if !i8r.contains(&en.extra(crate::format::add_word::IN2_ZP)) {
-                    return Err(e("in2_zp", "outside int8"));
                 }
                 let x = |w| en.extra(w);
                 use crate::format::add_word as aw;
+                for k in 1..op.n_inputs {
+                    let (zp, m, s) = aw::input(k);
+                    if zp.is_some_and(|w| !i8r.contains(&x(w))) {
+                        return Err(e("in2_zp", "an input zero point is outside int8"));
+                    }
+                    if !check_mult(x(m), x(s)) {
+                        return Err(e("add", "multiplier or shift out of range"));
+                    }
+                }
                 if !check_mult(x(aw::M1), x(aw::S1))
-                    || !check_mult(x(aw::M2), x(aw::S2))
                     || !check_mult(x(aw::MO), x(aw::SO))
                     || !(0..=20).contains(&x(aw::LEFT_SHIFT))
                 {

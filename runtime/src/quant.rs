@@ -122,6 +122,23 @@ pub mod host {
         (q_fixed as i32, e)
     }
 
+    /// Add parameters for any number of inputs (TFLM's scheme: every input scale relative to
+    /// twice the largest, a left shift of 20): `(per-input (m, shift), (m_out, shift_out),
+    /// left_shift)`. With two inputs this is [`add_params`].
+    pub fn add_params_n(
+        scales: &[f64],
+        s_out: f64,
+    ) -> (std::vec::Vec<(i32, i32)>, (i32, i32), i32) {
+        const LEFT_SHIFT: i32 = 20;
+        let twice_max = 2.0 * scales.iter().copied().fold(0.0, f64::max);
+        let ins = scales
+            .iter()
+            .map(|&s| quantize_multiplier(s / twice_max))
+            .collect();
+        let out = quantize_multiplier(twice_max / ((1i64 << LEFT_SHIFT) as f64 * s_out));
+        (ins, out, LEFT_SHIFT)
+    }
+
     /// TFLM's int8 Add parameters for input scales `s1`, `s2` and output scale `s_out`:
     /// `[m1, shift1, m2, shift2, m_out, shift_out, left_shift]`.
     pub fn add_params(s1: f64, s2: f64, s_out: f64) -> [i32; 7] {

@@ -187,25 +187,19 @@ pub fn fully_connected(
 /// `(zero_point, multiplier, shift)` of one rescaled input.
 pub type Rs = (i32, i32, i32);
 
-/// TFLM int8 Add: `((x - zp) << left_shift) * M_x + ((y - zp) << left_shift) * M_y`, then
-/// `* M_out`, output stage.
-pub fn add(
-    a: &[i8],
-    ra: Rs,
-    b: &[i8],
-    rb: Rs,
-    left_shift: i32,
-    out: (i32, i32),
-    q: OutQ,
-) -> Vec<i8> {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| {
-            let xa = acc_i32((x as i128 - ra.0 as i128) << left_shift);
-            let yb = acc_i32((y as i128 - rb.0 as i128) << left_shift);
-            let sa = requant(xa, ra.1, ra.2) as i128;
-            let sb = requant(yb, rb.1, rb.2) as i128;
-            let sum = (sa + sb).clamp(i32::MIN as i128, i32::MAX as i128) as i32;
+/// TFLM int8 Add over any number of inputs: `sum_i requant((x_i - zp_i) << left_shift, M_i)`
+/// (saturated to i32), then `* M_out`, output stage. The output is as long as the first input.
+pub fn add(inputs: &[(&[i8], Rs)], left_shift: i32, out: (i32, i32), q: OutQ) -> Vec<i8> {
+    (0..inputs[0].0.len())
+        .map(|j| {
+            let sum: i128 = inputs
+                .iter()
+                .map(|(x, r)| {
+                    let v = acc_i32((x[j] as i128 - r.0 as i128) << left_shift);
+                    requant(v, r.1, r.2) as i128
+                })
+                .sum();
+            let sum = sum.clamp(i32::MIN as i128, i32::MAX as i128) as i32;
             finish(requant(sum, out.0, out.1), q.zp, q.act)
         })
         .collect()
@@ -536,19 +530,24 @@ pub fn run_model(
                 let (w, _) = slice_fc_weights(op, e);
                 fully_connected(x, ih * iw, e.in_ch, e.in_zp, &w, &chans(e), outq(e))
             }
-            OpKind::Add => add(
-                x,
-                (e.in_zp, extra(add_word::M1), extra(add_word::S1)),
-                get(op.inputs[1]),
-                (
-                    extra(add_word::IN2_ZP),
-                    extra(add_word::M2),
-                    extra(add_word::S2),
-                ),
-                extra(add_word::LEFT_SHIFT),
-                (extra(add_word::MO), extra(add_word::SO)),
-                outq(e),
-            ),
+            OpKind::Add => {
+                let vals: Vec<&Vec<i8>> = op.inputs.iter().map(|&t| get(t)).collect();
+                let parts: Vec<(&[i8], Rs)> = vals
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| {
+                        let (zp, m, s) = add_word::input(k);
+                        let zp = zp.map_or(e.in_zp, extra);
+                        (v.as_slice(), (zp, extra(m), extra(s)))
+                    })
+                    .collect();
+                add(
+                    &parts,
+                    extra(add_word::LEFT_SHIFT),
+                    (extra(add_word::MO), extra(add_word::SO)),
+                    outq(e),
+                )
+            }
             OpKind::MaxPool => max_pool(x, in_shape, pool_geo, pool_rs(), outq(e), [oh, ow]),
             OpKind::AvgPool => avg_pool(x, in_shape, pool_geo, pool_rs(), outq(e), [oh, ow]),
             OpKind::GlobalAvgPool => global_avg_pool(x, in_shape, pool_rs(), outq(e)),

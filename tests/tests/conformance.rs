@@ -227,22 +227,7 @@ fn conformance(net: &str, file: &str) -> Result<Agreement> {
 
 /// Conformance cases known to miss the bounds, with the cause. They are still run: a listed
 /// case that passes fails the test ("remove it from the list"), so the list cannot go stale.
-const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
-    (
-        "mobilenetv2_035_96",
-        "model_qop.onnx",
-        "50% within 2 steps, max 14 steps: act_fuse folds QLinearConv -> DequantizeLinear -> \
-         Clip -> QuantizeLinear into one requantization, dropping the rounding at the \
-         QLinearConv's own y_scale that ONNX (tract, ORT) performs",
-    ),
-    (
-        "dscnn_kws",
-        "model_qop.onnx",
-        "80% within 2 steps, max 6.2 steps: act_fuse drops the rounding at QLinearConv's \
-         y_scale before DequantizeLinear -> Relu -> QuantizeLinear (y_scale is ~2x the \
-         Relu output's scale here)",
-    ),
-];
+const KNOWN_FAILURES: &[(&str, &str, &str)] = &[];
 
 fn check_prequantized(net: &str, file: &str) {
     let ag = conformance(net, file).unwrap_or_else(|e| panic!("{net}/{file}: {e:#}"));

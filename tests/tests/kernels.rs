@@ -204,20 +204,20 @@ macro_rules! kernel_suite {
             #[test]
             fn add_matches_naive(
                 n in 1usize..=64,
-                zps in (zp(), zp(), zp()), act in act(),
-                m1 in rescale_ms(-12..=0), m2 in rescale_ms(-12..=0), mo in rescale_ms(-31..=2),
+                ins in proptest::collection::vec((zp(), rescale_ms(-12..=0)), 2..=edgeslim_runtime::format::MAX_ADD_INPUTS),
+                out_zp in zp(), act in act(),
+                mo in rescale_ms(-31..=2),
                 left_shift in 0i32..=20,
                 seed in any::<u64>(),
             ) {
-                let a = random_i8(n, seed);
-                let b = random_i8(n, seed ^ 1);
+                let data: Vec<Vec<i8>> = (0..ins.len()).map(|k| random_i8(n, seed ^ k as u64)).collect();
+                let parts: Vec<(&[i8], Rescale)> = data.iter().zip(&ins).map(|(d, &(z, (m, s)))| {
+                    (d.as_slice(), Rescale { zero_point: z, multiplier: m, shift: s })
+                }).collect();
                 let mut out = vec![0i8; n];
-                k::add(
-                    &a, Rescale { zero_point: zps.0, multiplier: m1.0, shift: m1.1 },
-                    &b, Rescale { zero_point: zps.1, multiplier: m2.0, shift: m2.1 },
-                    left_shift, mo.0, mo.1, stage(zps.2, act), &mut out,
-                );
-                let want = naive::add(&a, (zps.0, m1.0, m1.1), &b, (zps.1, m2.0, m2.1), left_shift, mo, OutQ { zp: zps.2, act });
+                k::add(&parts, left_shift, mo.0, mo.1, stage(out_zp, act), &mut out);
+                let nparts: Vec<(&[i8], naive::Rs)> = data.iter().zip(&ins).map(|(d, &(z, (m, s)))| (d.as_slice(), (z, m, s))).collect();
+                let want = naive::add(&nparts, left_shift, mo, OutQ { zp: out_zp, act });
                 prop_assert_eq!(out, want);
             }
 
@@ -234,11 +234,13 @@ macro_rules! kernel_suite {
                 let b = random_i8(n, seed ^ 1);
                 let mut out = vec![0i8; n];
                 k::add(
-                    &a, Rescale { zero_point: zps.0, multiplier: m1, shift: s1 },
-                    &b, Rescale { zero_point: zps.1, multiplier: m2, shift: s2 },
+                    &[
+                        (&a, Rescale { zero_point: zps.0, multiplier: m1, shift: s1 }),
+                        (&b, Rescale { zero_point: zps.1, multiplier: m2, shift: s2 }),
+                    ],
                     ls, mo, so, stage(zps.2, (-128, 127)), &mut out,
                 );
-                let want = naive::add(&a, (zps.0, m1, s1), &b, (zps.1, m2, s2), ls, (mo, so), OutQ { zp: zps.2, act: (-128, 127) });
+                let want = naive::add(&[(&a, (zps.0, m1, s1)), (&b, (zps.1, m2, s2))], ls, (mo, so), OutQ { zp: zps.2, act: (-128, 127) });
                 prop_assert_eq!(out, want);
             }
 

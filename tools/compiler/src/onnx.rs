@@ -5,7 +5,9 @@
 
 use crate::ir::{Act, Const, ConstQuant, Graph, Node, Op, QParams, Tensor};
 use anyhow::{Context, Result, anyhow, bail};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use edgeslim_runtime::format::MAX_ADD_INPUTS;
 use std::path::Path;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -161,6 +163,11 @@ struct Importer {
     g: Graph,
     values: HashMap<String, Value>,
     opset: i64,
+    /// Outputs of Adds of two activations, by ONNX name: read by name (not through a
+    /// DequantizeLinear), they are unrounded float sums.
+    add_outputs: HashSet<String>,
+    /// `(node, input position)` of Adds reading such a float sum directly.
+    float_add_reads: Vec<(usize, usize)>,
 }
 
 fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
@@ -188,7 +195,8 @@ fn pair(v: &[i64], what: &str) -> Result<[usize; 2]> {
     }
 }
 
-/// Output size of a window op along one axis.
+/// Output size of a window op along one axis. With `ceil`, a last window that would start in
+/// the end padding is dropped (ONNX, PyTorch and tract agree on this rule).
 fn out_dim(
     i: usize,
     k: usize,
@@ -204,7 +212,11 @@ fn out_dim(
         bail!("window larger than the padded input");
     }
     let num = padded - ek;
-    Ok(if ceil { num.div_ceil(s) } else { num / s } + 1)
+    let mut out = if ceil { num.div_ceil(s) } else { num / s } + 1;
+    if ceil && (out - 1) * s >= i + p0 {
+        out -= 1;
+    }
+    Ok(out)
 }
 
 /// Resolve `auto_pad` and `pads` of a window op over spatial dims `hw`.
@@ -420,6 +432,38 @@ impl Importer {
             dead: false,
         });
         t
+    }
+
+    /// A quantized file whose Adds stay in float (ONNX Runtime's QOperator format quantizes
+    /// Conv and MatMul only) chains residual Adds in float: `s2 = s1 + DQ(c)` reads `s1 =
+    /// DQ(a) + DQ(b)` unrounded, while another path quantizes `s1` for the next conv. The
+    /// runtime's tensors are int8, so reading the quantized `s1` would add a rounding ONNX does
+    /// not have; instead the outer Add takes the inner Add's operands (`s2 = DQ(a) + DQ(b) +
+    /// DQ(c)`), up to the runtime's `MAX_ADD_INPUTS`. Files that are not pre-quantized, or
+    /// whose inner sum is not quantized anywhere, are left as they are.
+    fn flatten_float_add_chains(&mut self) {
+        if !self.g.prequantized {
+            return;
+        }
+        // Inner Adds first (file order), and within a node the later input first, so splicing
+        // one input does not move the other.
+        let mut reads = std::mem::take(&mut self.float_add_reads);
+        reads.sort_by_key(|&(node, pos)| (node, std::cmp::Reverse(pos)));
+        for (node, pos) in reads {
+            let t = self.g.nodes[node].inputs[pos];
+            if self.g.tensors[t].quant.is_none() {
+                continue;
+            }
+            let Some(p) = self.g.producer(t) else {
+                continue;
+            };
+            let inner = self.g.nodes[p].inputs.clone();
+            let n = &mut self.g.nodes[node];
+            if n.op != Op::Add || n.inputs.len() - 1 + inner.len() > MAX_ADD_INPUTS {
+                continue;
+            }
+            n.inputs.splice(pos..=pos, inner);
+        }
     }
 
     fn shape(&self, t: usize) -> Vec<usize> {
@@ -745,7 +789,14 @@ impl Importer {
                     );
                 }
                 let s = self.shape(a);
+                let node = self.g.nodes.len();
+                for (pos, name) in [inp(0), inp(1)].into_iter().enumerate() {
+                    if self.add_outputs.contains(name) {
+                        self.float_add_reads.push((node, pos));
+                    }
+                }
                 self.push(n, Op::Add, vec![a, b], s);
+                self.add_outputs.insert(out_name);
             }
             "MaxPool" | "AveragePool" => {
                 let x = self.activation(inp(0), "input")?;
@@ -985,6 +1036,8 @@ pub fn import(path: &Path) -> Result<Graph> {
         },
         values: HashMap::new(),
         opset,
+        add_outputs: HashSet::new(),
+        float_add_reads: Vec::new(),
     };
     for t in &graph.initializer {
         let (d, v) = read_tensor(t).with_context(|| format!("initializer {}", t.name))?;
@@ -1039,6 +1092,7 @@ pub fn import(path: &Path) -> Result<Graph> {
         imp.node(n)
             .with_context(|| format!("node {} ({})", n.name, n.op_type))?;
     }
+    imp.flatten_float_add_chains();
     for o in &graph.output {
         let t = match imp.values.get(&o.name) {
             Some(Value::Tensor(t)) | Some(Value::Quantized(t)) => *t,

@@ -102,9 +102,18 @@ pub fn run(
                 }
             }
             OpKind::Add => {
-                let x2 = values[op.inputs[1]].clone().unwrap_or_default();
-                for (i, v) in y.iter_mut().enumerate() {
-                    *v = op.act.apply(x[i] + x2[i]);
+                for (v, a) in y.iter_mut().zip(x.iter()) {
+                    *v = *a;
+                }
+                for &t in &op.inputs[1..] {
+                    if let Some(xk) = values[t].as_ref() {
+                        for (v, a) in y.iter_mut().zip(xk) {
+                            *v += a;
+                        }
+                    }
+                }
+                for v in y.iter_mut() {
+                    *v = op.act.apply(*v);
                 }
             }
             OpKind::MaxPool | OpKind::AvgPool => {

@@ -2,8 +2,15 @@
 //! exporters write `MatMul + Add`) and BatchNormalization:
 //! `W'[o] = W[o] * s[o]`, `b'[o] = (b[o] - mean[o]) * s[o] + beta[o]`,
 //! `s = gamma / sqrt(var + eps)`.
+//!
+//! In a pre-quantized file the bias Add may come after the layer's output quantization
+//! (`QLinearMatMul -> DequantizeLinear -> Add(bias)`, as ONNX Runtime's QOperator format writes
+//! `MatMul + Add`): ONNX rounds and saturates at the layer's scale, then adds the bias in
+//! float. Folding would move the saturation past the bias (logits off by many steps where the
+//! layer saturates), so such an Add becomes its own per-channel op: a depthwise 1x1 Conv with
+//! unit weights (int8 127 at scale 1/127, so the bias is kept to 1/127 of the input's step).
 
-use crate::ir::{Const, Graph, Op, Tensor};
+use crate::ir::{Act, Const, ConstQuant, Graph, Op, Tensor};
 use anyhow::{Result, bail};
 
 /// Run the pass.
@@ -109,6 +116,10 @@ fn fold_bias_adds(g: &mut Graph) -> Result<()> {
             .konst(n.inputs[c])
             .map(|k| k.data.clone())
             .unwrap_or_default();
+        if g.prequantized && g.tensors[x].quant.is_some() && g.tensors[n.output].quant.is_none() {
+            bias_as_depthwise(g, i, x, &add);
+            continue;
+        }
         let p = g.producer(x).filter(|&p| {
             matches!(g.nodes[p].op, Op::Conv { .. } | Op::Gemm)
                 && g.nodes[p].act == crate::ir::Act::None
@@ -148,4 +159,52 @@ fn fold_bias_adds(g: &mut Graph) -> Result<()> {
         g.nodes[i].dead = true;
     }
     Ok(())
+}
+
+/// Turn node `i`, `x + add` (per channel), into a depthwise 1x1 Conv with unit weights.
+fn bias_as_depthwise(g: &mut Graph, i: usize, x: usize, add: &[f32]) {
+    let c = match g.tensors[x].shape.as_slice() {
+        [_, c, ..] => *c,
+        _ => add.len(),
+    };
+    let name = g.nodes[i].name.clone();
+    let push = |g: &mut Graph, suffix: &str, shape: Vec<usize>, k: Const| {
+        g.tensors.push(Tensor {
+            name: format!("{name}/{suffix}"),
+            shape,
+            konst: Some(k),
+            quant: None,
+        });
+        g.tensors.len() - 1
+    };
+    let w = push(
+        g,
+        "unit_weights",
+        vec![c, 1, 1, 1],
+        Const {
+            data: vec![1.0; c],
+            quant: Some(ConstQuant {
+                values: vec![127; c],
+                scales: vec![1.0 / 127.0; c],
+            }),
+        },
+    );
+    let b = push(
+        g,
+        "bias",
+        vec![c],
+        Const {
+            data: (0..c).map(|k| add[k.min(add.len() - 1)]).collect(),
+            quant: None,
+        },
+    );
+    let node = &mut g.nodes[i];
+    node.op = Op::Conv {
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+        group: c,
+    };
+    node.inputs = vec![x, w, b];
+    node.act = Act::None;
 }

@@ -521,10 +521,10 @@ fn resolve_channels(l: &mut Lowered) -> Result<()> {
                     }
                 }
                 OpKind::Add => {
-                    if ins[0] != ins[1] {
+                    if let Some(k) = ins.iter().position(|&c| c != ins[0]) {
                         return Err(err(format!(
                             "invalid edgeslim.manifest: residual Add inputs have {} and {} active channels at widths (encoder {}, decoder {}); both must be equal",
-                            ins[0], ins[1], we, d
+                            ins[0], ins[k], we, d
                         )));
                     }
                     ins[0]

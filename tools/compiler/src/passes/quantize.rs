@@ -7,7 +7,7 @@ use crate::passes::lower::Lowered;
 use crate::reference;
 use anyhow::{Result, bail};
 use edgeslim_runtime::OpKind;
-use edgeslim_runtime::quant::host::{add_params, quantize_multiplier, softmax_params};
+use edgeslim_runtime::quant::host::{add_params_n, quantize_multiplier, softmax_params};
 use edgeslim_runtime::writer::{
     ChannelDef, EntryDef, ModelDef, OpDef, OutputDef, SegmentDef, TaskDef, TensorDef,
 };
@@ -280,10 +280,14 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                     }
                 }
                 OpKind::Add => {
-                    let q2 = q_of(op.inputs[1], we, d);
-                    let [m1, s1, m2, s2, mo, so, ls] =
-                        add_params(qi.scale as f64, q2.scale as f64, qo.scale as f64);
-                    e.extra = vec![q2.zero_point, m1, s1, m2, s2, mo, so, ls];
+                    let qs: Vec<QParams> = op.inputs.iter().map(|&t| q_of(t, we, d)).collect();
+                    let scales: Vec<f64> = qs.iter().map(|q| q.scale as f64).collect();
+                    let (ins, (mo, so), ls) = add_params_n(&scales, qo.scale as f64);
+                    e.extra = vec![qs[1].zero_point, ins[0].0, ins[0].1, ins[1].0, ins[1].1];
+                    e.extra.extend_from_slice(&[mo, so, ls]);
+                    for (q, &(m, s)) in qs.iter().zip(&ins).skip(2) {
+                        e.extra.extend_from_slice(&[q.zero_point, m, s]);
+                    }
                 }
                 OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => {
                     let t = &l.tensors[op.inputs[0]];

@@ -2,6 +2,9 @@
 //! views and disappear; a Flatten of an NCHW `[C, H, W]` tensor feeding only Gemm/MatMul is
 //! folded into those layers (they read the `H * W` positions directly, with permuted weight
 //! columns, see the lowering pass).
+//!
+//! A reshape moves no values, so when the file quantizes only its output (`GlobalAveragePool ->
+//! Flatten -> QuantizeLinear`), that quantization is its input's too.
 
 use crate::ir::{Graph, Op};
 use anyhow::{Result, bail};
@@ -20,6 +23,9 @@ pub fn run(g: &mut Graph) -> Result<()> {
         let x = n.inputs[0];
         let s_in = g.tensors[x].shape.clone();
         let s_out = g.tensors[n.output].shape.clone();
+        if g.tensors[x].quant.is_none() {
+            g.tensors[x].quant = g.tensors[n.output].quant;
+        }
         if channel_vector(&s_in) && channel_vector(&s_out) {
             g.nodes[i].dead = true;
             g.replace_uses(n.output, x);
