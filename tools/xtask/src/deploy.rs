@@ -384,14 +384,47 @@ fn segment_json(name: &str, widths: &[f32], lat: &[f64], rows: Option<&[Vec<f64>
     s
 }
 
-/// The bundle's budgets: just above the fastest configuration, halfway, just above the
-/// widest; whole microseconds.
+/// The bundle's budgets: just above the fastest configuration, a quarter and half of the way
+/// to the widest, just above the widest; whole microseconds.
 pub fn budgets(t: &Table) -> Vec<u32> {
     let f = t.fastest_us.ceil() as u32 + 1;
     let w = t.widest_us.ceil() as u32 + 1;
-    let mut b = vec![f, f + (w - f) / 2, w];
+    let mut b = vec![f, f + (w - f) / 4, f + (w - f) / 2, w];
     b.dedup();
     b
+}
+
+/// A copy of the bundle's levels for another model (the hash's byte count and
+/// `MODEL_BYTES` one higher), to check that `deploy` refuses it.
+pub fn tampered_levels(levels: &str) -> Result<String> {
+    let mut out = String::new();
+    let mut changed = 0;
+    for line in levels.lines() {
+        if let Some(v) = line
+            .strip_prefix("pub const MODEL_BYTES: usize = ")
+            .and_then(|r| r.strip_suffix(';'))
+        {
+            let n: usize = v.parse().context("MODEL_BYTES")?;
+            let _ = writeln!(out, "pub const MODEL_BYTES: usize = {};", n + 1);
+            changed += 1;
+        } else if let Some(h) = line
+            .strip_prefix("pub const MODEL_HASH: &str = \"")
+            .and_then(|r| r.strip_suffix("\";"))
+        {
+            let (head, n) = h.rsplit_once(':').context("MODEL_HASH")?;
+            let n: usize = n.parse().context("MODEL_HASH")?;
+            let _ = writeln!(out, "pub const MODEL_HASH: &str = \"{head}:{}\";", n + 1);
+            changed += 1;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    ensure!(
+        changed == 2,
+        "levels.rs has no MODEL_HASH / MODEL_BYTES to tamper with"
+    );
+    Ok(out)
 }
 
 /// The preference the bundle is searched with: the first task 3, the others 1.
@@ -419,9 +452,11 @@ pub fn bundle(ctx: &Ctx, assets: &Assets, profile_log: &str) -> Result<()> {
             .args(["--target", TARGET, "--from-table"])
             .arg(assets.table());
     };
+    // Loads and validates the table, prints it and the additive model's error on its configs.
     let mut c = edgeslim(ctx, assets);
     c.arg("profile");
     from(&mut c);
+    c.arg("-o").arg(assets.dir.join("latency-checked.json"));
     run(&mut c).context("the CLI does not accept the icount latency table")?;
     let budgets = budgets(&t);
     let prefer = preferences(&p);
@@ -729,8 +764,20 @@ INFO  done
         );
         assert_eq!(t.fastest_us, 16.0 + 80.0 + 48.0 + 32.0);
         assert_eq!(t.widest_us, 16.0 + 160.0 + 160.0 + 64.0);
-        assert_eq!(budgets(&t), vec![177, 289, 401]);
+        assert_eq!(budgets(&t), vec![177, 233, 289, 401]);
         assert_eq!(preferences(&p), "digit=3,bold=1");
+    }
+
+    #[test]
+    fn tampering_changes_both_constants() {
+        let src = "// x\npub const MODEL_HASH: &str = \"esm-crc32:0badf00d:99\";\n\
+                   pub const MODEL_BODY_CRC: u32 = 0x0badf00d;\n\
+                   pub const MODEL_BYTES: usize = 99;\n";
+        let t = tampered_levels(src).unwrap();
+        assert!(t.contains("\"esm-crc32:0badf00d:100\""));
+        assert!(t.contains("MODEL_BYTES: usize = 100;"));
+        assert!(t.contains("MODEL_BODY_CRC: u32 = 0x0badf00d;"));
+        assert!(tampered_levels("pub const MODEL_HASH: &str = \"h-two\";\n").is_err());
     }
 
     #[test]

@@ -138,6 +138,7 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
                 println!("`{PROFILE_BIN}`: second run logged the same counts as the first");
             } else if p.bin == DEPLOY_BIN {
                 deploy::check_deploy(ctx, &assets, &log, first)?;
+                check_refusal(&fw_cargo, &assets, p)?;
             }
         }
         if bless {
@@ -162,6 +163,58 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// `deploy` built with the levels of "another model" (the byte count off by one) must refuse
+/// them at load with exit code 2; the real levels are put back and rebuilt afterwards.
+fn check_refusal(
+    fw_cargo: &dyn Fn(&[&str]) -> Command,
+    assets: &Assets,
+    p: &Program,
+) -> Result<()> {
+    let path = assets.levels();
+    let good =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    std::fs::write(&path, deploy::tampered_levels(&good)?)?;
+    let mut c = fw_cargo(&[
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        &p.package,
+        "--bin",
+        &p.bin,
+    ]);
+    c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
+    let shown = display(&c);
+    println!("$ {shown}   (levels for another model)");
+    let out = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{shown}`"));
+    // Restore before judging, so a failure leaves the real levels behind.
+    std::fs::write(&path, &good)?;
+    let out = out?;
+    let log = String::from_utf8_lossy(&out.stdout);
+    print!("{log}");
+    if out.status.code() != Some(2) || !log.contains("bundle refused") {
+        bail!(
+            "`{}` accepted levels for another model or failed otherwise ({}): it must log \
+             \"bundle refused\" and exit 2",
+            p.bin,
+            out.status
+        );
+    }
+    println!("`{}`: refuses levels for another model (exit 2)", p.bin);
+    crate::cmd::run(&mut fw_cargo(&[
+        "build",
+        "--release",
+        "-p",
+        &p.package,
+        "--bin",
+        &p.bin,
+    ]))
 }
 
 /// Run one program, echo its log, check its exit code.

@@ -62,8 +62,10 @@ fn main() -> ! {
         || !model.matches_hash(levels::MODEL_HASH)
     {
         defmt::error!(
-            "bundle refused: its levels are for model {=str}, this model is esm-crc32:{=u32:08x}:{=usize}",
+            "bundle refused: its levels are for model {=str} (crc {=u32:08x}, {=usize} bytes), this model is esm-crc32:{=u32:08x}:{=usize}",
             levels::MODEL_HASH,
+            levels::MODEL_BODY_CRC,
+            levels::MODEL_BYTES,
             crc,
             bytes
         );

@@ -65,16 +65,16 @@ fn main() -> ! {
             *b = w.to_bits();
         }
         n_widths[s] = m.len();
-        defmt::info!(
-            "segment {=usize} {=str} {}",
-            s,
-            info.name,
-            &bits[..m.len()]
-        );
+        defmt::info!("segment {=usize} {=str} {}", s, info.name, &bits[..m.len()]);
     }
     for t in 0..model.num_tasks() {
         if let Some(info) = model.task(t) {
-            defmt::info!("task {=usize} {=str} segment {=usize}", t, info.name, info.segment);
+            defmt::info!(
+                "task {=usize} {=str} segment {=usize}",
+                t,
+                info.name,
+                info.segment
+            );
         }
     }
 
