@@ -77,6 +77,10 @@ pub struct ProfileArgs {
     /// Timed runs per measurement.
     #[arg(long, default_value_t = 31)]
     pub reps: usize,
+    /// Whole configurations (widths and running tasks) to time directly for the additive
+    /// check: `all`, or at most this many spread over them.
+    #[arg(long, default_value = "256", value_parser = crate::profile::parse_config_count)]
+    pub configs: usize,
 }
 
 /// Where the costs and the metrics come from.
@@ -284,6 +288,7 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
             &hash,
             ProfileOptions {
                 reps: a.reps,
+                max_configs: a.configs,
                 ..ProfileOptions::default()
             },
             true,

@@ -1,57 +1,195 @@
 //! `edgeslim profile --target host`: a latency table measured with the runtime on this machine.
 //!
-//! Per-op wall time comes from the interpreter's [`Observer`] hooks. For every encoder width
-//! `e` and decoder width index `d` the model runs (all tasks, every decoder at `d`) `warmup`
-//! times, then `reps` timed times; a segment's time in one run is the sum of its ops' times.
-//! The encoder's latency at `e` is the median over runs; a decoder's latency is kept per
-//! (encoder width, decoder width) pair (`by_encoder_us`: its first layer reads the encoder's
-//! active channels, so its cost scales with both), and as the mean over encoder widths. Whole configurations are then timed directly,
-//! without hooks; the fixed per-inference overhead is the median of (direct - sum of segment
-//! latencies) over them, and the table carries those direct measurements so the additive model
-//! can be checked against them (`LatencyTable::check_additive`).
+//! **What is timed.** Per-op time comes from the interpreter's [`Observer`] hooks. For every
+//! encoder width `e` and decoder width index `d`, one *pair run* executes the model with every
+//! task, every decoder at `d`; a segment's time in that run is the sum of its ops' times. The
+//! encoder's latency at `e` is the median over `d` of its pair estimates; a decoder's latency
+//! is kept per (encoder width, decoder width) (`by_encoder_us`: its first layer reads the
+//! encoder's active channels, so its cost scales with both) and as the mean over encoder
+//! widths (`latency_us`). Whole configurations — width configuration *and* set of running
+//! decoders — are timed directly, without hooks; the fixed per-inference overhead is the median
+//! of (direct - sum of its segments' latencies) over them, and the table carries these direct
+//! measurements so that the additive model can be checked (`LatencyTable::check_additive`).
+//!
+//! **Robust to a loaded machine.** A shared host runs other processes; four measures keep
+//! their effect out of the table:
+//! - *On-CPU time.* On Linux every interval (an op, a whole run) is wall time minus the
+//!   run-queue delay the thread accrued in it (`/proc/thread-self/schedstat`, field 2): time
+//!   during which another process held the core is not the model's. Elsewhere, wall time.
+//! - *Rounds.* Each of `reps` rounds runs every sampled configuration once without hooks and
+//!   every pair run three times with hooks (between thirds of the configurations; pair runs
+//!   are few and every prediction at an encoder width shares them), so a drift of load shifts
+//!   all of them alike.
+//! - *Medians.* An estimate is the median of its samples in a block of rounds (`reps` of
+//!   them for a configuration, `3 * reps` for a pair run).
+//! - *Re-measurement.* A configuration whose additive prediction is off by more than
+//!   [`ProfileOptions::remeasure_above`] is measured again, together with every pair run at
+//!   its encoder width (which its prediction is made of), in a fresh block of `reps` rounds;
+//!   an estimate is the lowest block median it has had (interference only slows code down, so
+//!   the least disturbed block is the closest to the truth). Up to
+//!   [`ProfileOptions::remeasure_passes`] passes; [`ProfileStats`] says how many
+//!   configurations were re-measured and what the check said before.
 
+use std::fs::File;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use edgeslim_runtime::{Input, Interpreter, Model, Observer, OpInfo, TaskMask, WidthConfig};
 use edgeslim_search::{LatencyTable, MeasuredConfig, SegmentLatency};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Times every pair run goes per round (see [`Profiler::block`]).
+const PAIR_PASSES: usize = 3;
+
 /// How much to measure.
 #[derive(Debug, Clone, Copy)]
 pub struct ProfileOptions {
-    /// Untimed runs before each measurement.
+    /// Untimed passes over every run before measuring (warms caches and branch predictors).
     pub warmup: usize,
-    /// Timed runs per measurement (the median is kept).
+    /// Timed rounds per measurement block (each estimate is a median over them).
     pub reps: usize,
-    /// Most whole configurations to time directly (all when the space is smaller; otherwise
-    /// an even spread over the space).
+    /// Most whole configurations to time directly: all of them when the space (every width
+    /// configuration with every non-empty set of running decoders) is smaller, otherwise a
+    /// deterministic spread over it. `usize::MAX` times every one.
     pub max_configs: usize,
+    /// Relative additive-model error above which a configuration is measured again.
+    pub remeasure_above: f64,
+    /// Most re-measurement passes.
+    pub remeasure_passes: usize,
 }
 
 impl Default for ProfileOptions {
     fn default() -> Self {
         ProfileOptions {
-            warmup: 5,
+            warmup: 1,
             reps: 31,
             max_configs: 256,
+            remeasure_above: 0.10,
+            remeasure_passes: 3,
         }
     }
 }
 
-/// Sums per-op wall time into per-segment nanoseconds.
-struct SegmentTimer {
-    start: Option<Instant>,
+/// How a profile went: what was measured and how often it had to be repeated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileStats {
+    /// Whole configurations timed directly.
+    pub configs: usize,
+    /// Whether intervals are on-CPU time (wall minus run-queue delay) or plain wall time.
+    pub on_cpu: bool,
+    /// Share of timed intervals during which another process held the core.
+    pub preempted_share: f64,
+    /// Distinct configurations re-measured.
+    pub remeasured: usize,
+    /// Re-measurement passes run.
+    pub passes: usize,
+    /// Median and worst relative error of the additive model before any re-measurement.
+    pub first_pass: (f64, f64),
+}
+
+impl ProfileStats {
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        format!(
+            "timed {} configurations directly ({}; {:.1}% of intervals preempted); first pass: median error {:.1}%, worst {:.1}%; re-measured {} in {} pass(es)",
+            self.configs,
+            if self.on_cpu {
+                "on-CPU time"
+            } else {
+                "wall time"
+            },
+            self.preempted_share * 100.0,
+            self.first_pass.0 * 100.0,
+            self.first_pass.1 * 100.0,
+            self.remeasured,
+            self.passes
+        )
+    }
+}
+
+/// Parse `--configs`: `all` or a positive count.
+pub fn parse_config_count(s: &str) -> Result<usize, String> {
+    if s == "all" {
+        return Ok(usize::MAX);
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is neither `all` nor a positive count")),
+    }
+}
+
+/// The thread's accumulated run-queue delay: time it was runnable but another task held the
+/// core. Linux only (`/proc/thread-self/schedstat`); elsewhere always 0.
+struct RunQueueDelay {
+    file: Option<File>,
+    /// Intervals timed, and how many of them contained a delay.
+    intervals: u64,
+    preempted: u64,
+}
+
+impl RunQueueDelay {
+    fn open() -> Self {
+        let mut me = RunQueueDelay {
+            file: File::open("/proc/thread-self/schedstat").ok(),
+            intervals: 0,
+            preempted: 0,
+        };
+        if me.read().is_none() {
+            me.file = None;
+        }
+        me
+    }
+
+    #[cfg(unix)]
+    fn read(&mut self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 96];
+        let n = self.file.as_ref()?.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+        text.split_ascii_whitespace().nth(1)?.parse().ok()
+    }
+
+    #[cfg(not(unix))]
+    fn read(&mut self) -> Option<u64> {
+        None
+    }
+
+    fn now(&mut self) -> u64 {
+        self.read().unwrap_or(0)
+    }
+
+    /// On-CPU nanoseconds of an interval of `wall` ns whose delay readings were `d0`, `d1`.
+    fn on_cpu(&mut self, wall: u64, d0: u64, d1: u64) -> u64 {
+        let delay = d1.saturating_sub(d0);
+        self.intervals += 1;
+        if delay > 0 {
+            self.preempted += 1;
+        }
+        wall.saturating_sub(delay)
+    }
+}
+
+/// Sums per-op on-CPU time into per-segment nanoseconds.
+struct SegmentTimer<'c> {
+    clock: &'c mut RunQueueDelay,
+    start: Option<(Instant, u64)>,
     ns: Vec<u64>,
 }
 
-impl Observer for SegmentTimer {
+impl Observer for SegmentTimer<'_> {
     fn op_start(&mut self, _index: usize, _op: &OpInfo) {
-        self.start = Some(Instant::now());
+        // Delay first, clock second: reading the delay stays outside the timed interval.
+        let d0 = self.clock.now();
+        self.start = Some((Instant::now(), d0));
     }
     fn op_end(&mut self, _index: usize, op: &OpInfo) {
-        if let (Some(t), Some(slot)) = (self.start.take(), self.ns.get_mut(op.segment)) {
-            *slot += t.elapsed().as_nanos() as u64;
+        let t1 = Instant::now();
+        let d1 = self.clock.now();
+        if let Some((t0, d0)) = self.start.take() {
+            let ns = self.clock.on_cpu((t1 - t0).as_nanos() as u64, d0, d1);
+            if let Some(slot) = self.ns.get_mut(op.segment) {
+                *slot += ns;
+            }
         }
     }
 }
@@ -82,49 +220,201 @@ fn probe_input(model: &Model<'_>) -> Vec<f32> {
         .collect()
 }
 
-/// Every width configuration of `model` (encoder first), at most `max` of them evenly spread.
-pub fn width_space(model: &Model<'_>, max: usize) -> Vec<Vec<u8>> {
-    let dims: Vec<usize> = (0..model.num_segments())
-        .map(|s| model.segment(s).map_or(1, |g| g.n_widths))
-        .collect();
-    let total: usize = dims.iter().product();
-    let step = total.div_ceil(max.max(1)).max(1);
-    (0..total)
-        .step_by(step)
-        .map(|mut code| {
-            dims.iter()
-                .map(|&d| {
-                    let i = code % d;
-                    code /= d;
-                    i as u8
-                })
-                .collect()
-        })
-        .collect()
+/// One whole configuration: a width index per segment (encoder first) and the decoder
+/// segments that run. A decoder that does not run has width index 0.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Config {
+    /// Width index per segment.
+    pub widths: Vec<u8>,
+    /// Running decoder segments (indices `>= 1`), increasing.
+    pub decoders: Vec<usize>,
 }
 
-/// Measure the latency table of `model` on this machine.
-///
-/// Measurements are interleaved: each of `reps` rounds runs every (encoder, decoder) width
-/// pair once with hooks and every sampled whole configuration once without, so a change of
-/// machine load during profiling shifts all of them alike instead of biasing some.
+/// Every configuration of `model`: every non-empty set of decoders that some task computes,
+/// the encoder at every width and each running decoder at every width. When there are more
+/// than `max`, a deterministic spread of `max` of them (a fixed-seed shuffle, so that no
+/// width or task set is systematically left out).
+pub fn config_space(model: &Model<'_>, max: usize) -> Vec<Config> {
+    let n_seg = model.num_segments();
+    let n_widths = |s: usize| model.segment(s).map_or(1, |g| g.n_widths);
+    // Decoders some task computes: only those can be selected by a task mask.
+    let mut runnable: Vec<usize> = (0..model.num_tasks())
+        .filter_map(|t| model.task(t).map(|t| t.segment))
+        .filter(|&s| s >= 1 && s < n_seg)
+        .collect();
+    runnable.sort_unstable();
+    runnable.dedup();
+    let mut all = Vec::new();
+    for subset in 1u64..(1u64 << runnable.len().min(20)) {
+        let decoders: Vec<usize> = runnable
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| subset & (1 << i) != 0)
+            .map(|(_, &s)| s)
+            .collect();
+        let running: Vec<usize> = std::iter::once(0).chain(decoders.iter().copied()).collect();
+        let total: usize = running.iter().map(|&s| n_widths(s)).product();
+        for mut code in 0..total {
+            let mut widths = vec![0u8; n_seg];
+            for &s in &running {
+                widths[s] = (code % n_widths(s)) as u8;
+                code /= n_widths(s);
+            }
+            all.push(Config {
+                widths,
+                decoders: decoders.clone(),
+            });
+        }
+    }
+    if all.len() > max {
+        // xorshift64*: a fixed permutation, the same on every machine.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for i in (1..all.len()).rev() {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            all.swap(i, (r % (i as u64 + 1)) as usize);
+        }
+        all.truncate(max);
+        all.sort();
+    }
+    all
+}
+
+/// Every block median an estimate has had; the estimate is the lowest.
+#[derive(Debug, Clone, Default)]
+struct Estimate {
+    blocks: Vec<(f64, f64)>,
+}
+
+impl Estimate {
+    fn push(&mut self, samples: &mut [f64]) {
+        let m = median(samples);
+        let q = iqr(samples);
+        self.blocks.push((m, q));
+    }
+    /// (lowest block median, that block's interquartile range).
+    fn best(&self) -> (f64, f64) {
+        self.blocks
+            .iter()
+            .copied()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap_or((0.0, 0.0))
+    }
+}
+
+struct Profiler<'m, 'a> {
+    model: &'m Model<'m>,
+    interp: Interpreter<'m, 'a>,
+    input: Vec<f32>,
+    clock: RunQueueDelay,
+    n_seg: usize,
+    /// Pair runs: (encoder width, decoder width, widths).
+    pairs: Vec<(usize, usize, WidthConfig)>,
+    /// Direct configurations: widths and task mask.
+    direct: Vec<(WidthConfig, TaskMask)>,
+    /// pair_est[p][s]: segment `s` in pair run `p`.
+    pair_est: Vec<Vec<Estimate>>,
+    direct_est: Vec<Estimate>,
+}
+
+impl Profiler<'_, '_> {
+    /// A run with hooks: on-CPU microseconds per segment.
+    fn time_pair(&mut self, p: usize) -> Result<Vec<f64>> {
+        let (_, _, w) = &self.pairs[p];
+        let mut timer = SegmentTimer {
+            clock: &mut self.clock,
+            start: None,
+            ns: vec![0; self.n_seg],
+        };
+        let tasks = TaskMask::all(self.model);
+        self.interp
+            .run_observed(Input::F32(&self.input), w, tasks, &mut timer)?;
+        Ok(timer.ns.iter().map(|&ns| ns as f64 / 1000.0).collect())
+    }
+
+    /// A run without hooks: on-CPU microseconds.
+    fn time_direct(&mut self, c: usize) -> Result<f64> {
+        let (w, tasks) = &self.direct[c];
+        let d0 = self.clock.now();
+        let t0 = Instant::now();
+        self.interp.run(Input::F32(&self.input), w, *tasks)?;
+        let wall = t0.elapsed().as_nanos() as u64;
+        let d1 = self.clock.now();
+        Ok(self.clock.on_cpu(wall, d0, d1) as f64 / 1000.0)
+    }
+
+    /// One block of `rounds` rounds over `pairs` and `configs`; a new block median each.
+    fn block(
+        &mut self,
+        pairs: &[usize],
+        configs: &[usize],
+        rounds: usize,
+        bar: &ProgressBar,
+    ) -> Result<()> {
+        let mut ps = vec![vec![Vec::with_capacity(rounds); self.n_seg]; pairs.len()];
+        let mut cs = vec![Vec::with_capacity(rounds); configs.len()];
+        // The pair runs go PAIR_PASSES times per round, spread between chunks of the
+        // configurations: they are few, and every prediction at an encoder width shares them.
+        let chunk = configs.len().div_ceil(PAIR_PASSES).max(1);
+        for _ in 0..rounds {
+            for k in 0..PAIR_PASSES {
+                for (i, &p) in pairs.iter().enumerate() {
+                    for (s, us) in self.time_pair(p)?.into_iter().enumerate() {
+                        ps[i][s].push(us);
+                    }
+                }
+                for (i, &c) in configs.iter().enumerate().skip(k * chunk).take(chunk) {
+                    let us = self.time_direct(c)?;
+                    cs[i].push(us);
+                }
+            }
+            bar.inc(1);
+        }
+        for (i, &p) in pairs.iter().enumerate() {
+            for (s, v) in ps[i].iter_mut().enumerate() {
+                self.pair_est[p][s].push(v);
+            }
+        }
+        for (i, &c) in configs.iter().enumerate() {
+            self.direct_est[c].push(&mut cs[i]);
+        }
+        Ok(())
+    }
+}
+
+/// Measure the latency table of `model` on this machine (method in the module documentation).
 pub fn profile_host(
     model: &Model<'_>,
     blob_hash: &str,
     opts: ProfileOptions,
     progress: bool,
 ) -> Result<LatencyTable> {
+    let (table, stats) = profile_host_stats(model, blob_hash, opts, progress)?;
+    if progress {
+        eprintln!("{}", stats.summary());
+    }
+    Ok(table)
+}
+
+/// [`profile_host`], also returning how the measurement went.
+pub fn profile_host_stats(
+    model: &Model<'_>,
+    blob_hash: &str,
+    opts: ProfileOptions,
+    progress: bool,
+) -> Result<(LatencyTable, ProfileStats)> {
     let mut arena = vec![0u8; model.arena_bytes()];
-    let mut interp = Interpreter::new(model, &mut arena)?;
-    let input = probe_input(model);
-    let tasks = TaskMask::all(model);
     let n_seg = model.num_segments();
+    if n_seg < 2 {
+        bail!("the model has no decoder segment to profile");
+    }
     let n_enc = model.segment(0).map_or(1, |s| s.n_widths);
     let n_dec = (1..n_seg)
         .map(|s| model.segment(s).map_or(1, |g| g.n_widths))
         .max()
         .unwrap_or(1);
-    let space = width_space(model, opts.max_configs);
     let pairs: Vec<(usize, usize, WidthConfig)> = (0..n_enc)
         .flat_map(|e| (0..n_dec).map(move |d| (e, d)))
         .map(|(e, d)| {
@@ -137,17 +427,40 @@ pub fn profile_host(
             Ok((e, d, w))
         })
         .collect::<Result<_>>()?;
-    let configs: Vec<WidthConfig> = space
+    let space = config_space(model, opts.max_configs);
+    let direct = space
         .iter()
-        .map(|idx| WidthConfig::from_indices(idx))
-        .collect::<Result<_, _>>()?;
-    // Warm caches, branch predictors and the CPU clock on every configuration.
+        .map(|c| {
+            let mut mask = TaskMask(0);
+            for t in 0..model.num_tasks() {
+                if model
+                    .task(t)
+                    .is_some_and(|t| c.decoders.contains(&t.segment))
+                {
+                    mask = mask.with(t);
+                }
+            }
+            Ok((WidthConfig::from_indices(&c.widths)?, mask))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut p = Profiler {
+        model,
+        interp: Interpreter::new(model, &mut arena)?,
+        input: probe_input(model),
+        clock: RunQueueDelay::open(),
+        n_seg,
+        pair_est: vec![vec![Estimate::default(); n_seg]; pairs.len()],
+        direct_est: vec![Estimate::default(); direct.len()],
+        pairs,
+        direct,
+    };
+    // Warm caches, branch predictors and the CPU clock on everything.
     for _ in 0..opts.warmup.max(1) {
-        for (_, _, w) in &pairs {
-            interp.run(Input::F32(&input), w, tasks)?;
+        for i in 0..p.pairs.len() {
+            p.time_pair(i)?;
         }
-        for w in &configs {
-            interp.run(Input::F32(&input), w, tasks)?;
+        for c in 0..p.direct.len() {
+            p.time_direct(c)?;
         }
     }
     let rounds = opts.reps.max(1);
@@ -160,58 +473,102 @@ pub fn profile_host(
         ProgressStyle::with_template("profile {bar:30} {pos}/{len} rounds, {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    // samples[s][e][d] and direct[c]: one value per round.
-    let mut samples = vec![vec![vec![Vec::with_capacity(rounds); n_dec]; n_enc]; n_seg];
-    let mut direct = vec![Vec::with_capacity(rounds); configs.len()];
-    for _ in 0..rounds {
-        for (e, d, w) in &pairs {
-            let mut timer = SegmentTimer {
-                start: None,
-                ns: vec![0; n_seg],
-            };
-            interp.run_observed(Input::F32(&input), w, tasks, &mut timer)?;
-            for (s, &ns) in timer.ns.iter().enumerate() {
-                samples[s][*e][*d].push(ns as f64 / 1000.0);
-            }
+    let all_pairs: Vec<usize> = (0..p.pairs.len()).collect();
+    let all_configs: Vec<usize> = (0..p.direct.len()).collect();
+    p.block(&all_pairs, &all_configs, rounds, &bar)?;
+    let decoder_names: Vec<String> = (1..n_seg)
+        .map(|s| {
+            model
+                .segment(s)
+                .map(|g| g.name.to_string())
+                .context("segment index")
+        })
+        .collect::<Result<_>>()?;
+    let mut table = assemble(&p, model, blob_hash, n_enc, n_dec, &space, &decoder_names)?;
+    let errors = |t: &LatencyTable| -> Result<Vec<f64>> {
+        Ok(match t.check_additive()? {
+            Some(c) => c
+                .predicted_us
+                .iter()
+                .zip(&t.configs)
+                .map(|(p, m)| (p - m.latency_us).abs() / m.latency_us)
+                .collect(),
+            None => Vec::new(),
+        })
+    };
+    let mut err = errors(&table)?;
+    let first_pass = {
+        let worst = err.iter().copied().fold(0.0, f64::max);
+        (median(&mut err.clone()), worst)
+    };
+    let mut remeasured = vec![false; space.len()];
+    let mut passes = 0;
+    while passes < opts.remeasure_passes {
+        let bad: Vec<usize> = (0..err.len())
+            .filter(|&c| err[c] > opts.remeasure_above)
+            .collect();
+        if bad.is_empty() {
+            break;
         }
-        for (c, w) in configs.iter().enumerate() {
-            let t = Instant::now();
-            interp.run(Input::F32(&input), w, tasks)?;
-            direct[c].push(t.elapsed().as_nanos() as f64 / 1000.0);
+        passes += 1;
+        // A prediction at encoder width e is made of the pair runs at e only.
+        let enc: Vec<usize> = bad.iter().map(|&c| space[c].widths[0] as usize).collect();
+        let pair_ids: Vec<usize> = (0..p.pairs.len())
+            .filter(|&i| enc.contains(&p.pairs[i].0))
+            .collect();
+        bar.set_length(bar.length().unwrap_or(0) + rounds as u64);
+        p.block(&pair_ids, &bad, rounds, &bar)?;
+        for &c in &bad {
+            remeasured[c] = true;
         }
-        bar.inc(1);
+        table = assemble(&p, model, blob_hash, n_enc, n_dec, &space, &decoder_names)?;
+        err = errors(&table)?;
     }
     bar.finish_and_clear();
-    let seg_times: Vec<Vec<Vec<(f64, f64)>>> = samples
-        .iter_mut()
-        .map(|per_e| {
-            per_e
-                .iter_mut()
-                .map(|per_d| per_d.iter_mut().map(|v| (median(v), iqr(v))).collect())
-                .collect()
-        })
-        .collect();
+    let stats = ProfileStats {
+        configs: space.len(),
+        on_cpu: p.clock.file.is_some(),
+        preempted_share: p.clock.preempted as f64 / p.clock.intervals.max(1) as f64,
+        remeasured: remeasured.iter().filter(|&&r| r).count(),
+        passes,
+        first_pass,
+    };
+    Ok((table, stats))
+}
+
+/// The latency table from the current estimates.
+fn assemble(
+    p: &Profiler<'_, '_>,
+    model: &Model<'_>,
+    blob_hash: &str,
+    n_enc: usize,
+    n_dec: usize,
+    space: &[Config],
+    decoder_names: &[String],
+) -> Result<LatencyTable> {
+    // est[s][e][d]: (median, spread) of segment s in the pair run (e, d).
+    let est = |s: usize, e: usize, d: usize| p.pair_est[e * n_dec + d][s].best();
     let mut segments = Vec::new();
-    for s in 0..n_seg {
+    for s in 0..p.n_seg {
         let info = model.segment(s).context("segment index")?;
         let (lat, spread): (Vec<f64>, Vec<f64>) = (0..info.n_widths)
             .map(|w| {
                 if s == 0 {
-                    let mut m: Vec<f64> = (0..n_dec).map(|d| seg_times[0][w][d].0).collect();
-                    let mut q: Vec<f64> = (0..n_dec).map(|d| seg_times[0][w][d].1).collect();
+                    // The encoder does not depend on the decoders' widths: the median over
+                    // them is one more guard against a disturbed pair run.
+                    let mut m: Vec<f64> = (0..n_dec).map(|d| est(0, w, d).0).collect();
+                    let mut q: Vec<f64> = (0..n_dec).map(|d| est(0, w, d).1).collect();
                     (median(&mut m), median(&mut q))
                 } else {
-                    let m = (0..n_enc).map(|e| seg_times[s][e][w].0).sum::<f64>() / n_enc as f64;
-                    let q = (0..n_enc).map(|e| seg_times[s][e][w].1).sum::<f64>() / n_enc as f64;
+                    let m = (0..n_enc).map(|e| est(s, e, w).0).sum::<f64>() / n_enc as f64;
+                    let q = (0..n_enc).map(|e| est(s, e, w).1).sum::<f64>() / n_enc as f64;
                     (m, q)
                 }
             })
             .unzip();
-        // A decoder's first layer reads the encoder's active channels: keep its latency per
-        // encoder width too, so the search predicts (encoder, decoder) pairs exactly.
         let by_encoder_us = (s > 0).then(|| {
             (0..n_enc)
-                .map(|e| (0..info.n_widths).map(|w| seg_times[s][e][w].0).collect())
+                .map(|e| (0..info.n_widths).map(|w| est(s, e, w).0).collect())
                 .collect()
         });
         segments.push(SegmentLatency {
@@ -222,34 +579,31 @@ pub fn profile_host(
             by_encoder_us,
         });
     }
-    // Whole configurations, timed directly.
-    let decoder_names: Vec<String> = segments[1..].iter().map(|s| s.name.clone()).collect();
-    let mut measured = Vec::new();
-    let mut residuals = Vec::new();
-    for (idx, v) in space.iter().zip(direct.iter_mut()) {
-        let latency_us = median(v);
-        let sum: f64 = segments
-            .iter()
-            .zip(idx)
-            .map(|(s, &i)| s.latency_us[i as usize])
-            .sum();
-        residuals.push(latency_us - sum);
-        measured.push(MeasuredConfig {
-            widths: idx.clone(),
-            tasks: decoder_names.clone(),
-            latency_us,
-        });
-    }
-    let overhead_us = median(&mut residuals).max(0.0);
-    let table = LatencyTable {
+    let mut table = LatencyTable {
         format: edgeslim_search::latency::LATENCY_FORMAT.into(),
         model_hash: blob_hash.to_string(),
         target: "host".into(),
         unit: edgeslim_search::latency::LATENCY_UNIT.into(),
-        overhead_us,
+        overhead_us: 0.0,
         segments,
-        configs: measured,
+        configs: Vec::new(),
     };
+    // Whole configurations, timed directly; the overhead is their median residual.
+    let mut residuals = Vec::with_capacity(space.len());
+    for (c, est) in space.iter().zip(&p.direct_est) {
+        let latency_us = est.best().0;
+        residuals.push(latency_us - table.predict(&c.widths, &c.decoders)?);
+        table.configs.push(MeasuredConfig {
+            widths: c.widths.clone(),
+            tasks: c
+                .decoders
+                .iter()
+                .filter_map(|&s| decoder_names.get(s - 1).cloned())
+                .collect(),
+            latency_us: latency_us.max(f64::MIN_POSITIVE),
+        });
+    }
+    table.overhead_us = median(&mut residuals).max(0.0);
     table.validate()?;
     Ok(table)
 }
