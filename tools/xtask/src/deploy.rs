@@ -223,6 +223,9 @@ impl ProfileLog {
             p.segments.len()
         );
         ensure!(!p.runs.is_empty(), "the profile log has no runs");
+        if let Some((name, _)) = p.segments.iter().find(|(_, w)| w.is_empty()) {
+            bail!("the profile log gives segment {name} no widths");
+        }
         for r in &p.runs {
             ensure!(
                 r.widths.len() == p.segments.len() && r.segments.len() == p.segments.len(),
@@ -389,7 +392,8 @@ fn segment_json(name: &str, widths: &[f32], lat: &[f64], rows: Option<&[Vec<f64>
 pub fn budgets(t: &Table) -> Vec<u32> {
     let f = t.fastest_us.ceil() as u32 + 1;
     let w = t.widest_us.ceil() as u32 + 1;
-    let mut b = vec![f, f + (w - f) / 4, f + (w - f) / 2, w];
+    let span = w.saturating_sub(f);
+    let mut b = vec![f, f + span / 4, f + span / 2, f + span];
     b.dedup();
     b
 }
@@ -689,7 +693,9 @@ pub fn check_deploy(ctx: &Ctx, assets: &Assets, deploy_log: &str, profile_log: &
                 "level {l} output {}: host shape {shape:?}, firmware {h}x{w}x{c} for {SAMPLES} samples",
                 o.name
             );
-            let host_sample = &data[o.sample * per..(o.sample + 1) * per];
+            let host_sample = data
+                .get(o.sample * per..(o.sample + 1) * per)
+                .ok_or_else(|| anyhow!("level {l}: the firmware logged sample {}", o.sample))?;
             for (i, &fv) in o.data.iter().enumerate() {
                 // NHWC index i -> NCHW index.
                 let (y, x, ch) = (i / (w * c), i / c % w, i % c);

@@ -89,7 +89,10 @@ fn main() -> ! {
         }
     };
     // Costs depend on the data (activation clamps, ties), so one fixed sample.
-    let x = &assets::SAMPLES[0];
+    let Some(x) = assets::SAMPLES.first() else {
+        defmt::error!("no input samples");
+        exit(1)
+    };
     let all = TaskMask::all(&model);
     let widest_decoder = n_widths[1..n_seg].iter().copied().max().unwrap_or(1);
 
