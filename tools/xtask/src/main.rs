@@ -4,7 +4,8 @@
 //! cargo xtask test [--quick]   setup, fmt, clippy, host tests, thumb build, model checks, firmware
 //! cargo xtask setup            install what is missing (Debian and Python packages, defmt-print)
 //! cargo xtask thumb            the no_std thumbv7em-none-eabihf build of the runtime
-//! cargo xtask firmware         build the firmware workspace and run its programs in QEMU
+//! cargo xtask firmware         generate the model assets, profile in QEMU (latency table,
+//!                               bundle), build and run every program, check deploy bit-exact
 //! cargo xtask fmt|clippy|host-tests|models    one step alone
 //! ```
 //!
@@ -32,7 +33,9 @@ commands:
              thumb no_std build, model checks, firmware in QEMU
   setup      install what is missing (apt and Python packages, defmt-print); idempotent
   thumb      no_std build of edgeslim-runtime for thumbv7em-none-eabihf (no alloc)
-  firmware   build the firmware workspace and run its programs in QEMU
+  firmware   compile the firmware's model with the host CLI, profile it in QEMU
+             (icount latency table, search/bundle --from-table), build and run
+             every program, compare deploy's outputs with the host bit for bit
   fmt | clippy | host-tests | models
              one step of `test` alone
 
