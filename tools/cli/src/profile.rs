@@ -20,15 +20,17 @@
 //!   every pair run three times with hooks (between thirds of the configurations; pair runs
 //!   are few and every prediction at an encoder width shares them), so a drift of load shifts
 //!   all of them alike.
-//! - *Medians.* An estimate is the median of its samples in a block of rounds (`reps` of
-//!   them for a configuration, `3 * reps` for a pair run).
+//! - *Medians.* An estimate is the median of its samples (`reps` per block of rounds for a
+//!   configuration, `3 * reps` for a pair run).
 //! - *Re-measurement.* A configuration whose additive prediction is off by more than
-//!   [`ProfileOptions::remeasure_above`] is measured again, together with every pair run at
-//!   its encoder width (which its prediction is made of), in a fresh block of `reps` rounds;
-//!   an estimate is the lowest block median it has had (interference only slows code down, so
-//!   the least disturbed block is the closest to the truth). Up to
-//!   [`ProfileOptions::remeasure_passes`] passes; [`ProfileStats`] says how many
-//!   configurations were re-measured and what the check said before.
+//!   [`ProfileOptions::remeasure_above`] is measured again, in a fresh block of `reps`
+//!   rounds, together with what its prediction is made of (every pair run at its encoder
+//!   width) and with every other configuration at that encoder width (whose predictions
+//!   share those pair runs). An estimate is then the median of all its samples, old and new:
+//!   neither the newest block alone nor the lowest block median, which would favour whatever
+//!   was measured last. Up to [`ProfileOptions::remeasure_passes`] passes; [`ProfileStats`]
+//!   says how many configurations were found off and re-measured, and what the check said
+//!   before. A configuration that stays off is reported as it is.
 
 use std::fs::File;
 use std::time::Instant;
@@ -79,7 +81,8 @@ pub struct ProfileStats {
     pub on_cpu: bool,
     /// Share of timed intervals during which another process held the core.
     pub preempted_share: f64,
-    /// Distinct configurations re-measured.
+    /// Distinct configurations found off by more than the re-measurement threshold (each was
+    /// re-measured along with the rest of its encoder width).
     pub remeasured: usize,
     /// Re-measurement passes run.
     pub passes: usize,
@@ -282,25 +285,20 @@ pub fn config_space(model: &Model<'_>, max: usize) -> Vec<Config> {
     all
 }
 
-/// Every block median an estimate has had; the estimate is the lowest.
+/// Every sample an estimate has had, over all its blocks; the estimate is their median.
 #[derive(Debug, Clone, Default)]
 struct Estimate {
-    blocks: Vec<(f64, f64)>,
+    samples: Vec<f64>,
 }
 
 impl Estimate {
-    fn push(&mut self, samples: &mut [f64]) {
-        let m = median(samples);
-        let q = iqr(samples);
-        self.blocks.push((m, q));
+    fn push(&mut self, samples: &[f64]) {
+        self.samples.extend_from_slice(samples);
     }
-    /// (lowest block median, that block's interquartile range).
-    fn best(&self) -> (f64, f64) {
-        self.blocks
-            .iter()
-            .copied()
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .unwrap_or((0.0, 0.0))
+    /// (median, interquartile range).
+    fn get(&self) -> (f64, f64) {
+        let mut v = self.samples.clone();
+        (median(&mut v), iqr(&mut v))
     }
 }
 
@@ -373,12 +371,12 @@ impl Profiler<'_, '_> {
             bar.inc(1);
         }
         for (i, &p) in pairs.iter().enumerate() {
-            for (s, v) in ps[i].iter_mut().enumerate() {
+            for (s, v) in ps[i].iter().enumerate() {
                 self.pair_est[p][s].push(v);
             }
         }
         for (i, &c) in configs.iter().enumerate() {
-            self.direct_est[c].push(&mut cs[i]);
+            self.direct_est[c].push(&cs[i]);
         }
         Ok(())
     }
@@ -511,13 +509,18 @@ pub fn profile_host_stats(
             break;
         }
         passes += 1;
-        // A prediction at encoder width e is made of the pair runs at e only.
+        // A prediction at encoder width e is made of the pair runs at e only; every
+        // configuration at e is measured again with them, so that all predictions and
+        // measurements at e keep coming from the same rounds.
         let enc: Vec<usize> = bad.iter().map(|&c| space[c].widths[0] as usize).collect();
         let pair_ids: Vec<usize> = (0..p.pairs.len())
             .filter(|&i| enc.contains(&p.pairs[i].0))
             .collect();
+        let config_ids: Vec<usize> = (0..space.len())
+            .filter(|&c| enc.contains(&(space[c].widths[0] as usize)))
+            .collect();
         bar.set_length(bar.length().unwrap_or(0) + rounds as u64);
-        p.block(&pair_ids, &bad, rounds, &bar)?;
+        p.block(&pair_ids, &config_ids, rounds, &bar)?;
         for &c in &bad {
             remeasured[c] = true;
         }
@@ -547,7 +550,7 @@ fn assemble(
     decoder_names: &[String],
 ) -> Result<LatencyTable> {
     // est[s][e][d]: (median, spread) of segment s in the pair run (e, d).
-    let est = |s: usize, e: usize, d: usize| p.pair_est[e * n_dec + d][s].best();
+    let est = |s: usize, e: usize, d: usize| p.pair_est[e * n_dec + d][s].get();
     let mut segments = Vec::new();
     for s in 0..p.n_seg {
         let info = model.segment(s).context("segment index")?;
@@ -591,7 +594,7 @@ fn assemble(
     // Whole configurations, timed directly; the overhead is their median residual.
     let mut residuals = Vec::with_capacity(space.len());
     for (c, est) in space.iter().zip(&p.direct_est) {
-        let latency_us = est.best().0;
+        let latency_us = est.get().0;
         residuals.push(latency_us - table.predict(&c.widths, &c.decoders)?);
         table.configs.push(MeasuredConfig {
             widths: c.widths.clone(),
