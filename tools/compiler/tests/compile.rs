@@ -125,15 +125,19 @@ fn assert_exact(name: &str) {
     assert_agrees(name, false, 2.0, 0.99);
 }
 
-/// Float models compare int8 against float, and QOperator files here keep Relu in float
-/// between quantization points that the compiler fuses: the difference includes
-/// quantization noise of the intermediate tensors. Measured on these tiny random-weight
-/// models: 87-100% within 2 steps, 97-100% within 4. ONNX Runtime's own int8 of
-/// `tiny_float.onnx` (`tiny_qdq_u8.onnx`) against its float is no closer: 94.8% of `aux` within 2
-/// steps, 98.4% within 4 (ours: 93.8%, 98.4%). The bundled, trained models are held to top-1
-/// agreement with their golden outputs in `bundled.rs`.
+/// Float models compare int8 against float: the difference includes the quantization noise
+/// of every intermediate tensor. `tiny_qop.onnx` is built to be awkward for an int8 runtime: a
+/// Relu output is both quantized for the next conv and added in float to a residual, and a
+/// Relu -> Flatten -> QuantizeLinear rounds at a scale no op of its own carries; such float
+/// tensors read unrounded by several consumers can only be approximated with int8 tensors.
+/// Measured on these tiny random-weight models: 92-100% within 2 steps, 97-100% within 4.
+/// ONNX Runtime's own int8 of `tiny_float.onnx` (`tiny_qdq_u8.onnx`) against its float is no
+/// closer: 94.8% of `aux` within 2 steps, 98.4% within 4 (ours: 92.7%, 98.4%). The real
+/// networks of `tests/tests/conformance.rs` (QOperator included) are held to 99% within 2
+/// steps, and the bundled, trained models to top-1 agreement with their golden outputs in
+/// `bundled.rs`.
 fn assert_close(name: &str) {
-    assert_agrees(name, true, 2.0, 0.85);
+    assert_agrees(name, true, 2.0, 0.90);
     assert_agrees(name, true, 4.0, 0.96);
 }
 
