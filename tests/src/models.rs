@@ -79,12 +79,18 @@ fn step(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usiz
             b.conv(seg, in_seg, x, c * mult, 3, stride, 1, true, false, a)
         }
         2 => {
-            // Residual diamond: two slim convs of equal width, added.
+            // Residual diamond: two (or three, as a flattened chain of float Adds) slim convs
+            // of equal width, added.
             let oc = r.range(1, 8) as usize;
             let p = conv(b, r, seg, in_seg, x, oc, 1, true, true);
             let q = conv(b, r, seg, in_seg, x, oc, 3, true, true);
             let a = act(r);
-            b.add(seg, in_seg, p, q, a)
+            if r.range(0, 2) == 0 {
+                let s = conv(b, r, seg, in_seg, x, oc, 1, true, true);
+                b.add(seg, in_seg, &[p, q, s], a)
+            } else {
+                b.add(seg, in_seg, &[p, q], a)
+            }
         }
         3 => {
             // Concatenation diamond.

@@ -6,7 +6,7 @@
 
 use super::{ChannelDef, EntryDef, ModelDef, OpDef, OutputDef, SegmentDef, TaskDef, TensorDef};
 use crate::format::{OpKind, attr, op_field};
-use crate::quant::host::{add_params, quantize_multiplier, softmax_params};
+use crate::quant::host::{add_params_n, quantize_multiplier, softmax_params};
 
 /// xorshift64*: deterministic, dependency-free.
 #[derive(Debug, Clone)]
@@ -303,39 +303,37 @@ impl Builder {
         )
     }
 
-    /// Element-wise add.
-    pub fn add(
-        &mut self,
-        seg: usize,
-        in_seg: Option<usize>,
-        x: usize,
-        y: usize,
-        act: Act,
-    ) -> usize {
-        let shape = self.def.tensors[x].shape;
+    /// Element-wise add of two or more (up to `MAX_ADD_INPUTS`) tensors of equal shape.
+    pub fn add(&mut self, seg: usize, in_seg: Option<usize>, inputs: &[usize], act: Act) -> usize {
+        let shape = self.def.tensors[inputs[0]].shape;
+        let ins = inputs.to_vec();
         self.push(
             OpKind::Add,
             seg,
             in_seg,
-            vec![x, y],
+            inputs.to_vec(),
             shape,
             vec![],
             [0; 4],
             [0; op_field::N_ATTRS],
             &mut |b, we, ws| {
-                let (ch, s1, zp1) = b.quant_of(x, we, ws);
-                let (_, s2, zp2) = b.quant_of(y, we, ws);
+                let qs: Vec<(usize, f32, i32)> =
+                    ins.iter().map(|&t| b.quant_of(t, we, ws)).collect();
                 let (s_out, out_zp) = b.out_q();
-                let [m1, sh1, m2, sh2, mo, sho, ls] =
-                    add_params(s1 as f64, s2 as f64, s_out as f64);
+                let scales: Vec<f64> = qs.iter().map(|q| q.1 as f64).collect();
+                let (m, (mo, sho), ls) = add_params_n(&scales, s_out as f64);
+                let mut extra = vec![qs[1].2, m[0].0, m[0].1, m[1].0, m[1].1, mo, sho, ls];
+                for (q, mk) in qs.iter().zip(&m).skip(2) {
+                    extra.extend_from_slice(&[q.2, mk.0, mk.1]);
+                }
                 EntryDef {
-                    in_ch: ch,
-                    out_ch: ch,
-                    in_zp: zp1,
+                    in_ch: qs[0].0,
+                    out_ch: qs[0].0,
+                    in_zp: qs[0].2,
                     out_zp,
                     out_scale: s_out,
                     act: Self::act_range(act, out_zp),
-                    extra: vec![zp2, m1, sh1, m2, sh2, mo, sho, ls],
+                    extra,
                     channels: vec![],
                 }
             },
@@ -529,7 +527,7 @@ pub fn two_task_model(seed: u64) -> ModelDef {
     let t1 = b.conv(0, None, x, 8, 3, 1, 1, false, true, Act::Relu);
     let t2 = b.conv(0, None, t1, 8, 3, 2, 1, true, false, Act::Relu);
     let t3 = b.conv(0, None, t2, 8, 1, 1, 0, false, true, Act::None);
-    let t4 = b.add(0, None, t2, t3, Act::Relu);
+    let t4 = b.add(0, None, &[t2, t3], Act::Relu);
     let enc = b.pool(OpKind::MaxPool, 0, None, t4, 2, 2, 0);
     // digit
     let d1 = b.conv(1, Some(0), enc, 8, 1, 1, 0, false, true, Act::Relu);
