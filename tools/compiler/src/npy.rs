@@ -158,13 +158,26 @@ pub fn parse_npy(b: &[u8]) -> Result<NpyData> {
     }
     Ok(match descr {
         "<f4" => take!(f32, 4, F32),
+        // float16 widens exactly to float32.
+        "<f2" => {
+            if body.len() < n * 2 {
+                bail!("truncated .npy data: {} bytes for {} values", body.len(), n);
+            }
+            let data = body[..n * 2]
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect();
+            NpyData::F32(Array { shape, data })
+        }
         "<f8" => take!(f64, 8, F64),
         "<i8" => take!(i64, 8, I64),
         "<i4" => take!(i32, 4, I32),
         "|i1" => take!(i8, 1, I8),
         "|u1" => take!(u8, 1, U8),
         d => {
-            bail!("unsupported .npy element type {d} (float32, float64, int64, int32, int8, uint8)")
+            bail!(
+                "unsupported .npy element type {d} (float16, float32, float64, int64, int32, int8, uint8)"
+            )
         }
     })
 }
@@ -340,6 +353,22 @@ mod tests {
             NpyData::I8(b)
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// float16 files (numpy's `<f2`) widen exactly: the bit patterns of 1.0, -2.5, the largest
+    /// finite half and the smallest subnormal.
+    #[test]
+    fn float16_widens_exactly() {
+        let body: Vec<u8> = [0x3C00u16, 0xC100, 0x7BFF, 0x0001]
+            .iter()
+            .flat_map(|b| b.to_le_bytes())
+            .collect();
+        let a = parse_npy(&npy_bytes("<f2", &[2, 2], &body))
+            .and_then(NpyData::into_f32)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.shape, [2, 2]);
+        assert_eq!(a.data, [1.0, -2.5, 65504.0, 2f32.powi(-24)]);
+        assert!(parse_npy(&npy_bytes("<f2", &[3], &body[..4])).is_err());
     }
 
     #[test]
