@@ -13,9 +13,12 @@
 //!
 //! **Robust to a loaded machine.** A shared host runs other processes; four measures keep
 //! their effect out of the table:
-//! - *On-CPU time.* On Linux every interval (an op, a whole run) is wall time minus the
-//!   run-queue delay the thread accrued in it (`/proc/thread-self/schedstat`, field 2): time
-//!   during which another process held the core is not the model's. Elsewhere, wall time.
+//! - *On-CPU time.* On Linux a whole run is timed as wall time minus the run-queue delay the
+//!   thread accrued in it (`/proc/thread-self/schedstat`, field 2): time during which another
+//!   process held the core is not the model's. A run with hooks reads only the clock between
+//!   ops (a system call there would slow the next op a little and bias short segments up);
+//!   when its delay grew, it is run again with the delay read around every op, so each op is
+//!   on-CPU time too. Elsewhere, wall time.
 //! - *Rounds.* Each of `reps` rounds runs every sampled configuration once without hooks and
 //!   every pair run three times with hooks (between thirds of the configurations; pair runs
 //!   are few and every prediction at an encoder width shares them), so a drift of load shifts
@@ -77,9 +80,9 @@ impl Default for ProfileOptions {
 pub struct ProfileStats {
     /// Whole configurations timed directly.
     pub configs: usize,
-    /// Whether intervals are on-CPU time (wall minus run-queue delay) or plain wall time.
+    /// Whether times are on-CPU time (wall minus run-queue delay) or plain wall time.
     pub on_cpu: bool,
-    /// Share of timed intervals during which another process held the core.
+    /// Share of timed runs during which another process held the core.
     pub preempted_share: f64,
     /// Distinct configurations found off by more than the re-measurement threshold (each was
     /// re-measured along with the rest of its encoder width).
@@ -94,7 +97,7 @@ impl ProfileStats {
     /// One line for people.
     pub fn summary(&self) -> String {
         format!(
-            "timed {} configurations directly ({}; {:.1}% of intervals preempted); first pass: median error {:.1}%, worst {:.1}%; re-measured {} in {} pass(es)",
+            "timed {} configurations directly ({}; {:.1}% of runs interrupted); first pass: median error {:.1}%, worst {:.1}%; re-measured {} in {} pass(es)",
             self.configs,
             if self.on_cpu {
                 "on-CPU time"
@@ -125,8 +128,8 @@ pub fn parse_config_count(s: &str) -> Result<usize, String> {
 /// core. Linux only (`/proc/thread-self/schedstat`); elsewhere always 0.
 struct RunQueueDelay {
     file: Option<File>,
-    /// Intervals timed, and how many of them contained a delay.
-    intervals: u64,
+    /// Runs timed, and how many of them another process interrupted.
+    runs: u64,
     preempted: u64,
 }
 
@@ -134,7 +137,7 @@ impl RunQueueDelay {
     fn open() -> Self {
         let mut me = RunQueueDelay {
             file: File::open("/proc/thread-self/schedstat").ok(),
-            intervals: 0,
+            runs: 0,
             preempted: 0,
         };
         if me.read().is_none() {
@@ -161,20 +164,24 @@ impl RunQueueDelay {
         self.read().unwrap_or(0)
     }
 
-    /// On-CPU nanoseconds of an interval of `wall` ns whose delay readings were `d0`, `d1`.
-    fn on_cpu(&mut self, wall: u64, d0: u64, d1: u64) -> u64 {
+    /// Count one timed run whose delay readings were `d0`, `d1`; its run-queue delay.
+    fn run_delay(&mut self, d0: u64, d1: u64) -> u64 {
         let delay = d1.saturating_sub(d0);
-        self.intervals += 1;
+        self.runs += 1;
         if delay > 0 {
             self.preempted += 1;
         }
-        wall.saturating_sub(delay)
+        delay
     }
 }
 
-/// Sums per-op on-CPU time into per-segment nanoseconds.
+/// Sums per-op time into per-segment nanoseconds. Plain, it reads only the monotonic clock
+/// around each op (no system call between ops, which would slow the next op down a little
+/// and bias short segments up); careful, it also reads the run-queue delay around each op and
+/// counts on-CPU time.
 struct SegmentTimer<'c> {
     clock: &'c mut RunQueueDelay,
+    careful: bool,
     start: Option<(Instant, u64)>,
     ns: Vec<u64>,
 }
@@ -182,14 +189,18 @@ struct SegmentTimer<'c> {
 impl Observer for SegmentTimer<'_> {
     fn op_start(&mut self, _index: usize, _op: &OpInfo) {
         // Delay first, clock second: reading the delay stays outside the timed interval.
-        let d0 = self.clock.now();
+        let d0 = if self.careful { self.clock.now() } else { 0 };
         self.start = Some((Instant::now(), d0));
     }
     fn op_end(&mut self, _index: usize, op: &OpInfo) {
         let t1 = Instant::now();
-        let d1 = self.clock.now();
         if let Some((t0, d0)) = self.start.take() {
-            let ns = self.clock.on_cpu((t1 - t0).as_nanos() as u64, d0, d1);
+            let wall = (t1 - t0).as_nanos() as u64;
+            let ns = if self.careful {
+                wall.saturating_sub(self.clock.now().saturating_sub(d0))
+            } else {
+                wall
+            };
             if let Some(slot) = self.ns.get_mut(op.segment) {
                 *slot += ns;
             }
@@ -318,18 +329,30 @@ struct Profiler<'m, 'a> {
 }
 
 impl Profiler<'_, '_> {
-    /// A run with hooks: on-CPU microseconds per segment.
+    /// A run with hooks: on-CPU microseconds per segment. A plain run that another process
+    /// interrupted (its run-queue delay grew) is run again carefully (see [`SegmentTimer`]).
     fn time_pair(&mut self, p: usize) -> Result<Vec<f64>> {
+        let d0 = self.clock.now();
+        let mut ns = self.hooked(p, false)?;
+        let d1 = self.clock.now();
+        if self.clock.run_delay(d0, d1) > 0 {
+            ns = self.hooked(p, true)?;
+        }
+        Ok(ns.iter().map(|&ns| ns as f64 / 1000.0).collect())
+    }
+
+    fn hooked(&mut self, p: usize, careful: bool) -> Result<Vec<u64>> {
         let (_, _, w) = &self.pairs[p];
         let mut timer = SegmentTimer {
             clock: &mut self.clock,
+            careful,
             start: None,
             ns: vec![0; self.n_seg],
         };
         let tasks = TaskMask::all(self.model);
         self.interp
             .run_observed(Input::F32(&self.input), w, tasks, &mut timer)?;
-        Ok(timer.ns.iter().map(|&ns| ns as f64 / 1000.0).collect())
+        Ok(timer.ns)
     }
 
     /// A run without hooks: on-CPU microseconds.
@@ -340,7 +363,7 @@ impl Profiler<'_, '_> {
         self.interp.run(Input::F32(&self.input), w, *tasks)?;
         let wall = t0.elapsed().as_nanos() as u64;
         let d1 = self.clock.now();
-        Ok(self.clock.on_cpu(wall, d0, d1) as f64 / 1000.0)
+        Ok(wall.saturating_sub(self.clock.run_delay(d0, d1)) as f64 / 1000.0)
     }
 
     /// One block of `rounds` rounds over `pairs` and `configs`; a new block median each.
@@ -531,7 +554,7 @@ pub fn profile_host_stats(
     let stats = ProfileStats {
         configs: space.len(),
         on_cpu: p.clock.file.is_some(),
-        preempted_share: p.clock.preempted as f64 / p.clock.intervals.max(1) as f64,
+        preempted_share: p.clock.preempted as f64 / p.clock.runs.max(1) as f64,
         remeasured: remeasured.iter().filter(|&&r| r).count(),
         passes,
         first_pass,
