@@ -49,7 +49,7 @@ const PAIR_PASSES: usize = 3;
 /// How much to measure.
 #[derive(Debug, Clone, Copy)]
 pub struct ProfileOptions {
-    /// Untimed passes over every run before measuring (warms caches and branch predictors).
+    /// Untimed passes over the pair runs before measuring (they run every op at every width).
     pub warmup: usize,
     /// Timed rounds per measurement block (each estimate is a median over them).
     pub reps: usize,
@@ -66,7 +66,7 @@ pub struct ProfileOptions {
 impl Default for ProfileOptions {
     fn default() -> Self {
         ProfileOptions {
-            warmup: 1,
+            warmup: 3,
             reps: 31,
             max_configs: 256,
             remeasure_above: 0.10,
@@ -475,13 +475,11 @@ pub fn profile_host_stats(
         pairs,
         direct,
     };
-    // Warm caches, branch predictors and the CPU clock on everything.
+    // Warm caches, branch predictors and the CPU clock. The pair runs execute every op at
+    // every width, so they touch every weight a configuration can read.
     for _ in 0..opts.warmup.max(1) {
         for i in 0..p.pairs.len() {
-            p.time_pair(i)?;
-        }
-        for c in 0..p.direct.len() {
-            p.time_direct(c)?;
+            p.hooked(i, false)?;
         }
     }
     let rounds = opts.reps.max(1);
