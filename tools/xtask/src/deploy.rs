@@ -676,47 +676,7 @@ pub fn check_deploy(ctx: &Ctx, assets: &Assets, deploy_log: &str, profile_log: &
             }
         }
         let fw: Vec<&LoggedOutput> = d.outputs.iter().filter(|o| o.level == l).collect();
-        let fw_names: std::collections::BTreeSet<&str> =
-            fw.iter().map(|o| o.name.as_str()).collect();
-        let host_names: std::collections::BTreeSet<&str> =
-            host.keys().map(String::as_str).collect();
-        ensure!(
-            fw_names == host_names,
-            "level {l}: the firmware logged outputs {fw_names:?}, the host wrote {host_names:?}"
-        );
-        for o in fw {
-            let (shape, data) = &host[&o.name];
-            let [h, w, c] = o.shape;
-            let per = h * w * c;
-            ensure!(
-                shape.first() == Some(&SAMPLES) && shape[1..].iter().product::<usize>() == per,
-                "level {l} output {}: host shape {shape:?}, firmware {h}x{w}x{c} for {SAMPLES} samples",
-                o.name
-            );
-            let host_sample = data
-                .get(o.sample * per..(o.sample + 1) * per)
-                .ok_or_else(|| anyhow!("level {l}: the firmware logged sample {}", o.sample))?;
-            for (i, &fv) in o.data.iter().enumerate() {
-                // NHWC index i -> NCHW index.
-                let (y, x, ch) = (i / (w * c), i / c % w, i % c);
-                let hv = host_sample[(ch * h + y) * w + x];
-                if fv != hv {
-                    bail!(
-                        "NOT BIT-EXACT: level {l} (widths {widths:?}, mask {mask:#x}) sample {} \
-                         output {} value {i} (h {y}, w {x}, c {ch}): firmware {fv}, host {hv}",
-                        o.sample,
-                        o.name
-                    );
-                }
-            }
-            compared += 1;
-        }
-        for s in 0..SAMPLES {
-            ensure!(
-                d.outputs.iter().any(|o| o.level == l && o.sample == s),
-                "level {l}: the firmware logged nothing for sample {s}"
-            );
-        }
+        compared += compare_level(l, widths, *mask, &fw, &host, SAMPLES)?;
     }
     println!(
         "deploy: {} levels x {SAMPLES} samples, {compared} outputs bit-exact with the host CLI \
@@ -725,6 +685,73 @@ pub fn check_deploy(ctx: &Ctx, assets: &Assets, deploy_log: &str, profile_log: &
         d.checksum.unwrap_or(0)
     );
     Ok(())
+}
+
+/// Host outputs by name: shape (`[samples, c]` or `[samples, c, h, w]`) and int8 data.
+pub type HostOutputs = BTreeMap<String, (Vec<usize>, Vec<i8>)>;
+
+/// Compare what the firmware logged for level `l` with the host's outputs of the same level,
+/// value by value; the first difference is an error naming the level, sample, output and
+/// value. Returns the number of outputs compared.
+pub fn compare_level(
+    l: usize,
+    widths: &[u8],
+    mask: u32,
+    fw: &[&LoggedOutput],
+    host: &HostOutputs,
+    samples: usize,
+) -> Result<usize> {
+    let fw_names: std::collections::BTreeSet<&str> = fw.iter().map(|o| o.name.as_str()).collect();
+    let host_names: std::collections::BTreeSet<&str> = host.keys().map(String::as_str).collect();
+    ensure!(
+        fw_names == host_names,
+        "level {l}: the firmware logged outputs {fw_names:?}, the host wrote {host_names:?}"
+    );
+    for s in 0..samples {
+        for name in &fw_names {
+            let n = fw
+                .iter()
+                .filter(|o| o.sample == s && o.name == *name)
+                .count();
+            ensure!(
+                n == 1,
+                "level {l}: the firmware logged output {name} of sample {s} {n} times"
+            );
+        }
+    }
+    for o in fw {
+        let (shape, data) = host
+            .get(&o.name)
+            .ok_or_else(|| anyhow!("level {l}: no host output {}", o.name))?;
+        let [h, w, c] = o.shape;
+        let per = h * w * c;
+        ensure!(
+            shape.first() == Some(&samples)
+                && shape[1..].iter().product::<usize>() == per
+                && o.data.len() == per,
+            "level {l} output {}: host shape {shape:?}, firmware {h}x{w}x{c} with {} values, \
+             for {samples} samples",
+            o.name,
+            o.data.len()
+        );
+        let host_sample = data
+            .get(o.sample * per..(o.sample + 1) * per)
+            .ok_or_else(|| anyhow!("level {l}: the firmware logged sample {}", o.sample))?;
+        for (i, &fv) in o.data.iter().enumerate() {
+            // NHWC index i -> NCHW index.
+            let (y, x, ch) = (i / (w * c), i / c % w, i % c);
+            let hv = host_sample[(ch * h + y) * w + x];
+            if fv != hv {
+                bail!(
+                    "NOT BIT-EXACT: level {l} (widths {widths:?}, mask {mask:#x}) sample {} \
+                     output {} value {i} (h {y}, w {x}, c {ch}): firmware {fv}, host {hv}",
+                    o.sample,
+                    o.name
+                );
+            }
+        }
+    }
+    Ok(fw.len())
 }
 
 #[cfg(test)]
@@ -804,6 +831,55 @@ INFO  checksum 00000000
         assert_eq!(fnv1a([]), 0x811c_9dc5);
         assert_eq!(fnv1a([b'a' as i8]), 0xe40c_292c);
         assert!(DeployLog::parse("INFO  nothing\n").is_err());
+    }
+
+    fn out(sample: usize, name: &str, shape: [usize; 3], data: &[i8]) -> LoggedOutput {
+        LoggedOutput {
+            level: 0,
+            sample,
+            name: name.to_owned(),
+            argmax: 0,
+            shape,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn compare_names_the_first_difference() {
+        // Two samples; "seg" is 2x1x2 (NHWC), the host writes it NCHW.
+        let fw = [
+            out(0, "cls", [1, 1, 3], &[1, 2, 3]),
+            out(0, "seg", [2, 1, 2], &[10, 20, 11, 21]),
+            out(1, "cls", [1, 1, 3], &[4, 5, 6]),
+            out(1, "seg", [2, 1, 2], &[12, 22, 13, 23]),
+        ];
+        let refs: Vec<&LoggedOutput> = fw.iter().collect();
+        let mut host = HostOutputs::new();
+        host.insert("cls".into(), (vec![2, 3], vec![1, 2, 3, 4, 5, 6]));
+        host.insert(
+            "seg".into(),
+            (vec![2, 2, 2, 1], vec![10, 11, 20, 21, 12, 13, 22, 23]),
+        );
+        assert_eq!(compare_level(0, &[0, 1], 3, &refs, &host, 2).unwrap(), 4);
+
+        let mut bad = host.clone();
+        if let Some((_, d)) = bad.get_mut("seg") {
+            d[6] = 99; // sample 1, channel 1, h 0
+        }
+        let e = compare_level(0, &[0, 1], 3, &refs, &bad, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("level 0") && e.contains("sample 1") && e.contains("output seg"),
+            "{e}"
+        );
+        assert!(e.contains("firmware 22, host 99"), "{e}");
+
+        let mut missing = host.clone();
+        missing.remove("seg");
+        assert!(compare_level(0, &[0, 1], 3, &refs, &missing, 2).is_err());
+        // A sample the firmware did not log.
+        assert!(compare_level(0, &[0, 1], 3, &refs[..2], &host, 2).is_err());
     }
 
     #[test]
