@@ -129,6 +129,8 @@ pub struct ProfileLog {
     /// Task name and its decoder segment.
     pub tasks: Vec<(String, usize)>,
     pub runs: Vec<ProfileRun>,
+    /// (instructions, ticks) of the calibration loop.
+    pub calibration: Option<(u64, u64)>,
 }
 
 /// One configuration of the profile log, in ticks.
@@ -176,7 +178,12 @@ impl ProfileLog {
     pub fn parse(log: &str) -> Result<Self> {
         let mut p = ProfileLog::default();
         for m in info_messages(log) {
-            if let Some(h) = m.strip_prefix("model_hash ") {
+            if let Some(r) = m.strip_prefix("calibrate instructions ") {
+                let (n, t) = r
+                    .split_once(" ticks ")
+                    .ok_or_else(|| anyhow!("malformed {m:?}"))?;
+                p.calibration = Some((num(Some(n), "instructions", m)?, num(Some(t), "ticks", m)?));
+            } else if let Some(h) = m.strip_prefix("model_hash ") {
                 p.model_hash = h.trim().to_owned();
             } else if let Some(r) = m.strip_prefix("segment ") {
                 let mut it = r.splitn(3, ' ');
@@ -216,6 +223,18 @@ impl ProfileLog {
         ensure!(
             !p.model_hash.is_empty(),
             "the profile log has no model_hash"
+        );
+        // The tick-to-instruction factor is checked, not assumed: a loop of a known number of
+        // instructions must take that many / INSTRUCTIONS_PER_TICK ticks (one tick of slack
+        // for the phase and the clock reads).
+        let (n, t) = p
+            .calibration
+            .ok_or_else(|| anyhow!("the profile log has no calibration line"))?;
+        let want = n / INSTRUCTIONS_PER_TICK;
+        ensure!(
+            t.abs_diff(want) <= 1,
+            "calibration: {n} instructions took {t} SysTick ticks, expected {want}: QEMU does \
+             not run with -icount shift=0 (1 ns per instruction, 40 per 25 MHz tick)"
         );
         ensure!(
             p.segments.len() >= 2,
@@ -759,6 +778,7 @@ mod tests {
     use super::*;
 
     const PROFILE: &str = "\
+INFO  calibrate instructions 2000000 ticks 50001
 INFO  model_hash esm-crc32:6b768a40:121648
 INFO  instructions_per_tick 40 (qemu -icount shift=0, SysTick at 25 MHz)
 INFO  segment 0 encoder [1048576000, 1065353216]
@@ -799,6 +819,10 @@ INFO  done
         assert_eq!(t.widest_us, 16.0 + 160.0 + 160.0 + 64.0);
         assert_eq!(budgets(&t), vec![177, 233, 289, 401]);
         assert_eq!(preferences(&p), "digit=3,bold=1");
+        // Without -icount the loop takes host time.
+        let host_time = PROFILE.replace("ticks 50001", "ticks 1234");
+        let e = ProfileLog::parse(&host_time).unwrap_err().to_string();
+        assert!(e.contains("-icount"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! The log, which `cargo xtask firmware` turns into an `edgeslim.latency/1` table:
 //!
 //! ```text
+//! calibrate instructions <n> ticks <t>     (a loop of n instructions took t ticks)
 //! model_hash esm-crc32:<crc>:<bytes>
 //! segment <i> <name> <multiplier f32 bits [u32]>
 //! task <i> <name> segment <s>
@@ -26,6 +27,9 @@ use qemu_m4::assets::{self, ARENA_BYTES};
 use qemu_m4::exit;
 use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK, SegmentTimer};
 
+/// Iterations of the calibration loop.
+const CALIBRATION_LOOPS: u32 = 1_000_000;
+
 #[entry]
 fn main() -> ! {
     if !assets::AVAILABLE {
@@ -40,6 +44,16 @@ fn main() -> ! {
         exit(1)
     };
     let mut clock = Clock::start(p.SYST);
+    // Calibration: `delay(n)` is a `subs; bne` loop of n + 1 iterations, 2(n + 1)
+    // instructions; under -icount shift=0 they must take 2(n + 1) / 40 ticks (xtask checks).
+    let t0 = clock.now();
+    cortex_m::asm::delay(CALIBRATION_LOOPS - 1);
+    let t1 = clock.now();
+    defmt::info!(
+        "calibrate instructions {=u64} ticks {=u64}",
+        2 * u64::from(CALIBRATION_LOOPS),
+        t1 - t0
+    );
     let model = match Model::parse(&assets::MODEL.0) {
         Ok(m) => m,
         Err(e) => {
