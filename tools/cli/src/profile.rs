@@ -245,55 +245,111 @@ pub struct Config {
 }
 
 /// Every configuration of `model`: every non-empty set of decoders that some task computes,
-/// the encoder at every width and each running decoder at every width. When there are more
-/// than `max`, a deterministic spread of `max` of them (a fixed-seed shuffle, so that no
-/// width or task set is systematically left out).
-pub fn config_space(model: &Model<'_>, max: usize) -> Vec<Config> {
-    let n_seg = model.num_segments();
-    let n_widths = |s: usize| model.segment(s).map_or(1, |g| g.n_widths);
+/// the encoder at every width and each running decoder at every width; at most `max` of them
+/// (see [`configs_of`]).
+pub fn config_space(model: &Model<'_>, max: usize) -> Result<Vec<Config>> {
+    let n_widths: Vec<usize> = (0..model.num_segments())
+        .map(|s| model.segment(s).map_or(1, |g| g.n_widths))
+        .collect();
     // Decoders some task computes: only those can be selected by a task mask.
-    let mut runnable: Vec<usize> = (0..model.num_tasks())
+    let runnable: Vec<usize> = (0..model.num_tasks())
         .filter_map(|t| model.task(t).map(|t| t.segment))
-        .filter(|&s| s >= 1 && s < n_seg)
+        .collect();
+    configs_of(&n_widths, &runnable, max)
+}
+
+/// Most configurations a profile times directly.
+pub const MAX_TIMED_CONFIGS: usize = 1 << 20;
+
+/// The configurations of segments with `n_widths[s]` widths each (segment 0 the encoder)
+/// whose runnable decoders are `runnable`. All of them, sorted, when there are at most `max`;
+/// otherwise `max` distinct ones drawn with a fixed-seed generator (the same on every
+/// machine): a non-empty decoder set uniformly, then every running segment's width uniformly,
+/// so that no width or task set is systematically left out. More than [`MAX_TIMED_CONFIGS`]
+/// is an error.
+pub fn configs_of(n_widths: &[usize], runnable: &[usize], max: usize) -> Result<Vec<Config>> {
+    let n_seg = n_widths.len();
+    let mut runnable: Vec<usize> = runnable
+        .iter()
+        .copied()
+        .filter(|&s| s >= 1 && s < n_seg && n_widths[s] > 0)
         .collect();
     runnable.sort_unstable();
     runnable.dedup();
-    let mut all = Vec::new();
-    for subset in 1u64..(1u64 << runnable.len().min(20)) {
-        let decoders: Vec<usize> = runnable
+    if n_seg == 0 || n_widths[0] == 0 || runnable.is_empty() || max == 0 {
+        return Ok(Vec::new());
+    }
+    // n_enc * (prod over decoders of (1 + n_s) - 1), saturating.
+    let total = runnable
+        .iter()
+        .fold(1u128, |acc, &s| acc.saturating_mul(1 + n_widths[s] as u128))
+        .saturating_sub(1)
+        .saturating_mul(n_widths[0] as u128);
+    let config = |set: &[usize], mut code: u128| {
+        let mut widths = vec![0u8; n_seg];
+        for &s in std::iter::once(&0).chain(set) {
+            let n = n_widths[s] as u128;
+            widths[s] = (code % n) as u8;
+            code /= n;
+        }
+        Config {
+            widths,
+            decoders: set.to_vec(),
+        }
+    };
+    let subset = |bits: u64| -> Vec<usize> {
+        runnable
             .iter()
             .enumerate()
-            .filter(|(i, _)| subset & (1 << i) != 0)
+            .filter(|(i, _)| bits & (1 << i) != 0)
             .map(|(_, &s)| s)
-            .collect();
-        let running: Vec<usize> = std::iter::once(0).chain(decoders.iter().copied()).collect();
-        let total: usize = running.iter().map(|&s| n_widths(s)).product();
-        for mut code in 0..total {
-            let mut widths = vec![0u8; n_seg];
-            for &s in &running {
-                widths[s] = (code % n_widths(s)) as u8;
-                code /= n_widths(s);
-            }
-            all.push(Config {
-                widths,
-                decoders: decoders.clone(),
-            });
-        }
+            .collect()
+    };
+    if total.min(max as u128) > MAX_TIMED_CONFIGS as u128 {
+        bail!(
+            "the model has {total} configurations: time at most {MAX_TIMED_CONFIGS} of them (--configs N)"
+        );
     }
-    if all.len() > max {
-        // xorshift64*: a fixed permutation, the same on every machine.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        for i in (1..all.len()).rev() {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-            all.swap(i, (r % (i as u64 + 1)) as usize);
+    if total <= max as u128 {
+        // At most MAX_TIMED_CONFIGS, so fewer than 21 runnable decoders.
+        let mut all = Vec::new();
+        for bits in 1u64..(1u64 << runnable.len()) {
+            let set = subset(bits);
+            let n: u128 = std::iter::once(&0)
+                .chain(&set)
+                .map(|&s| n_widths[s] as u128)
+                .product();
+            all.extend((0..n).map(|code| config(&set, code)));
         }
-        all.truncate(max);
         all.sort();
+        return Ok(all);
     }
-    all
+    // xorshift64*: a fixed sequence, the same on every machine.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut chosen = std::collections::BTreeSet::new();
+    let mut attempts = 0usize;
+    while chosen.len() < max && attempts < max.saturating_mul(64) {
+        attempts += 1;
+        let set: Vec<usize> = loop {
+            let set: Vec<usize> = runnable
+                .iter()
+                .copied()
+                .filter(|_| next() >> 63 == 1)
+                .collect();
+            if !set.is_empty() {
+                break set;
+            }
+        };
+        let code = (next() as u128) << 64 | next() as u128;
+        chosen.insert(config(&set, code));
+    }
+    Ok(chosen.into_iter().collect())
 }
 
 /// Every sample an estimate has had, over all its blocks; the estimate is their median.
@@ -448,7 +504,7 @@ pub fn profile_host_stats(
             Ok((e, d, w))
         })
         .collect::<Result<_>>()?;
-    let space = config_space(model, opts.max_configs);
+    let space = config_space(model, opts.max_configs)?;
     let direct = space
         .iter()
         .map(|c| {
@@ -630,4 +686,86 @@ fn assemble(
     table.overhead_us = median(&mut residuals).max(0.0);
     table.validate()?;
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_configuration_with_every_task_subset() {
+        // digits-mtl's shape: encoder and two decoders at four widths.
+        let all = configs_of(&[4, 4, 4], &[1, 2], usize::MAX).unwrap();
+        assert_eq!(all.len(), 4 * (4 + 4 + 16));
+        let mut dedup = all.clone();
+        dedup.dedup();
+        assert_eq!(dedup.len(), all.len(), "sorted and distinct");
+        for c in &all {
+            assert!(!c.decoders.is_empty());
+            for s in 1..3 {
+                if !c.decoders.contains(&s) {
+                    assert_eq!(c.widths[s], 0, "a decoder that does not run has width 0");
+                }
+            }
+        }
+        // A decoder no task computes is never selected; tasks sharing a decoder count once.
+        let some = configs_of(&[2, 3, 3], &[2, 2], usize::MAX).unwrap();
+        assert_eq!(some.len(), 2 * 3);
+        assert!(some.iter().all(|c| c.decoders == [2] && c.widths[1] == 0));
+    }
+
+    #[test]
+    fn a_spread_when_there_are_too_many() {
+        // mnist-mtl's shape: 496 configurations, 100 of them.
+        let n = [4, 4, 4, 4];
+        let all = configs_of(&n, &[1, 2, 3], usize::MAX).unwrap();
+        assert_eq!(all.len(), 496);
+        let some = configs_of(&n, &[1, 2, 3], 100).unwrap();
+        assert_eq!(some.len(), 100);
+        assert_eq!(
+            some,
+            configs_of(&n, &[1, 2, 3], 100).unwrap(),
+            "deterministic"
+        );
+        assert!(some.iter().all(|c| all.contains(c)));
+        for e in 0..4 {
+            assert!(some.iter().any(|c| c.widths[0] == e), "encoder width {e}");
+        }
+        for set in [
+            vec![1],
+            vec![2],
+            vec![3],
+            vec![1, 2],
+            vec![1, 3],
+            vec![2, 3],
+        ] {
+            assert!(some.iter().any(|c| c.decoders == set), "decoders {set:?}");
+        }
+        // A space too large to time whole is an error, not a hang.
+        let err = configs_of(&[8; 21], &(1..21).collect::<Vec<_>>(), usize::MAX).unwrap_err();
+        assert!(err.to_string().contains("--configs N"), "{err}");
+        assert_eq!(
+            configs_of(&[8; 21], &(1..21).collect::<Vec<_>>(), 256)
+                .unwrap()
+                .len(),
+            256
+        );
+    }
+
+    #[test]
+    fn config_counts() {
+        assert_eq!(parse_config_count("all"), Ok(usize::MAX));
+        assert_eq!(parse_config_count("12"), Ok(12));
+        assert!(parse_config_count("0").is_err());
+        assert!(parse_config_count("many").is_err());
+    }
+
+    #[test]
+    fn estimates_pool_their_blocks() {
+        let mut e = Estimate::default();
+        e.push(&[10.0, 11.0, 50.0]);
+        assert_eq!(e.get().0, 11.0);
+        e.push(&[9.0, 9.5]);
+        assert_eq!(e.get().0, 10.0, "median of all five samples");
+    }
 }
