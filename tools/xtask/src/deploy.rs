@@ -131,6 +131,8 @@ pub struct ProfileLog {
     pub runs: Vec<ProfileRun>,
     /// (instructions, ticks) of the calibration loop.
     pub calibration: Option<(u64, u64)>,
+    /// Ticks of the inference between the plugin markers.
+    pub marked_ticks: Option<u64>,
 }
 
 /// One configuration of the profile log, in ticks.
@@ -178,7 +180,9 @@ impl ProfileLog {
     pub fn parse(log: &str) -> Result<Self> {
         let mut p = ProfileLog::default();
         for m in info_messages(log) {
-            if let Some(r) = m.strip_prefix("calibrate instructions ") {
+            if let Some(r) = m.strip_prefix("marked run ticks ") {
+                p.marked_ticks = Some(num(Some(r.trim()), "ticks", m)?);
+            } else if let Some(r) = m.strip_prefix("calibrate instructions ") {
                 let (n, t) = r
                     .split_once(" ticks ")
                     .ok_or_else(|| anyhow!("malformed {m:?}"))?;
@@ -504,6 +508,89 @@ pub fn bundle(ctx: &Ctx, assets: &Assets, profile_log: &str) -> Result<()> {
     std::fs::copy(&rs, assets.levels())
         .with_context(|| format!("copying {} to {}", rs.display(), assets.levels().display()))?;
     Ok(())
+}
+
+// ---- exact instruction counts from the TCG plugin ----
+
+/// Slack between the plugin's count and ticks x 40: the marker blocks (a few instructions),
+/// the clock reads around them and one tick of phase.
+const PLUGIN_SLACK: u64 = INSTRUCTIONS_PER_TICK + 16;
+
+/// Cross-check the tick counts with exact instruction counts: build the TCG plugin of
+/// `firmware/icount-plugin` with gcc, find the marker functions in the `profile` ELF with `nm`,
+/// run it under the plugin and compare the plugin's intervals (the calibration loop, then the
+/// widest inference) with the ticks the program logged. Returns the two exact counts.
+pub fn plugin_cross_check(ctx: &Ctx, assets: &Assets, elf: &Path) -> Result<(u64, u64)> {
+    let so = assets.dir.join("icount-plugin.so");
+    run(cmd("gcc")
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o"])
+        .arg(&so)
+        .arg(ctx.root.join("firmware/icount-plugin/icount.c")))
+    .context("building the QEMU instruction-count plugin (needs gcc)")?;
+    let syms =
+        crate::cmd::output(cmd("nm").arg(elf)).with_context(|| format!("nm {}", elf.display()))?;
+    let addr = |name: &str| -> Result<String> {
+        syms.lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 3 && f[2] == name).then(|| f[0].to_owned())
+            })
+            .ok_or_else(|| anyhow!("no symbol {name} in {}", elf.display()))
+    };
+    let (start, stop) = (
+        addr("edgeslim_icount_start")?,
+        addr("edgeslim_icount_stop")?,
+    );
+    let log = assets.dir.join("icount-plugin.log");
+    if log.exists() {
+        std::fs::remove_file(&log)?;
+    }
+    let mut c = cmd(ctx.root.join("firmware/qemu-run.sh"));
+    c.arg(elf)
+        .arg("-plugin")
+        .arg(format!("{},start=0x{start},stop=0x{stop}", so.display()))
+        .args(["-d", "plugin", "-D"])
+        .arg(&log)
+        .env("QEMU_RUN_LOG_FORMAT", "{L} {s}");
+    let out = crate::cmd::output(&mut c).context("running profile under the plugin")?;
+    let p = ProfileLog::parse(&out)?;
+    let text =
+        std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+    let counts: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("icount-plugin interval "))
+        .map(|n| {
+            n.trim()
+                .parse()
+                .map_err(|_| anyhow!("bad plugin line {n:?}"))
+        })
+        .collect::<Result<_>>()?;
+    let (cal_n, cal_t) = p.calibration.context("no calibration line")?;
+    let marked = p.marked_ticks.context("no `marked run ticks` line")?;
+    ensure!(
+        counts.len() == 2,
+        "the plugin reported {} intervals, expected 2 (calibration, marked run): {text}",
+        counts.len()
+    );
+    ensure!(
+        counts[0].abs_diff(cal_n) <= PLUGIN_SLACK
+            && counts[1].abs_diff(marked * INSTRUCTIONS_PER_TICK) <= PLUGIN_SLACK,
+        "the plugin counted {} and {} instructions; the ticks say {} ({cal_t} ticks) and {} \
+         ({marked} ticks): one tick is not {INSTRUCTIONS_PER_TICK} instructions",
+        counts[0],
+        counts[1],
+        cal_t * INSTRUCTIONS_PER_TICK,
+        marked * INSTRUCTIONS_PER_TICK
+    );
+    println!(
+        "icount plugin: calibration loop {} instructions ({cal_t} ticks x {INSTRUCTIONS_PER_TICK} \
+         = {}), widest inference {} instructions ({marked} ticks x {INSTRUCTIONS_PER_TICK} = {})",
+        counts[0],
+        cal_t * INSTRUCTIONS_PER_TICK,
+        counts[1],
+        marked * INSTRUCTIONS_PER_TICK
+    );
+    Ok((counts[0], counts[1]))
 }
 
 // ---- the deploy log and the host run ----

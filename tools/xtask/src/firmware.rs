@@ -97,6 +97,11 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
         ]);
         c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
         let log = run_program(&mut c, p).context("profiling the model in QEMU")?;
+        let elf = firmware_target_dir(&fw)
+            .join(crate::checks::THUMB_TARGET)
+            .join("release")
+            .join(&p.bin);
+        deploy::plugin_cross_check(ctx, &assets, &elf)?;
         deploy::bundle(ctx, &assets, &log)?;
         profile_log = Some(log);
     }
@@ -166,6 +171,15 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// Where cargo puts the firmware's artifacts: `CARGO_TARGET_DIR` (relative to `firmware/`, where
+/// cargo runs) or `firmware/target`.
+fn firmware_target_dir(fw: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => fw.join(d),
+        None => fw.join("target"),
+    }
 }
 
 /// `deploy` built with the levels of "another model" (the byte count off by one) must refuse

@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! calibrate instructions <n> ticks <t>     (a loop of n instructions took t ticks)
+//! marked run ticks <t>                     (the widest inference between the plugin markers)
 //! model_hash esm-crc32:<crc>:<bytes>
 //! segment <i> <name> <multiplier f32 bits [u32]>
 //! task <i> <name> segment <s>
@@ -25,7 +26,9 @@ use edgeslim_runtime::format::{MAX_SEGMENTS, MAX_WIDTHS};
 use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
 use qemu_m4::assets::{self, ARENA_BYTES};
 use qemu_m4::exit;
-use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK, SegmentTimer};
+use qemu_m4::icount::{
+    Clock, INSTRUCTIONS_PER_TICK, SegmentTimer, edgeslim_icount_start, edgeslim_icount_stop,
+};
 
 /// Iterations of the calibration loop.
 const CALIBRATION_LOOPS: u32 = 1_000_000;
@@ -47,7 +50,9 @@ fn main() -> ! {
     // Calibration: `delay(n)` is a `subs; bne` loop of n + 1 iterations, 2(n + 1)
     // instructions; under -icount shift=0 they must take 2(n + 1) / 40 ticks (xtask checks).
     let t0 = clock.now();
+    edgeslim_icount_start();
     cortex_m::asm::delay(CALIBRATION_LOOPS - 1);
+    edgeslim_icount_stop();
     let t1 = clock.now();
     defmt::info!(
         "calibrate instructions {=u64} ticks {=u64}",
@@ -160,6 +165,23 @@ fn main() -> ! {
             run(&idx[..n_seg], TaskMask::single(t));
         }
     }
+    // One whole inference between the plugin's markers (widest, every task): xtask compares
+    // the plugin's exact instruction count with the ticks.
+    for s in 0..n_seg {
+        idx[s] = (n_widths[s] - 1) as u8;
+    }
+    let Ok(widest) = WidthConfig::from_indices(&idx[..n_seg]) else {
+        exit(1)
+    };
+    let t0 = clock.now();
+    edgeslim_icount_start();
+    let ok = interp.run(Input::F32(x), &widest, all).is_ok();
+    edgeslim_icount_stop();
+    let t1 = clock.now();
+    if !ok {
+        exit(1);
+    }
+    defmt::info!("marked run ticks {=u64}", t1 - t0);
     defmt::info!("done");
     exit(0)
 }
