@@ -13,7 +13,8 @@ use crate::cmd::{cmd, on_path, output, run, succeeds};
 use crate::{Ctx, Outcome, firmware};
 
 /// Debian packages for the thumb cross-build and QEMU. `rust-web-llvm` provides
-/// `/usr/bin/rust-lld` as a link to lld-22 without depending on it, hence `lld-22`.
+/// `/usr/bin/rust-lld` as a link to lld-22 without depending on it, hence `lld-22`. `gcc` builds
+/// the QEMU instruction-count plugin and `binutils`' `nm` finds its marker functions.
 pub const APT_PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -21,6 +22,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "rust-web-llvm",
     "lld-22",
     "qemu-system-arm",
+    "gcc",
+    "binutils",
 ];
 /// The Rust packages: reinstalled together when Debian's rustc is too old.
 const APT_RUST_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "rust-web-llvm"];
