@@ -92,8 +92,8 @@ fn group_mode() -> impl Strategy<Value = GroupMode> {
 }
 
 /// One suite, run against every kernel implementation: the reference kernels (the
-/// specification) and the set the interpreter calls (`kernels::active`, the same today; an
-/// optimized set must pass unchanged).
+/// specification) and the set the interpreter calls (`kernels::active`, the optimized set,
+/// which must give the same bytes).
 macro_rules! kernel_suite {
     ($name:ident, $($k:tt)+) => {
         mod $name {
@@ -351,6 +351,142 @@ macro_rules! kernel_suite {
                 k::dequantize(&qs, scale, zp, &mut f);
                 let want = naive::dequantize(&qs, scale, zp);
                 prop_assert_eq!(f.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
+        }
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// Wide channel counts: past the optimized kernels' blocks (4 output channels per dot
+            /// product, 64 channels per depthwise and pooling block), full-width rows (every
+            /// weight column active, so a kernel row is one contiguous run) and slimmed ones,
+            /// depthwise with a channel multiplier, padding up to twice the kernel.
+            #[test]
+            fn conv2d_wide_matches_naive(
+                mode in prop_oneof![
+                    (1usize..=40, 1usize..=11).prop_map(|(i, o)| (1usize, i, o, false)),
+                    (2usize..=3, 1usize..=12, 1usize..=6).prop_map(|(g, i, o)| (g, i, o, false)),
+                    (60usize..=70, 1usize..=2).prop_map(|(g, m)| (g, 1, m, true)),
+                ],
+                h in 1usize..=5, w in 1usize..=5,
+                extra_o in 0usize..=2, extra_i in prop_oneof![Just(0usize), 1usize..=3],
+                kh in 1usize..=3, kw in 1usize..=3,
+                stride in (1usize..=2, 1usize..=2),
+                dil in (1usize..=2, 1usize..=2),
+                pad in (0usize..=4, 0usize..=4, 0usize..=4, 0usize..=4),
+                in_zp in zp(), out_zp in zp(), act in act(),
+                seed in any::<u64>(),
+            ) {
+                let (groups, cin_g, cout_g, depthwise) = mode;
+                let c = cin_g * groups;
+                let o = cout_g * groups;
+                let i_full = if depthwise { 1 } else { cin_g + extra_i };
+                let o_full = o + extra_o;
+                let (pt, pl, mut pb, mut pr) = pad;
+                let eff_h = (kh - 1) * dil.0 + 1;
+                let eff_w = (kw - 1) * dil.1 + 1;
+                pb = pb.max(eff_h.saturating_sub(h + pt));
+                pr = pr.max(eff_w.saturating_sub(w + pl));
+                let oh = (h + pt + pb - eff_h) / stride.0 + 1;
+                let ow = (w + pl + pr - eff_w) / stride.1 + 1;
+                let x = random_i8(h * w * c, seed);
+                let wts = random_i8(o_full * kh * kw * i_full, seed ^ 1);
+                let ch = chans(o_full, seed ^ 2, -16, -6);
+                let mut out = vec![0i8; oh * ow * o];
+                let bytes = chan_bytes(&ch);
+                k::conv2d(
+                    &ConvGeometry { stride: [stride.0, stride.1], pad: [pt, pl], dilation: [dil.0, dil.1], groups },
+                    &x, Shape { h, w, c }, in_zp,
+                    &wts, [o_full, kh, kw, i_full],
+                    ChannelQuant::new(&bytes), stage(out_zp, act),
+                    &mut out, Shape { h: oh, w: ow, c: o },
+                );
+                let mut dense = Vec::new();
+                for oo in 0..o {
+                    for kk in 0..kh * kw {
+                        let row = (oo * kh * kw + kk) * i_full;
+                        dense.extend_from_slice(&wts[row..row + cin_g]);
+                    }
+                }
+                let want = naive::conv2d(
+                    &x, [h, w, c], in_zp, &dense, [o, kh, kw, cin_g],
+                    naive::Conv { stride: [stride.0, stride.1], pad: [pt, pl], dilation: [dil.0, dil.1], groups },
+                    &ch[..o], OutQ { zp: out_zp, act }, [oh, ow],
+                );
+                prop_assert_eq!(out, want);
+            }
+
+            /// Fully connected with wide rows, full-width (one contiguous run) and slimmed.
+            #[test]
+            fn fully_connected_wide_matches_naive(
+                positions in 1usize..=9, in_ch in 1usize..=48,
+                extra_i in prop_oneof![Just(0usize), 1usize..=5],
+                out_n in 1usize..=13, extra_o in 0usize..=3,
+                in_zp in zp(), out_zp in zp(), act in act(),
+                seed in any::<u64>(),
+            ) {
+                let i_full = in_ch + extra_i;
+                let o_full = out_n + extra_o;
+                let x = random_i8(positions * in_ch, seed);
+                let wts = random_i8(o_full * positions * i_full, seed ^ 1);
+                let ch = chans(o_full, seed ^ 2, -16, -8);
+                let bytes = chan_bytes(&ch);
+                let mut out = vec![0i8; out_n];
+                k::fully_connected(&x, positions, in_ch, in_zp, &wts, i_full, ChannelQuant::new(&bytes), stage(out_zp, act), &mut out);
+                let mut dense = Vec::new();
+                for o in 0..out_n {
+                    for p in 0..positions {
+                        let row = (o * positions + p) * i_full;
+                        dense.extend_from_slice(&wts[row..row + in_ch]);
+                    }
+                }
+                let want = naive::fully_connected(&x, positions, in_ch, in_zp, &dense, &ch[..out_n], OutQ { zp: out_zp, act });
+                prop_assert_eq!(out, want);
+            }
+
+            /// Pooling over more channels than one block, windows larger than the input.
+            #[test]
+            fn pools_wide_match_naive(
+                h in 1usize..=5, w in 1usize..=5, c in 60usize..=140,
+                kernel in (1usize..=7, 1usize..=7),
+                stride in (1usize..=3, 1usize..=3),
+                pad in (0usize..=6, 0usize..=6, 0usize..=6, 0usize..=6),
+                count_include_pad in any::<bool>(),
+                in_zp in zp(), out_zp in zp(), act in act(),
+                ms in rescale_ms(-8..=2),
+                seed in any::<u64>(),
+            ) {
+                let (kh, kw) = kernel;
+                let (pt, pl) = (pad.0 % kh, pad.1 % kw);
+                let (mut pb, mut pr) = (pad.2 % kh, pad.3 % kw);
+                pb = pb.max(kh.saturating_sub(h + pt));
+                pr = pr.max(kw.saturating_sub(w + pl));
+                prop_assume!(pb < kh && pr < kw);
+                let oh = (h + pt + pb - kh) / stride.0 + 1;
+                let ow = (w + pl + pr - kw) / stride.1 + 1;
+                let x = random_i8(h * w * c, seed);
+                let geo = PoolGeometry { kernel: [kh, kw], stride: [stride.0, stride.1], pad: [pt, pl], count_include_pad };
+                let r = Rescale { zero_point: in_zp, multiplier: ms.0, shift: ms.1 };
+                let ngeo = naive::Pool { kernel: [kh, kw], stride: [stride.0, stride.1], pad: [pt, pl], count_include_pad };
+                let q = OutQ { zp: out_zp, act };
+                let mut out = vec![0i8; oh * ow * c];
+                let shape_out = Shape { h: oh, w: ow, c };
+                k::max_pool(&geo, &x, Shape { h, w, c }, r, stage(out_zp, act), &mut out, shape_out);
+                prop_assert_eq!(&out, &naive::max_pool(&x, [h, w, c], ngeo, (in_zp, ms.0, ms.1), q, [oh, ow]), "max pool");
+                k::avg_pool(&geo, &x, Shape { h, w, c }, r, stage(out_zp, act), &mut out, shape_out);
+                prop_assert_eq!(&out, &naive::avg_pool(&x, [h, w, c], ngeo, (in_zp, ms.0, ms.1), q, [oh, ow]), "avg pool");
+            }
+
+            #[test]
+            fn global_avg_pool_wide_matches_naive(
+                h in 1usize..=6, w in 1usize..=6, c in 60usize..=140,
+                in_zp in zp(), out_zp in zp(), act in act(),
+                ms in rescale_ms(-14..=0),
+                seed in any::<u64>(),
+            ) {
+                let x = random_i8(h * w * c, seed);
+                let mut out = vec![0i8; c];
+                k::global_avg_pool(&x, Shape { h, w, c }, Rescale { zero_point: in_zp, multiplier: ms.0, shift: ms.1 }, stage(out_zp, act), &mut out);
+                prop_assert_eq!(out, naive::global_avg_pool(&x, [h, w, c], (in_zp, ms.0, ms.1), OutQ { zp: out_zp, act }));
             }
         }
         }

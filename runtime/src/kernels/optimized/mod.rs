@@ -1,0 +1,69 @@
+//! Optimized kernels: the same signatures and the same bytes as [`super::reference`], faster.
+//!
+//! What changes against the reference is only the order of work and how indices are formed:
+//!
+//! - convolution and pooling windows are clipped to the input once per output position (one
+//!   range per axis), so the hot loops carry no per-tap bounds test and no padding branch;
+//! - the inner loop of a convolution or fully connected layer is a dot product over two
+//!   equal-length slices (input channels of one tap against one weight row), which LLVM
+//!   vectorises on the host and keeps branch-free on the MCU; four output channels share each
+//!   input load;
+//! - depthwise convolution and pooling run over contiguous channels of one position, with a
+//!   small stack block of accumulators.
+//!
+//! The arithmetic is the reference's: every product is `(x - in_zp) * w` (formed in i16, where
+//! it is exact because Model::parse bounds zero points to int8), accumulated in i32 with
+//! wrapping adds (addition modulo 2^32 is associative and commutative, so any summation order
+//! gives the reference's bits), then the same requantization and output stage. Ops where the
+//! reference is already a single pass (add, concat, softmax, quantize, dequantize) are re-exported
+//! from it. `tests/tests/kernels.rs` runs its whole property suite on this module.
+
+mod conv;
+mod fc;
+mod pool;
+
+pub use super::reference::{add, concat, dequantize, quantize, softmax};
+pub use conv::conv2d;
+pub use fc::fully_connected;
+pub use pool::{avg_pool, global_avg_pool, max_pool};
+
+/// Output channels computed together, sharing each load of the input.
+const BLOCK: usize = 4;
+
+/// `sum((x - zp) * w_j)` for the four weight slices `w`, each at least `x.len()` long.
+///
+/// `zp` is an int8 zero point, so `x - zp` fits i16 and each product fits i32 exactly as in
+/// the reference; the sums wrap as the reference's do.
+#[inline]
+fn dot4(x: &[i8], zp: i16, w: [&[i8]; BLOCK]) -> [i32; BLOCK] {
+    let n = x.len();
+    // Cutting every row to `n` up front lets LLVM drop the per-element bounds checks.
+    let (w0, w1, w2, w3) = (&w[0][..n], &w[1][..n], &w[2][..n], &w[3][..n]);
+    let mut a = [0i32; BLOCK];
+    for i in 0..n {
+        let xv = (x[i] as i16 - zp) as i32;
+        a[0] = a[0].wrapping_add(xv * w0[i] as i32);
+        a[1] = a[1].wrapping_add(xv * w1[i] as i32);
+        a[2] = a[2].wrapping_add(xv * w2[i] as i32);
+        a[3] = a[3].wrapping_add(xv * w3[i] as i32);
+    }
+    a
+}
+
+/// The kernel taps `k` in `0..k_n` whose input coordinate `start + k * dil - pad` lies in
+/// `0..n` (`dil >= 1`): the window clipped to the input, as one range.
+#[inline]
+fn taps(start: usize, pad: usize, dil: usize, k_n: usize, n: usize) -> core::ops::Range<usize> {
+    let dil = dil.max(1);
+    let lo = if start >= pad {
+        0
+    } else {
+        (pad - start).div_ceil(dil)
+    };
+    let hi = if n + pad > start {
+        (n + pad - start).div_ceil(dil).min(k_n)
+    } else {
+        0
+    };
+    lo..hi.max(lo)
+}
