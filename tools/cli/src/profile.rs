@@ -760,6 +760,39 @@ mod tests {
         assert!(parse_config_count("many").is_err());
     }
 
+    /// The re-measurement path, forced: a threshold of 0 re-measures every configuration
+    /// once. Only what was measured is checked here, never how fast; the bounds on the
+    /// additive model are `tests/additive.rs`'s.
+    #[test]
+    fn remeasurement_pass_on_digits_mtl() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/digits-mtl");
+        let c = edgeslim_compiler::compile(
+            &dir.join("model.onnx"),
+            &edgeslim_compiler::CompileOptions {
+                calib: Some(dir.join("calib.npy")),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let m = Model::parse(&c.blob).unwrap();
+        let opts = ProfileOptions {
+            warmup: 1,
+            reps: 3,
+            max_configs: 40,
+            remeasure_above: 0.0,
+            remeasure_passes: 1,
+        };
+        let (t, stats) = profile_host_stats(&m, "test", opts, false).unwrap();
+        assert_eq!(t.configs.len(), 40);
+        assert_eq!(stats.configs, 40);
+        assert_eq!(stats.passes, 1);
+        assert!(stats.remeasured > 0 && stats.remeasured <= 40, "{stats:?}");
+        assert!(t.check_additive().unwrap().is_some());
+        let e = t.segment_index("digit").unwrap();
+        assert_eq!(t.segments[e].by_encoder_us.as_ref().unwrap().len(), 4);
+        assert!(stats.summary().contains("re-measured"));
+    }
+
     #[test]
     fn estimates_pool_their_blocks() {
         let mut e = Estimate::default();
