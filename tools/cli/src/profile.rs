@@ -18,7 +18,7 @@
 //!   process held the core is not the model's. A run with hooks reads only the clock between
 //!   ops (a system call there would slow the next op a little and bias short segments up);
 //!   when its delay grew, it is run again with the delay read around every op, so each op is
-//!   on-CPU time too. Elsewhere, wall time.
+//!   on-CPU time too. Elsewhere, or when the kernel keeps no scheduler statistics, wall time.
 //! - *Rounds.* Each of `reps` rounds runs every sampled configuration once without hooks and
 //!   every pair run three times with hooks (between thirds of the configurations; pair runs
 //!   are few and every prediction at an encoder width shares them), so a drift of load shifts
@@ -140,28 +140,32 @@ impl RunQueueDelay {
             runs: 0,
             preempted: 0,
         };
-        if me.read().is_none() {
+        // A thread that is running has been scheduled at least once: a count of 0 means the
+        // kernel does not keep these statistics, and the delay would always read 0.
+        if me.read().is_none_or(|(_, slices)| slices == 0) {
             me.file = None;
         }
         me
     }
 
+    /// (run-queue delay in ns, times scheduled): fields 2 and 3 of the file.
     #[cfg(unix)]
-    fn read(&mut self) -> Option<u64> {
+    fn read(&self) -> Option<(u64, u64)> {
         use std::os::unix::fs::FileExt;
         let mut buf = [0u8; 96];
         let n = self.file.as_ref()?.read_at(&mut buf, 0).ok()?;
         let text = std::str::from_utf8(buf.get(..n)?).ok()?;
-        text.split_ascii_whitespace().nth(1)?.parse().ok()
+        let mut fields = text.split_ascii_whitespace().skip(1);
+        Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
     }
 
     #[cfg(not(unix))]
-    fn read(&mut self) -> Option<u64> {
+    fn read(&self) -> Option<(u64, u64)> {
         None
     }
 
-    fn now(&mut self) -> u64 {
-        self.read().unwrap_or(0)
+    fn now(&self) -> u64 {
+        self.read().map_or(0, |(delay, _)| delay)
     }
 
     /// Count one timed run whose delay readings were `d0`, `d1`; its run-queue delay.
