@@ -6,14 +6,25 @@
 //! stored tensor; a kernel reads only the rows and columns of the active channels (first-k
 //! slimming), so one copy of the weights in flash serves every width.
 //!
-//! Optimized variants (SIMD, Cortex-M DSP) live in sibling modules with the same signatures and
-//! are chosen here, once, by [`active`]; they must give identical bytes (property-tested
-//! against [`reference`]).
+//! [`optimized`] is the same kernel set, faster, in portable safe Rust (window clipping once
+//! per output position, slice dot products that LLVM vectorises, four output channels per
+//! input load, depthwise and pooling over contiguous channels); it is chosen here, once, as
+//! [`active`], the set the interpreter calls, on every target.
+//!
+//! How the optimized set is held to the specification: it must give identical bytes for every
+//! input a valid model can produce. `tests/tests/kernels.rs` runs one property suite against
+//! both [`reference`] and [`active`] (exact equality with an independent naive reference,
+//! including the fast paths: row-merged and pointwise convolution, depthwise with a channel
+//! multiplier, padding wider than the kernel, channel counts past the blocks); the model tests
+//! (`slimming`, `robustness`, `arena`, `conformance`) run whole networks through `active`, and
+//! the firmware check compares the thumb build's outputs in QEMU with the host's bit for bit.
 
+pub mod optimized;
 pub mod reference;
 
-/// The kernel set the interpreter calls. Optimized modules replace this re-export per target.
-pub use reference as active;
+/// The kernel set the interpreter calls: [`optimized`]. Switching back to [`reference`] here
+/// is the one change needed to run the specification instead.
+pub use optimized as active;
 
 /// Height, width and (active) channels of an NHWC activation tensor (batch 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

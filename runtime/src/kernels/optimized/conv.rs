@@ -5,6 +5,9 @@ use crate::quant::multiply_by_quantized_multiplier;
 /// Channels of a depthwise block: accumulators kept on the stack (256 bytes).
 const DW_BLOCK: usize = 64;
 
+/// Longest window (`kh * kw * in_ch`) gathered into one stack buffer by the im2col path.
+const COL_LEN: usize = 512;
+
 /// 2-D convolution; same contract and bytes as [`crate::kernels::reference::conv2d`].
 ///
 /// One channel per group (depthwise, any channel multiplier) takes the depthwise path; every
@@ -36,8 +39,14 @@ pub fn conv2d(
         cin_g: in_shape.c / groups,
         cout_g: out_shape.c / groups,
     };
-    if p.cin_g == 1 && groups > 1 && w_shape[3] > 0 {
+    let [_, kh, kw, i_full] = w_shape;
+    let window = kh * kw * i_full;
+    if p.cin_g == 1 && groups > 1 && i_full > 0 {
         depthwise(&p, input, output);
+    } else if groups == 1 && kh == 1 && kw == 1 {
+        pointwise(&p, input, output);
+    } else if groups == 1 && i_full == p.cin_g && kh * kw > 1 && window <= COL_LEN {
+        im2col(&p, input, output);
     } else {
         dot_product(&p, input, output);
     }
@@ -62,8 +71,11 @@ impl Params<'_, '_> {
     #[inline]
     fn finish(&self, o: usize, acc: i32) -> i8 {
         let (bias, mult, shift) = self.chan.get(o);
-        self.stage
-            .finish(multiply_by_quantized_multiplier(acc.wrapping_add(bias), mult, shift))
+        self.stage.finish(multiply_by_quantized_multiplier(
+            acc.wrapping_add(bias),
+            mult,
+            shift,
+        ))
     }
 }
 
@@ -93,8 +105,7 @@ fn dot_product(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                     // channel (computed, not stored), keeping one code path.
                     let o0 = g * cout_g + oc;
                     let last = g * cout_g + cout_g - 1;
-                    let rows: [usize; BLOCK] =
-                        core::array::from_fn(|j| (o0 + j).min(last) * w_row);
+                    let rows: [usize; BLOCK] = core::array::from_fn(|j| (o0 + j).min(last) * w_row);
                     let mut acc = [0i32; BLOCK];
                     // An empty column range would leave `ix` past the input: skip the rows.
                     let ky_used = if kx_r.is_empty() { 0..0 } else { ky_r.clone() };
@@ -105,14 +116,12 @@ fn dot_product(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                             let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
                             let xs = &input[(iy * ins.w + ix) * ins.c + g * cin_g..][..len];
                             let w0 = (tap_row + kx) * i_full;
-                            let d = dot4(
+                            dot4(
+                                acc,
                                 xs,
                                 p.zp,
                                 core::array::from_fn(|j| &p.weights[rows[j] + w0..]),
                             );
-                            for (a, d) in acc.iter_mut().zip(d) {
-                                *a = a.wrapping_add(d);
-                            }
                         };
                         if merge_row {
                             add(&mut acc, kx_r.start, kx_r.len() * cin_g);
@@ -128,6 +137,105 @@ fn dot_product(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                     }
                     oc += BLOCK;
                 }
+            }
+        }
+    }
+}
+
+/// 1x1 convolution of one group: per output position, the input pixel's channels against
+/// each block of four weight rows (a matrix product over positions). Taps in the padding
+/// leave the accumulator at zero, as in the reference.
+fn pointwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
+    let i_full = p.w_shape[3];
+    let (geo, ins) = (p.geo, p.in_shape);
+    let (cin, n_out) = (p.cin_g, p.cout_g);
+    for oy in 0..p.out_shape.h {
+        let y0 = oy * geo.stride[0];
+        let y_in = !taps(y0, geo.pad[0], 1, 1, ins.h).is_empty();
+        for ox in 0..p.out_shape.w {
+            let x0 = ox * geo.stride[1];
+            let inside = y_in && !taps(x0, geo.pad[1], 1, 1, ins.w).is_empty();
+            let xs: &[i8] = if inside {
+                let (iy, ix) = (y0 - geo.pad[0], x0 - geo.pad[1]);
+                &input[(iy * ins.w + ix) * ins.c..][..cin]
+            } else {
+                &[]
+            };
+            let out = &mut output[(oy * p.out_shape.w + ox) * p.out_shape.c..][..n_out];
+            let mut o0 = 0;
+            while o0 < n_out {
+                // A partial last block repeats the last channel (computed, not stored).
+                let mut acc = [0i32; BLOCK];
+                dot4(
+                    &mut acc,
+                    xs,
+                    p.zp,
+                    core::array::from_fn(|j| &p.weights[(o0 + j).min(n_out - 1) * i_full..]),
+                );
+                for (j, (o, &a)) in out[o0..].iter_mut().zip(&acc).enumerate() {
+                    *o = p.finish(o0 + j, a);
+                }
+                o0 += BLOCK;
+            }
+        }
+    }
+}
+
+/// One group, every weight column active, a window of at most [`COL_LEN`] values: per output
+/// position the window is gathered into one buffer in weight order (`[kh][kw][in_ch]`),
+/// padding taps as the input zero point (so `x - in_zp = 0`: they add nothing, as in the
+/// reference), and each block of four output channels is one dot product over it against
+/// contiguous weight rows.
+fn im2col(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
+    let [_, kh, kw, cin] = p.w_shape;
+    let (geo, ins) = (p.geo, p.in_shape);
+    let len = kh * kw * cin;
+    let mut buf = [0i8; COL_LEN];
+    let col = &mut buf[..len];
+    let n_out = p.cout_g;
+    for oy in 0..p.out_shape.h {
+        let y0 = oy * geo.stride[0];
+        let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
+        for ox in 0..p.out_shape.w {
+            let x0 = ox * geo.stride[1];
+            let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
+            if ky_r.len() < kh || kx_r.len() < kw {
+                col.fill(p.zp as i8);
+            }
+            if !kx_r.is_empty() {
+                for ky in ky_r.clone() {
+                    let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
+                    let row = &mut col[ky * kw * cin..(ky + 1) * kw * cin];
+                    if geo.dilation[1] == 1 {
+                        let ix = x0 + kx_r.start - geo.pad[1];
+                        let run = kx_r.len() * cin;
+                        row[kx_r.start * cin..][..run]
+                            .copy_from_slice(&input[(iy * ins.w + ix) * ins.c..][..run]);
+                    } else {
+                        for kx in kx_r.clone() {
+                            let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
+                            row[kx * cin..][..cin]
+                                .copy_from_slice(&input[(iy * ins.w + ix) * ins.c..][..cin]);
+                        }
+                    }
+                }
+            }
+            let out_base = (oy * p.out_shape.w + ox) * p.out_shape.c;
+            let mut o0 = 0;
+            while o0 < n_out {
+                // A partial last block repeats the last channel (computed, not stored).
+                let mut acc = [0i32; BLOCK];
+                dot4(
+                    &mut acc,
+                    col,
+                    p.zp,
+                    core::array::from_fn(|j| &p.weights[(o0 + j).min(n_out - 1) * len..]),
+                );
+                let n = BLOCK.min(n_out - o0);
+                for (j, &a) in acc.iter().enumerate().take(n) {
+                    output[out_base + o0 + j] = p.finish(o0 + j, a);
+                }
+                o0 += BLOCK;
             }
         }
     }

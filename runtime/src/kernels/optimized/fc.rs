@@ -35,14 +35,12 @@ pub fn fully_connected(
         let mut acc = [0i32; BLOCK];
         for r in 0..runs {
             let xs = &input[r * in_ch..][..run_len];
-            let d = dot4(
+            dot4(
+                &mut acc,
                 xs,
                 zp,
                 core::array::from_fn(|j| &weights[rows[j] + r * i_full..]),
             );
-            for (a, d) in acc.iter_mut().zip(d) {
-                *a = a.wrapping_add(d);
-            }
         }
         let n = BLOCK.min(n_out - o0);
         for (j, (out, &a)) in output[o0..o0 + n].iter_mut().zip(&acc).enumerate() {
