@@ -10,8 +10,10 @@ const COL_LEN: usize = 512;
 
 /// 2-D convolution; same contract and bytes as [`crate::kernels::reference::conv2d`].
 ///
-/// One channel per group (depthwise, any channel multiplier) takes the depthwise path; every
-/// other convolution (regular, grouped, pointwise) the dot-product path.
+/// Four paths, by shape: one input channel per group (depthwise, any channel multiplier);
+/// 1x1 of one group (pointwise); one group with every weight column active and a window of at
+/// most [`COL_LEN`] values (im2col into a stack buffer); anything else (grouped, slimmed input,
+/// larger windows) one dot product per kernel tap.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     geo: &ConvGeometry,
