@@ -12,12 +12,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::Ctx;
-use crate::cmd::{cmd, run};
+use crate::cmd::{cmd, display, run};
 
 /// The bundled model the firmware deploys.
 pub const MODEL: &str = "digits-mtl";
@@ -59,21 +60,54 @@ impl Assets {
     }
 }
 
-/// `edgeslim <args>` through cargo, in the test profile that the host tests already built.
-fn edgeslim(ctx: &Ctx, assets: &Assets) -> Command {
+/// The host CLI as the host tests built it: `cargo test --no-run --workspace` is the build
+/// nextest runs, so after the host tests it is up to date and nothing is rebuilt. (`cargo run
+/// -p edgeslim` would resolve features without the workspace's dev-dependencies and rebuild
+/// tract and the compiler, minutes on a CI machine.) Resolved once per xtask run.
+fn cli_binary(ctx: &Ctx) -> Result<PathBuf> {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(p) = BIN.get() {
+        return Ok(p.clone());
+    }
     let mut c = ctx.cargo();
     c.args([
-        "run",
-        "--quiet",
-        "--profile",
         "test",
-        "-p",
-        "edgeslim",
-        "--",
+        "--no-run",
+        "--workspace",
+        "--message-format=json-render-diagnostics",
     ])
-    // Keep the eval cache with the other generated files.
-    .env("EDGESLIM_CACHE", assets.dir.join("cache"));
-    c
+    .stderr(Stdio::inherit());
+    println!("$ {} (locating the edgeslim binary)", display(&c));
+    let out = c.output().context("could not start cargo")?;
+    ensure!(
+        out.status.success(),
+        "`cargo test --no-run --workspace` failed ({})",
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let exe = text
+        .lines()
+        .filter(|l| {
+            l.contains(r#""reason":"compiler-artifact""#)
+                && l.contains(r#""kind":["bin"]"#)
+                && l.contains(r#""name":"edgeslim""#)
+        })
+        .find_map(|l| {
+            let k = l.find(r#""executable":""#)? + r#""executable":""#.len();
+            let rest = &l[k..];
+            Some(PathBuf::from(&rest[..rest.find('"')?]))
+        })
+        .ok_or_else(|| anyhow!("cargo built no `edgeslim` binary (tools/cli)"))?;
+    Ok(BIN.get_or_init(|| exe).clone())
+}
+
+/// `edgeslim <args>`, the binary the host tests built ([`cli_binary`]).
+fn edgeslim(ctx: &Ctx, assets: &Assets) -> Result<Command> {
+    let mut c = cmd(cli_binary(ctx)?);
+    c.current_dir(&ctx.root)
+        // Keep the eval cache with the other generated files.
+        .env("EDGESLIM_CACHE", assets.dir.join("cache"));
+    Ok(c)
 }
 
 /// Step 1: the model blob and the input samples. Stale files of an earlier run go first, so
@@ -93,7 +127,7 @@ pub fn generate_model(ctx: &Ctx, assets: &Assets) -> Result<()> {
         }
     }
     let src = ctx.root.join("models").join(MODEL);
-    run(edgeslim(ctx, assets)
+    run(edgeslim(ctx, assets)?
         .arg("compile")
         .arg(src.join("model.onnx"))
         .arg("-o")
@@ -480,14 +514,14 @@ pub fn bundle(ctx: &Ctx, assets: &Assets, profile_log: &str) -> Result<()> {
             .arg(assets.table());
     };
     // Loads and validates the table, prints it and the additive model's error on its configs.
-    let mut c = edgeslim(ctx, assets);
+    let mut c = edgeslim(ctx, assets)?;
     c.arg("profile");
     from(&mut c);
     c.arg("-o").arg(assets.dir.join("latency-checked.json"));
     run(&mut c).context("the CLI does not accept the icount latency table")?;
     let budgets = budgets(&t);
     let prefer = preferences(&p);
-    let mut c = edgeslim(ctx, assets);
+    let mut c = edgeslim(ctx, assets)?;
     c.arg("search");
     from(&mut c);
     c.args(["--budget", &format!("{}us", budgets[budgets.len() / 2])])
@@ -495,7 +529,7 @@ pub fn bundle(ctx: &Ctx, assets: &Assets, profile_log: &str) -> Result<()> {
         .arg(&data);
     run(&mut c).context("search on the icount latency table")?;
     let list: Vec<String> = budgets.iter().map(|b| format!("{b}us")).collect();
-    let mut c = edgeslim(ctx, assets);
+    let mut c = edgeslim(ctx, assets)?;
     c.arg("bundle");
     from(&mut c);
     c.args(["--budgets", &list.join(",")])
@@ -762,7 +796,7 @@ pub fn check_deploy(ctx: &Ctx, assets: &Assets, deploy_log: &str, profile_log: &
         if out_dir.exists() {
             std::fs::remove_dir_all(&out_dir)?;
         }
-        run(edgeslim(ctx, assets)
+        run(edgeslim(ctx, assets)?
             .arg("run")
             .arg(assets.model())
             .arg("--input")
