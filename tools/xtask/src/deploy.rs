@@ -91,6 +91,8 @@ fn cli_binary(ctx: &Ctx) -> Result<PathBuf> {
             l.contains(r#""reason":"compiler-artifact""#)
                 && l.contains(r#""kind":["bin"]"#)
                 && l.contains(r#""name":"edgeslim""#)
+                // The program itself, not its unit-test harness.
+                && l.contains(r#""test":false"#)
         })
         .find_map(|l| {
             let k = l.find(r#""executable":""#)? + r#""executable":""#.len();
