@@ -1,4 +1,4 @@
-//! Inference speed, side by side in one run: the edgeslim runtime (reference kernels) at full
+//! Inference speed, side by side in one run: the edgeslim runtime (`kernels::active`) at full
 //! width and at its narrowest configuration, against tract running the same bundled model's
 //! float ONNX file and its int8 QDQ file (`into_optimized`), one sample at a time on one core.
 //!
