@@ -37,6 +37,21 @@ pub struct Program {
     member_dir: PathBuf,
 }
 
+impl Program {
+    /// `cargo` arguments that build and run this program in QEMU.
+    fn run_args(&self) -> [&str; 7] {
+        [
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            &self.package,
+            "--bin",
+            &self.bin,
+        ]
+    }
+}
+
 pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
     let fw = ctx.root.join("firmware");
     if members(ctx)?.is_empty() {
@@ -86,15 +101,7 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
             .iter()
             .find(|p| p.bin == PROFILE_BIN)
             .context("no profile program")?;
-        let mut c = fw_cargo(&[
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            &p.package,
-            "--bin",
-            &p.bin,
-        ]);
+        let mut c = fw_cargo(&p.run_args());
         c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
         let log = run_program(&mut c, p).context("profiling the model in QEMU")?;
         let elf = firmware_target_dir(&fw)
@@ -115,15 +122,7 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
 
     let bless = std::env::var_os("XTASK_BLESS").is_some_and(|v| v == "1");
     for p in &programs {
-        let mut c = fw_cargo(&[
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            &p.package,
-            "--bin",
-            &p.bin,
-        ]);
+        let mut c = fw_cargo(&p.run_args());
         let snapshot = p
             .member_dir
             .join("snapshots")
@@ -193,15 +192,7 @@ fn check_refusal(
     let good =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     std::fs::write(&path, deploy::tampered_levels(&good)?)?;
-    let mut c = fw_cargo(&[
-        "run",
-        "--quiet",
-        "--release",
-        "-p",
-        &p.package,
-        "--bin",
-        &p.bin,
-    ]);
+    let mut c = fw_cargo(&p.run_args());
     c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
     let shown = display(&c);
     println!("$ {shown}   (levels for another model)");
