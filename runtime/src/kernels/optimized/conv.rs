@@ -11,9 +11,9 @@ const COL_LEN: usize = 512;
 /// 2-D convolution; same contract and bytes as [`crate::kernels::reference::conv2d`].
 ///
 /// Four paths, by shape: one input channel per group (depthwise, any channel multiplier);
-/// 1x1 of one group (pointwise); one group with every weight column active and a window of at
-/// most [`COL_LEN`] values (im2col into a stack buffer); anything else (grouped, slimmed input,
-/// larger windows) one dot product per kernel tap.
+/// 1x1 of one group (pointwise); one group with a stored window of at most [`COL_LEN`] values
+/// (im2col into a stack buffer, slimmed inputs included); anything else (grouped, larger
+/// windows) one dot product per kernel tap.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     geo: &ConvGeometry,
@@ -47,7 +47,7 @@ pub fn conv2d(
         depthwise(&p, input, output);
     } else if groups == 1 && kh == 1 && kw == 1 {
         pointwise(&p, input, output);
-    } else if groups == 1 && i_full == p.cin_g && kh * kw > 1 && window <= COL_LEN {
+    } else if groups == 1 && kh * kw > 1 && window <= COL_LEN {
         im2col(&p, input, output);
     } else {
         dot_product(&p, input, output);
@@ -183,17 +183,21 @@ fn pointwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     }
 }
 
-/// One group, every weight column active, a window of at most [`COL_LEN`] values: per output
-/// position the window is gathered into one buffer in weight order (`[kh][kw][in_ch]`),
-/// padding taps as the input zero point (so `x - in_zp = 0`: they add nothing, as in the
-/// reference), and each block of four output channels is one dot product over it against
-/// contiguous weight rows.
+/// One group, a stored window (`kh * kw * i_full`) of at most [`COL_LEN`] values: per output
+/// position the window is gathered into one buffer in the weights' layout
+/// (`[kh][kw][i_full]`, the active `in_ch` first in every tap), padding taps and the inactive
+/// columns of a slimmed input as the input zero point (so `x - in_zp = 0`: they add nothing,
+/// as in the reference, which never reads them), and each block of four output channels is
+/// one dot product over it against contiguous weight rows.
 fn im2col(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
-    let [_, kh, kw, cin] = p.w_shape;
+    let [_, kh, kw, i_full] = p.w_shape;
     let (geo, ins) = (p.geo, p.in_shape);
-    let len = kh * kw * cin;
+    let cin = p.cin_g;
+    let len = kh * kw * i_full;
     let mut buf = [0i8; COL_LEN];
     let col = &mut buf[..len];
+    // Inactive columns are never written below: they keep the zero point from here on.
+    col.fill(p.zp as i8);
     let n_out = p.cout_g;
     for oy in 0..p.out_shape.h {
         let y0 = oy * geo.stride[0];
@@ -207,8 +211,8 @@ fn im2col(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             if !kx_r.is_empty() {
                 for ky in ky_r.clone() {
                     let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
-                    let row = &mut col[ky * kw * cin..(ky + 1) * kw * cin];
-                    if geo.dilation[1] == 1 {
+                    let row = &mut col[ky * kw * i_full..(ky + 1) * kw * i_full];
+                    if geo.dilation[1] == 1 && cin == i_full {
                         let ix = x0 + kx_r.start - geo.pad[1];
                         let run = kx_r.len() * cin;
                         row[kx_r.start * cin..][..run]
@@ -216,7 +220,7 @@ fn im2col(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                     } else {
                         for kx in kx_r.clone() {
                             let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
-                            row[kx * cin..][..cin]
+                            row[kx * i_full..][..cin]
                                 .copy_from_slice(&input[(iy * ins.w + ix) * ins.c..][..cin]);
                         }
                     }
