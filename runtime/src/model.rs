@@ -1379,7 +1379,7 @@ mod tests {
         extern crate std;
         use std::format;
         let blob = crate::writer::example::two_task_blob();
-        let m = Model::parse(&blob).unwrap();
+        let m = Model::parse(&blob).unwrap_or_else(|e| panic!("{e}"));
         let (crc, len) = m.hash_parts();
         assert_eq!((crc, len), (m.body_crc(), blob.len()));
         let hash = format!("esm-crc32:{crc:08x}:{len}");
@@ -1390,7 +1390,7 @@ mod tests {
         // Trailing bytes after the body change the length, hence the identity.
         let mut longer = blob.clone();
         longer.push(0);
-        let m2 = Model::parse(&longer).unwrap();
+        let m2 = Model::parse(&longer).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m2.body_crc(), crc);
         assert!(!m2.matches_hash(&hash));
     }

@@ -19,6 +19,17 @@ pub mod assets {
     pub struct Aligned<T: ?Sized>(pub T);
 
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+
+    /// The generated model, parsed; an invalid blob is logged and ends the program (exit 1).
+    pub fn model() -> edgeslim_runtime::Model<'static> {
+        match edgeslim_runtime::Model::parse(&MODEL.0) {
+            Ok(m) => m,
+            Err(e) => {
+                defmt::error!("invalid model blob: {}", e);
+                crate::exit(1)
+            }
+        }
+    }
 }
 
 use defmt_semihosting as _;

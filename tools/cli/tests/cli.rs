@@ -144,31 +144,23 @@ fn quickstart_main_job_and_the_commands_on_its_outputs() {
     ]);
     assert!(err.contains("fastest"), "{err}");
     // Unknown task names and malformed preferences.
-    let err = fails(&[
-        "search",
-        esm_s,
-        "--budget",
-        &budget,
-        "--from-table",
-        lat_s,
-        "--metrics",
-        met_s,
-        "--prefer",
-        "nosuch=1",
-    ]);
+    let search_prefer = |prefer: &str| {
+        fails(&[
+            "search",
+            esm_s,
+            "--budget",
+            &budget,
+            "--from-table",
+            lat_s,
+            "--metrics",
+            met_s,
+            "--prefer",
+            prefer,
+        ])
+    };
+    let err = search_prefer("nosuch=1");
     assert!(err.contains("nosuch"), "{err}");
-    let err = fails(&[
-        "search",
-        esm_s,
-        "--budget",
-        &budget,
-        "--from-table",
-        lat_s,
-        "--metrics",
-        met_s,
-        "--prefer",
-        "digit=three",
-    ]);
+    let err = search_prefer("digit=three");
     assert!(err.contains("three"), "{err}");
 
     // bundle: JSON and Rust, validated against the model's hash.

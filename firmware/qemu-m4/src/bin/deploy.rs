@@ -17,7 +17,7 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
+use edgeslim_runtime::{Input, Interpreter, TaskMask, WidthConfig};
 use qemu_m4::assets::{self, ARENA_BYTES, levels};
 use qemu_m4::exit;
 
@@ -42,13 +42,7 @@ fn main() -> ! {
         );
         exit(1);
     }
-    let model = match Model::parse(&assets::MODEL.0) {
-        Ok(m) => m,
-        Err(e) => {
-            defmt::error!("invalid model blob: {}", e);
-            exit(1)
-        }
-    };
+    let model = assets::model();
     let (crc, bytes) = model.hash_parts();
     defmt::info!(
         "model {=str}: esm-crc32:{=u32:08x}:{=usize}, arena {=usize} bytes",

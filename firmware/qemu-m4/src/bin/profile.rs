@@ -23,7 +23,7 @@
 
 use cortex_m_rt::entry;
 use edgeslim_runtime::format::{MAX_SEGMENTS, MAX_WIDTHS};
-use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
+use edgeslim_runtime::{Input, Interpreter, TaskMask, WidthConfig};
 use qemu_m4::assets::{self, ARENA_BYTES};
 use qemu_m4::exit;
 use qemu_m4::icount::{
@@ -59,13 +59,7 @@ fn main() -> ! {
         2 * u64::from(CALIBRATION_LOOPS),
         t1 - t0
     );
-    let model = match Model::parse(&assets::MODEL.0) {
-        Ok(m) => m,
-        Err(e) => {
-            defmt::error!("invalid model blob: {}", e);
-            exit(1)
-        }
-    };
+    let model = assets::model();
     let (crc, bytes) = model.hash_parts();
     defmt::info!("model_hash esm-crc32:{=u32:08x}:{=usize}", crc, bytes);
     defmt::info!(

@@ -164,22 +164,30 @@ fn pointwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                 &[]
             };
             let out = &mut output[(oy * p.out_shape.w + ox) * p.out_shape.c..][..n_out];
-            let mut o0 = 0;
-            while o0 < n_out {
-                // A partial last block repeats the last channel (computed, not stored).
-                let mut acc = [0i32; BLOCK];
-                dot4(
-                    &mut acc,
-                    xs,
-                    p.zp,
-                    core::array::from_fn(|j| &p.weights[(o0 + j).min(n_out - 1) * i_full..]),
-                );
-                for (j, (o, &a)) in out[o0..].iter_mut().zip(&acc).enumerate() {
-                    *o = p.finish(o0 + j, a);
-                }
-                o0 += BLOCK;
-            }
+            channel_blocks(p, xs, i_full, out);
         }
+    }
+}
+
+/// Every output channel `o < out.len()` of one position: `x` against weight row `o` (rows
+/// `stride` apart), four channels per [`dot4`]. A partial last block repeats the last row
+/// (computed, not stored).
+#[inline]
+fn channel_blocks(p: &Params<'_, '_>, x: &[i8], stride: usize, out: &mut [i8]) {
+    let n_out = out.len();
+    let mut o0 = 0;
+    while o0 < n_out {
+        let mut acc = [0i32; BLOCK];
+        dot4(
+            &mut acc,
+            x,
+            p.zp,
+            core::array::from_fn(|j| &p.weights[(o0 + j).min(n_out - 1) * stride..]),
+        );
+        for (j, (o, &a)) in out[o0..].iter_mut().zip(&acc).enumerate() {
+            *o = p.finish(o0 + j, a);
+        }
+        o0 += BLOCK;
     }
 }
 
@@ -226,23 +234,8 @@ fn im2col(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                     }
                 }
             }
-            let out_base = (oy * p.out_shape.w + ox) * p.out_shape.c;
-            let mut o0 = 0;
-            while o0 < n_out {
-                // A partial last block repeats the last channel (computed, not stored).
-                let mut acc = [0i32; BLOCK];
-                dot4(
-                    &mut acc,
-                    col,
-                    p.zp,
-                    core::array::from_fn(|j| &p.weights[(o0 + j).min(n_out - 1) * len..]),
-                );
-                let n = BLOCK.min(n_out - o0);
-                for (j, &a) in acc.iter().enumerate().take(n) {
-                    output[out_base + o0 + j] = p.finish(o0 + j, a);
-                }
-                o0 += BLOCK;
-            }
+            let out = &mut output[(oy * p.out_shape.w + ox) * p.out_shape.c..][..n_out];
+            channel_blocks(p, col, len, out);
         }
     }
 }

@@ -70,28 +70,11 @@ pub fn run(g: &mut Graph) -> Result<()> {
             *v *= s[k / per];
         }
         w.quant = None;
-        let old_b: Vec<f32> = conv
-            .inputs
-            .get(2)
-            .and_then(|&b| g.konst(b))
-            .map_or(vec![0.0; o], |c| c.data.clone());
+        let old_b = bias_of(g, p, o);
         let nb: Vec<f32> = (0..o)
             .map(|c| (old_b[c] - mean[c]) * s[c] + beta[c])
             .collect();
-        g.tensors.push(Tensor {
-            name: format!("{}/folded_bias", conv.name),
-            shape: vec![o],
-            konst: Some(Const {
-                data: nb,
-                quant: None,
-            }),
-            quant: None,
-        });
-        let bt = g.tensors.len() - 1;
-        let node = &mut g.nodes[p];
-        node.inputs.truncate(2);
-        node.inputs.push(bt);
-        node.output = bn.output;
+        rebias(g, p, "folded_bias", nb, bn.output);
         g.nodes[i].dead = true;
     }
     Ok(())
@@ -133,32 +116,54 @@ fn fold_bias_adds(g: &mut Graph) -> Result<()> {
                 n.name
             );
         };
-        let conv = g.nodes[p].clone();
-        let old_b: Vec<f32> = conv
-            .inputs
-            .get(2)
-            .and_then(|&b| g.konst(b))
-            .map_or(vec![0.0; o], |c| c.data.clone());
+        let old_b = bias_of(g, p, o);
         let nb: Vec<f32> = (0..o)
             .map(|k| old_b[k] + add[k.min(add.len() - 1)])
             .collect();
-        g.tensors.push(Tensor {
-            name: format!("{}/bias", conv.name),
-            shape: vec![o],
-            konst: Some(Const {
-                data: nb,
-                quant: None,
-            }),
-            quant: None,
-        });
-        let bt = g.tensors.len() - 1;
-        let node = &mut g.nodes[p];
-        node.inputs.truncate(2);
-        node.inputs.push(bt);
-        node.output = n.output;
+        rebias(g, p, "bias", nb, n.output);
         g.nodes[i].dead = true;
     }
     Ok(())
+}
+
+/// The bias of Conv/Gemm node `p` with `o` output channels (zeros when it has none).
+fn bias_of(g: &Graph, p: usize, o: usize) -> Vec<f32> {
+    g.nodes[p]
+        .inputs
+        .get(2)
+        .and_then(|&b| g.konst(b))
+        .map_or(vec![0.0; o], |c| c.data.clone())
+}
+
+/// A new constant tensor `<node name>/<suffix>`; its index.
+fn push_const(g: &mut Graph, node: usize, suffix: &str, shape: Vec<usize>, k: Const) -> usize {
+    g.tensors.push(Tensor {
+        name: format!("{}/{suffix}", g.nodes[node].name),
+        shape,
+        konst: Some(k),
+        quant: None,
+    });
+    g.tensors.len() - 1
+}
+
+/// Give Conv/Gemm node `p` the bias `bias` (a new constant `<p>/<suffix>`) and make it write
+/// `output`: the folded node's output.
+fn rebias(g: &mut Graph, p: usize, suffix: &str, bias: Vec<f32>, output: usize) {
+    let shape = vec![bias.len()];
+    let bt = push_const(
+        g,
+        p,
+        suffix,
+        shape,
+        Const {
+            data: bias,
+            quant: None,
+        },
+    );
+    let node = &mut g.nodes[p];
+    node.inputs.truncate(2);
+    node.inputs.push(bt);
+    node.output = output;
 }
 
 /// Turn node `i`, `x + add` (per channel), into a depthwise 1x1 Conv with unit weights.
@@ -167,18 +172,9 @@ fn bias_as_depthwise(g: &mut Graph, i: usize, x: usize, add: &[f32]) {
         [_, c, ..] => *c,
         _ => add.len(),
     };
-    let name = g.nodes[i].name.clone();
-    let push = |g: &mut Graph, suffix: &str, shape: Vec<usize>, k: Const| {
-        g.tensors.push(Tensor {
-            name: format!("{name}/{suffix}"),
-            shape,
-            konst: Some(k),
-            quant: None,
-        });
-        g.tensors.len() - 1
-    };
-    let w = push(
+    let w = push_const(
         g,
+        i,
         "unit_weights",
         vec![c, 1, 1, 1],
         Const {
@@ -189,8 +185,9 @@ fn bias_as_depthwise(g: &mut Graph, i: usize, x: usize, add: &[f32]) {
             }),
         },
     );
-    let b = push(
+    let b = push_const(
         g,
+        i,
         "bias",
         vec![c],
         Const {
