@@ -91,9 +91,9 @@ fn group_mode() -> impl Strategy<Value = GroupMode> {
     ]
 }
 
-/// One suite, run against every kernel implementation: the reference kernels (the
-/// specification) and the set the interpreter calls (`kernels::active`, the optimized set,
-/// which must give the same bytes).
+/// One suite, run against every kernel set: the reference kernels (the specification), the
+/// portable variants, and the set the interpreter calls (`kernels::active`); each must give the
+/// reference's bytes.
 macro_rules! kernel_suite {
     ($name:ident, $($k:tt)+) => {
         mod $name {
@@ -356,7 +356,7 @@ macro_rules! kernel_suite {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(300))]
 
-            /// Wide channel counts: past the optimized kernels' blocks (4 output channels per dot
+            /// Wide channel counts: past the portable kernels' blocks (4 output channels per dot
             /// product, 64 channels per depthwise and pooling block, 512-value im2col windows),
             /// full-width rows (every
             /// weight column active, so a kernel row is one contiguous run) and slimmed ones,
@@ -365,7 +365,7 @@ macro_rules! kernel_suite {
             fn conv2d_wide_matches_naive(
                 mode in prop_oneof![
                     1 => (1usize..=40, 1usize..=11).prop_map(|(i, o)| (1usize, i, o, false)),
-                    // Windows of 6 or more taps hold more than 512 values (the optimized
+                    // Windows of 6 or more taps hold more than 512 values (the portable
                     // im2col buffer).
                     2 => (86usize..=100, 1usize..=5).prop_map(|(i, o)| (1usize, i, o, false)),
                     1 => (2usize..=3, 1usize..=12, 1usize..=6).prop_map(|(g, i, o)| (g, i, o, false)),
@@ -498,6 +498,7 @@ macro_rules! kernel_suite {
 }
 
 kernel_suite!(reference, edgeslim_runtime::kernels::reference);
+kernel_suite!(portable, edgeslim_runtime::kernels::portable);
 kernel_suite!(active, edgeslim_runtime::kernels::active);
 
 /// Ties: requantization rounds once, to nearest with ties toward +infinity (TFLM's single

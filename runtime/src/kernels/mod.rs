@@ -1,4 +1,6 @@
-//! Kernels: the reference implementations are the specification.
+//! Kernels, one folder per op: `<op>/reference.rs` is the specification, `<op>/portable.rs`
+//! (and, per target, further siblings) the faster variants, and `<op>/mod.rs` names the variant
+//! the interpreter calls. A new kernel variant is a new file in its op's folder.
 //!
 //! Every kernel works on int8 NHWC tensors (batch 1, channels innermost, as TensorFlow Lite
 //! Micro and CMSIS-NN) with int32 accumulation, and takes its tensors already cut to the active
@@ -6,25 +8,63 @@
 //! stored tensor; a kernel reads only the rows and columns of the active channels (first-k
 //! slimming), so one copy of the weights in flash serves every width.
 //!
-//! [`optimized`] is the same kernel set, faster, in portable safe Rust (window clipping once
-//! per output position, slice dot products that LLVM vectorises, four output channels per
-//! input load, depthwise and pooling over contiguous channels); it is chosen here, once, as
-//! [`active`], the set the interpreter calls, on every target.
+//! The variants are also gathered into *kernel sets* with one signature per op, so that one
+//! test suite runs against each: [`reference`] (the specification), [`portable`] (safe Rust,
+//! every target) and [`active`] (what the interpreter calls: each op's chosen variant).
 //!
-//! How the optimized set is held to the specification: it must give identical bytes for every
+//! How the variants are held to the specification: they must give identical bytes for every
 //! input a valid model can produce. `tests/tests/kernels.rs` runs one property suite against
-//! both [`reference`] and [`active`] (exact equality with an independent naive reference,
-//! including the fast paths: row-merged and pointwise convolution, depthwise with a channel
-//! multiplier, padding wider than the kernel, channel counts past the blocks); the model tests
-//! (`slimming`, `robustness`, `arena`, `conformance`) run whole networks through `active`, and
-//! the firmware check compares the thumb build's outputs in QEMU with the host's bit for bit.
+//! every kernel set (exact equality with an independent naive reference, including the fast
+//! paths: row-merged and pointwise convolution, depthwise with a channel multiplier, padding
+//! wider than the kernel, channel counts past the blocks); the model tests (`slimming`,
+//! `robustness`, `arena`, `conformance`) run whole networks through [`active`], and the
+//! firmware check compares the thumb build's outputs in QEMU with the host's bit for bit.
 
-pub mod optimized;
-pub mod reference;
+pub mod add;
+pub mod boundary;
+pub(crate) mod common;
+pub mod concat;
+pub mod conv;
+pub mod fc;
+pub mod pool;
+pub mod softmax;
 
-/// The kernel set the interpreter calls: [`optimized`]. Switching back to [`reference`] here
-/// is the one change needed to run the specification instead.
-pub use optimized as active;
+/// The reference kernels: clear loops that define the results every other variant must
+/// reproduce. Callers pass slices of exactly the sizes the shapes state; the interpreter checks
+/// this before calling. Accumulation is int32 with wrapping adds (the compiler bounds the
+/// accumulator range so that wrapping never happens for its models).
+pub mod reference {
+    pub use super::add::reference::add;
+    pub use super::boundary::reference::{dequantize, quantize};
+    pub use super::concat::reference::concat;
+    pub use super::conv::reference::conv2d;
+    pub use super::fc::reference::fully_connected;
+    pub use super::pool::reference::{avg_pool, global_avg_pool, max_pool};
+    pub use super::softmax::reference::softmax;
+}
+
+/// The portable variants (safe Rust, every target; see `common.rs` for what they change
+/// against the reference), with the reference where it is already a single pass.
+pub mod portable {
+    pub use super::add::reference::add;
+    pub use super::boundary::reference::{dequantize, quantize};
+    pub use super::concat::reference::concat;
+    pub use super::conv::portable::conv2d;
+    pub use super::fc::portable::fully_connected;
+    pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
+    pub use super::softmax::reference::softmax;
+}
+
+/// The kernel set the interpreter calls: each op folder's chosen variant.
+pub mod active {
+    pub use super::add::add;
+    pub use super::boundary::{dequantize, quantize};
+    pub use super::concat::concat;
+    pub use super::conv::conv2d;
+    pub use super::fc::fully_connected;
+    pub use super::pool::{avg_pool, global_avg_pool, max_pool};
+    pub use super::softmax::softmax;
+}
 
 /// Height, width and (active) channels of an NHWC activation tensor (batch 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

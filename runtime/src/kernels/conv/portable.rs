@@ -1,4 +1,7 @@
-use super::{BLOCK, dot4, taps};
+//! The portable variant: safe Rust for every target, the reference's bytes (see
+//! `kernels/common.rs` for what it changes against the reference).
+
+use crate::kernels::common::{BLOCK, dot4, taps};
 use crate::kernels::{ChannelQuant, ConvGeometry, OutputStage, Shape};
 use crate::quant::multiply_by_quantized_multiplier;
 

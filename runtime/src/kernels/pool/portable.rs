@@ -1,4 +1,7 @@
-use super::taps;
+//! The portable variant: safe Rust for every target, the reference's bytes (see
+//! `kernels/common.rs` for what it changes against the reference).
+
+use crate::kernels::common::taps;
 use crate::kernels::{OutputStage, PoolGeometry, Rescale, Shape};
 use crate::quant::{multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_div};
 

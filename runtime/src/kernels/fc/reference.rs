@@ -1,3 +1,6 @@
+//! The reference kernel: the specification every other variant in this folder reproduces
+//! byte for byte.
+
 use crate::kernels::{ChannelQuant, OutputStage};
 use crate::quant::multiply_by_quantized_multiplier;
 

@@ -1,36 +1,27 @@
-//! Optimized kernels: the same signatures and the same bytes as [`super::reference`], faster.
+//! Building blocks shared by the portable kernel variants (`<op>/portable.rs`).
 //!
-//! What changes against the reference is only the order of work and how indices are formed:
+//! What the portable variants change against the reference is only the order of work and how
+//! indices are formed:
 //!
 //! - convolution and pooling windows are clipped to the input once per output position (one
-//!   range per axis), so the hot loops carry no per-tap bounds test and no padding branch;
+//!   range per axis, [`taps`]), so the hot loops carry no per-tap bounds test and no padding
+//!   branch;
 //! - the inner loop of a convolution or fully connected layer is a dot product over two
-//!   equal-length slices (input channels of one tap against one weight row), which LLVM
-//!   vectorises on the host and keeps branch-free on the MCU; four output channels share each
-//!   input load;
+//!   equal-length slices (input channels of one tap against one weight row, [`dot4`]), which
+//!   LLVM vectorises on the host and keeps branch-free on the MCU; four output channels share
+//!   each input load;
 //! - depthwise convolution and pooling run over contiguous channels of one position, with a
 //!   small stack block of accumulators.
 //!
 //! The arithmetic is the reference's: every product is `(x - in_zp) * w` (formed in i16, where
-//! it is exact because Model::parse bounds zero points to int8), accumulated in i32 with
+//! it is exact because `Model::parse` bounds zero points to int8), accumulated in i32 with
 //! wrapping adds (addition modulo 2^32 is associative and commutative, so any summation order
-//! gives the reference's bits), then the same requantization and output stage. Ops where the
-//! reference is already a single pass (add, concat, softmax, quantize, dequantize) are re-exported
-//! from it. `tests/tests/kernels.rs` runs its whole property suite on this module.
-
-mod conv;
-mod fc;
-mod pool;
-
-pub use super::reference::{add, concat, dequantize, quantize, softmax};
-pub use conv::conv2d;
-pub use fc::fully_connected;
-pub use pool::{avg_pool, global_avg_pool, max_pool};
+//! gives the reference's bits), then the same requantization and output stage.
 
 /// Independent partial sums per output channel in [`dot4`]: eight on targets with SIMD
 /// registers (LLVM turns each group into vector multiply-adds), one on scalar MCUs (where eight
 /// would spill: a Cortex-M4 has 13 free registers).
-const LANES: usize = if cfg!(any(
+pub(crate) const LANES: usize = if cfg!(any(
     target_arch = "x86_64",
     target_arch = "x86",
     target_arch = "aarch64"
@@ -41,7 +32,7 @@ const LANES: usize = if cfg!(any(
 };
 
 /// Output channels computed together, sharing each load of the input.
-const BLOCK: usize = 4;
+pub(crate) const BLOCK: usize = 4;
 
 /// Adds `sum((x - zp) * w_j)` to `acc[j]` for the four weight slices `w`, each at least
 /// `x.len()` long.
@@ -49,7 +40,7 @@ const BLOCK: usize = 4;
 /// `zp` is an int8 zero point, so `x - zp` fits i16 and each product fits i32 exactly as in
 /// the reference; the sums wrap as the reference's do.
 #[inline(always)]
-fn dot4(acc: &mut [i32; BLOCK], x: &[i8], zp: i16, w: [&[i8]; BLOCK]) {
+pub(crate) fn dot4(acc: &mut [i32; BLOCK], x: &[i8], zp: i16, w: [&[i8]; BLOCK]) {
     const L: usize = LANES;
     let n = x.len();
     // Cutting every row to `n` up front lets LLVM drop the per-element bounds checks.
@@ -83,7 +74,13 @@ fn dot4(acc: &mut [i32; BLOCK], x: &[i8], zp: i16, w: [&[i8]; BLOCK]) {
 /// The kernel taps `k` in `0..k_n` whose input coordinate `start + k * dil - pad` lies in
 /// `0..n` (`dil >= 1`): the window clipped to the input, as one range.
 #[inline]
-fn taps(start: usize, pad: usize, dil: usize, k_n: usize, n: usize) -> core::ops::Range<usize> {
+pub(crate) fn taps(
+    start: usize,
+    pad: usize,
+    dil: usize,
+    k_n: usize,
+    n: usize,
+) -> core::ops::Range<usize> {
     let dil = dil.max(1);
     let lo = if start >= pad {
         0

@@ -1,3 +1,6 @@
+//! The reference kernel: the specification every other variant in this folder reproduces
+//! byte for byte.
+
 /// Round half to even, as ONNX `QuantizeLinear` (valid for `|v| < 2^22`; callers clamp).
 #[inline]
 fn round_ties_even(v: f32) -> f32 {
