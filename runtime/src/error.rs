@@ -164,6 +164,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Error::BadMagic => write!(f, "not an edgeslim model: bad magic (expected \"ESLM\")"),
+            Error::UnsupportedVersion { found, supported } if found < supported => write!(
+                f,
+                "model format version {found} is older than this runtime reads (version \
+                 {supported}): recompile the model with this edgeslim (`edgeslim compile`)"
+            ),
             Error::UnsupportedVersion { found, supported } => write!(
                 f,
                 "model format version {found} is newer than this runtime reads (up to {supported})"

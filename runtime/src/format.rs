@@ -1,4 +1,4 @@
-//! Model blob format v1: constants and record layouts.
+//! Model blob format v2: constants and record layouts.
 //!
 //! The byte-level description is `runtime/FORMAT.md`; this module is its executable form. All
 //! integers are little-endian. Offsets of sections are from the start of the blob and are
@@ -8,8 +8,11 @@
 
 /// `ESLM`.
 pub const MAGIC: [u8; 4] = *b"ESLM";
-/// The format version this runtime writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this runtime writes and reads. Version 2 added each tensor's producer
+/// (so that `Model::parse` runs in time linear in the ops and tensors); version 1 blobs are
+/// refused with [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion): recompile the
+/// model.
+pub const VERSION: u16 = 2;
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 32;
 /// Bytes of one section-table entry.
@@ -134,19 +137,14 @@ impl OpKind {
 
     /// Number of op-specific parameter words that follow the common header of a width entry,
     /// for an op with `n_inputs` inputs.
-    pub const fn extra_words(self, n_inputs: usize) -> usize {
-        match self {
-            OpKind::Conv2d | OpKind::FullyConnected | OpKind::Reshape => 0,
-            OpKind::Add => add_word::COUNT + add_word::EXTRA * n_inputs.saturating_sub(2),
-            OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pool_word::COUNT,
-            OpKind::Concat => concat_word::PER_INPUT * n_inputs,
-            OpKind::Softmax => softmax_word::COUNT,
-        }
+    /// The layout of those words is the op's own (`ops::<op>::word`).
+    pub fn extra_words(self, n_inputs: usize) -> usize {
+        (crate::ops::registration(self).extra_words)(n_inputs)
     }
 
     /// Whether the op carries weights and per-channel requantization.
     pub const fn has_weights(self) -> bool {
-        matches!(self, OpKind::Conv2d | OpKind::FullyConnected)
+        crate::ops::registration(self).has_weights
     }
 }
 
@@ -230,86 +228,6 @@ pub mod word {
     pub const CHANNELS: usize = 7;
     /// Words of the common header.
     pub const COUNT: usize = 8;
-}
-
-/// Op-specific words of an Add entry (after the common header).
-pub mod add_word {
-    /// Zero point of the second input.
-    pub const IN2_ZP: usize = 0;
-    /// Multiplier of the first input.
-    pub const M1: usize = 1;
-    /// Shift of the first input.
-    pub const S1: usize = 2;
-    /// Multiplier of the second input.
-    pub const M2: usize = 3;
-    /// Shift of the second input.
-    pub const S2: usize = 4;
-    /// Output multiplier.
-    pub const MO: usize = 5;
-    /// Output shift.
-    pub const SO: usize = 6;
-    /// Left shift applied to every input before scaling.
-    pub const LEFT_SHIFT: usize = 7;
-    /// Word count of a two-input Add.
-    pub const COUNT: usize = 8;
-    /// Each further input `k >= 2` (up to [`MAX_ADD_INPUTS`](super::MAX_ADD_INPUTS)) appends
-    /// `(zero point, multiplier, shift)`: its zero point at `COUNT + EXTRA * (k - 2) + ZP`.
-    pub const ZP: usize = 0;
-    /// Multiplier of a further input (see [`ZP`]).
-    pub const M: usize = 1;
-    /// Shift of a further input (see [`ZP`]).
-    pub const S: usize = 2;
-    /// Words per further input.
-    pub const EXTRA: usize = 3;
-
-    /// `(zero point, multiplier, shift)` word offsets of input `k` (`k = 0` takes its zero point
-    /// from the entry's `IN_ZP`, reported here as `None`).
-    pub const fn input(k: usize) -> (Option<usize>, usize, usize) {
-        match k {
-            0 => (None, M1, S1),
-            1 => (Some(IN2_ZP), M2, S2),
-            _ => {
-                let b = COUNT + EXTRA * (k - 2);
-                (Some(b + ZP), b + M, b + S)
-            }
-        }
-    }
-}
-
-/// Op-specific words of pooling entries.
-pub mod pool_word {
-    /// Output multiplier.
-    pub const M: usize = 0;
-    /// Output shift.
-    pub const S: usize = 1;
-    /// Word count.
-    pub const COUNT: usize = 2;
-}
-
-/// Op-specific words of a Concat entry: this many per input.
-pub mod concat_word {
-    /// Active channels of the input.
-    pub const CH: usize = 0;
-    /// Zero point of the input.
-    pub const ZP: usize = 1;
-    /// Multiplier of the input.
-    pub const M: usize = 2;
-    /// Shift of the input.
-    pub const S: usize = 3;
-    /// Words per input.
-    pub const PER_INPUT: usize = 4;
-}
-
-/// Op-specific words of a Softmax entry.
-pub mod softmax_word {
-    /// Input-beta multiplier.
-    pub const BETA_M: usize = 0;
-    /// Input-beta left shift.
-    pub const BETA_SHIFT: usize = 1;
-    /// Smallest difference to the row maximum that contributes.
-    pub const DIFF_MIN: usize = 2;
-    /// Word count.
-    pub const COUNT: usize = 3;
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).

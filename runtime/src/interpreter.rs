@@ -2,12 +2,10 @@
 //! activations in one caller-given arena.
 
 use crate::error::{Error, Section, invalid};
-use crate::format::{OpKind, add_word, attr, concat_word, pool_word, softmax_word};
-use crate::kernels::{
-    self, ChannelQuant, ConvGeometry, OutputStage, PoolGeometry, Rescale, Shape, active, as_i8,
-    as_i8_mut,
-};
+use crate::format::OpKind;
+use crate::kernels::{self, OutputStage, Shape, active, as_i8, as_i8_mut};
 use crate::model::{Entry, Model, OpInfo};
+use crate::ops::{self, Invoke, Io};
 use crate::width::{TaskMask, WidthConfig};
 
 /// The input of a run: float (quantized at entry with the model's input parameters) or int8
@@ -133,7 +131,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         let mut segments: u32 = 1;
         for t in 0..m.num_tasks() {
             if tasks.contains(t) {
-                segments |= 1 << m.task(t).map_or(0, |t| t.segment);
+                segments |= 1 << m.task_segment(t);
             }
         }
         for i in 0..m.num_ops() {
@@ -156,32 +154,6 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 }
 
-/// The arena split around one op's output: inputs come from before or after it.
-struct Io<'b> {
-    head: &'b [u8],
-    tail: &'b [u8],
-    out_end: usize,
-}
-
-impl Io<'_> {
-    fn input(&self, offset: usize, len: usize, op: usize) -> Result<&[i8], Error> {
-        let bad = invalid(
-            Section::Tensors,
-            op as u32,
-            "offset",
-            "input overlaps the output",
-        );
-        if offset + len <= self.head.len() {
-            Ok(as_i8(&self.head[offset..offset + len]))
-        } else if offset >= self.out_end {
-            let o = offset - self.out_end;
-            self.tail.get(o..o + len).map(as_i8).ok_or(bad)
-        } else {
-            Err(bad)
-        }
-    }
-}
-
 fn stage(e: &Entry<'_>) -> OutputStage {
     let (act_min, act_max) = e.act();
     OutputStage {
@@ -191,6 +163,8 @@ fn stage(e: &Entry<'_>) -> OutputStage {
     }
 }
 
+/// Run op `i`: cut its output and first input out of the arena at the active widths and hand
+/// them to the op's invoke.
 fn exec(
     m: &Model<'_>,
     arena: &mut [u8],
@@ -203,169 +177,50 @@ fn exec(
         return Ok(());
     }
     let en = m.entry(op, m.key(op, widths));
-    let (in_ch, out_ch) = (en.in_ch(), en.out_ch());
-    let bad = |f| invalid(Section::Ops, i as u32, f, "tensor reference");
-    let out_t = m.tensor(op.output).ok_or(bad("output"))?;
-    let in_t = m.tensor(m.op_input(op, 0)).ok_or(bad("inputs"))?;
+    let out_rec = m.tensor_rec(op.output);
+    let in_rec = m.tensor_rec(m.op_input(op, 0));
     let out_shape = Shape {
-        h: out_t.h,
-        w: out_t.w,
-        c: out_ch,
+        h: out_rec.h,
+        w: out_rec.w,
+        c: en.out_ch(),
     };
     let in_shape = Shape {
-        h: in_t.h,
-        w: in_t.w,
-        c: in_ch,
+        h: in_rec.h,
+        w: in_rec.w,
+        c: en.in_ch(),
     };
     let out_len = out_shape.len();
-    let out_end = out_t.offset + out_len;
+    let out_end = out_rec.offset + out_len;
     if out_end > arena.len() {
-        return Err(bad("output"));
+        return Err(invalid(
+            Section::Ops,
+            i as u32,
+            "output",
+            "tensor reference",
+        ));
     }
-    let (head, rest) = arena.split_at_mut(out_t.offset);
+    let (head, rest) = arena.split_at_mut(out_rec.offset);
     let (out, tail) = rest.split_at_mut(out_len);
     let io = Io {
         head,
         tail,
         out_end,
     };
-    let x = io.input(in_t.offset, in_shape.len(), i)?;
-    let a = &op.attrs;
-    let st = stage(&en);
-    let out = as_i8_mut(out);
-    match op.kind {
-        OpKind::Conv2d => {
-            let groups = if a[attr::DEPTHWISE] == 1 {
-                in_ch
-            } else {
-                a[attr::GROUPS] as usize
-            };
-            let geo = ConvGeometry {
-                stride: [a[attr::STRIDE_H] as usize, a[attr::STRIDE_W] as usize],
-                pad: [a[attr::PAD_TOP] as usize, a[attr::PAD_LEFT] as usize],
-                dilation: [a[attr::DIL_H] as usize, a[attr::DIL_W] as usize],
-                groups,
-            };
-            active::conv2d(
-                &geo,
-                x,
-                in_shape,
-                en.in_zp(),
-                as_i8(m.weights(op)),
-                op.wshape,
-                ChannelQuant::new(m.channel_bytes(&en, out_ch)),
-                st,
-                out,
-                out_shape,
-            );
-        }
-        OpKind::FullyConnected => active::fully_connected(
-            x,
-            in_t.h * in_t.w,
-            in_ch,
-            en.in_zp(),
-            as_i8(m.weights(op)),
-            op.wshape[2],
-            ChannelQuant::new(m.channel_bytes(&en, out_ch)),
-            st,
-            out,
-        ),
-        OpKind::Add => {
-            let none = Rescale {
-                zero_point: 0,
-                multiplier: 0,
-                shift: 0,
-            };
-            let mut parts: [(&[i8], Rescale); crate::format::MAX_ADD_INPUTS] =
-                [(&[], none); crate::format::MAX_ADD_INPUTS];
-            let w = |k| en.extra(k);
-            let n = op.n_inputs.min(parts.len());
-            for (k, part) in parts.iter_mut().enumerate().take(n) {
-                let t = m.tensor(m.op_input(op, k)).ok_or(bad("inputs"))?;
-                let (zp, mk, sk) = add_word::input(k);
-                *part = (
-                    io.input(t.offset, in_shape.len(), i)?,
-                    Rescale {
-                        zero_point: zp.map_or(en.in_zp(), w),
-                        multiplier: w(mk),
-                        shift: w(sk),
-                    },
-                );
-            }
-            active::add(
-                &parts[..n],
-                w(add_word::LEFT_SHIFT),
-                w(add_word::MO),
-                w(add_word::SO),
-                st,
-                out,
-            );
-        }
-        OpKind::MaxPool | OpKind::AvgPool => {
-            let geo = PoolGeometry {
-                kernel: [a[attr::KERNEL_H] as usize, a[attr::KERNEL_W] as usize],
-                stride: [a[attr::STRIDE_H] as usize, a[attr::STRIDE_W] as usize],
-                pad: [a[attr::PAD_TOP] as usize, a[attr::PAD_LEFT] as usize],
-                count_include_pad: a[attr::COUNT_INCLUDE_PAD] == 1,
-            };
-            let r = Rescale {
-                zero_point: en.in_zp(),
-                multiplier: en.extra(pool_word::M),
-                shift: en.extra(pool_word::S),
-            };
-            if op.kind == OpKind::MaxPool {
-                active::max_pool(&geo, x, in_shape, r, st, out, out_shape);
-            } else {
-                active::avg_pool(&geo, x, in_shape, r, st, out, out_shape);
-            }
-        }
-        OpKind::GlobalAvgPool => {
-            let r = Rescale {
-                zero_point: en.in_zp(),
-                multiplier: en.extra(pool_word::M),
-                shift: en.extra(pool_word::S),
-            };
-            active::global_avg_pool(x, in_shape, r, st, out);
-        }
-        OpKind::Concat => {
-            let mut parts: [(&[i8], usize, Rescale); crate::format::MAX_OP_INPUTS] = [(
-                &[],
-                0,
-                Rescale {
-                    zero_point: 0,
-                    multiplier: 0,
-                    shift: 0,
-                },
-            );
-                crate::format::MAX_OP_INPUTS];
-            let positions = out_t.h * out_t.w;
-            for (k, part) in parts.iter_mut().enumerate().take(op.n_inputs) {
-                let base = k * concat_word::PER_INPUT;
-                let ch = en.extra(base + concat_word::CH) as u32 as usize;
-                let t = m.tensor(m.op_input(op, k)).ok_or(bad("inputs"))?;
-                *part = (
-                    io.input(t.offset, positions * ch, i)?,
-                    ch,
-                    Rescale {
-                        zero_point: en.extra(base + concat_word::ZP),
-                        multiplier: en.extra(base + concat_word::M),
-                        shift: en.extra(base + concat_word::S),
-                    },
-                );
-            }
-            active::concat(&parts[..op.n_inputs], positions, st, out);
-        }
-        OpKind::Softmax => active::softmax(
-            x,
-            in_ch,
-            en.extra(softmax_word::BETA_M),
-            en.extra(softmax_word::BETA_SHIFT),
-            en.extra(softmax_word::DIFF_MIN),
-            out,
-        ),
-        OpKind::Reshape => {}
-    }
-    Ok(())
+    let x = io.input(in_rec.offset, in_shape.len(), i)?;
+    let ctx = Invoke {
+        model: m,
+        index: i,
+        op,
+        en,
+        stage: stage(&en),
+        x,
+        io,
+        in_rec,
+        out_rec,
+        in_shape,
+        out_shape,
+    };
+    (ops::registration(op.kind).invoke)(&ctx, as_i8_mut(out))
 }
 
 /// One output of a finished run: int8 data in the arena with its quantization.

@@ -33,6 +33,7 @@ pub mod format;
 mod interpreter;
 pub mod kernels;
 mod model;
+pub mod ops;
 pub mod quant;
 mod width;
 #[cfg(feature = "std")]

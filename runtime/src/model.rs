@@ -2,10 +2,10 @@
 
 use crate::error::{Error, Section, invalid};
 use crate::format::{
-    self, HEADER_LEN, MAX_OP_INPUTS, MAX_SEGMENTS, MAX_TASKS, MAX_WIDTHS, NONE, OpKind,
-    SECTION_ALIGN, TABLE_ENTRY_LEN, VERSION, WEIGHT_ALIGN, attr, concat_word, kind, op_field, size,
-    softmax_word, u16_at, u32_at, word,
+    self, HEADER_LEN, MAX_SEGMENTS, MAX_TASKS, MAX_WIDTHS, NONE, OpKind, SECTION_ALIGN,
+    TABLE_ENTRY_LEN, VERSION, WEIGHT_ALIGN, kind, op_field, size, u16_at, u32_at, word,
 };
+use crate::ops::{self, Prepare, PrepareEntry, valid_multiplier};
 use crate::width::WidthConfig;
 
 /// One segment: the encoder (index 0) or a task decoder.
@@ -74,6 +74,29 @@ pub struct TensorInfo<'a> {
 }
 
 impl TensorInfo<'_> {
+    /// Bytes at full width.
+    pub fn bytes(&self) -> usize {
+        self.h * self.w * self.c
+    }
+}
+
+/// A tensor record without its name: what validation and inference read (no UTF-8 check, no
+/// string lookup).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TensorRec {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub segment: usize,
+    pub alias: Option<usize>,
+    pub offset: usize,
+    pub first: usize,
+    pub last: usize,
+    /// The op computing it (`None` for the graph input).
+    pub producer: Option<usize>,
+}
+
+impl TensorRec {
     /// Bytes at full width.
     pub fn bytes(&self) -> usize {
         self.h * self.w * self.c
@@ -502,6 +525,24 @@ impl<'a> Model<'a> {
             None
         }
     }
+    /// The decoder segment of task `t` (`t < num_tasks()`; 0 otherwise), read without decoding
+    /// the task's name: the interpreter's run path.
+    pub fn task_segment(&self, t: usize) -> usize {
+        if t < self.n_tasks {
+            u32_at(self.s.tasks, t * size::TASK + 8).unwrap_or(0) as usize
+        } else {
+            0
+        }
+    }
+    /// Number of widths of segment `s` (0 past the last segment), read without decoding the
+    /// segment's name: every run checks its width configuration with it.
+    pub fn num_widths(&self, s: usize) -> usize {
+        if s < self.n_segments {
+            self.n_widths(s)
+        } else {
+            0
+        }
+    }
     /// Index of the task named `name`.
     pub fn task_index(&self, name: &str) -> Option<usize> {
         (0..self.n_tasks).find(|&i| self.task_unchecked(i).name == name)
@@ -553,7 +594,11 @@ impl<'a> Model<'a> {
 
     /// Index of the op producing tensor `t`, if any.
     pub fn producer(&self, t: usize) -> Option<usize> {
-        (0..self.n_ops).find(|&i| self.read_op(i).is_ok_and(|op| op.output == t))
+        if t < self.n_tensors {
+            self.tensor_rec(t).producer
+        } else {
+            None
+        }
     }
 
     /// Active channels and quantization `(channels, scale, zero_point)` of tensor `t` under
@@ -572,7 +617,7 @@ impl<'a> Model<'a> {
                 (e.out_ch(), e.out_scale(), e.out_zp())
             }
             None => {
-                let t = self.tensor_unchecked(t);
+                let t = self.tensor_rec(t);
                 (t.c, self.input_scale, self.input_zp)
             }
         }
@@ -624,17 +669,40 @@ impl<'a> Model<'a> {
             .tensors
             .get(i * size::TENSOR..(i + 1) * size::TENSOR)
             .unwrap_or(&[]);
-        let alias = u32_at(r, 24).unwrap_or(NONE);
+        let t = self.tensor_rec(i);
         TensorInfo {
             name: self.string(r, 0, Section::Tensors, i, "name").unwrap_or(""),
-            h: u32_at(r, 8).unwrap_or(0) as usize,
-            w: u32_at(r, 12).unwrap_or(0) as usize,
-            c: u32_at(r, 16).unwrap_or(0) as usize,
-            segment: u32_at(r, 20).unwrap_or(0) as usize,
+            h: t.h,
+            w: t.w,
+            c: t.c,
+            segment: t.segment,
+            alias: t.alias,
+            offset: t.offset,
+            first: t.first,
+            last: t.last,
+        }
+    }
+
+    /// Tensor `i`'s record without its name (zeros past the end of the section).
+    pub(crate) fn tensor_rec(&self, i: usize) -> TensorRec {
+        let r = self
+            .s
+            .tensors
+            .get(i * size::TENSOR..(i + 1) * size::TENSOR)
+            .unwrap_or(&[]);
+        let f = |off: usize| u32_at(r, off).unwrap_or(0) as usize;
+        let alias = u32_at(r, 24).unwrap_or(NONE);
+        let producer = u32_at(r, 40).unwrap_or(NONE);
+        TensorRec {
+            h: f(8),
+            w: f(12),
+            c: f(16),
+            segment: f(20),
             alias: (alias != NONE).then_some(alias as usize),
-            offset: u32_at(r, 28).unwrap_or(0) as usize,
-            first: u32_at(r, 32).unwrap_or(0) as usize,
-            last: u32_at(r, 36).unwrap_or(0) as usize,
+            offset: f(28),
+            first: f(32),
+            last: f(36),
+            producer: (producer != NONE).then_some(producer as usize),
         }
     }
 
@@ -818,7 +886,7 @@ impl<'a> Model<'a> {
             let idx = i as u32;
             let r = &self.s.tensors[i * size::TENSOR..(i + 1) * size::TENSOR];
             self.string(r, 0, Section::Tensors, i, "name")?;
-            let t = self.tensor_unchecked(i);
+            let t = self.tensor_rec(i);
             if t.h == 0 || t.w == 0 || t.c == 0 {
                 return Err(invalid(Section::Tensors, idx, "shape", "zero dimension"));
             }
@@ -853,7 +921,7 @@ impl<'a> Model<'a> {
                         "must name an earlier tensor",
                     ));
                 }
-                let base = self.tensor_unchecked(a);
+                let base = self.tensor_rec(a);
                 if base.alias.is_some() {
                     return Err(invalid(
                         Section::Tensors,
@@ -870,13 +938,46 @@ impl<'a> Model<'a> {
                         "view does not match its storage",
                     ));
                 }
+                // The storage's interval is its group's: the arena check reads only roots.
+                if t.first < base.first || t.last > base.last {
+                    return Err(invalid(
+                        Section::Tensors,
+                        idx,
+                        "live",
+                        "a view must live within its storage's interval",
+                    ));
+                }
+            }
+            let produced = match t.producer {
+                None => i == self.input_tensor,
+                Some(p) => {
+                    i != self.input_tensor
+                        && p < self.n_ops
+                        && self.read_op(p).is_ok_and(|op| op.output == i)
+                }
+            };
+            if !produced {
+                return Err(invalid(
+                    Section::Tensors,
+                    idx,
+                    "producer",
+                    "not the op that computes this tensor (NONE only for the graph input)",
+                ));
+            }
+            if t.first > t.producer.unwrap_or(0) {
+                return Err(invalid(
+                    Section::Tensors,
+                    idx,
+                    "live",
+                    "interval does not cover all uses",
+                ));
             }
         }
         Ok(())
     }
 
     fn root(&self, t: usize) -> usize {
-        self.tensor_unchecked(t).alias.unwrap_or(t)
+        self.tensor_rec(t).alias.unwrap_or(t)
     }
 
     fn validate_op(&self, i: usize) -> Result<(), Error> {
@@ -884,6 +985,7 @@ impl<'a> Model<'a> {
         let e =
             |field: &'static str, reason: &'static str| invalid(Section::Ops, idx, field, reason);
         let op = self.read_op(i)?;
+        let reg = ops::registration(op.kind);
         if op.segment >= self.n_segments {
             return Err(e("segment", "no such segment"));
         }
@@ -895,11 +997,7 @@ impl<'a> Model<'a> {
                 "only a decoder op may depend on the encoder's width",
             ));
         }
-        let (min_in, max_in) = match op.kind {
-            OpKind::Add => (2, crate::format::MAX_ADD_INPUTS),
-            OpKind::Concat => (1, MAX_OP_INPUTS),
-            _ => (1, 1),
-        };
+        let (min_in, max_in) = reg.inputs;
         if op.n_inputs < min_in || op.n_inputs > max_in {
             return Err(e("n_inputs", "wrong number of inputs for this op kind"));
         }
@@ -914,10 +1012,12 @@ impl<'a> Model<'a> {
         if op.output >= self.n_tensors || op.output == self.input_tensor {
             return Err(e("output", "no such tensor, or the graph input"));
         }
-        if (0..i).any(|j| self.read_op(j).is_ok_and(|o| o.output == op.output)) {
+        let out = self.tensor_rec(op.output);
+        // validate_tensors checked that the producer field names an op writing this tensor;
+        // any other op writing it writes a tensor already produced.
+        if out.producer != Some(i) {
             return Err(e("output", "tensor produced twice"));
         }
-        let out = self.tensor_unchecked(op.output);
         if out.segment != op.segment {
             return Err(e("output", "output tensor belongs to another segment"));
         }
@@ -962,7 +1062,7 @@ impl<'a> Model<'a> {
             _ => {}
         }
         // Weights.
-        if op.kind.has_weights() {
+        if reg.has_weights {
             let n = op.wshape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if op.wshape.contains(&0) || n != Some(op.weights_len) {
                 return Err(e("weights_len", "does not match the weight shape"));
@@ -987,71 +1087,15 @@ impl<'a> Model<'a> {
         } else if op.weights_len != 0 {
             return Err(e("weights_len", "this op kind has no weights"));
         }
-        // Attributes.
-        let a = &op.attrs;
-        match op.kind {
-            OpKind::Conv2d => {
-                if a[attr::STRIDE_H] == 0
-                    || a[attr::STRIDE_W] == 0
-                    || a[attr::DIL_H] == 0
-                    || a[attr::DIL_W] == 0
-                {
-                    return Err(e("attrs", "stride and dilation must be >= 1"));
-                }
-                if a[attr::GROUPS] == 0 || a[attr::DEPTHWISE] > 1 {
-                    return Err(e("attrs", "groups must be >= 1, depthwise 0 or 1"));
-                }
-                if a[attr::DEPTHWISE] == 1 && op.wshape[3] != 1 {
-                    return Err(e("wshape", "depthwise weights have one input column"));
-                }
-            }
-            OpKind::FullyConnected => {
-                let t = self.tensor_unchecked(in0);
-                if op.wshape[1] != t.h * t.w || op.wshape[3] != 1 || out.h != 1 || out.w != 1 {
-                    return Err(e(
-                        "wshape",
-                        "fully connected weights must be [out, positions, in, 1]",
-                    ));
-                }
-            }
-            OpKind::MaxPool | OpKind::AvgPool => {
-                if a[attr::STRIDE_H] == 0
-                    || a[attr::STRIDE_W] == 0
-                    || a[attr::KERNEL_H] == 0
-                    || a[attr::KERNEL_W] == 0
-                {
-                    return Err(e("attrs", "kernel and stride must be >= 1"));
-                }
-                if a[attr::PAD_TOP] >= a[attr::KERNEL_H] || a[attr::PAD_LEFT] >= a[attr::KERNEL_W] {
-                    return Err(e("attrs", "padding must be smaller than the window"));
-                }
-            }
-            OpKind::GlobalAvgPool if out.h != 1 || out.w != 1 => {
-                return Err(e("output", "global pooling output must be 1x1"));
-            }
-            _ => {}
-        }
-        if matches!(op.kind, OpKind::Conv2d | OpKind::MaxPool | OpKind::AvgPool) {
-            let t = self.tensor_unchecked(in0);
-            let kh = if op.kind == OpKind::Conv2d {
-                (op.wshape[1] - 1) * a[attr::DIL_H] as usize + 1
-            } else {
-                a[attr::KERNEL_H] as usize
-            };
-            let kw = if op.kind == OpKind::Conv2d {
-                (op.wshape[2] - 1) * a[attr::DIL_W] as usize + 1
-            } else {
-                a[attr::KERNEL_W] as usize
-            };
-            // Every output position's window must start inside the padded input.
-            let last_y = (out.h - 1) * a[attr::STRIDE_H] as usize;
-            let last_x = (out.w - 1) * a[attr::STRIDE_W] as usize;
-            if last_y >= t.h + a[attr::PAD_TOP] as usize + kh
-                || last_x >= t.w + a[attr::PAD_LEFT] as usize + kw
-            {
-                return Err(e("output", "output larger than the input geometry allows"));
-            }
-        }
+        // The op's own checks: attributes, weight shape, geometry.
+        let prep = Prepare {
+            model: self,
+            index: i,
+            op: &op,
+            input: self.tensor_rec(in0),
+            output: out,
+        };
+        (reg.prepare)(&prep)?;
         // Width tables.
         let nw = self.n_widths(op.segment);
         let nw_in = op.in_segment.map_or(1, |s| self.n_widths(s));
@@ -1061,7 +1105,7 @@ impl<'a> Model<'a> {
                 "must be the product of the widths of segment and in_segment",
             ));
         }
-        if op.param_words != word::COUNT + op.kind.extra_words(op.n_inputs) {
+        if op.param_words != word::COUNT + (reg.extra_words)(op.n_inputs) {
             return Err(e("param_words", "wrong entry size for this op kind"));
         }
         let n_words = self.s.params.len() / 4;
@@ -1080,22 +1124,21 @@ impl<'a> Model<'a> {
                 if let Some(s) = op.in_segment {
                     widths.set_unchecked(s, w_in as u8);
                 }
-                self.validate_entry(i, &op, &widths)?;
+                self.validate_entry(&prep, &widths)?;
             }
         }
         Ok(())
     }
 
-    /// Check one width entry of `op` against its tensors and its producers' entries.
-    fn validate_entry(&self, i: usize, op: &OpInfo, widths: &WidthConfig) -> Result<(), Error> {
-        let idx = i as u32;
+    /// Check one width entry of an op against its tensors and its producers' entries.
+    fn validate_entry(&self, p: &Prepare<'_, 'a>, widths: &WidthConfig) -> Result<(), Error> {
+        let op = p.op;
+        let idx = p.index as u32;
         let e = |field: &'static str, reason: &'static str| {
             invalid(Section::Params, idx, field, reason)
         };
         let en = self.entry(op, self.key(op, widths));
-        let out = self.tensor_unchecked(op.output);
-        let in_t = self.tensor_unchecked(self.op_input(op, 0));
-        let active_in = |k: usize| self.tensor_quant(self.op_input(op, k), widths).0;
+        let (out, in_t) = (p.output, p.input);
         let (in_ch, out_ch) = (en.in_ch(), en.out_ch());
         if in_ch == 0 || out_ch == 0 || out_ch > out.c {
             return Err(e(
@@ -1103,16 +1146,11 @@ impl<'a> Model<'a> {
                 "active output channels outside 1..=tensor channels",
             ));
         }
-        if in_ch != active_in(0) {
+        let (active_in, _, zp_in) = self.tensor_quant(self.op_input(op, 0), widths);
+        if in_ch != active_in {
             return Err(e("in_ch", "differs from the producer's active channels"));
         }
-        let zp_of = |k: usize| self.tensor_quant(self.op_input(op, k), widths).2;
-        let add_zps_differ = op.kind == OpKind::Add
-            && (1..op.n_inputs).any(|k| {
-                let (zp, _, _) = crate::format::add_word::input(k);
-                zp.is_some_and(|w| en.extra(w) != zp_of(k))
-            });
-        if en.in_zp() != zp_of(0) || add_zps_differ {
+        if en.in_zp() != zp_in {
             return Err(e("in_zp", "differs from the producer's output zero point"));
         }
         let i8r = -128..=127;
@@ -1126,209 +1164,79 @@ impl<'a> Model<'a> {
         if !i8r.contains(&lo) || !i8r.contains(&hi) || lo > hi {
             return Err(e("act", "activation clamp outside int8 or empty"));
         }
-        let check_mult = |m: i32, s: i32| m >= 0 && (-31..=30).contains(&s);
-        match op.kind {
-            OpKind::Conv2d | OpKind::FullyConnected => {
-                let n_words = self.s.params.len() / 4;
-                let ch = en.channels() as usize;
-                if ch.checked_add(out_ch * 3).is_none_or(|end| end > n_words) {
-                    return Err(e(
-                        "channels",
-                        "per-channel table outside the params section",
-                    ));
-                }
-                let cq = self.channel_bytes(&en, out_ch);
-                for o in 0..out_ch {
-                    let (_, m, s) = crate::kernels::ChannelQuant::new(cq).get(o);
-                    if !check_mult(m, s) {
-                        return Err(e("channels", "multiplier < 0 or shift outside -31..=30"));
-                    }
-                }
-                if op.kind == OpKind::FullyConnected {
-                    if in_ch > op.wshape[2] {
-                        return Err(e("in_ch", "more input channels than weight columns"));
-                    }
-                } else if op.attrs[attr::DEPTHWISE] == 1 {
-                    let mult = out.c / in_t.c.max(1);
-                    if out.c != in_t.c * mult || out_ch != in_ch * mult {
-                        return Err(e(
-                            "out_ch",
-                            "depthwise output must be input x channel multiplier",
-                        ));
-                    }
-                } else {
-                    let g = op.attrs[attr::GROUPS] as usize;
-                    if in_ch % g != 0 || out_ch % g != 0 || in_ch / g > op.wshape[3] {
-                        return Err(e("in_ch", "channels do not split into the groups"));
-                    }
-                }
+        if ops::registration(op.kind).has_weights {
+            let n_words = self.s.params.len() / 4;
+            let ch = en.channels() as usize;
+            if ch.checked_add(out_ch * 3).is_none_or(|end| end > n_words) {
+                return Err(e(
+                    "channels",
+                    "per-channel table outside the params section",
+                ));
             }
-            OpKind::Add => {
-                let same_shape = (0..op.n_inputs).all(|k| {
-                    let t = self.tensor_unchecked(self.op_input(op, k));
-                    active_in(k) == in_ch && t.h == out.h && t.w == out.w
-                });
-                if !same_shape || out_ch != in_ch || in_t.h != out.h || in_t.w != out.w {
-                    return Err(e("in_ch", "add inputs and output must have equal shapes"));
-                }
-                let x = |w| en.extra(w);
-                use crate::format::add_word as aw;
-                for k in 1..op.n_inputs {
-                    let (zp, m, s) = aw::input(k);
-                    if zp.is_some_and(|w| !i8r.contains(&x(w))) {
-                        return Err(e("in2_zp", "an input zero point is outside int8"));
-                    }
-                    if !check_mult(x(m), x(s)) {
-                        return Err(e("add", "multiplier or shift out of range"));
-                    }
-                }
-                if !check_mult(x(aw::M1), x(aw::S1))
-                    || !check_mult(x(aw::MO), x(aw::SO))
-                    || !(0..=20).contains(&x(aw::LEFT_SHIFT))
-                {
-                    return Err(e("add", "multiplier, shift or left shift out of range"));
-                }
-            }
-            OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => {
-                if out_ch != in_ch {
-                    return Err(e("out_ch", "pooling keeps the channels"));
-                }
-                use crate::format::pool_word as pw;
-                if !check_mult(en.extra(pw::M), en.extra(pw::S)) {
-                    return Err(e("pool", "multiplier or shift out of range"));
-                }
-            }
-            OpKind::Reshape => {
-                if in_t.h * in_t.w * in_ch != out.h * out.w * out_ch {
-                    return Err(e("out_ch", "reshape changes the element count"));
-                }
-                if en.out_zp() != en.in_zp() {
-                    return Err(e("out_zp", "a reshape keeps the quantization"));
-                }
-            }
-            OpKind::Concat => {
-                let mut sum = 0usize;
-                for k in 0..op.n_inputs {
-                    let base = k * concat_word::PER_INPUT;
-                    let ch = en.extra(base + concat_word::CH) as u32 as usize;
-                    let t = self.tensor_unchecked(self.op_input(op, k));
-                    if ch != active_in(k)
-                        || t.h != out.h
-                        || t.w != out.w
-                        || en.extra(base + concat_word::ZP) != zp_of(k)
-                    {
-                        return Err(e("concat", "input channels or shape mismatch"));
-                    }
-                    if !i8r.contains(&en.extra(base + concat_word::ZP))
-                        || !check_mult(
-                            en.extra(base + concat_word::M),
-                            en.extra(base + concat_word::S),
-                        )
-                    {
-                        return Err(e("concat", "zero point, multiplier or shift out of range"));
-                    }
-                    sum += ch;
-                }
-                if sum != out_ch {
-                    return Err(e("out_ch", "concat output must hold all input channels"));
-                }
-            }
-            OpKind::Softmax => {
-                if out_ch != in_ch || in_t.h != out.h || in_t.w != out.w || en.out_zp() != -128 {
-                    return Err(e(
-                        "softmax",
-                        "softmax keeps the shape; output zero point is -128",
-                    ));
-                }
-                let (m, s) = (
-                    en.extra(softmax_word::BETA_M),
-                    en.extra(softmax_word::BETA_SHIFT),
-                );
-                if !check_mult(m, 0)
-                    || !(0..=30).contains(&s)
-                    || en.extra(softmax_word::DIFF_MIN) > 0
-                {
-                    return Err(e(
-                        "softmax",
-                        "beta multiplier, shift or diff_min out of range",
-                    ));
+            let cq = crate::kernels::ChannelQuant::new(self.channel_bytes(&en, out_ch));
+            for o in 0..out_ch {
+                let (_, m, s) = cq.get(o);
+                if !valid_multiplier(m, s) {
+                    return Err(e("channels", "multiplier < 0 or shift outside -31..=30"));
                 }
             }
         }
+        let pe = PrepareEntry { p, en, widths };
+        (ops::registration(op.kind).prepare_entry)(&pe)?;
         if op.kind != OpKind::Reshape && in_t.h * in_t.w * in_ch > in_t.bytes() {
             return Err(e("in_ch", "input larger than its tensor"));
         }
         Ok(())
     }
 
-    /// Each tensor's recorded live interval covers its producer and every consumer; outputs
-    /// live to the end.
+    /// Each tensor's recorded live interval covers every consumer, and outputs live to the end
+    /// (the producer is covered by `validate_tensors`). Linear in ops, inputs and outputs.
     fn validate_liveness(&self) -> Result<(), Error> {
-        for t in 0..self.n_tensors {
-            let info = self.tensor_unchecked(t);
-            let start = if t == self.input_tensor {
-                0
-            } else {
-                self.producer(t).ok_or(invalid(
-                    Section::Tensors,
-                    t as u32,
-                    "producer",
-                    "tensor is never computed",
-                ))?
-            };
-            let mut end = start;
-            for i in 0..self.n_ops {
-                let op = self.read_op(i)?;
-                if (0..op.n_inputs).any(|k| self.op_input(&op, k) == t) {
-                    end = end.max(i);
+        let uncovered = |t: usize| {
+            invalid(
+                Section::Tensors,
+                t as u32,
+                "live",
+                "interval does not cover all uses",
+            )
+        };
+        for i in 0..self.n_ops {
+            let op = self.read_op(i)?;
+            for k in 0..op.n_inputs {
+                let t = self.op_input(&op, k);
+                let r = self.tensor_rec(t);
+                if r.first > i || r.last < i {
+                    return Err(uncovered(t));
                 }
             }
-            if (0..self.n_outputs).any(|o| self.output_unchecked(o).tensor == t) {
-                end = self.n_ops - 1;
-            }
-            if info.first > start || info.last < end {
-                return Err(invalid(
-                    Section::Tensors,
-                    t as u32,
-                    "live",
-                    "interval does not cover all uses",
-                ));
+        }
+        for o in 0..self.n_outputs {
+            let t = u32_at(self.s.outputs, o * size::OUTPUT + 8).unwrap_or(0) as usize;
+            if self.tensor_rec(t).last < self.n_ops - 1 {
+                return Err(uncovered(t));
             }
         }
         Ok(())
     }
 
-    /// Live interval of the storage group of root tensor `r` (the tensor and its views).
-    fn group_interval(&self, r: usize) -> (usize, usize) {
-        let mut lo = usize::MAX;
-        let mut hi = 0;
-        for t in 0..self.n_tensors {
-            if self.root(t) == r {
-                let i = self.tensor_unchecked(t);
-                lo = lo.min(i.first);
-                hi = hi.max(i.last);
-            }
-        }
-        (lo, hi)
-    }
-
-    /// No two storage groups that are live at the same step share bytes.
+    /// No two storage groups that are live at the same step share bytes. A group's interval is
+    /// its root's (views lie within it, checked in `validate_tensors`), so each pair of roots
+    /// is a constant-time test: quadratic in the roots with a small constant, and no scan per
+    /// pair.
     fn validate_arena(&self) -> Result<(), Error> {
         for a in 0..self.n_tensors {
-            if self.root(a) != a {
+            let ta = self.tensor_rec(a);
+            if ta.alias.is_some() {
                 continue;
             }
-            let ta = self.tensor_unchecked(a);
-            let (fa, la) = self.group_interval(a);
+            let (a_lo, a_hi) = (ta.offset, ta.offset + ta.bytes());
             for b in a + 1..self.n_tensors {
-                if self.root(b) != b {
+                let tb = self.tensor_rec(b);
+                if tb.alias.is_some() {
                     continue;
                 }
-                let tb = self.tensor_unchecked(b);
-                let (fb, lb) = self.group_interval(b);
-                let live_together = fa <= lb && fb <= la;
-                let share_bytes =
-                    ta.offset < tb.offset + tb.bytes() && tb.offset < ta.offset + ta.bytes();
+                let live_together = ta.first <= tb.last && tb.first <= ta.last;
+                let share_bytes = a_lo < tb.offset + tb.bytes() && tb.offset < a_hi;
                 if live_together && share_bytes {
                     return Err(Error::ArenaOverlap {
                         a: a as u32,

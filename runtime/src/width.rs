@@ -20,7 +20,7 @@ impl WidthConfig {
             len: model.num_segments() as u8,
         };
         for s in 0..model.num_segments() {
-            let n = model.segment(s).map_or(1, |g| g.n_widths);
+            let n = model.num_widths(s).max(1);
             c.idx[s] = (n - 1) as u8;
         }
         c
@@ -90,7 +90,7 @@ impl WidthConfig {
             });
         }
         for (s, &i) in self.as_slice().iter().enumerate() {
-            let n = model.segment(s).map_or(0, |g| g.n_widths);
+            let n = model.num_widths(s);
             if i as usize >= n {
                 return Err(Error::WidthOutOfRange {
                     segment: s as u32,

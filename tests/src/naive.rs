@@ -7,7 +7,11 @@
 //! accumulates in i32 and the generators of the tests must bound the fan-in so that it never
 //! wraps; a panic here is a bug of the generator, not of the runtime.
 
-use edgeslim_runtime::format::{OpKind, add_word, attr, concat_word, pool_word, softmax_word};
+use edgeslim_runtime::format::{OpKind, attr};
+use edgeslim_runtime::ops::{
+    add::word as add_word, concat::word as concat_word, pool::word as pool_word,
+    softmax::word as softmax_word,
+};
 use edgeslim_runtime::writer::{EntryDef, ModelDef, OpDef};
 
 /// `num / den` rounded to nearest, ties away from zero (`den > 0`), exactly.

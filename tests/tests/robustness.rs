@@ -239,6 +239,19 @@ fn specific_blob_errors() {
             }
         );
     }
+    // A blob of the previous format version (v1: no tensor producers) is refused with a hint
+    // to recompile, a newer one as too new.
+    let mut b = blob.clone();
+    b[4..6].copy_from_slice(&1u16.to_le_bytes());
+    let old = Model::parse(&b).unwrap_err().to_string();
+    assert!(
+        old.contains("version 1 is older") && old.contains("recompile"),
+        "{old}"
+    );
+    let mut b = blob.clone();
+    b[4..6].copy_from_slice(&(VERSION + 1).to_le_bytes());
+    let new = Model::parse(&b).unwrap_err().to_string();
+    assert!(new.contains("newer"), "{new}");
 
     let mut b = blob.clone();
     let (w_off, _) = section(&b, kind::WEIGHTS);
@@ -543,4 +556,36 @@ fn random_model_def_mutations_give_errors_or_models_that_run() {
         total > 2000 && parsed > 50 && parsed < total,
         "{parsed} of {total} parsed"
     );
+}
+
+/// Format v2's tensor producers: a producer field naming another op, an op index past the
+/// end, `NONE` on a computed tensor or an op on the graph input is an error naming the tensor's
+/// `producer` field.
+#[test]
+fn tensor_producer_fields_are_checked() {
+    use edgeslim_runtime::format::{NONE, size};
+    let blob = two_task_blob();
+    let model = Model::parse(&blob).expect("parses");
+    let (t_off, _) = section(&blob, kind::TENSORS);
+    let producer_at = |t: usize| t_off + t * size::TENSOR + 40;
+    let computed = (0..model.num_tensors())
+        .find(|&t| model.producer(t).is_some_and(|p| p > 0))
+        .expect("a tensor computed by an op other than the first");
+    let p = model.producer(computed).expect("has a producer") as u32;
+    let cases = [
+        (computed, NONE),
+        (computed, p - 1),
+        (computed, model.num_ops() as u32),
+        (model.input_index(), 0),
+    ];
+    for (t, value) in cases {
+        let mut b = blob.clone();
+        b[producer_at(t)..producer_at(t) + 4].copy_from_slice(&value.to_le_bytes());
+        fix_crc(&mut b);
+        let e = Model::parse(&b).expect_err("a wrong producer must be refused");
+        assert!(
+            e.to_string().contains("producer"),
+            "tensor {t} producer {value}: {e}"
+        );
+    }
 }

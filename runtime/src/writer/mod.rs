@@ -86,7 +86,7 @@ pub struct EntryDef {
     pub out_scale: f32,
     /// Fused activation clamp.
     pub act: (i8, i8),
-    /// Op-specific words (see `format::{add_word, pool_word, concat_word, softmax_word}`).
+    /// Op-specific words (see `ops::<op>::word`).
     pub extra: Vec<i32>,
     /// Per-channel triples (conv and fully connected), `out_ch` of them.
     pub channels: Vec<ChannelDef>,
@@ -240,6 +240,12 @@ impl ModelDef {
             }
         }
         let alias = plan::aliases(self);
+        let mut producer = vec![NONE; self.tensors.len()];
+        for (i, op) in self.ops.iter().enumerate() {
+            if let Some(p) = producer.get_mut(op.output) {
+                *p = u32w(i, "producer")?;
+            }
+        }
         let mut tensors = Vec::new();
         for (i, t) in self.tensors.iter().enumerate() {
             let n = strings.add(&t.name)?;
@@ -256,7 +262,7 @@ impl ModelDef {
                     u32w(plan.offsets[i], "offset")?,
                     u32w(plan.first[i], "first")?,
                     u32w(plan.last[i], "last")?,
-                    0,
+                    producer[i],
                     0,
                 ],
             );
