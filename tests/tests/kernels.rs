@@ -500,6 +500,23 @@ macro_rules! kernel_suite {
 kernel_suite!(reference, edgeslim_runtime::kernels::reference);
 kernel_suite!(portable, edgeslim_runtime::kernels::portable);
 kernel_suite!(active, edgeslim_runtime::kernels::active);
+#[cfg(target_arch = "x86_64")]
+kernel_suite!(x86_avx2, edgeslim_runtime::kernels::x86_avx2);
+
+/// The runtime's `no_std` AVX2 detection (CPUID and XCR0) agrees with std's.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_detection_agrees_with_std() {
+    assert_eq!(
+        edgeslim_runtime::kernels::x86::avx2_available(),
+        std::is_x86_feature_detected!("avx2")
+    );
+    // Cached: the same answer again.
+    assert_eq!(
+        edgeslim_runtime::kernels::x86::avx2_available(),
+        std::is_x86_feature_detected!("avx2")
+    );
+}
 
 /// Ties: requantization rounds once, to nearest with ties toward +infinity (TFLM's single
 /// rounding), so `-3 * 0.5` is `-1`; no second, half-away-from-zero rounding as in TFLM's

@@ -10,7 +10,7 @@
 //!
 //! The variants are also gathered into *kernel sets* with one signature per op, so that one
 //! test suite runs against each: [`reference`] (the specification), [`portable`] (safe Rust,
-//! every target) and [`active`] (what the interpreter calls: each op's chosen variant).
+//! every target), `x86_avx2` (x86-64: AVX2 chosen at run time) and [`active`] (what the interpreter calls: each op's chosen variant).
 //!
 //! How the variants are held to the specification: they must give identical bytes for every
 //! input a valid model can produce. `tests/tests/kernels.rs` runs one property suite against
@@ -28,6 +28,8 @@ pub mod conv;
 pub mod fc;
 pub mod pool;
 pub mod softmax;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 /// The reference kernels: clear loops that define the results every other variant must
 /// reproduce. Callers pass slices of exactly the sizes the shapes state; the interpreter checks
@@ -51,6 +53,20 @@ pub mod portable {
     pub use super::concat::reference::concat;
     pub use super::conv::portable::conv2d;
     pub use super::fc::portable::fully_connected;
+    pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
+    pub use super::softmax::reference::softmax;
+}
+
+/// The x86-64 variants: explicit AVX2 kernels (convolution, fully connected) behind run-time
+/// feature detection ([`x86::avx2_available`]), falling back to the portable variants on CPUs
+/// without AVX2 and for shapes the AVX2 paths do not take.
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx2 {
+    pub use super::add::reference::add;
+    pub use super::boundary::reference::{dequantize, quantize};
+    pub use super::concat::reference::concat;
+    pub use super::conv::x86::conv2d;
+    pub use super::fc::x86::fully_connected;
     pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
     pub use super::softmax::reference::softmax;
 }

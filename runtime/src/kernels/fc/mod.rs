@@ -3,6 +3,14 @@
 
 pub mod portable;
 pub mod reference;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
-/// The variant the interpreter calls.
+/// The variant the interpreter calls: AVX2 when the CPU has it (detected at run time) on
+/// x86-64, else portable.
+#[cfg(not(target_arch = "x86_64"))]
 pub use portable::fully_connected;
+/// The variant the interpreter calls: AVX2 when the CPU has it (detected at run time) on
+/// x86-64, else portable.
+#[cfg(target_arch = "x86_64")]
+pub use x86::fully_connected;
