@@ -141,8 +141,8 @@ pub(crate) mod dsp {
 
     /// Four int8 values as one little-endian word (an unaligned `LDR`).
     #[inline(always)]
-    pub(crate) fn word(c: &[i8]) -> u32 {
-        u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
+    pub(crate) fn word(c: &[i8; 4]) -> u32 {
+        u32::from_le_bytes(c.map(|b| b as u8))
     }
 
     /// `multiply_by_quantized_multiplier(acc + bias, mult, shift)`, bit for bit.
@@ -240,13 +240,15 @@ fn widen<const SLOT: usize>(
     col: &mut [[u32; 4]],
     tail: &mut [i32; 3],
 ) {
-    let mut chunks = src.chunks_exact(4);
-    for (c, d) in (&mut chunks).zip(col.iter_mut()) {
-        let x = word(c);
-        d[2 * SLOT] = sxtab16(off, x);
-        d[2 * SLOT + 1] = sxtab16_ror8(off, x);
+    let (quads, rest) = src.as_chunks::<4>();
+    let n = quads.len().min(col.len());
+    let (quads, col) = (&quads[..n], &mut col[..n]);
+    for i in 0..n {
+        let x = word(&quads[i]);
+        col[i][2 * SLOT] = sxtab16(off, x);
+        col[i][2 * SLOT + 1] = sxtab16_ror8(off, x);
     }
-    for (t, &x) in tail.iter_mut().zip(chunks.remainder()) {
+    for (t, &x) in tail.iter_mut().zip(rest) {
         *t = x as i32 - zp;
     }
 }
@@ -257,14 +259,17 @@ fn widen<const SLOT: usize>(
 #[inline(always)]
 fn mac_2x2(col: &[[u32; 4]], w0: &[i8], w1: &[i8], acc: &mut [i32; 4]) {
     let [mut a0, mut a1, mut a2, mut a3] = *acc;
-    for (c, (ra, rb)) in col.iter().zip(w0.chunks_exact(4).zip(w1.chunks_exact(4))) {
-        let wa = word(ra);
+    let n = col.len();
+    let (w0, w1) = (&w0.as_chunks::<4>().0[..n], &w1.as_chunks::<4>().0[..n]);
+    for i in 0..n {
+        let c = &col[i];
+        let wa = word(&w0[i]);
         let (lo, hi) = (sxtb16(wa), sxtb16_ror8(wa));
         a0 = smlad(lo, c[0], a0);
         a0 = smlad(hi, c[1], a0);
         a1 = smlad(lo, c[2], a1);
         a1 = smlad(hi, c[3], a1);
-        let wb = word(rb);
+        let wb = word(&w1[i]);
         let (lo, hi) = (sxtb16(wb), sxtb16_ror8(wb));
         a2 = smlad(lo, c[0], a2);
         a2 = smlad(hi, c[1], a2);
@@ -434,8 +439,9 @@ fn depthwise3x3(p: &Params<'_, '_>, groups: usize, input: &[i8], output: &mut [i
                             for (t, &to) in tap_off.iter().enumerate() {
                                 let i = to + 4 * q;
                                 // SAFETY: i + 4 <= tap_off[8] + 4 * quads = span = win.len()
-                                // (tap_off is increasing in t and q < quads).
-                                let x = word(unsafe { win.get_unchecked(i..i + 4) });
+                                // (tap_off is increasing in t and q < quads), and [i8; 4]
+                                // has alignment 1: an in-bounds read of initialised bytes.
+                                let x = word(unsafe { &*win.as_ptr().add(i).cast::<[i8; 4]>() });
                                 let w = wbuf[t][q];
                                 let (lo, hi) = (sxtab16(off, x), sxtab16_ror8(off, x));
                                 acc[0] = smlabb(lo, w[0], acc[0]);
@@ -452,7 +458,7 @@ fn depthwise3x3(p: &Params<'_, '_>, groups: usize, input: &[i8], output: &mut [i
                                 for kx in kx_r.clone() {
                                     let (dy, dx) = (ky - ky_r.start, kx - kx_r.start);
                                     let i = base + (dy * ins.w + dx) * c + 4 * q;
-                                    let x = word(&input[i..i + 4]);
+                                    let x = word(&input[i..i + 4].as_chunks::<4>().0[0]);
                                     let w = wbuf[ky * 3 + kx][q];
                                     let (lo, hi) = (sxtab16(off, x), sxtab16_ror8(off, x));
                                     acc[0] = smlabb(lo, w[0], acc[0]);

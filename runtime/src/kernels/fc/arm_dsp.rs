@@ -46,10 +46,12 @@ pub fn fully_connected(
                 let groups = xc.len() / 4;
                 let body = groups * 4;
                 let col = &mut buf[..groups];
-                for (c, d) in xc.chunks_exact(4).zip(col.iter_mut()) {
-                    let x = word(c);
-                    *d = [sxtab16(off, x), sxtab16_ror8(off, x)];
+                let quads = &xc.as_chunks::<4>().0[..groups];
+                for i in 0..groups {
+                    let x = word(&quads[i]);
+                    col[i] = [sxtab16(off, x), sxtab16_ror8(off, x)];
                 }
+                let col = &col[..groups];
                 let tail = &xc[body..];
                 let w_at = r * i_full + ci * CHUNK;
                 let mut j = 0;
@@ -59,12 +61,14 @@ pub fn fully_connected(
                     let r0 = &weights[o0 * row + w_at..][..xc.len()];
                     let r1 = &weights[o1 * row + w_at..][..xc.len()];
                     let (mut a0, mut a1) = (0i32, 0i32);
-                    for (c, (wa, wb)) in col.iter().zip(r0.chunks_exact(4).zip(r1.chunks_exact(4)))
-                    {
-                        let wa = word(wa);
+                    let w0 = &r0.as_chunks::<4>().0[..groups];
+                    let w1 = &r1.as_chunks::<4>().0[..groups];
+                    for i in 0..groups {
+                        let c = &col[i];
+                        let wa = word(&w0[i]);
                         a0 = smlad(sxtb16(wa), c[0], a0);
                         a0 = smlad(sxtb16_ror8(wa), c[1], a0);
-                        let wb = word(wb);
+                        let wb = word(&w1[i]);
                         a1 = smlad(sxtb16(wb), c[0], a1);
                         a1 = smlad(sxtb16_ror8(wb), c[1], a1);
                     }
