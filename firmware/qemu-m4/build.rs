@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 
 use edgeslim_runtime::Model;
 
+#[path = "build_cmsis_nn.rs"]
+mod cmsis_nn;
+
 fn main() -> Result<(), Box<dyn Error>> {
     let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
     fs::write(out.join("memory.x"), include_bytes!("memory.x"))?;
@@ -50,6 +53,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         None => no_assets("EDGESLIM_FW_ASSETS is not set"),
     };
     fs::write(out.join("assets.rs"), src)?;
+    cmsis_nn::build()?;
     Ok(())
 }
 

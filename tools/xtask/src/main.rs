@@ -6,12 +6,14 @@
 //! cargo xtask thumb            the no_std thumbv7em-none-eabihf build of the runtime
 //! cargo xtask firmware         generate the model assets, profile in QEMU (latency table,
 //!                               bundle), build and run every program, check deploy bit-exact
+//! cargo xtask bench-m4         kernels on the Cortex-M4 in QEMU beside CMSIS-NN (CMSIS_NN_DIR)
 //! cargo xtask fmt|clippy|host-tests|models    one step alone
 //! ```
 //!
 //! `--quick` skips everything that needs the Debian toolchain (apt, thumb build, firmware).
 //! Each step prints a banner and its time; the first failing step stops the run and is named.
 
+mod bench_m4;
 mod checks;
 mod cmd;
 mod deploy;
@@ -36,6 +38,9 @@ commands:
   firmware   compile the firmware's model with the host CLI, profile it in QEMU
              (icount latency table, search/bundle --from-table), build and run
              every program, compare deploy's outputs with the host bit for bit
+  bench-m4   exact instruction counts of the conv/fc kernels on the Cortex-M4
+             (QEMU), edgeslim portable and arm_dsp beside CMSIS-NN when
+             CMSIS_NN_DIR names a CMSIS-NN checkout (else \"not measured\")
   fmt | clippy | host-tests | models
              one step of `test` alone
 
@@ -76,6 +81,7 @@ enum Step {
     Thumb,
     Models,
     Firmware,
+    BenchM4,
 }
 
 impl Step {
@@ -88,6 +94,7 @@ impl Step {
             Step::Thumb => "thumb no_std build",
             Step::Models => "model checks",
             Step::Firmware => "firmware in QEMU",
+            Step::BenchM4 => "Cortex-M4 kernel bench in QEMU",
         }
     }
 
@@ -100,6 +107,7 @@ impl Step {
             Step::Thumb => checks::thumb(ctx),
             Step::Models => checks::models(ctx),
             Step::Firmware => firmware::firmware(ctx),
+            Step::BenchM4 => bench_m4::bench_m4(ctx),
         }
     }
 }
@@ -156,6 +164,7 @@ fn real_main() -> Result<ExitCode> {
         ("thumb", _) => &[Step::Thumb],
         ("models", _) => &[Step::Models],
         ("firmware", _) => &[Step::Firmware],
+        ("bench-m4", _) => &[Step::BenchM4],
         (other, _) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
     if quick && command != "test" {

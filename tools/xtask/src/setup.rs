@@ -104,6 +104,31 @@ fn apt_packages() -> Result<()> {
     Ok(())
 }
 
+/// Install those of `packages` that are missing: for commands that need more than `setup`
+/// installs (`bench-m4` with CMSIS-NN needs the Arm C cross compiler).
+pub fn apt_install_missing(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("apt: missing {}: installing", missing.join(" "));
+    run(&mut privileged(&["apt-get", "update"], &missing)?).context("`apt-get update` failed")?;
+    let mut install = vec![
+        "apt-get",
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "-o",
+        "DPkg::Lock::Timeout=600",
+    ];
+    install.extend(&missing);
+    run(&mut privileged(&install, &missing)?)
+}
+
 fn dpkg_installed(package: &str) -> bool {
     output(cmd("dpkg-query").args(["-W", "-f=${Status}", package]))
         .is_ok_and(|s| s.trim() == "install ok installed")

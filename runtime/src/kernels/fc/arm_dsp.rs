@@ -1,0 +1,93 @@
+//! The Arm DSP variant (see `conv/arm_dsp.rs` for the instructions and why the bytes are the
+//! reference's): the input is widened once per chunk into `[x0 - zp, x2 - zp]`,
+//! `[x1 - zp, x3 - zp]` pairs, and two weight rows at a time run against it with `SMLAD`.
+
+use crate::kernels::conv::arm_dsp::dsp::{
+    lanes_of_neg, requantize, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, word,
+};
+use crate::kernels::{ChannelQuant, OutputStage};
+
+/// Input values widened at a time (a 1 KiB stack buffer).
+const CHUNK: usize = 512;
+/// Outputs accumulated at a time: each chunk of the input is widened once per block.
+const OUT_BLOCK: usize = 64;
+
+/// Fully connected layer; same contract and bytes as
+/// [`crate::kernels::reference::fully_connected`].
+#[allow(clippy::too_many_arguments)]
+pub fn fully_connected(
+    input: &[i8],
+    positions: usize,
+    in_ch: usize,
+    in_zp: i32,
+    weights: &[i8],
+    i_full: usize,
+    chan: ChannelQuant<'_>,
+    stage: OutputStage,
+    output: &mut [i8],
+) {
+    let row = positions * i_full;
+    let n_out = output.len();
+    // With every column active, a weight row and the input are each one contiguous run.
+    let (runs, run_len) = if in_ch == i_full {
+        (1, positions * in_ch)
+    } else {
+        (positions, in_ch)
+    };
+    let off = lanes_of_neg(in_zp);
+    let mut buf = [[0u32; 2]; CHUNK / 4];
+    let mut b0 = 0;
+    while b0 < n_out {
+        let nb = OUT_BLOCK.min(n_out - b0);
+        let mut acc = [0i32; OUT_BLOCK];
+        for r in 0..runs {
+            let xs = &input[r * in_ch..][..run_len];
+            for (ci, xc) in xs.chunks(CHUNK).enumerate() {
+                let groups = xc.len() / 4;
+                let body = groups * 4;
+                let col = &mut buf[..groups];
+                let quads = &xc.as_chunks::<4>().0[..groups];
+                for i in 0..groups {
+                    let x = word(&quads[i]);
+                    col[i] = [sxtab16(off, x), sxtab16_ror8(off, x)];
+                }
+                let col = &col[..groups];
+                let tail = &xc[body..];
+                let w_at = r * i_full + ci * CHUNK;
+                let mut j = 0;
+                while j < nb {
+                    let o0 = b0 + j;
+                    let o1 = (o0 + 1).min(b0 + nb - 1);
+                    let r0 = &weights[o0 * row + w_at..][..xc.len()];
+                    let r1 = &weights[o1 * row + w_at..][..xc.len()];
+                    let (mut a0, mut a1) = (0i32, 0i32);
+                    let w0 = &r0.as_chunks::<4>().0[..groups];
+                    let w1 = &r1.as_chunks::<4>().0[..groups];
+                    for i in 0..groups {
+                        let c = &col[i];
+                        let wa = word(&w0[i]);
+                        a0 = smlad(sxtb16(wa), c[0], a0);
+                        a0 = smlad(sxtb16_ror8(wa), c[1], a0);
+                        let wb = word(&w1[i]);
+                        a1 = smlad(sxtb16(wb), c[0], a1);
+                        a1 = smlad(sxtb16_ror8(wb), c[1], a1);
+                    }
+                    for ((&x, &w0), &w1) in tail.iter().zip(&r0[body..]).zip(&r1[body..]) {
+                        let x = x as i32 - in_zp;
+                        a0 = a0.wrapping_add(x * w0 as i32);
+                        a1 = a1.wrapping_add(x * w1 as i32);
+                    }
+                    acc[j] = acc[j].wrapping_add(a0);
+                    if o1 != o0 {
+                        acc[j + 1] = acc[j + 1].wrapping_add(a1);
+                    }
+                    j += 2;
+                }
+            }
+        }
+        for (j, (out, &a)) in output[b0..b0 + nb].iter_mut().zip(&acc).enumerate() {
+            *out = stage.finish(requantize(a, chan.get(b0 + j)));
+        }
+        b0 += nb;
+    }
+}
