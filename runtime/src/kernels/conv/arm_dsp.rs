@@ -1,5 +1,6 @@
 //! The Arm DSP variant: Cortex-M cores with the DSP extension (`thumbv7em`: M4, M7; the
-//! interpreter calls it when built with `target_feature = "dsp"`), the reference's bytes.
+//! interpreter calls it on targets with the DSP extension: `cfg(edgeslim_arm_dsp)`, set by
+//! `runtime/build.rs`), the reference's bytes.
 //!
 //! The multiply-accumulates are dual 16-bit: `SMLAD acc, a, b` adds `a.lo * b.lo + a.hi * b.hi`
 //! to a 32-bit accumulator. Four int8 values `[v0 v1 v2 v3]` of one word widen to two 16-bit

@@ -2,7 +2,7 @@
 //! over NHWC int8 with per-output-channel requantization: the reference (the specification)
 //! and its faster variants, all giving the reference's bytes.
 
-#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[cfg(edgeslim_arm_dsp)]
 pub mod arm_dsp;
 pub mod portable;
 pub mod reference;
@@ -12,12 +12,9 @@ pub mod x86;
 /// The variant the interpreter calls: on x86-64 the AVX2 variant when the CPU has it (detected
 /// at run time; without it `x86::conv2d` runs the portable one), on Arm cores with the DSP
 /// extension the SMLAD variant (chosen at build time), else the portable one.
-#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[cfg(edgeslim_arm_dsp)]
 pub use arm_dsp::conv2d;
-#[cfg(not(any(
-    target_arch = "x86_64",
-    all(target_arch = "arm", target_feature = "dsp")
-)))]
+#[cfg(not(any(target_arch = "x86_64", edgeslim_arm_dsp)))]
 pub use portable::conv2d;
 #[cfg(target_arch = "x86_64")]
 pub use x86::conv2d;
