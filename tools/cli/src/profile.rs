@@ -837,9 +837,8 @@ mod tests {
     fn single_segment_model() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/data/conformance/dscnn_kws/model_qdq_u8.onnx");
-        let c =
-            edgeslim_compiler::compile(&path, &edgeslim_compiler::CompileOptions::default())
-                .unwrap();
+        let c = edgeslim_compiler::compile(&path, &edgeslim_compiler::CompileOptions::default())
+            .unwrap();
         let m = Model::parse(&c.blob).unwrap();
         assert_eq!(m.num_segments(), 1, "the conformance file has no decoder");
         let opts = ProfileOptions {
