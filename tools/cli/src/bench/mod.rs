@@ -738,7 +738,7 @@ pub fn to_text(r: &BenchReport) -> String {
         .map(|e| e.label.len())
         .max()
         .unwrap_or(8)
-        .max(28);
+        .max(30);
     let _ = writeln!(
         s,
         "{:<w$} {:>10} {:>21} {:>9}",
