@@ -7,6 +7,7 @@ use edgeslim_compiler::{
 };
 use std::path::PathBuf;
 
+mod bench;
 mod choose;
 mod evaluate;
 mod profile;
@@ -80,6 +81,9 @@ enum Cmd {
     Bundle(choose::BundleArgs),
     /// The quickstart's main job on a bundled model: compile, profile, eval, search, simulate, plot.
     Demo(choose::DemoArgs),
+    /// Inference time of edgeslim (at chosen widths), tract and ONNX Runtime on one input, side
+    /// by side, and whether their outputs agree.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -113,6 +117,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Search(a) => return choose::search(a),
         Cmd::Bundle(a) => return choose::bundle(a),
         Cmd::Demo(a) => return choose::demo(a),
+        Cmd::Bench(a) => return bench::bench(a),
         Cmd::Compile {
             model,
             output,

@@ -11,6 +11,10 @@
 //! of (direct - sum of its segments' latencies) over them, and the table carries these direct
 //! measurements so that the additive model can be checked (`LatencyTable::check_additive`).
 //!
+//! A model without decoders (a plain single-segment network) is profiled the same way with
+//! one decoder width: a pair run per encoder width, and one whole configuration per encoder
+//! width (every task runs), so the table has the encoder's latency per width and the overhead.
+//!
 //! **Robust to a loaded machine.** A shared host runs other processes; four measures keep
 //! their effect out of the table:
 //! - *On-CPU time.* On Linux a whole run is timed as wall time minus the run-queue delay the
@@ -250,7 +254,8 @@ pub struct Config {
 
 /// Every configuration of `model`: every non-empty set of decoders that some task computes,
 /// the encoder at every width and each running decoder at every width; at most `max` of them
-/// (see [`configs_of`]).
+/// (see [`configs_of`]). A model without decoders (a plain single-segment network) has one
+/// configuration per encoder width.
 pub fn config_space(model: &Model<'_>, max: usize) -> Result<Vec<Config>> {
     let n_widths: Vec<usize> = (0..model.num_segments())
         .map(|s| model.segment(s).map_or(1, |g| g.n_widths))
@@ -266,7 +271,9 @@ pub fn config_space(model: &Model<'_>, max: usize) -> Result<Vec<Config>> {
 pub const MAX_TIMED_CONFIGS: usize = 1 << 20;
 
 /// The configurations of segments with `n_widths[s]` widths each (segment 0 the encoder)
-/// whose runnable decoders are `runnable`. All of them, sorted, when there are at most `max`;
+/// whose runnable decoders are `runnable`. Without runnable decoders the only set of running
+/// decoders is the empty one: one configuration per encoder width (the encoder's own tasks
+/// run). All of them, sorted, when there are at most `max`;
 /// otherwise `max` distinct ones drawn with a fixed-seed generator (the same on every
 /// machine): a non-empty decoder set uniformly, then every running segment's width uniformly,
 /// so that no width or task set is systematically left out. More than [`MAX_TIMED_CONFIGS`]
@@ -280,8 +287,20 @@ pub fn configs_of(n_widths: &[usize], runnable: &[usize], max: usize) -> Result<
         .collect();
     runnable.sort_unstable();
     runnable.dedup();
-    if n_seg == 0 || n_widths[0] == 0 || runnable.is_empty() || max == 0 {
+    if n_seg == 0 || n_widths[0] == 0 || max == 0 {
         return Ok(Vec::new());
+    }
+    if runnable.is_empty() {
+        return Ok((0..n_widths[0].min(max))
+            .map(|e| {
+                let mut widths = vec![0u8; n_seg];
+                widths[0] = e as u8;
+                Config {
+                    widths,
+                    decoders: Vec::new(),
+                }
+            })
+            .collect());
     }
     // n_enc * (prod over decoders of (1 + n_s) - 1), saturating.
     let total = runnable
@@ -488,8 +507,8 @@ pub fn profile_host_stats(
 ) -> Result<(LatencyTable, ProfileStats)> {
     let mut arena = vec![0u8; model.arena_bytes()];
     let n_seg = model.num_segments();
-    if n_seg < 2 {
-        bail!("the model has no decoder segment to profile");
+    if n_seg == 0 {
+        bail!("the model has no segment to profile");
     }
     let n_enc = model.segment(0).map_or(1, |s| s.n_widths);
     let n_dec = (1..n_seg)
@@ -512,11 +531,13 @@ pub fn profile_host_stats(
     let direct = space
         .iter()
         .map(|c| {
+            // The running decoders' tasks, and the encoder's own (a single-segment model's
+            // outputs come from the encoder).
             let mut mask = TaskMask(0);
             for t in 0..model.num_tasks() {
                 if model
                     .task(t)
-                    .is_some_and(|t| c.decoders.contains(&t.segment))
+                    .is_some_and(|t| t.segment == 0 || c.decoders.contains(&t.segment))
                 {
                     mask = mask.with(t);
                 }
@@ -795,6 +816,47 @@ mod tests {
         let e = t.segment_index("digit").unwrap();
         assert_eq!(t.segments[e].by_encoder_us.as_ref().unwrap().len(), 4);
         assert!(stats.summary().contains("re-measured"));
+    }
+
+    #[test]
+    fn a_model_without_decoders_has_one_configuration_per_encoder_width() {
+        let c = configs_of(&[3], &[], usize::MAX).unwrap();
+        assert_eq!(c.len(), 3);
+        for (e, c) in c.iter().enumerate() {
+            assert_eq!(c.widths, [e as u8]);
+            assert!(c.decoders.is_empty());
+        }
+        assert_eq!(configs_of(&[3], &[], 2).unwrap().len(), 2);
+        // Decoders no task computes leave the encoder alone, at every width.
+        assert_eq!(configs_of(&[2, 4], &[], usize::MAX).unwrap().len(), 2);
+    }
+
+    /// A plain single-segment network (no slimming manifest): the table has the encoder alone,
+    /// its whole configurations are timed, the overhead is their residual.
+    #[test]
+    fn single_segment_model() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/conformance/dscnn_kws/model_qdq_u8.onnx");
+        let c = edgeslim_compiler::compile(&path, &edgeslim_compiler::CompileOptions::default())
+            .unwrap();
+        let m = Model::parse(&c.blob).unwrap();
+        assert_eq!(m.num_segments(), 1, "the conformance file has no decoder");
+        let opts = ProfileOptions {
+            warmup: 1,
+            reps: 3,
+            ..ProfileOptions::default()
+        };
+        let (t, stats) = profile_host_stats(&m, "test", opts, false).unwrap();
+        let n_enc = m.segment(0).unwrap().n_widths;
+        assert_eq!(t.segments.len(), 1);
+        assert_eq!(t.segments[0].latency_us.len(), n_enc);
+        assert!(t.segments[0].latency_us.iter().all(|&l| l > 0.0));
+        assert_eq!(t.configs.len(), n_enc);
+        assert_eq!(stats.configs, n_enc);
+        assert!(t.configs.iter().all(|c| c.tasks.is_empty()));
+        let check = t.check_additive().unwrap().expect("configurations timed");
+        assert_eq!(check.configs, n_enc);
+        t.validate().unwrap();
     }
 
     #[test]
