@@ -10,7 +10,8 @@
 //!
 //! The variants are also gathered into *kernel sets* with one signature per op, so that one
 //! test suite runs against each: [`reference`] (the specification), [`portable`] (safe Rust,
-//! every target), `x86_avx2` (x86-64: AVX2 chosen at run time) and [`active`] (what the interpreter calls: each op's chosen variant).
+//! every target), `x86_avx2` (x86-64: AVX2 chosen at run time) and [`active`] (what the
+//! interpreter calls: each op's chosen variant).
 //!
 //! How the variants are held to the specification: they must give identical bytes for every
 //! input a valid model can produce. `tests/tests/kernels.rs` runs one property suite against
