@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::Ctx;
-use crate::cmd::{cmd, display, run};
+use crate::cmd::{cmd, display, output, run};
 
 /// The bundled model the firmware deploys.
 pub const MODEL: &str = "digits-mtl";
@@ -516,11 +516,22 @@ pub fn bundle(ctx: &Ctx, assets: &Assets, profile_log: &str) -> Result<()> {
             .arg(assets.table());
     };
     // Loads and validates the table, prints it and the additive model's error on its configs.
+    // Instruction counts are exact, so the additive model is asserted here (the host's timing
+    // version of this check is a measurement, not a test: `tools/cli/tests/additive.rs`).
     let mut c = edgeslim(ctx, assets)?;
     c.arg("profile");
     from(&mut c);
     c.arg("-o").arg(assets.dir.join("latency-checked.json"));
-    run(&mut c).context("the CLI does not accept the icount latency table")?;
+    let shown = display(&c);
+    println!("$ {shown}");
+    let printed = output(&mut c).context("the CLI does not accept the icount latency table")?;
+    print!("{printed}");
+    let worst = additive_worst(&printed)?;
+    ensure!(
+        worst <= ADDITIVE_WORST_PERCENT,
+        "the additive latency model is {worst}% off on the exact icount table (bound \
+         {ADDITIVE_WORST_PERCENT}%)"
+    );
     let budgets = budgets(&t);
     let prefer = preferences(&p);
     let mut c = edgeslim(ctx, assets)?;
@@ -1051,5 +1062,37 @@ INFO  checksum 00000000
         std::fs::write(&p, &b[..b.len() - 1]).unwrap();
         assert!(read_npy_i8(&p).is_err());
         std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+/// Worst error of the additive latency model allowed on the exact QEMU instruction-count table,
+/// in percent (measured: 0.4%).
+const ADDITIVE_WORST_PERCENT: f64 = 2.0;
+
+/// The worst error, in percent, from `edgeslim profile --from-table`'s line "additive model vs
+/// N directly timed configs: median error X%, worst Y%".
+fn additive_worst(printed: &str) -> Result<f64> {
+    let line = printed
+        .lines()
+        .find(|l| l.starts_with("additive model vs"))
+        .context("`edgeslim profile` printed no additive-model line for the icount table")?;
+    let worst = line
+        .rsplit_once("worst ")
+        .and_then(|(_, w)| w.trim().strip_suffix('%'))
+        .with_context(|| format!("no worst error in {line:?}"))?;
+    worst
+        .parse()
+        .with_context(|| format!("worst error {worst:?} in {line:?}"))
+}
+
+#[cfg(test)]
+mod additive_tests {
+    use super::additive_worst;
+
+    #[test]
+    fn reads_the_worst_error() {
+        let p = "x\nadditive model vs 20 directly timed configs: median error 0.2%, worst 0.4%\n";
+        assert_eq!(additive_worst(p).unwrap(), 0.4);
+        assert!(additive_worst("no such line").is_err());
     }
 }
