@@ -135,7 +135,20 @@ impl<'a> ChannelQuant<'a> {
     /// `(bias, multiplier, shift)` of channel `o` (`o < len()`).
     #[inline]
     pub fn get(&self, o: usize) -> (i32, i32, i32) {
-        let b = &self.bytes[o * Self::STRIDE..o * Self::STRIDE + Self::STRIDE];
+        Self::decode(&self.bytes[o * Self::STRIDE..o * Self::STRIDE + Self::STRIDE])
+    }
+
+    /// The stored triples, [`Self::STRIDE`] bytes per channel (for kernels that walk the
+    /// channels in step with their weight rows).
+    #[inline]
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// `(bias, multiplier, shift)` from one channel's [`Self::STRIDE`] bytes (`b.len() >= 12`).
+    #[inline(always)]
+    pub fn decode(b: &[u8]) -> (i32, i32, i32) {
+        let b = &b[..Self::STRIDE];
         (
             i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             i32::from_le_bytes([b[4], b[5], b[6], b[7]]),

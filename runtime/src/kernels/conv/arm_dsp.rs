@@ -158,14 +158,229 @@ pub(crate) mod dsp {
     #[inline(always)]
     pub(crate) fn requantize(acc: i32, (bias, mult, shift): (i32, i32, i32)) -> i32 {
         let x = acc.wrapping_add(bias);
-        let total = 31 - shift.clamp(-31, 30);
-        if total > 32 {
-            let r = (total - 32) as u32;
+        if shift <= -2 {
+            // total = 31 - max(shift, -31) >= 33, r = total - 32 in 1..=30.
+            let r = (-1 - shift.max(-31)) as u32;
             let hi = ((x as i64 * mult as i64) >> 32) as i32;
-            (hi + (1 << (r - 1))) >> r
+            (hi + ((1 << r) >> 1)) >> r
         } else {
             multiply_by_quantized_multiplier(x, mult, shift)
         }
+    }
+
+    /// One group (four values of the dot product) of [`dot_2x2_rows`]: the two weight words are
+    /// loaded (unaligned `LDR`, which ARMv7-M performs in hardware while `CCR.UNALIGN_TRP` is
+    /// clear, its reset value) and widened to `(w0, w2)`, `(w1, w3)` pairs, then each
+    /// position's two widened words (`LDRD` from the word-aligned buffer) meet both rows.
+    macro_rules! group_2x2 {
+        () => {
+            concat!(
+                "ldr {wa}, [{w0}], #4\n",
+                "ldr {wb}, [{w1}], #4\n",
+                "sxtb16 {wah}, {wa}, ror #8\n",
+                "sxtb16 {wa}, {wa}\n",
+                "sxtb16 {wbh}, {wb}, ror #8\n",
+                "sxtb16 {wb}, {wb}\n",
+                "ldrd {c0}, r7, [{col}], #8\n",
+                "smlad {a0}, {wa}, {c0}, {a0}\n",
+                "smlad {a0}, {wah}, r7, {a0}\n",
+                "smlad {a2}, {wb}, {c0}, {a2}\n",
+                "smlad {a2}, {wbh}, r7, {a2}\n",
+                "ldrd {c0}, r7, [{col}], #8\n",
+                "smlad {a1}, {wa}, {c0}, {a1}\n",
+                "smlad {a1}, {wah}, r7, {a1}\n",
+                "smlad {a3}, {wb}, {c0}, {a3}\n",
+                "smlad {a3}, {wbh}, r7, {a3}\n",
+            )
+        };
+    }
+
+    /// Row pairs of a weight matrix against two widened positions: for `j` in
+    /// `0..out.len()`, `out[j] = [r0 q0, r0 q1, r1 q0, r1 q1]` with rows
+    /// `r0 = first + 2j`, `r1 = second + 2j` (each `w_row` bytes apart in `rows`, the first
+    /// `4 * col.len()` values of each) and positions `q0`, `q1` widened into `col` (per group
+    /// of four values `[q0 (x0, x2), q0 (x1, x3), q1 (x0, x2), q1 (x1, x3)]`), wrapping sums.
+    ///
+    /// One hand-scheduled loop over the row pairs and, inside, over the groups (two per
+    /// iteration; an odd count starts with one): LLVM's allocation of the same code in Rust
+    /// spilled two accumulators per group (27 instructions where 16 do), and a call per row
+    /// pair spilled every live value around it. The groups need 14 registers, one more than
+    /// `asm!` operands can have on Thumb (r7 is the frame pointer), so r7 is saved on the
+    /// stack, used as the second `LDRD` target and restored before the block ends; what the
+    /// pair loop needs besides (the buffer's start, the group count, the pairs left, where to
+    /// store, the step to the next pair) lives in a small array in memory whose address is
+    /// pushed on the stack too.
+    #[inline(always)]
+    pub(crate) fn dot_2x2_rows(
+        col: &[[u32; 4]],
+        rows: &[i8],
+        w_row: usize,
+        first: usize,
+        second: usize,
+        out: &mut [[i32; 4]],
+    ) {
+        let n = col.len();
+        let pairs = out.len();
+        let last = first.max(second) + 2 * (pairs.max(1) - 1);
+        assert!(
+            n > 0
+                && pairs > 0
+                && 4 * n <= w_row
+                && last
+                    .checked_add(1)
+                    .and_then(|r| r.checked_mul(w_row))
+                    .is_some_and(|end| end <= rows.len())
+        );
+        // [col, groups, pairs left, store pointer, step from a row's end to the next pair's]
+        let mut ctx: [u32; 5] = [
+            col.as_ptr() as u32,
+            n as u32,
+            pairs as u32,
+            out.as_mut_ptr() as u32,
+            (2 * w_row - 4 * n) as u32,
+        ];
+        let w0 = rows[first * w_row..].as_ptr();
+        let w1 = rows[second * w_row..].as_ptr();
+        // SAFETY: the block reads, per pair j < pairs, `16 * n` bytes of `col` (exactly
+        // `col`, 4-byte aligned elements as `LDRD` needs) and `4 * n` bytes from rows
+        // `first + 2j` and `second + 2j` (the pointers start at those rows and step by
+        // `2 * w_row` per pair; the assert bounds the last row read, `last`, inside `rows`, and
+        // `4 * n <= w_row`); byte loads need no alignment (see `group_2x2`). It writes the
+        // four accumulators of pair j to `out[j]` (`STRD`, 4-byte aligned), the `ctx` array it
+        // was given, and two words pushed below the stack pointer (not `nostack`: r7 and the
+        // address of `ctx`); it restores r7 and sp before it ends. Every other register it changes is an output operand;
+        // flags are not declared preserved. All arithmetic stays in 32 bits, as do the
+        // pointers on this target.
+        unsafe {
+            core::arch::asm!(
+                "push {{r7}}",
+                "push {{{c0}}}",
+                "2:",
+                "ldr {a0}, [sp]",
+                "ldr {col}, [{a0}]",
+                "ldr {cnt}, [{a0}, #4]",
+                "mov {a0}, #0",
+                "mov {a1}, #0",
+                "mov {a2}, #0",
+                "mov {a3}, #0",
+                "lsrs {cnt}, {cnt}, #1",
+                "bcc 3f",
+                group_2x2!(),
+                "3:",
+                "cmp {cnt}, #0",
+                "beq 5f",
+                "4:",
+                group_2x2!(),
+                group_2x2!(),
+                "subs {cnt}, {cnt}, #1",
+                "bne 4b",
+                "5:",
+                "ldr {wa}, [sp]",
+                "ldr {col}, [{wa}, #12]",
+                "strd {a0}, {a1}, [{col}], #8",
+                "strd {a2}, {a3}, [{col}], #8",
+                "str {col}, [{wa}, #12]",
+                "ldr {cnt}, [{wa}, #16]",
+                "add {w0}, {w0}, {cnt}",
+                "add {w1}, {w1}, {cnt}",
+                "ldr {cnt}, [{wa}, #8]",
+                "subs {cnt}, {cnt}, #1",
+                "str {cnt}, [{wa}, #8]",
+                "bne 2b",
+                "add sp, sp, #4",
+                "pop {{r7}}",
+                w0 = inout(reg) w0 => _,
+                w1 = inout(reg) w1 => _,
+                col = out(reg) _,
+                cnt = out(reg) _,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                wa = out(reg) _,
+                wah = out(reg) _,
+                wb = out(reg) _,
+                wbh = out(reg) _,
+                // Holds the address of `ctx` until it is pushed, then the first `LDRD` target.
+                c0 = inout(reg) ctx.as_mut_ptr() => _,
+            );
+        }
+    }
+
+    /// One group of [`dot_4x1`]: the position's two widened words, then per row one weight
+    /// word widened and two `SMLAD`s.
+    macro_rules! group_4x1 {
+        () => {
+            concat!(
+                "ldrd {c0}, r7, [{col}], #8\n",
+                "ldr {wl}, [{w0}], #4\n",
+                "sxtb16 {wh}, {wl}, ror #8\n",
+                "sxtb16 {wl}, {wl}\n",
+                "smlad {a0}, {wl}, {c0}, {a0}\n",
+                "smlad {a0}, {wh}, r7, {a0}\n",
+                "ldr {wl}, [{w1}], #4\n",
+                "sxtb16 {wh}, {wl}, ror #8\n",
+                "sxtb16 {wl}, {wl}\n",
+                "smlad {a1}, {wl}, {c0}, {a1}\n",
+                "smlad {a1}, {wh}, r7, {a1}\n",
+                "ldr {wl}, [{w2}], #4\n",
+                "sxtb16 {wh}, {wl}, ror #8\n",
+                "sxtb16 {wl}, {wl}\n",
+                "smlad {a2}, {wl}, {c0}, {a2}\n",
+                "smlad {a2}, {wh}, r7, {a2}\n",
+                "ldr {wl}, [{w3}], #4\n",
+                "sxtb16 {wh}, {wl}, ror #8\n",
+                "sxtb16 {wl}, {wl}\n",
+                "smlad {a3}, {wl}, {c0}, {a3}\n",
+                "smlad {a3}, {wh}, r7, {a3}\n",
+            )
+        };
+    }
+
+    /// `acc[r] += sum_i w_r[i] * x[i]` for four weight rows of exactly `4 * col.len()` int8
+    /// values and one position widened into `col` (per group `[(x0, x2), (x1, x3)]`),
+    /// wrapping. One loop in `asm!` for the reasons given at [`dot_2x2_rows`] (the 14th
+    /// register is r7, saved and restored the same way).
+    #[inline(always)]
+    pub(crate) fn dot_4x1(col: &[[u32; 2]], w: [&[i8]; 4], acc: &mut [i32; 4]) {
+        let n = col.len();
+        assert!(n > 0 && w.iter().all(|r| r.len() == 4 * n));
+        let [mut a0, mut a1, mut a2, mut a3] = *acc;
+        // SAFETY: as for `dot_2x2_rows`: `n >= 1` groups read exactly `col` (8-byte elements,
+        // 4-byte aligned for `LDRD`) and exactly the four rows (lengths asserted, byte loads
+        // need no alignment); only the pushed r7 is written, and restored with sp.
+        unsafe {
+            core::arch::asm!(
+                "push {{r7}}",
+                "lsrs {n}, {n}, #1",
+                "bcc 3f",
+                group_4x1!(),
+                "3:",
+                "cmp {n}, #0",
+                "beq 4f",
+                "2:",
+                group_4x1!(),
+                group_4x1!(),
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "4:",
+                "pop {{r7}}",
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                col = inout(reg) col.as_ptr() => _,
+                w0 = inout(reg) w[0].as_ptr() => _,
+                w1 = inout(reg) w[1].as_ptr() => _,
+                w2 = inout(reg) w[2].as_ptr() => _,
+                w3 = inout(reg) w[3].as_ptr() => _,
+                n = inout(reg) n => _,
+                wl = out(reg) _,
+                wh = out(reg) _,
+                c0 = out(reg) _,
+            );
+        }
+        *acc = [a0, a1, a2, a3];
     }
 }
 
@@ -254,37 +469,11 @@ fn widen<const SLOT: usize>(
     }
 }
 
-/// Two weight rows against two widened positions: `acc` is
-/// `[row 0 pos 0, row 0 pos 1, row 1 pos 0, row 1 pos 1]`. Both rows are at least
-/// `4 * col.len()` long.
-#[inline(always)]
-fn mac_2x2(col: &[[u32; 4]], w0: &[i8], w1: &[i8], acc: &mut [i32; 4]) {
-    let [mut a0, mut a1, mut a2, mut a3] = *acc;
-    let n = col.len();
-    let (w0, w1) = (&w0.as_chunks::<4>().0[..n], &w1.as_chunks::<4>().0[..n]);
-    for i in 0..n {
-        let c = &col[i];
-        let wa = word(&w0[i]);
-        let (lo, hi) = (sxtb16(wa), sxtb16_ror8(wa));
-        a0 = smlad(lo, c[0], a0);
-        a0 = smlad(hi, c[1], a0);
-        a1 = smlad(lo, c[2], a1);
-        a1 = smlad(hi, c[3], a1);
-        let wb = word(&w1[i]);
-        let (lo, hi) = (sxtb16(wb), sxtb16_ror8(wb));
-        a2 = smlad(lo, c[0], a2);
-        a2 = smlad(hi, c[1], a2);
-        a3 = smlad(lo, c[2], a3);
-        a3 = smlad(hi, c[3], a3);
-    }
-    *acc = [a0, a1, a2, a3];
-}
-
 /// One group, a dot product of `k_len <= COL_LEN` values: pointwise reads each position's
 /// input channels in place, `kxk` gathers the window into a byte buffer in the weights'
 /// layout first (`[kh][kw][i_full]`; padding taps and inactive columns at the zero point).
-/// Positions go in pairs, output channels in pairs ([`mac_2x2`]); an odd last position or
-/// channel repeats the previous one (computed, not stored).
+/// Positions go in pairs, output channels in pairs ([`dsp::dot_2x2_rows`]); an odd last
+/// position or channel pairs with itself (computed, not stored).
 fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     let [_, kh, kw, i_full] = p.w_shape;
     let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
@@ -294,7 +483,6 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     let n_out = outs.c;
     let n_pos = outs.h * outs.w;
     let groups = k_len / 4;
-    let body = groups * 4;
     let off = lanes_of_neg(p.zp);
     let mut col = [[0u32; 4]; COL_GROUPS];
     let col = &mut col[..groups];
@@ -345,40 +533,196 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
             widen::<1>(src, off, p.zp, col, &mut tails[1]);
         }
     };
-    let mut q0 = 0;
-    while q0 < n_pos {
-        let q1 = (q0 + 1).min(n_pos - 1);
-        gather(q0, 0, col, &mut tails);
-        gather(q1, 1, col, &mut tails);
-        let mut o0 = 0;
-        while o0 < n_out {
-            let o1 = (o0 + 1).min(n_out - 1);
-            let r0 = &p.weights[o0 * w_row..][..k_len];
-            let r1 = &p.weights[o1 * w_row..][..k_len];
-            let mut acc = [0i32; 4];
-            mac_2x2(col, r0, r1, &mut acc);
-            for (j, (&w0, &w1)) in r0[body..].iter().zip(&r1[body..]).enumerate() {
-                let (w0, w1) = (w0 as i32, w1 as i32);
-                acc[0] = acc[0].wrapping_add(tails[0][j] * w0);
-                acc[1] = acc[1].wrapping_add(tails[1][j] * w0);
-                acc[2] = acc[2].wrapping_add(tails[0][j] * w1);
-                acc[3] = acc[3].wrapping_add(tails[1][j] * w1);
+    let rows = &p.weights[..n_out * w_row];
+    let mut cache = [Requant::default(); 2 * PAIR_BLOCK];
+    // Output channels in blocks of 2 * PAIR_BLOCK; each block's requantization is prepared
+    // once and its positions run in pairs.
+    let mut c0 = 0;
+    while c0 < n_out {
+        let nc = (2 * PAIR_BLOCK).min(n_out - c0);
+        let cache = &mut cache[..nc];
+        let fast = Requant::prepare(&p.chan, c0, cache);
+        let block = Block {
+            rows: &rows[c0 * w_row..],
+            w_row,
+            k_len,
+            c0,
+            cache: if fast { Some(cache) } else { None },
+        };
+        let mut q0 = 0;
+        while q0 < n_pos {
+            gather(q0, 0, col, &mut tails);
+            let at = |q: usize| q * n_out + c0..q * n_out + c0 + nc;
+            if q0 + 1 < n_pos {
+                gather(q0 + 1, 1, col, &mut tails);
+                let (head, rest) = output.split_at_mut((q0 + 1) * n_out);
+                let (out0, out1) = (&mut head[at(q0)], &mut rest[at(0)]);
+                tiles::<true>(p, &block, col, &tails, out0, out1);
+            } else {
+                // The last position alone: slot 1 repeats it (computed, not stored).
+                gather(q0, 1, col, &mut tails);
+                tiles::<false>(p, &block, col, &tails, &mut output[at(q0)], &mut []);
             }
-            let qa = p.chan.get(o0);
-            output[q0 * n_out + o0] = p.finish(acc[0], qa);
-            if q1 != q0 {
-                output[q1 * n_out + o0] = p.finish(acc[1], qa);
+            q0 += 2;
+        }
+        c0 += nc;
+    }
+}
+
+/// One requantization in its fast form (`dsp::requantize`'s 32-bit path), prepared once per
+/// output channel and call: `((x + bias) * mult >> 32 + round) >> r`.
+#[derive(Clone, Copy, Default)]
+struct Requant {
+    bias: i32,
+    mult: i32,
+    round: i32,
+    r: u32,
+}
+
+impl Requant {
+    /// Fills `out` with channels `c0..c0 + out.len()`; false (and `out` unusable) when a
+    /// channel's shift needs the general path.
+    fn prepare(chan: &ChannelQuant<'_>, c0: usize, out: &mut [Requant]) -> bool {
+        let bytes = &chan.as_bytes()[c0 * ChannelQuant::STRIDE..];
+        for (q, b) in out.iter_mut().zip(bytes.chunks_exact(ChannelQuant::STRIDE)) {
+            let (bias, mult, shift) = ChannelQuant::decode(b);
+            if shift > -2 {
+                return false;
             }
-            if o1 != o0 {
-                let qb = p.chan.get(o1);
-                output[q0 * n_out + o1] = p.finish(acc[2], qb);
-                if q1 != q0 {
-                    output[q1 * n_out + o1] = p.finish(acc[3], qb);
+            // As in `dsp::requantize`: total = 31 - max(shift, -31) >= 33, r = total - 32.
+            let r = (-1 - shift.max(-31)) as u32;
+            *q = Requant {
+                bias,
+                mult,
+                round: 1 << (r - 1),
+                r,
+            };
+        }
+        true
+    }
+
+    /// Bit for bit `dsp::requantize(acc, (bias, mult, shift))` for the channel it was
+    /// prepared from (the argument is there).
+    #[inline(always)]
+    fn apply(&self, acc: i32) -> i32 {
+        let x = acc.wrapping_add(self.bias);
+        let hi = ((x as i64 * self.mult as i64) >> 32) as i32;
+        (hi + self.round) >> self.r
+    }
+}
+
+/// One block of output channels of [`matrix`]: its weight rows (from channel `c0`) and, when
+/// every channel takes the fast path, its prepared requantization.
+struct Block<'a> {
+    rows: &'a [i8],
+    w_row: usize,
+    k_len: usize,
+    c0: usize,
+    cache: Option<&'a [Requant]>,
+}
+
+/// Row pairs run per call of [`dsp::dot_2x2_rows`] (their sums, 512 bytes, on the stack).
+const PAIR_BLOCK: usize = 32;
+
+/// One pair of positions (widened into `col` and `tails`) against the block's output
+/// channels (`out0.len()` of them), two channels at a time ([`dsp::dot_2x2_rows`]),
+/// requantized and stored to `out0` and (when `TWO`) `out1`. An odd last channel runs paired
+/// with itself (computed, not stored).
+#[inline(always)]
+fn tiles<const TWO: bool>(
+    p: &Params<'_, '_>,
+    blk: &Block<'_>,
+    col: &[[u32; 4]],
+    tails: &[[i32; 3]; 2],
+    out0: &mut [i8],
+    out1: &mut [i8],
+) {
+    let (rows, w_row, k_len) = (blk.rows, blk.w_row, blk.k_len);
+    let n_out = out0.len();
+    let body = col.len() * 4;
+    let mut sums = [[0i32; 4]; PAIR_BLOCK];
+    let mut o = 0;
+    while o < n_out {
+        let left = n_out - o;
+        // (pairs, distance of the second row): the odd last channel pairs with itself.
+        let (np, d) = if left >= 2 {
+            ((left / 2).min(PAIR_BLOCK), 1)
+        } else {
+            (1, 0)
+        };
+        let acc = &mut sums[..np];
+        if col.is_empty() {
+            acc.fill([0; 4]);
+        } else {
+            dsp::dot_2x2_rows(col, rows, w_row, o, o + d, acc);
+        }
+        if body < k_len {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let r0 = &rows[(o + 2 * j) * w_row..][body..k_len];
+                let r1 = &rows[(o + 2 * j + d) * w_row..][body..k_len];
+                for (t, (&w0, &w1)) in r0.iter().zip(r1).enumerate() {
+                    let (w0, w1) = (w0 as i32, w1 as i32);
+                    a[0] = a[0].wrapping_add(tails[0][t] * w0);
+                    a[1] = a[1].wrapping_add(tails[1][t] * w0);
+                    a[2] = a[2].wrapping_add(tails[0][t] * w1);
+                    a[3] = a[3].wrapping_add(tails[1][t] * w1);
                 }
             }
-            o0 += 2;
         }
-        q0 += 2;
+        let n = if d == 1 { 2 * np } else { 1 };
+        let (o0, o1) = (
+            &mut out0[o..o + n],
+            out1.get_mut(o..o + n).unwrap_or_default(),
+        );
+        match blk.cache {
+            Some(cache) => store(&p.stage, acc, &cache[o..o + n], o0, o1, TWO),
+            None => {
+                // The general path: channel by channel through `dsp::requantize`.
+                for (k, v) in o0.iter_mut().enumerate() {
+                    let q = p.chan.get(blk.c0 + o + k);
+                    *v = p.finish(acc[k / 2][2 * (k % 2)], q);
+                }
+                for (k, v) in o1.iter_mut().enumerate() {
+                    let q = p.chan.get(blk.c0 + o + k);
+                    *v = p.finish(acc[k / 2][2 * (k % 2) + 1], q);
+                }
+            }
+        }
+        o += n;
+    }
+}
+
+/// Requantizes and stores row-pair sums (`[r0 q0, r0 q1, r1 q0, r1 q1]`, the second row
+/// absent when `out0` has one channel) with prepared parameters: position 0 to `out0`, and
+/// position 1 to `out1` when `two`.
+#[inline(always)]
+fn store(
+    stage: &OutputStage,
+    acc: &[[i32; 4]],
+    cache: &[Requant],
+    out0: &mut [i8],
+    out1: &mut [i8],
+    two: bool,
+) {
+    if out0.len() == 1 {
+        out0[0] = stage.finish(cache[0].apply(acc[0][0]));
+        if two && let Some(v) = out1.first_mut() {
+            *v = stage.finish(cache[0].apply(acc[0][1]));
+        }
+        return;
+    }
+    let mut o1 = out1.chunks_exact_mut(2);
+    for ((a, q), o0) in acc
+        .iter()
+        .zip(cache.chunks_exact(2))
+        .zip(out0.chunks_exact_mut(2))
+    {
+        o0[0] = stage.finish(q[0].apply(a[0]));
+        o0[1] = stage.finish(q[1].apply(a[2]));
+        if two && let Some(o1) = o1.next() {
+            o1[0] = stage.finish(q[0].apply(a[1]));
+            o1[1] = stage.finish(q[1].apply(a[3]));
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! The Arm DSP variant (see `conv/arm_dsp.rs` for the instructions and why the bytes are the
 //! reference's): the input is widened once per chunk into `[x0 - zp, x2 - zp]`,
-//! `[x1 - zp, x3 - zp]` pairs, and two weight rows at a time run against it with `SMLAD`.
+//! `[x1 - zp, x3 - zp]` pairs, and four weight rows at a time run against it with `SMLAD` (`dsp::dot_4x1`).
 
 use crate::kernels::conv::arm_dsp::dsp::{
-    lanes_of_neg, requantize, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, word,
+    dot_4x1, lanes_of_neg, requantize, sxtab16, sxtab16_ror8, word,
 };
 use crate::kernels::{ChannelQuant, OutputStage};
 
@@ -56,32 +56,23 @@ pub fn fully_connected(
                 let w_at = r * i_full + ci * CHUNK;
                 let mut j = 0;
                 while j < nb {
-                    let o0 = b0 + j;
-                    let o1 = (o0 + 1).min(b0 + nb - 1);
-                    let r0 = &weights[o0 * row + w_at..][..xc.len()];
-                    let r1 = &weights[o1 * row + w_at..][..xc.len()];
-                    let (mut a0, mut a1) = (0i32, 0i32);
-                    let w0 = &r0.as_chunks::<4>().0[..groups];
-                    let w1 = &r1.as_chunks::<4>().0[..groups];
-                    for i in 0..groups {
-                        let c = &col[i];
-                        let wa = word(&w0[i]);
-                        a0 = smlad(sxtb16(wa), c[0], a0);
-                        a0 = smlad(sxtb16_ror8(wa), c[1], a0);
-                        let wb = word(&w1[i]);
-                        a1 = smlad(sxtb16(wb), c[0], a1);
-                        a1 = smlad(sxtb16_ror8(wb), c[1], a1);
+                    // Four rows at a time; past the block's end the last row repeats
+                    // (computed, not added).
+                    let o: [usize; 4] = core::array::from_fn(|k| b0 + (j + k).min(nb - 1));
+                    let rows = o.map(|o| &weights[o * row + w_at..][..xc.len()]);
+                    let mut a = [0i32; 4];
+                    if groups > 0 {
+                        dot_4x1(col, rows.map(|r| &r[..body]), &mut a);
                     }
-                    for ((&x, &w0), &w1) in tail.iter().zip(&r0[body..]).zip(&r1[body..]) {
-                        let x = x as i32 - in_zp;
-                        a0 = a0.wrapping_add(x * w0 as i32);
-                        a1 = a1.wrapping_add(x * w1 as i32);
+                    for (k, r) in rows.iter().enumerate() {
+                        for (&x, &w) in tail.iter().zip(&r[body..]) {
+                            a[k] = a[k].wrapping_add((x as i32 - in_zp) * w as i32);
+                        }
                     }
-                    acc[j] = acc[j].wrapping_add(a0);
-                    if o1 != o0 {
-                        acc[j + 1] = acc[j + 1].wrapping_add(a1);
+                    for (k, &ak) in a.iter().enumerate().take(nb - j) {
+                        acc[j + k] = acc[j + k].wrapping_add(ak);
                     }
-                    j += 2;
+                    j += 4;
                 }
             }
         }
