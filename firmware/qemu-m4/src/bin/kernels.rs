@@ -1,6 +1,7 @@
 //! The kernels the interpreter calls on this core against the reference, in QEMU: pseudo-random
 //! convolutions and fully connected layers (pointwise, `kxk` with stride, padding and
-//! dilation, depthwise 3x3 and other sizes with a channel multiplier, grouped, slimmed inputs
+//! dilation, depthwise 3x3 (also over tall inputs split into strips and inputs wider than the
+//! DSP variant's plane buffer) and other sizes with a channel multiplier, grouped, slimmed inputs
 //! whose weight rows are longer than the active input, channel counts that leave tails, dot
 //! products past the variants' stack buffers), every int8 value in play (weights, zero points
 //! from -128 to 127), requantization shifts on both sides of the fast path. Each case runs
@@ -119,6 +120,14 @@ fn main() -> ! {
     exit(0)
 }
 
+/// Input sizes beyond the usual 1..9 square.
+#[derive(Clone, Copy, PartialEq)]
+enum Big {
+    No,
+    Tall,
+    Wide,
+}
+
 #[derive(defmt::Format, Clone, Copy, PartialEq)]
 enum Kind {
     Pointwise,
@@ -141,6 +150,7 @@ fn conv_case(case: u32, rng: &mut Rng, b: &mut Bufs) -> u64 {
     let (h, w) = (rng.range(1, 9), rng.range(1, 9));
     let stride = [rng.range(1, 2), rng.range(1, 2)];
     let mut dilation = [1, 1];
+    let mut big = Big::No;
     let (groups, cin_g, cout_g, k) = match kind {
         Kind::Pointwise => (1, rng.range(1, 70), rng.range(1, 40), [1, 1]),
         Kind::Kxk => {
@@ -149,6 +159,12 @@ fn conv_case(case: u32, rng: &mut Rng, b: &mut Bufs) -> u64 {
             }
             let k = [rng.range(1, 3), rng.range(1, 5)];
             (1, rng.range(1, 24), rng.range(1, 24), k)
+        }
+        // Now and then a few channels over a tall input (the DSP variant's plane strips) or
+        // a very wide one (wider than its plane buffer: the quad path).
+        Kind::Depthwise3x3 if rng.chance(8) => {
+            big = if rng.chance(50) { Big::Tall } else { Big::Wide };
+            (rng.range(2, 4), 1, 1, [3, 3])
         }
         Kind::Depthwise3x3 => {
             let c = if rng.chance(20) {
@@ -183,10 +199,11 @@ fn conv_case(case: u32, rng: &mut Rng, b: &mut Bufs) -> u64 {
             }
         }
     };
-    let (h, w) = if kind == Kind::LongDot {
-        (h.min(3), w.min(3))
-    } else {
-        (h, w)
+    let (h, w) = match (kind, big) {
+        (Kind::LongDot, _) => (h.min(3), w.min(3)),
+        (_, Big::Tall) => (rng.range(40, 60), rng.range(28, 40)),
+        (_, Big::Wide) => (rng.range(2, 5), rng.range(340, 400)),
+        _ => (h, w),
     };
     // Padding up to k - 1, now and then wider than the kernel.
     let mut pad = [0; 2];

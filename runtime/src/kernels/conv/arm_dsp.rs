@@ -18,9 +18,18 @@
 //! point, i.e. a widened 0, and add nothing. Requantization is the reference's single rounding
 //! ([`dsp::requantize`], with a fast path for right shifts that is exact, argued there).
 //!
-//! Paths, by shape: depthwise 3x3 (one input channel per group, no dilation) with its own
-//! loop; one group with a dot product of at most [`COL_LEN`] values (pointwise as a matrix
-//! product, `kxk` through im2col); everything else goes to the portable variant.
+//! Paths, by shape:
+//! - one group with a dot product of at most [`COL_LEN`] values (pointwise as a matrix
+//!   product, `kxk` through im2col): [`matrix`], whose inner loops are one hand-scheduled
+//!   `asm!` block ([`dsp::dot_2x2_rows`]: 16 instructions per 16 MACs in the loop body), and
+//!   whose requantization is prepared once per block of channels ([`Requant`]);
+//! - depthwise 3x3 (one input channel per group, no dilation): per channel over a 16-bit plane
+//!   with explicit padding ([`depthwise3x3_planes`]), or, for inputs wider than its buffer,
+//!   four channels per step ([`depthwise3x3`]);
+//! - everything else goes to the portable variant.
+//!
+//! Stack: the matrix path about 4 KiB (its widened columns, byte window, sums and prepared
+//! requantization), the depthwise plane path about 4 KiB (plane and sums).
 
 use super::portable;
 use crate::kernels::common::taps;
@@ -67,6 +76,18 @@ pub(crate) mod dsp {
         r
     }
 
+    /// `acc + a.lo * b.hi` (signed 16-bit), modulo 2^32.
+    #[inline(always)]
+    pub(crate) fn smlabt(a: u32, b: u32, acc: i32) -> i32 {
+        let r: i32;
+        // SAFETY: as for `smlad`: pure register arithmetic, no memory, no stack.
+        unsafe {
+            asm!("smlabt {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 c = in(reg) acc, options(pure, nomem, nostack));
+        }
+        r
+    }
+
     /// `acc + a.hi * b.hi` (signed 16-bit), modulo 2^32.
     #[inline(always)]
     pub(crate) fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
@@ -75,30 +96,6 @@ pub(crate) mod dsp {
         unsafe {
             asm!("smlatt {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  c = in(reg) acc, options(pure, nomem, nostack));
-        }
-        r
-    }
-
-    /// Bytes 0 and 2 of `x`, sign-extended to the two 16-bit lanes.
-    #[inline(always)]
-    pub(crate) fn sxtb16(x: u32) -> u32 {
-        let r: u32;
-        // SAFETY: pure register arithmetic, no memory, no stack.
-        unsafe {
-            asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
-                 options(pure, nomem, nostack, preserves_flags));
-        }
-        r
-    }
-
-    /// Bytes 1 and 3 of `x`, sign-extended to the two 16-bit lanes.
-    #[inline(always)]
-    pub(crate) fn sxtb16_ror8(x: u32) -> u32 {
-        let r: u32;
-        // SAFETY: pure register arithmetic, no memory, no stack.
-        unsafe {
-            asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
-                 options(pure, nomem, nostack, preserves_flags));
         }
         r
     }
@@ -384,8 +381,8 @@ pub(crate) mod dsp {
     }
 }
 
-use dsp::{lanes_of_neg, pack, requantize, smlabb, smlad, smlatt, sxtab16, sxtab16_ror8};
-use dsp::{sxtb16, sxtb16_ror8, word};
+use dsp::word;
+use dsp::{lanes_of_neg, pack, requantize, smlabb, smlabt, smlad, smlatt, sxtab16, sxtab16_ror8};
 
 /// 2-D convolution; same contract and bytes as [`crate::kernels::reference::conv2d`].
 #[allow(clippy::too_many_arguments)]
@@ -417,7 +414,9 @@ pub fn conv2d(
         out_shape,
     };
     if cin_g == 1 && groups > 1 && i_full == 1 && kh == 3 && kw == 3 && geo.dilation == [1, 1] {
-        depthwise3x3(&p, groups, input, output);
+        if !depthwise3x3_planes(&p, groups, input, output) {
+            depthwise3x3(&p, groups, input, output);
+        }
     } else if groups == 1 && i_full > 0 && k_len > 0 && k_len <= COL_LEN {
         matrix(&p, k_len, input, output);
     } else {
@@ -723,6 +722,163 @@ fn store(
             o1[0] = stage.finish(q[0].apply(a[1]));
             o1[1] = stage.finish(q[1].apply(a[3]));
         }
+    }
+}
+
+/// Halfwords of [`depthwise3x3_planes`]' plane buffer (2 KiB on the stack).
+const PLANE: usize = 1024;
+
+/// Outputs of one strip of [`depthwise3x3_planes`] (their sums, 2 KiB on the stack).
+const STRIP_OUT: usize = 512;
+
+/// Depthwise 3x3, any channel multiplier, stride and padding, no dilation, one channel at a
+/// time: the channel's input rows (a strip of them, as many as [`PLANE`] holds) are copied
+/// once into a plane of 16-bit `x - zp` values with the padding as explicit zeros, so every
+/// window is whole and no position needs a border case. Then per output channel of the input
+/// channel and per position, each kernel row is one `SMLAD` (`(x0, x1) . (w0, w1)`, a 2-value
+/// load from the plane) and one `SMLABB` (`x2 * w2`): six multiply-accumulate instructions
+/// and six loads for nine MACs, and the requantization prepared once per channel.
+/// False when not even three input rows fit the buffer (the caller then runs
+/// [`depthwise3x3`]).
+fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: &mut [i8]) -> bool {
+    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
+    let [sy, sx] = geo.stride;
+    let [pad_t, pad_l] = geo.pad;
+    let c = ins.c;
+    let oc = outs.c;
+    let mult = oc / groups;
+    if outs.h == 0 || outs.w == 0 || mult == 0 {
+        return true;
+    }
+    // Plane columns: input columns `-pad_l ..`, as many as the widest window reaches plus one
+    // (the second load of the last position reads it; its value meets a zero weight lane),
+    // rounded up to even.
+    let pw = ((outs.w - 1) * sx + 5) & !1;
+    let rows_in = PLANE / pw;
+    if rows_in < 3 {
+        return false;
+    }
+    // Output rows per strip: what the plane holds, at most STRIP_OUT outputs (`outs.w <=
+    // PLANE / 3 < STRIP_OUT` as `pw >= outs.w`, so at least one row).
+    let strip = ((rows_in - 3) / sy + 1).min(STRIP_OUT / outs.w);
+    let mut plane = [0u8; 2 * PLANE];
+    let mut sums = [0i32; STRIP_OUT];
+    for g in 0..groups {
+        let mut oy0 = 0;
+        while oy0 < outs.h {
+            let oy1 = (oy0 + strip).min(outs.h);
+            let nrows = (oy1 - 1 - oy0) * sy + 3;
+            // Fill the strip: plane row r is input row oy0 * sy + r - pad_t.
+            // Columns `lead..lead + cols` hold input columns `0..cols`; the rest is padding.
+            let lead = pad_l.min(pw);
+            let cols = ins.w.min(pw - lead);
+            for (r, prow) in plane.chunks_exact_mut(2 * pw).take(nrows).enumerate() {
+                let iy = oy0 * sy + r;
+                if iy < pad_t || iy - pad_t >= ins.h {
+                    prow.fill(0);
+                    continue;
+                }
+                // The columns before `lead` and after `lead + cols` are zero from the start
+                // (every row writes the same columns).
+                let body = &mut prow[2 * lead..2 * (lead + cols)];
+                if cols > 0 {
+                    let src = &input[(iy - pad_t) * ins.w * c + g..][..(cols - 1) * c + 1];
+                    for (ix, d) in body.chunks_exact_mut(2).enumerate() {
+                        let v = src[ix * c] as i16 - p.zp as i16;
+                        d.copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+            for m in 0..mult {
+                let o = g * mult + m;
+                let w = &p.weights[o * 9..o * 9 + 9];
+                let w01 = [pack(w[0], w[1]), pack(w[3], w[4]), pack(w[6], w[7])];
+                let w2 = [pack(w[2], w[5]), pack(w[8], 0), 0];
+                let mut fast = [Requant::default()];
+                if Requant::prepare(&p.chan, o, &mut fast) {
+                    let q = fast[0];
+                    plane_rows(
+                        p,
+                        &plane,
+                        &mut sums,
+                        pw,
+                        oy0..oy1,
+                        o,
+                        &w01,
+                        &w2,
+                        output,
+                        |a| q.apply(a),
+                    );
+                } else {
+                    let q = p.chan.get(o);
+                    plane_rows(
+                        p,
+                        &plane,
+                        &mut sums,
+                        pw,
+                        oy0..oy1,
+                        o,
+                        &w01,
+                        &w2,
+                        output,
+                        |a| requantize(a, q),
+                    );
+                }
+            }
+            oy0 = oy1;
+        }
+    }
+    true
+}
+
+/// Output rows `oys` of output channel `o` from the strip in `plane` (rows of `pw` 16-bit
+/// values, row 0 = the strip's first input row), requantized by `rq` and the output stage.
+/// Two passes over the whole strip, so that each loop's values fit the registers: the sums
+/// (the six packed weights live across the loop, the three rows are fixed offsets from one
+/// pointer), then requantize and store.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn plane_rows(
+    p: &Params<'_, '_>,
+    plane: &[u8; 2 * PLANE],
+    sums: &mut [i32; STRIP_OUT],
+    pw: usize,
+    oys: core::ops::Range<usize>,
+    o: usize,
+    w01: &[u32; 3],
+    w2: &[u32; 3],
+    output: &mut [i8],
+    rq: impl Fn(i32) -> i32,
+) {
+    let outs = p.out_shape;
+    let [sy, sx] = p.geo.stride;
+    let n = oys.len() * outs.w;
+    let sums = &mut sums[..n];
+    let [wa, wb, wc] = *w01;
+    // The third column of kernel rows 0 and 1 in one word (low, high), row 2's alone.
+    let [zab, zc, _] = *w2;
+    let (r1, r2) = (2 * pw, 4 * pw);
+    for (dy, srow) in sums.chunks_exact_mut(outs.w).enumerate() {
+        let row = &plane[2 * pw * dy * sy..][..6 * pw];
+        for (ox, acc) in srow.iter_mut().enumerate() {
+            let u = 2 * ox * sx;
+            // SAFETY: `u + 4 * pw + 8 <= 2 * ((outs.w - 1) * sx + 4) + 4 * pw <= 6 * pw`, the
+            // length of `row` (`pw >= (outs.w - 1) * sx + 5`), so every 4-byte read at `u`,
+            // `u + 4`, plus `2 * pw` or `4 * pw`, lies inside it; `[u8; 4]` has alignment 1.
+            let ld = |at: usize| unsafe {
+                u32::from_le_bytes(*row.as_ptr().add(u + at).cast::<[u8; 4]>())
+            };
+            let mut a = smlad(ld(0), wa, 0);
+            a = smlabb(ld(4), zab, a);
+            a = smlad(ld(r1), wb, a);
+            a = smlabt(ld(r1 + 4), zab, a);
+            a = smlad(ld(r2), wc, a);
+            *acc = smlabb(ld(r2 + 4), zc, a);
+        }
+    }
+    let out = &mut output[oys.start * outs.w * outs.c..][..n * outs.c];
+    for (px, &acc) in out.chunks_exact_mut(outs.c).zip(sums.iter()) {
+        px[o] = p.stage.finish(rq(acc));
     }
 }
 
