@@ -232,31 +232,60 @@ pub mod word {
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
 pub fn crc32(data: &[u8]) -> u32 {
-    const fn table() -> [u32; 256] {
-        let mut t = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
-    }
-    static TABLE: [u32; 256] = table();
+    // Slicing by 4 (four 256-entry tables, 4 KiB of read-only data): four bytes per step with
+    // four independent table loads, about half the instructions per byte of the byte-wise
+    // loop on a Cortex-M4 (the check runs over every byte of the blob at each `parse`).
+    // Four statics, not one array of four: each gets its own base register on Thumb-2, so a
+    // lookup is one `LDR` with a scaled index (15 instructions per word, not 18).
+    static T0: [u32; 256] = crc32_tables()[0];
+    static T1: [u32; 256] = crc32_tables()[1];
+    static T2: [u32; 256] = crc32_tables()[2];
+    static T3: [u32; 256] = crc32_tables()[3];
     let mut c = !0u32;
-    for &b in data {
-        c = TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8);
+    let (words, rest) = data.as_chunks::<4>();
+    for w in words {
+        c ^= u32::from_le_bytes(*w);
+        c = T3[(c & 0xFF) as usize]
+            ^ T2[((c >> 8) & 0xFF) as usize]
+            ^ T1[((c >> 16) & 0xFF) as usize]
+            ^ T0[(c >> 24) as usize];
+    }
+    for &b in rest {
+        c = T0[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8);
     }
     !c
+}
+
+/// CRC-32 (reflected polynomial 0xEDB88320) lookup tables: `t[0]` is the byte-wise table,
+/// `t[k][i]` the CRC contribution of byte `i` followed by `k` zero bytes.
+const fn crc32_tables() -> [[u32; 256]; 4] {
+    let mut t = [[0u32; 256]; 4];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[0][i] = c;
+        i += 1;
+    }
+    let mut k = 1;
+    while k < 4 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xFF) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    t
 }
 
 /// Read a little-endian u32 at `off`, or `None` past the end.
@@ -281,5 +310,32 @@ mod tests {
     fn crc32_matches_the_check_value() {
         // The standard check value of CRC-32/ISO-HDLC.
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn crc32_slicing_equals_the_bitwise_definition() {
+        // The polynomial division bit by bit, independent of the tables.
+        fn bitwise(data: &[u8]) -> u32 {
+            let mut c = !0u32;
+            for &b in data {
+                c ^= b as u32;
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        let data: [u8; 1031] =
+            core::array::from_fn(|i| ((i as u32).wrapping_mul(2654435761) >> 13) as u8);
+        for len in [0, 1, 2, 3, 4, 5, 7, 8, 9, 63, 64, 65, 1000, 1031] {
+            for start in [0, 1, 2, 3] {
+                let d = &data[start.min(len)..len];
+                assert_eq!(crc32(d), bitwise(d), "len {len} start {start}");
+            }
+        }
     }
 }

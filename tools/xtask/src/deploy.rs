@@ -22,6 +22,13 @@ use crate::cmd::{cmd, display, output, run};
 
 /// The bundled model the firmware deploys.
 pub const MODEL: &str = "digits-mtl";
+/// The bundled model whose parse cost the `parse` program measures (the largest graph).
+pub const PARSE_MODEL: &str = "mcu-bench-mtl";
+/// Pinned: instructions `Model::parse` may take on the Cortex-M4 for [`PARSE_MODEL`]'s blob
+/// (the `parse` program; measured 2026-12-02: 1318475, 6% below the pin; see
+/// docs/cortex-m.md). A change that costs more fails `cargo xtask firmware`; raise the pin
+/// only with a reason.
+pub const PARSE_BUDGET: u64 = 1_400_000;
 /// Input samples taken from the front of the model's eval set.
 pub const SAMPLES: usize = 8;
 /// Target name of the tables: Cortex-M4 instruction counts from QEMU, converted to time with
@@ -45,6 +52,10 @@ impl Assets {
     }
     pub fn model(&self) -> PathBuf {
         self.dir.join("model.esm")
+    }
+    /// The second blob of the `parse` program ([`PARSE_MODEL`]).
+    pub fn parse_bench(&self) -> PathBuf {
+        self.dir.join("parse-bench.esm")
     }
     fn samples_npy(&self) -> PathBuf {
         self.dir.join("samples.npy")
@@ -119,6 +130,7 @@ pub fn generate_model(ctx: &Ctx, assets: &Assets) -> Result<()> {
         .with_context(|| format!("creating {}", assets.dir.display()))?;
     for f in [
         assets.model(),
+        assets.parse_bench(),
         assets.levels(),
         assets.table(),
         assets.dir.join("samples.f32"),
@@ -137,6 +149,15 @@ pub fn generate_model(ctx: &Ctx, assets: &Assets) -> Result<()> {
         .arg("--calib")
         .arg(src.join("calib.npy")))
     .context("compiling the firmware's model with the host CLI")?;
+    let parse_src = ctx.root.join("models").join(PARSE_MODEL);
+    run(edgeslim(ctx, assets)?
+        .arg("compile")
+        .arg(parse_src.join("model.onnx"))
+        .arg("-o")
+        .arg(assets.parse_bench())
+        .arg("--calib")
+        .arg(parse_src.join("calib.npy")))
+    .with_context(|| format!("compiling {PARSE_MODEL} for the `parse` program"))?;
     // The eval set is an .npz: numpy (installed by setup for the model checks) cuts the
     // samples, NCHW for the host CLI and NHWC float32 little-endian for the firmware.
     let script = "import sys, numpy as np\n\
@@ -151,6 +172,80 @@ pub fn generate_model(ctx: &Ctx, assets: &Assets) -> Result<()> {
         .arg(assets.samples_npy())
         .arg(assets.dir.join("samples.f32")))
     .context("cutting input samples (needs numpy: `cargo xtask setup`)")?;
+    Ok(())
+}
+
+// ---- the parse log ----
+
+/// One line of the `parse` program's log.
+#[derive(Debug, PartialEq)]
+pub struct ParseCost {
+    pub model: String,
+    pub bytes: u64,
+    pub ops: u64,
+    pub tensors: u64,
+    pub instructions: u64,
+}
+
+/// The `parse` program's lines.
+pub fn parse_costs(log: &str) -> Result<Vec<ParseCost>> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Some(rest) = line.trim().strip_prefix("INFO").map(str::trim_start) else {
+            continue;
+        };
+        let Some(rest) = rest.strip_prefix("parse model ") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let [model, "bytes", b, "ops", o, "tensors", t, "instructions", i] = f.as_slice() else {
+            bail!("unexpected parse line: `{line}`");
+        };
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .with_context(|| format!("bad number `{s}` in `{line}`"))
+        };
+        out.push(ParseCost {
+            model: (*model).to_owned(),
+            bytes: num(b)?,
+            ops: num(o)?,
+            tensors: num(t)?,
+            instructions: num(i)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks the `parse` program's log: both models parsed, [`PARSE_MODEL`] within
+/// [`PARSE_BUDGET`] instructions. Prints the figures.
+pub fn check_parse(log: &str) -> Result<()> {
+    let costs = parse_costs(log)?;
+    if costs.len() != 2 {
+        bail!(
+            "the `parse` program logged {} models, expected 2 (the firmware's and {PARSE_MODEL})",
+            costs.len()
+        );
+    }
+    for c in &costs {
+        println!(
+            "parse {}: {} instructions for {} bytes, {} ops, {} tensors ({:.0} per op + tensor)",
+            c.model,
+            c.instructions,
+            c.bytes,
+            c.ops,
+            c.tensors,
+            c.instructions as f64 / (c.ops + c.tensors).max(1) as f64
+        );
+    }
+    let big = &costs[1];
+    if big.instructions == 0 || big.instructions > PARSE_BUDGET {
+        bail!(
+            "Model::parse of {PARSE_MODEL} ({}) took {} instructions on the Cortex-M4, over the \
+             pinned {PARSE_BUDGET} (deploy.rs PARSE_BUDGET)",
+            big.model,
+            big.instructions
+        );
+    }
     Ok(())
 }
 
@@ -1094,5 +1189,44 @@ mod additive_tests {
         let p = "x\nadditive model vs 20 directly timed configs: median error 0.2%, worst 0.4%\n";
         assert_eq!(additive_worst(p).unwrap(), 0.4);
         assert!(additive_worst("no such line").is_err());
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn parse_log_lines_and_budget() {
+        let log = "INFO  parse model digits-mtl bytes 9000 ops 30 tensors 40 instructions 12345\n\
+                   INFO  something else\n\
+                   INFO parse model mcu-bench-mtl bytes 90000 ops 80 tensors 120 instructions 7\n";
+        let c = parse_costs(log).expect("valid log");
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            c[1],
+            ParseCost {
+                model: "mcu-bench-mtl".into(),
+                bytes: 90000,
+                ops: 80,
+                tensors: 120,
+                instructions: 7
+            }
+        );
+        assert_eq!(c[0].instructions, 12345);
+        check_parse(log).expect("7 instructions are within the pin");
+        let over = log.replace(
+            "instructions 7\n",
+            &format!("instructions {}\n", PARSE_BUDGET + 1),
+        );
+        let err = check_parse(&over).expect_err("over the pin").to_string();
+        assert!(err.contains("over the pinned"), "{err}");
+        assert!(
+            check_parse("INFO parse model a bytes 1 ops 1 tensors 1 instructions 1\n").is_err()
+        );
+        assert!(
+            parse_costs("INFO parse model a bytes x ops 1 tensors 1 instructions 1\n").is_err()
+        );
+        assert!(parse_costs("INFO parse model a bytes 1\n").is_err());
     }
 }

@@ -26,6 +26,8 @@ use crate::{Ctx, Outcome, setup};
 /// The program whose log becomes the latency table, and the one checked bit-exact.
 const PROFILE_BIN: &str = "profile";
 const DEPLOY_BIN: &str = "deploy";
+/// The program whose log pins the parse cost.
+const PARSE_BIN: &str = "parse";
 
 /// defmt-print's format for snapshots: level and message, no file:line that moves with edits.
 const SNAPSHOT_LOG_FORMAT: &str = "{L} {s}";
@@ -130,6 +132,9 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
         // Level and message only: what snapshots hold and what the model checks parse.
         c.env("QEMU_RUN_LOG_FORMAT", SNAPSHOT_LOG_FORMAT);
         let log = run_program(&mut c, p)?;
+        if model_pipeline && p.bin == PARSE_BIN {
+            deploy::check_parse(&log)?;
+        }
         if let Some(first) = profile_log.as_deref() {
             if p.bin == PROFILE_BIN {
                 if normalize(first) != normalize(&log) {

@@ -304,6 +304,104 @@ pub(crate) mod dsp {
         }
     }
 
+    /// Depthwise 3x3 sums over a plane of 16-bit values (rows of `pw` values, 2 bytes each):
+    /// for output row `r < rows` and column `x < out_w`, with `u = 2 * (x * STEP / 2)` bytes
+    /// into plane row `r * sy`,
+    /// `sums[r * out_w + x] = (x0, x1) . (w[0]) + x2 * w[3].lo` over plane row `r * sy`, then
+    /// `(w[1])` and `w[3].hi` over the next row, `(w[2])` and `w[4].lo` over the one after
+    /// (`w[0..3]` the packed first two columns of the kernel rows, `w[3]` the third column of
+    /// rows 0 and 1, `w[4]` of row 2). `STEP` is the stride in bytes (2 or 4: stride 1 or 2).
+    ///
+    /// One `asm!` loop (17 instructions per output: six loads, six multiply-accumulates, the
+    /// store, two pointer steps and the loop test), the five weights, both row offsets and two
+    /// read pointers in registers; in Rust LLVM spilled three of the weights. The per-row
+    /// values (rows left, the step to the next row, the row's length) live in a small array
+    /// whose address is pushed on the stack.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn dw3x3_sums<const STEP: usize>(
+        plane: &[u8],
+        pw: usize,
+        sy: usize,
+        out_w: usize,
+        rows: usize,
+        w: [u32; 5],
+        sums: &mut [i32],
+    ) {
+        const { assert!(STEP == 2 || STEP == 4) };
+        let n = rows * out_w;
+        // The last byte read: plane row `(rows - 1) * sy + 2`, byte `(out_w - 1) * STEP + 8`.
+        assert!(
+            rows > 0
+                && out_w > 0
+                && sums.len() >= n
+                && (out_w - 1) * STEP + 8 <= 2 * pw
+                && ((rows - 1) * sy + 3) * 2 * pw <= plane.len()
+        );
+        let row_adv = 2 * pw * sy - out_w * STEP;
+        // [rows left, byte step from a row's end to the next row's start, bytes of sums per row]
+        let mut ctx: [u32; 3] = [rows as u32, row_adv as u32, (4 * out_w) as u32];
+        let p = plane.as_ptr();
+        // SAFETY: for output (r, x) the block reads 4 bytes at `r * sy * 2 * pw + x * STEP`
+        // plus 0 or 4, plus 0, `2 * pw` or `4 * pw`: the largest end is
+        // `((rows - 1) * sy + 2) * 2 * pw + (out_w - 1) * STEP + 8 <= ((rows - 1) * sy + 3) *
+        // 2 * pw <= plane.len()` (asserted, with `(out_w - 1) * STEP + 8 <= 2 * pw`); the
+        // reads are `LDR`s, which need no alignment on ARMv7-M (see `group_2x2`). It writes
+        // the `rows * out_w <= sums.len()` words of `sums` (4-byte aligned), the `ctx` array,
+        // and one word pushed below the stack pointer (not `nostack`: the address of `ctx`),
+        // popped before it ends. Every register it changes is an output operand; the flags are
+        // not declared preserved. Arithmetic is 32-bit, as are pointers on this target.
+        unsafe {
+            core::arch::asm!(
+                "push {{{x}}}",
+                "2:",
+                "ldr {x}, [{p}]",
+                "smuad {acc}, {x}, {wa}",
+                "ldr {x}, [{p4}]",
+                "smlabb {acc}, {x}, {zab}, {acc}",
+                "ldr {x}, [{p}, {r1}]",
+                "smlad {acc}, {x}, {wb}, {acc}",
+                "ldr {x}, [{p4}, {r1}]",
+                "smlabt {acc}, {x}, {zab}, {acc}",
+                "ldr {x}, [{p}, {r2}]",
+                "smlad {acc}, {x}, {wc}, {acc}",
+                "ldr {x}, [{p4}, {r2}]",
+                "smlabb {acc}, {x}, {zc}, {acc}",
+                "str {acc}, [{sums}], #4",
+                "add {p}, {p}, #{step}",
+                "add {p4}, {p4}, #{step}",
+                "cmp {sums}, {end}",
+                "bne 2b",
+                "ldr {x}, [sp]",
+                "ldr {acc}, [{x}, #4]",
+                "add {p}, {p}, {acc}",
+                "add {p4}, {p4}, {acc}",
+                "ldr {acc}, [{x}, #8]",
+                "add {end}, {end}, {acc}",
+                "ldr {acc}, [{x}]",
+                "subs {acc}, {acc}, #1",
+                "str {acc}, [{x}]",
+                "bne 2b",
+                "add sp, sp, #4",
+                step = const STEP,
+                p = inout(reg) p => _,
+                p4 = inout(reg) p.wrapping_add(4) => _,
+                r1 = in(reg) 2 * pw,
+                r2 = in(reg) 4 * pw,
+                wa = in(reg) w[0],
+                wb = in(reg) w[1],
+                wc = in(reg) w[2],
+                zab = in(reg) w[3],
+                zc = in(reg) w[4],
+                sums = inout(reg) sums.as_mut_ptr() => _,
+                end = inout(reg) sums.as_mut_ptr().wrapping_add(out_w) => _,
+                acc = out(reg) _,
+                // Holds the address of `ctx` until it is pushed, then each loaded value.
+                x = inout(reg) ctx.as_mut_ptr() => _,
+            );
+        }
+    }
+
     /// One group of [`dot_4x1`]: the position's two widened words, then per row one weight
     /// word widened and two `SMLAD`s.
     macro_rules! group_4x1 {
@@ -772,20 +870,38 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
             // Columns `lead..lead + cols` hold input columns `0..cols`; the rest is padding.
             let lead = pad_l.min(pw);
             let cols = ins.w.min(pw - lead);
-            for (r, prow) in plane.chunks_exact_mut(2 * pw).take(nrows).enumerate() {
-                let iy = oy0 * sy + r;
-                if iy < pad_t || iy - pad_t >= ins.h {
-                    prow.fill(0);
-                    continue;
-                }
+            // Plane rows `r_lo..r_hi` hold input rows; the others are padding.
+            let top = oy0 * sy;
+            let r_lo = pad_t.saturating_sub(top).min(nrows);
+            let r_hi = (pad_t + ins.h).saturating_sub(top).clamp(r_lo, nrows);
+            plane[..2 * pw * r_lo].fill(0);
+            plane[2 * pw * r_hi..2 * pw * nrows].fill(0);
+            if cols > 0 && r_hi > r_lo {
                 // The columns before `lead` and after `lead + cols` are zero from the start
                 // (every row writes the same columns).
-                let body = &mut prow[2 * lead..2 * (lead + cols)];
-                if cols > 0 {
-                    let src = &input[(iy - pad_t) * ins.w * c + g..][..(cols - 1) * c + 1];
-                    for (ix, d) in body.chunks_exact_mut(2).enumerate() {
-                        let v = src[ix * c] as i16 - p.zp as i16;
-                        d.copy_from_slice(&v.to_le_bytes());
+                let iy0 = top + r_lo - pad_t;
+                let row_in = ins.w * c;
+                let src =
+                    &input[iy0 * row_in + g..][..(r_hi - r_lo - 1) * row_in + (cols - 1) * c + 1];
+                let dst =
+                    &mut plane[2 * (pw * r_lo + lead)..][..2 * (pw * (r_hi - r_lo - 1) + cols)];
+                let zp = p.zp as i16;
+                for r in 0..r_hi - r_lo {
+                    // SAFETY: for `r < r_hi - r_lo` and `ix < cols`, the read index
+                    // `r * row_in + ix * c <= (r_hi - r_lo - 1) * row_in + (cols - 1) * c <
+                    // src.len()` and the two bytes written at `2 * (r * pw + ix)` end at most
+                    // at `2 * ((r_hi - r_lo - 1) * pw + cols) = dst.len()` (both lengths are
+                    // the slicing bounds above, which are checked).
+                    unsafe {
+                        let mut s = src.as_ptr().add(r * row_in);
+                        let mut d = dst.as_mut_ptr().add(2 * r * pw);
+                        for _ in 0..cols {
+                            let v = (*s as i16 - zp).to_le_bytes();
+                            *d = v[0];
+                            *d.add(1) = v[1];
+                            s = s.add(c);
+                            d = d.add(2);
+                        }
                     }
                 }
             }
@@ -857,23 +973,31 @@ fn plane_rows(
     let [wa, wb, wc] = *w01;
     // The third column of kernel rows 0 and 1 in one word (low, high), row 2's alone.
     let [zab, zc, _] = *w2;
-    let (r1, r2) = (2 * pw, 4 * pw);
-    for (dy, srow) in sums.chunks_exact_mut(outs.w).enumerate() {
-        let row = &plane[2 * pw * dy * sy..][..6 * pw];
-        for (ox, acc) in srow.iter_mut().enumerate() {
-            let u = 2 * ox * sx;
-            // SAFETY: `u + 4 * pw + 8 <= 2 * ((outs.w - 1) * sx + 4) + 4 * pw <= 6 * pw`, the
-            // length of `row` (`pw >= (outs.w - 1) * sx + 5`), so every 4-byte read at `u`,
-            // `u + 4`, plus `2 * pw` or `4 * pw`, lies inside it; `[u8; 4]` has alignment 1.
-            let ld = |at: usize| unsafe {
-                u32::from_le_bytes(*row.as_ptr().add(u + at).cast::<[u8; 4]>())
-            };
-            let mut a = smlad(ld(0), wa, 0);
-            a = smlabb(ld(4), zab, a);
-            a = smlad(ld(r1), wb, a);
-            a = smlabt(ld(r1 + 4), zab, a);
-            a = smlad(ld(r2), wc, a);
-            *acc = smlabb(ld(r2 + 4), zc, a);
+    let w = [wa, wb, wc, zab, zc];
+    match sx {
+        1 => dsp::dw3x3_sums::<2>(plane, pw, sy, outs.w, oys.len(), w, sums),
+        2 => dsp::dw3x3_sums::<4>(plane, pw, sy, outs.w, oys.len(), w, sums),
+        _ => {
+            let (r1, r2) = (2 * pw, 4 * pw);
+            for (dy, srow) in sums.chunks_exact_mut(outs.w).enumerate() {
+                let row = &plane[2 * pw * dy * sy..][..6 * pw];
+                for (ox, acc) in srow.iter_mut().enumerate() {
+                    let u = 2 * ox * sx;
+                    // SAFETY: `u + 4 * pw + 8 <= 2 * ((outs.w - 1) * sx + 4) + 4 * pw <= 6 *
+                    // pw`, the length of `row` (`pw >= (outs.w - 1) * sx + 5`), so every
+                    // 4-byte read at `u`, `u + 4`, plus `2 * pw` or `4 * pw`, lies inside it;
+                    // `[u8; 4]` has alignment 1.
+                    let ld = |at: usize| unsafe {
+                        u32::from_le_bytes(*row.as_ptr().add(u + at).cast::<[u8; 4]>())
+                    };
+                    let mut a = smlad(ld(0), wa, 0);
+                    a = smlabb(ld(4), zab, a);
+                    a = smlad(ld(r1), wb, a);
+                    a = smlabt(ld(r1 + 4), zab, a);
+                    a = smlad(ld(r2), wc, a);
+                    *acc = smlabb(ld(r2 + 4), zc, a);
+                }
+            }
         }
     }
     let out = &mut output[oys.start * outs.w * outs.c..][..n * outs.c];
