@@ -198,8 +198,8 @@ pub(crate) mod dsp {
     /// `4 * col.len()` values of each) and positions `q0`, `q1` widened into `col` (per group
     /// of four values `[q0 (x0, x2), q0 (x1, x3), q1 (x0, x2), q1 (x1, x3)]`), wrapping sums.
     ///
-    /// One hand-scheduled loop over the row pairs and, inside, over the groups (two per
-    /// iteration; an odd count starts with one): LLVM's allocation of the same code in Rust
+    /// One hand-scheduled loop over the row pairs and, inside, over the groups (four per
+    /// iteration, after `n % 4` single ones): LLVM's allocation of the same code in Rust
     /// spilled two accumulators per group (27 instructions where 16 do), and a call per row
     /// pair spilled every live value around it. The groups need 14 registers, one more than
     /// `asm!` operands can have on Thumb (r7 is the frame pointer), so r7 is saved on the
@@ -260,13 +260,21 @@ pub(crate) mod dsp {
                 "mov {a1}, #0",
                 "mov {a2}, #0",
                 "mov {a3}, #0",
-                "lsrs {cnt}, {cnt}, #1",
-                "bcc 3f",
+                // `n % 4` single groups, then four per iteration.
+                "ands {cnt}, {cnt}, #3",
+                "beq 3f",
+                "6:",
                 group_2x2!(),
+                "subs {cnt}, {cnt}, #1",
+                "bne 6b",
                 "3:",
-                "cmp {cnt}, #0",
+                "ldr {wa}, [sp]",
+                "ldr {cnt}, [{wa}, #4]",
+                "lsrs {cnt}, {cnt}, #2",
                 "beq 5f",
                 "4:",
+                group_2x2!(),
+                group_2x2!(),
                 group_2x2!(),
                 group_2x2!(),
                 "subs {cnt}, {cnt}, #1",
@@ -808,17 +816,19 @@ fn store(
         }
         return;
     }
-    let mut o1 = out1.chunks_exact_mut(2);
-    for ((a, q), o0) in acc
-        .iter()
-        .zip(cache.chunks_exact(2))
-        .zip(out0.chunks_exact_mut(2))
-    {
-        o0[0] = stage.finish(q[0].apply(a[0]));
-        o0[1] = stage.finish(q[1].apply(a[2]));
-        if two && let Some(o1) = o1.next() {
+    let pairs = acc.iter().zip(cache.chunks_exact(2));
+    if two && out1.len() == out0.len() {
+        for ((a, q), (o0, o1)) in pairs.zip(out0.chunks_exact_mut(2).zip(out1.chunks_exact_mut(2)))
+        {
+            o0[0] = stage.finish(q[0].apply(a[0]));
             o1[0] = stage.finish(q[0].apply(a[1]));
+            o0[1] = stage.finish(q[1].apply(a[2]));
             o1[1] = stage.finish(q[1].apply(a[3]));
+        }
+    } else {
+        for ((a, q), o0) in pairs.zip(out0.chunks_exact_mut(2)) {
+            o0[0] = stage.finish(q[0].apply(a[0]));
+            o0[1] = stage.finish(q[1].apply(a[2]));
         }
     }
 }
