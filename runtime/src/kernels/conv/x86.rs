@@ -17,6 +17,17 @@ const K_MAX: usize = 4096;
 /// Output channels whose requantization parameters are loaded together.
 const Q_CHUNK: usize = 256;
 
+/// Output channels per block of [`gemm_v`] (two vectors of eight i32 lanes).
+const V_OC: usize = 16;
+/// Most output channels of [`gemm_v`] (their requantization parameters are loaded once).
+const V_MAX_OUT: usize = 256;
+/// Positions whose windows [`gemm_v`] lays out at once.
+const V_CHUNK: usize = 16;
+/// i16 values of [`gemm_v`]'s window buffer (`V_CHUNK` windows; 32 KiB on the stack).
+const V_WIN: usize = 16384;
+/// i16 pairs of [`gemm_v`]'s packed weights (64 KiB on the stack).
+const V_PACK: usize = 16384;
+
 /// Packed depthwise weights (i16) held on the stack (32 KiB).
 const DW_PACK: usize = 16384;
 
@@ -60,6 +71,7 @@ pub fn conv2d(
     match path {
         // SAFETY (all three): AVX2 was detected (`avx2_available`) before `path` chose an
         // AVX2 path, and `path` checked every slice length the kernel relies on.
+        Path::GemmV => unsafe { gemm_v(&p, input, output) },
         Path::Gemm => unsafe { gemm(&p, input, output) },
         Path::Depthwise => unsafe { depthwise(&p, input, output) },
         Path::Portable => portable::conv2d(
@@ -69,6 +81,7 @@ pub fn conv2d(
 }
 
 enum Path {
+    GemmV,
     Gemm,
     Depthwise,
     Portable,
@@ -112,6 +125,13 @@ impl Params<'_, '_> {
         }
         let cin_g = ins.c / groups;
         if groups == 1 && ins.c > 0 && ins.c <= i_full && taps * i_full <= K_MAX {
+            let pairs = (taps * i_full).div_ceil(2);
+            if outs.c <= V_MAX_OUT
+                && V_CHUNK * 2 * pairs <= V_WIN
+                && outs.c.div_ceil(V_OC) * V_OC * pairs <= V_PACK
+            {
+                return Path::GemmV;
+            }
             return Path::Gemm;
         }
         let blocks = outs.c.div_ceil(16);
@@ -215,6 +235,138 @@ unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             pos += 2;
         }
         q0 += q_n;
+    }
+}
+
+/// One group, a window of `k_len` stored values (pointwise included) whose packed weights fit
+/// [`V_PACK`]: the weights are packed once per call as i16 pairs `(w[o][2j], w[o][2j + 1])`,
+/// sixteen output channels side by side (`[block][j][16]`), and the windows of up to
+/// [`V_CHUNK`] output positions are laid out as i16 `x - in_zp` pairs (as [`gemm`] does). Then
+/// per block of sixteen channels and tile of four positions, each pair of window values is
+/// broadcast to all lanes and one `vpmaddwd` per eight channels adds two products to each
+/// lane's accumulator: the sums come out one output channel per lane, so requantization and
+/// the store work on whole vectors (no horizontal sums), and the output row of a position is
+/// contiguous in NHWC.
+///
+/// # Safety
+/// AVX2 must be available and `Params::path` must have chosen this path (slice lengths,
+/// buffer bounds).
+#[target_feature(enable = "avx2")]
+unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
+    let [_, kh, kw, i_full] = p.w_shape;
+    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
+    let cin = ins.c;
+    let k_len = kh * kw * i_full;
+    let kp = k_len.div_ceil(2);
+    let ks = 2 * kp;
+    let n_pos = outs.h * outs.w;
+    let n_out = outs.c;
+    let blocks = n_out.div_ceil(V_OC);
+    let zp = p.zp;
+    let st = StageV::new(&p.stage);
+    // Packed weights: channels past `n_out` and the value past an odd `k_len` are zero.
+    let mut packed = [0i32; V_PACK];
+    for (b, blk) in packed.chunks_exact_mut(kp * V_OC).take(blocks).enumerate() {
+        for l in 0..V_OC.min(n_out - b * V_OC) {
+            let row = &p.weights[(b * V_OC + l) * k_len..][..k_len];
+            for (j, pair) in row.chunks(2).enumerate() {
+                let lo = pair[0] as i16 as u16 as u32;
+                let hi = pair.get(1).map_or(0, |&v| v as i16 as u16 as u32);
+                blk[j * V_OC + l] = (lo | (hi << 16)) as i32;
+            }
+        }
+    }
+    // Requantization parameters of every channel (padded blocks repeat the last one).
+    let mut q = QuantBlock::<V_MAX_OUT> {
+        bias: [0; V_MAX_OUT],
+        mult: [0; V_MAX_OUT],
+        total: [1; V_MAX_OUT],
+    };
+    for i in 0..blocks * V_OC {
+        let (b, m, s) = p.chan.get(i.min(n_out - 1));
+        q.bias[i] = b;
+        q.mult[i] = m;
+        q.total[i] = 31 - s.clamp(-31, 30);
+    }
+    let mut win = [0i16; V_WIN];
+    // Lays out the window of output position `pos` in slot `slot` (as `gemm`'s `fill`:
+    // entries not written stay zero; at the border the window is cleared first).
+    let fill = |win: &mut [i16; V_WIN], slot: usize, pos: usize| {
+        let buf = &mut win[slot * ks..][..ks];
+        let (oy, ox) = (pos / outs.w, pos % outs.w);
+        let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
+        let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
+        let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
+        if ky_r.len() < kh || kx_r.len() < kw {
+            buf[..k_len].fill(0);
+        }
+        for ky in ky_r {
+            let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
+            for kx in kx_r.clone() {
+                let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
+                let src = &input[(iy * ins.w + ix) * cin..][..cin];
+                let dst = &mut buf[(ky * kw + kx) * i_full..][..cin];
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = s as i16 - zp;
+                }
+            }
+        }
+    };
+    let mut c0 = 0;
+    while c0 < n_pos {
+        let nc = V_CHUNK.min(n_pos - c0);
+        for slot in 0..nc {
+            fill(&mut win, slot, c0 + slot);
+        }
+        for b in 0..blocks {
+            let ld = |a: &[i32; V_MAX_OUT], h: usize| {
+                // SAFETY: `b * V_OC + 8 * h + 8 <= blocks * V_OC <= V_MAX_OUT` (path check).
+                unsafe { _mm256_loadu_si256(a.as_ptr().add(b * V_OC + 8 * h).cast()) }
+            };
+            let (bias, mult, total) = (
+                [ld(&q.bias, 0), ld(&q.bias, 1)],
+                [ld(&q.mult, 0), ld(&q.mult, 1)],
+                [ld(&q.total, 0), ld(&q.total, 1)],
+            );
+            let n_valid = V_OC.min(n_out - b * V_OC);
+            let pk = packed[b * kp * V_OC..].as_ptr();
+            let mut t0 = 0;
+            while t0 < nc {
+                // Four slots; past the chunk's end the last one repeats (computed, not stored).
+                let slots: [usize; 4] = core::array::from_fn(|t| (t0 + t).min(nc - 1));
+                let wp = slots.map(|s| win[s * ks..].as_ptr());
+                let z = _mm256_setzero_si256();
+                let mut acc = [[z; 2]; 4];
+                for j in 0..kp {
+                    // SAFETY: `(b * kp + j) * V_OC + 16 <= blocks * kp * V_OC <= V_PACK`
+                    // (path check), and each slot's pair `2j, 2j + 1 < ks` lies inside its
+                    // window, `(slot + 1) * ks <= V_CHUNK * ks <= V_WIN`; unaligned loads.
+                    unsafe {
+                        let w0 = _mm256_loadu_si256(pk.add(j * V_OC).cast());
+                        let w1 = _mm256_loadu_si256(pk.add(j * V_OC + 8).cast());
+                        for t in 0..4 {
+                            let x =
+                                _mm256_set1_epi32(wp[t].add(2 * j).cast::<i32>().read_unaligned());
+                            acc[t][0] = _mm256_add_epi32(acc[t][0], _mm256_madd_epi16(x, w0));
+                            acc[t][1] = _mm256_add_epi32(acc[t][1], _mm256_madd_epi16(x, w1));
+                        }
+                    }
+                }
+                for (t, a) in acc.iter().enumerate().take(nc - t0) {
+                    let r0 = requant8(a[0], bias[0], mult[0], total[0], st);
+                    let r1 = requant8(a[1], bias[1], mult[1], total[1], st);
+                    let mut bytes = [0u8; 16];
+                    // SAFETY: a 16-byte store into a 16-byte array.
+                    unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), pack16(r0, r1)) };
+                    let at = (c0 + t0 + t) * n_out + b * V_OC;
+                    for (o, &v) in output[at..at + n_valid].iter_mut().zip(&bytes) {
+                        *o = v as i8;
+                    }
+                }
+                t0 += 4;
+            }
+        }
+        c0 += nc;
     }
 }
 
@@ -477,7 +629,14 @@ mod tests {
             let (kh, kw) = (1 + r.below(3), 1 + r.below(3));
             let (h, w) = (1 + r.below(7), 1 + r.below(7));
             let cin = if dw { 1 + r.below(70) } else { 1 + r.below(40) };
-            let cout = if dw { cin } else { 1 + r.below(20) };
+            // Now and then more output channels than `gemm_v` takes (the 4x2 `gemm` path).
+            let cout = if dw {
+                cin
+            } else if r.below(20) == 0 {
+                V_MAX_OUT + 1 + r.below(40)
+            } else {
+                1 + r.below(20)
+            };
             let i_full = if dw { 1 } else { cin + r.below(2) * r.below(5) };
             let o_full = cout + r.below(3);
             let stride = [1 + r.below(2), 1 + r.below(2)];
