@@ -49,7 +49,7 @@ pub mod reference {
 /// The portable variants (safe Rust, every target; see `common.rs` for what they change
 /// against the reference), with the reference where it is already a single pass.
 pub mod portable {
-    pub use super::add::reference::add;
+    pub use super::add::portable::add;
     pub use super::boundary::reference::{dequantize, quantize};
     pub use super::concat::reference::concat;
     pub use super::conv::portable::conv2d;
@@ -63,7 +63,7 @@ pub mod portable {
 /// without AVX2 and for shapes the AVX2 paths do not take.
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2 {
-    pub use super::add::reference::add;
+    pub use super::add::portable::add;
     pub use super::boundary::reference::{dequantize, quantize};
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d;
