@@ -264,9 +264,19 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let blocks = n_out.div_ceil(V_OC);
     let zp = p.zp;
     let st = StageV::new(&p.stage);
-    // Packed weights: channels past `n_out` and the value past an odd `k_len` are zero.
-    let mut packed = [0i32; V_PACK];
-    for (b, blk) in packed.chunks_exact_mut(kp * V_OC).take(blocks).enumerate() {
+    // Packed weights: channels past `n_out` and the value past an odd `k_len` are zero. Only
+    // the `blocks * kp * V_OC` entries used are written (zeroing all 64 KiB per call cost more
+    // than a small layer's arithmetic).
+    let used = blocks * kp * V_OC;
+    let mut packed_buf = [core::mem::MaybeUninit::<i32>::uninit(); V_PACK];
+    for e in &mut packed_buf[..used] {
+        e.write(0);
+    }
+    // SAFETY: the first `used <= V_PACK` entries (path check) were initialised just above;
+    // `MaybeUninit<i32>` has the layout of `i32`.
+    let packed: &mut [i32] =
+        unsafe { core::slice::from_raw_parts_mut(packed_buf.as_mut_ptr().cast::<i32>(), used) };
+    for (b, blk) in packed.chunks_exact_mut(kp * V_OC).enumerate() {
         for l in 0..V_OC.min(n_out - b * V_OC) {
             let row = &p.weights[(b * V_OC + l) * k_len..][..k_len];
             for (j, pair) in row.chunks(2).enumerate() {
@@ -288,12 +298,20 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
         q.mult[i] = m;
         q.total[i] = 31 - s.clamp(-31, 30);
     }
-    let mut win = [0i16; V_WIN];
-    // Lays out the window of output position `pos` in slot `slot` (as `gemm`'s `fill`:
+    // The windows: as for the packed weights, only the `V_CHUNK * ks` values used are zeroed.
+    let win_used = V_CHUNK * ks;
+    let mut win_buf = [core::mem::MaybeUninit::<i16>::uninit(); V_WIN];
+    for e in &mut win_buf[..win_used] {
+        e.write(0);
+    }
+    // SAFETY: the first `win_used <= V_WIN` entries (path check) were initialised just above;
+    // `MaybeUninit<i16>` has the layout of `i16`.
+    let win: &mut [i16] =
+        unsafe { core::slice::from_raw_parts_mut(win_buf.as_mut_ptr().cast::<i16>(), win_used) };
+    // Lays out the window of output position (oy, ox) in slot `slot` (as `gemm`'s `fill`:
     // entries not written stay zero; at the border the window is cleared first).
-    let fill = |win: &mut [i16; V_WIN], slot: usize, pos: usize| {
+    let fill = |win: &mut [i16], slot: usize, oy: usize, ox: usize| {
         let buf = &mut win[slot * ks..][..ks];
-        let (oy, ox) = (pos / outs.w, pos % outs.w);
         let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
         let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
         let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
@@ -312,11 +330,17 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             }
         }
     };
+    let (mut oy, mut ox) = (0, 0);
     let mut c0 = 0;
     while c0 < n_pos {
         let nc = V_CHUNK.min(n_pos - c0);
         for slot in 0..nc {
-            fill(&mut win, slot, c0 + slot);
+            fill(win, slot, oy, ox);
+            ox += 1;
+            if ox == outs.w {
+                ox = 0;
+                oy += 1;
+            }
         }
         for b in 0..blocks {
             let ld = |a: &[i32; V_MAX_OUT], h: usize| {
@@ -338,9 +362,9 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                 let z = _mm256_setzero_si256();
                 let mut acc = [[z; 2]; 4];
                 for j in 0..kp {
-                    // SAFETY: `(b * kp + j) * V_OC + 16 <= blocks * kp * V_OC <= V_PACK`
+                    // SAFETY: `(b * kp + j) * V_OC + 16 <= blocks * kp * V_OC = packed.len()`
                     // (path check), and each slot's pair `2j, 2j + 1 < ks` lies inside its
-                    // window, `(slot + 1) * ks <= V_CHUNK * ks <= V_WIN`; unaligned loads.
+                    // window, `(slot + 1) * ks <= V_CHUNK * ks = win.len()`; unaligned loads.
                     unsafe {
                         let w0 = _mm256_loadu_si256(pk.add(j * V_OC).cast());
                         let w1 = _mm256_loadu_si256(pk.add(j * V_OC + 8).cast());
