@@ -87,12 +87,23 @@ impl<const N: usize> QuantBlock<N> {
     /// Parameters of channels `first .. first + N`, each index clamped to `last` (entries past
     /// the last channel repeat it: computed, never stored).
     pub(crate) fn load(chan: &crate::kernels::ChannelQuant<'_>, first: usize, last: usize) -> Self {
+        Self::load_n(chan, first, last, N)
+    }
+
+    /// As [`Self::load`] for the first `count.min(N)` entries only (the rest keep neutral
+    /// values and must not be used): a small layer does not pay for `N` decodes.
+    pub(crate) fn load_n(
+        chan: &crate::kernels::ChannelQuant<'_>,
+        first: usize,
+        last: usize,
+        count: usize,
+    ) -> Self {
         let mut q = QuantBlock {
             bias: [0; N],
             mult: [0; N],
             total: [1; N],
         };
-        for i in 0..N {
+        for i in 0..count.min(N) {
             let (b, m, s) = chan.get((first + i).min(last));
             q.bias[i] = b;
             q.mult[i] = m;

@@ -481,7 +481,16 @@ unsafe fn depthwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     // packed[(pair * blocks + blk) * 32 ..][..32]: the low half holds the weights of taps
     // (2 * pair, 2 * pair + 1) interleaved for channels 0..3 and 8..11 of the block, the high
     // half for channels 4..7 and 12..15 (the lane order of `vpunpck{l,h}wd` on 256 bits).
-    let mut packed = [0i16; DW_PACK];
+    // Only the `pairs * blocks * 32` values used are zeroed (not 32 KiB per call).
+    let used = pairs * blocks * 32;
+    let mut packed_buf = [core::mem::MaybeUninit::<i16>::uninit(); DW_PACK];
+    for e in &mut packed_buf[..used] {
+        e.write(0);
+    }
+    // SAFETY: the first `used <= DW_PACK` entries (path check) were initialised just above;
+    // `MaybeUninit<i16>` has the layout of `i16`.
+    let packed: &mut [i16] =
+        unsafe { core::slice::from_raw_parts_mut(packed_buf.as_mut_ptr().cast::<i16>(), used) };
     for pair in 0..pairs {
         for blk in 0..blocks {
             let dst = &mut packed[(pair * blocks + blk) * 32..][..32];
@@ -505,7 +514,13 @@ unsafe fn depthwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let mut c_start = 0;
     while c_start < n_c {
         let c_end = n_c.min(c_start + Q_CHUNK);
-        let q = QuantBlock::<{ Q_CHUNK + 16 }>::load(&p.chan, c_start, n_c - 1);
+        // Entries up to the last block's end: `c_end - c_start` rounded up to 16.
+        let q = QuantBlock::<{ Q_CHUNK + 16 }>::load_n(
+            &p.chan,
+            c_start,
+            n_c - 1,
+            (c_end - c_start).next_multiple_of(16),
+        );
         for oy in 0..outs.h {
             let y0 = oy * geo.stride[0];
             for ox in 0..outs.w {
@@ -530,7 +545,7 @@ unsafe fn depthwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                             p,
                             input,
                             offs,
-                            &packed,
+                            packed,
                             blocks,
                             blk,
                             n,
@@ -563,7 +578,7 @@ unsafe fn dw_block(
     p: &Params<'_, '_>,
     input: &[i8],
     offs: &[Option<usize>],
-    packed: &[i16; DW_PACK],
+    packed: &[i16],
     blocks: usize,
     blk: usize,
     n: usize,
