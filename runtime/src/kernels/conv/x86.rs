@@ -595,6 +595,14 @@ unsafe fn dw_block(
             // SAFETY: `off` is the offset of an in-bounds pixel, so `off + ins.c <= ins.len()
             // <= input.len()` (checked by `Params::path`), and `c0 + 16 <= n_c <= ins.c` here.
             Some(o) if n == 16 => unsafe { _mm_loadu_si128(input.as_ptr().add(o + c0).cast()) },
+            // Fewer than 16 channels left but 16 bytes readable: the lanes past `n` (the next
+            // pixel's channels, or anything) meet zero weights (`packed` is zero for channels
+            // past `n_c`) and add nothing. Loading them directly avoids a store-forwarding
+            // stall on the copy below, which narrow layers hit at every tap.
+            // SAFETY: `o + c0 + 16 <= input.len()` (checked in the guard).
+            Some(o) if o + c0 + 16 <= input.len() => unsafe {
+                _mm_loadu_si128(input.as_ptr().add(o + c0).cast())
+            },
             Some(o) => {
                 let mut tmp = [p.zp as i8; 16];
                 tmp[..n].copy_from_slice(&input[o + c0..][..n]);
