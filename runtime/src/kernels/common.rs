@@ -82,13 +82,11 @@ pub(crate) fn taps(
     n: usize,
 ) -> core::ops::Range<usize> {
     let dil = dil.max(1);
-    let lo = if start >= pad {
-        0
-    } else {
-        (pad - start).div_ceil(dil)
-    };
+    // Dilation 1 (nearly every layer) needs no division: it runs once per output position.
+    let up = |v: usize| if dil == 1 { v } else { v.div_ceil(dil) };
+    let lo = if start >= pad { 0 } else { up(pad - start) };
     let hi = if n + pad > start {
-        (n + pad - start).div_ceil(dil).min(k_n)
+        up(n + pad - start).min(k_n)
     } else {
         0
     };

@@ -379,12 +379,20 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                 for (t, a) in acc.iter().enumerate().take(nc - t0) {
                     let r0 = requant8(a[0], bias[0], mult[0], total[0], st);
                     let r1 = requant8(a[1], bias[1], mult[1], total[1], st);
-                    let mut bytes = [0u8; 16];
-                    // SAFETY: a 16-byte store into a 16-byte array.
-                    unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), pack16(r0, r1)) };
+                    let v = pack16(r0, r1);
                     let at = (c0 + t0 + t) * n_out + b * V_OC;
-                    for (o, &v) in output[at..at + n_valid].iter_mut().zip(&bytes) {
-                        *o = v as i8;
+                    let dst = &mut output[at..at + n_valid];
+                    if n_valid == V_OC {
+                        // SAFETY: `dst` is 16 bytes long: an unaligned 16-byte store into it.
+                        unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) };
+                    } else {
+                        // The first `n_valid` of the 16 bytes, without a call to `memcpy`.
+                        let lo = _mm_cvtsi128_si64(v) as u64;
+                        let hi = _mm_extract_epi64::<1>(v) as u64;
+                        for (k, o) in dst.iter_mut().enumerate() {
+                            let word = if k < 8 { lo } else { hi };
+                            *o = (word >> (8 * (k % 8))) as u8 as i8;
+                        }
                     }
                 }
                 t0 += 4;
@@ -639,10 +647,19 @@ unsafe fn dw_block(
     };
     let ra = requant8(a, ld(&q.bias, 0), ld(&q.mult, 0), ld(&q.total, 0), st);
     let rb = requant8(b, ld(&q.bias, 8), ld(&q.mult, 8), ld(&q.total, 8), st);
-    let mut bytes = [0i8; 16];
-    // SAFETY: 16 bytes into a 16-byte array.
-    unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), pack16(ra, rb)) };
-    out.copy_from_slice(&bytes[..n]);
+    let v = pack16(ra, rb);
+    if out.len() == 16 {
+        // SAFETY: `out` is 16 bytes long: an unaligned 16-byte store into it.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) };
+    } else {
+        // The first `out.len()` of the 16 bytes, without a call to `memcpy`.
+        let lo = _mm_cvtsi128_si64(v) as u64;
+        let hi = _mm_extract_epi64::<1>(v) as u64;
+        for (k, o) in out.iter_mut().enumerate() {
+            let word = if k < 8 { lo } else { hi };
+            *o = (word >> (8 * (k % 8))) as u8 as i8;
+        }
+    }
 }
 
 /// Needs `std` for `Vec` (the test crate enables it).
