@@ -590,11 +590,17 @@ fn per_mac(instr: u64, macs: u64) -> Option<f64> {
     (macs > 0).then(|| instr as f64 / macs as f64)
 }
 
-pub fn bench_m4(a: &BenchArgs, p: &Prepared) -> Result<BenchReport> {
+/// What the M4 bench runs with, checked before the model is compiled.
+pub struct Setup {
+    /// The repository's `firmware/`.
+    fw: PathBuf,
+    /// `CMSIS_NN_DIR`, absolute.
+    cmsis: Option<PathBuf>,
+}
+
+/// Find the firmware and the tools; every missing piece is named with its fix.
+pub fn preflight() -> Result<Setup> {
     let fw = firmware_dir()?;
-    let repo = fw
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let cmsis = match std::env::var_os("CMSIS_NN_DIR").filter(|d| !d.is_empty()) {
         Some(d) => {
             let d = PathBuf::from(&d);
@@ -615,7 +621,14 @@ pub fn bench_m4(a: &BenchArgs, p: &Prepared) -> Result<BenchReport> {
         None => None,
     };
     check_tools(cmsis.is_some())?;
+    Ok(Setup { fw, cmsis })
+}
 
+pub fn bench_m4(a: &BenchArgs, p: &Prepared, setup: Setup) -> Result<BenchReport> {
+    let Setup { fw, cmsis } = setup;
+    let repo = fw
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let model = Model::parse(&p.blob).map_err(|e| anyhow!("invalid model blob: {e}"))?;
     let configs = width_configs(&model, &a.widths)?;
     let (x, input_source) = bench_input(&model, &p.dir)?;

@@ -492,10 +492,15 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.iters == 0 {
         bail!("--iters must be at least 1");
     }
+    // The M4's firmware and tools first: missing ones fail before a model is compiled.
+    let m4_setup = match target {
+        Target::CortexM4 => Some(m4::preflight()?),
+        Target::Host => None,
+    };
     let p = prepare(&a)?;
-    let report = match target {
-        Target::Host => bench_host(&a, &p)?,
-        Target::CortexM4 => m4::bench_m4(&a, &p)?,
+    let report = match m4_setup {
+        Some(setup) => m4::bench_m4(&a, &p, setup)?,
+        None => bench_host(&a, &p)?,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
