@@ -209,18 +209,18 @@ fn bench_cortex_m4_digits() {
             u(&c["observed_instructions"]),
             "{label}"
         );
-        // The observer adds its clock reads, nothing else: the unobserved inference is at
-        // most as long, and not shorter by more than a few instructions per op boundary.
+        // The observer adds its clock reads and bookkeeping (about 160 instructions per op on
+        // digits-mtl), nothing else: the unobserved inference is at most as long, and shorter
+        // by less than 250 instructions per op.
         let (whole, observed) = (u(&c["instructions"]), u(&c["observed_instructions"]));
         assert!(
             whole > 0 && whole <= observed + tick,
             "{label}: {whole} vs {observed}"
         );
-        let reads = 2 * ops.len() as u64 + 2;
         assert!(
-            observed - whole.min(observed) <= reads * 40 + tick,
-            "{label}: the observed run is {observed}, the whole {whole}: more than the clock \
-             reads of {} ops",
+            observed - whole.min(observed) <= 250 * ops.len() as u64 + tick,
+            "{label}: the observed run is {observed}, the whole {whole}: more than the \
+             observer's cost on {} ops",
             ops.len()
         );
         // MACs: the firmware's, from the active shapes, against inspect's for this config.
