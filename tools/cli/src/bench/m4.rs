@@ -249,10 +249,11 @@ pub fn parse(log: &str) -> Result<Log> {
             }
             Some(kind @ ("op" | "run" | "out")) => {
                 let k: usize = num(it.next(), "config index", m)?;
+                let current = p.configs.len();
                 let c = p
                     .configs
                     .get_mut(k)
-                    .filter(|_| k + 1 == p.configs.len())
+                    .filter(|_| k + 1 == current)
                     .ok_or_else(|| anyhow!("`{m}` is not about the current config"))?;
                 match kind {
                     "op" => c.ops.push(parse_op(&mut it, m)?),
