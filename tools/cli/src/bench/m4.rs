@@ -910,17 +910,8 @@ pub fn to_text(r: &BenchReport, m: &M4Report) -> String {
         );
         let _ = writeln!(
             s,
-            "  {:>4} {:<11} {:<10} {:>9} {:>11} {:>9} {:>11} {:>9} {:>7}  {}",
-            "op",
-            "kind",
-            "segment",
-            "MACs",
-            "edgeslim",
-            "/MAC",
-            "CMSIS-NN",
-            "/MAC",
-            "ratio",
-            "bytes"
+            "  {:>4} {:<13} {:<10} {:>9} {:>11} {:>9} {:>11} {:>9} {:>7}  check",
+            "op", "kind", "segment", "MACs", "edgeslim", "/MAC", "CMSIS-NN", "/MAC", "ratio",
         );
         for o in &c.ops {
             let (cm, cm_pm, ratio) = match o.cmsis_nn_instructions {
@@ -937,7 +928,7 @@ pub fn to_text(r: &BenchReport, m: &M4Report) -> String {
             };
             let _ = writeln!(
                 s,
-                "  {:>4} {:<11} {:<10} {:>9} {:>11} {:>9} {:>11} {:>9} {:>7}  {}",
+                "  {:>4} {:<13} {:<10} {:>9} {:>11} {:>9} {:>11} {:>9} {:>7}  {}",
                 o.index,
                 o.kind,
                 o.segment,
