@@ -695,76 +695,18 @@ pub fn bench_m4(a: &BenchArgs, p: &Prepared, setup: Setup) -> Result<BenchReport
         let host = interp
             .run(Input::F32(&input), w, all)
             .map_err(|e| anyhow!("host run at {label}: {e}"))?;
-        let mut outputs = Vec::new();
-        for o in host.iter() {
-            match c.outputs.iter().find(|(n, _)| n == o.name) {
-                None => {
-                    host_problems.push(format!("{label}: the firmware logged no output {}", o.name))
-                }
-                Some((_, data)) if data[..] != *o.data => {
-                    let at = data
-                        .iter()
-                        .zip(o.data)
-                        .position(|(x, y)| x != y)
-                        .unwrap_or(data.len().min(o.data.len()));
-                    host_problems.push(format!(
-                        "{label}: output {} differs from the host's at element {at} ({} values on the M4, {} on the host)",
-                        o.name,
-                        data.len(),
-                        o.data.len()
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        for (n, data) in &c.outputs {
-            outputs.push(M4Output {
+        let host: Vec<(&str, &[i8])> = host.iter().map(|o| (o.name, o.data)).collect();
+        host_problems.extend(output_problems(label, &c.outputs, &host));
+        let outputs = c
+            .outputs
+            .iter()
+            .map(|(n, data)| M4Output {
                 name: n.clone(),
                 data: data.clone(),
-            });
-        }
-        let mut ops = Vec::new();
-        let mut sums: Option<LayerSums> = None;
-        for op in &c.ops {
-            let check = match (op.check.as_str(), parsed.cmsis_built) {
-                ("none", _) | (_, false) => "not measured".to_owned(),
-                (c, true) => c.to_owned(),
-            };
-            if let Some((at, x, y)) = op.difference {
-                cmsis_problems.push(format!(
-                    "{label}: op {} ({}) differs: output element {at} is {x} in edgeslim and {y} in CMSIS-NN",
-                    op.index, op.kind
-                ));
-            } else if check == "error" {
-                cmsis_problems.push(format!(
-                    "{label}: CMSIS-NN refused op {} ({}) (argument check or scratch size)",
-                    op.index, op.kind
-                ));
-            }
-            if let Some(ci) = op.cmsis {
-                let s = sums.get_or_insert(LayerSums {
-                    layers: 0,
-                    macs: 0,
-                    edgeslim: 0,
-                    cmsis_nn: 0,
-                });
-                s.layers += 1;
-                s.macs += op.macs;
-                s.edgeslim += op.instructions;
-                s.cmsis_nn += ci;
-            }
-            ops.push(M4Op {
-                index: op.index,
-                kind: op.kind.clone(),
-                segment: seg_name(op.segment),
-                macs: op.macs,
-                instructions: op.instructions,
-                instructions_per_mac: per_mac(op.instructions, op.macs),
-                cmsis_nn_instructions: op.cmsis,
-                cmsis_nn_check: check,
-                first_difference: op.difference,
-            });
-        }
+            })
+            .collect();
+        let (ops, sums, problems) = ops_report(label, c, parsed.cmsis_built, &seg_name);
+        cmsis_problems.extend(problems);
         let macs: u64 = c.ops.iter().map(|o| o.macs).sum();
         let config = describe(&model, w);
         engines.push(EngineResult {
@@ -872,6 +814,90 @@ pub fn bench_m4(a: &BenchArgs, p: &Prepared, setup: Setup) -> Result<BenchReport
             configs: out_configs,
         }),
     })
+}
+
+/// Where the firmware's outputs differ from the host interpreter's (by output name).
+fn output_problems(
+    label: &str,
+    logged: &[(String, Vec<i8>)],
+    host: &[(&str, &[i8])],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for &(name, want) in host {
+        match logged.iter().find(|(n, _)| n == name) {
+            None => problems.push(format!("{label}: the firmware logged no output {name}")),
+            Some((_, data)) if data[..] != *want => {
+                let at = data
+                    .iter()
+                    .zip(want)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(data.len().min(want.len()));
+                problems.push(format!(
+                    "{label}: output {name} differs from the host's at element {at} ({} values \
+                     on the M4, {} on the host)",
+                    data.len(),
+                    want.len()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+/// The ops of one configuration for the report, the sums over the layers CMSIS-NN ran, and
+/// every CMSIS-NN difference or refusal, naming the op.
+fn ops_report(
+    label: &str,
+    c: &LogConfig,
+    cmsis_built: bool,
+    seg_name: &dyn Fn(usize) -> String,
+) -> (Vec<M4Op>, Option<LayerSums>, Vec<String>) {
+    let mut ops = Vec::new();
+    let mut sums: Option<LayerSums> = None;
+    let mut problems = Vec::new();
+    for op in &c.ops {
+        let check = match (op.check.as_str(), cmsis_built) {
+            ("none", _) | (_, false) => "not measured".to_owned(),
+            (c, true) => c.to_owned(),
+        };
+        if let Some((at, x, y)) = op.difference {
+            problems.push(format!(
+                "{label}: op {} ({}) differs: output element {at} is {x} in edgeslim and {y} in \
+                 CMSIS-NN",
+                op.index, op.kind
+            ));
+        } else if check == "error" {
+            problems.push(format!(
+                "{label}: CMSIS-NN refused op {} ({}) (argument check or scratch size)",
+                op.index, op.kind
+            ));
+        }
+        if let Some(ci) = op.cmsis {
+            let s = sums.get_or_insert(LayerSums {
+                layers: 0,
+                macs: 0,
+                edgeslim: 0,
+                cmsis_nn: 0,
+            });
+            s.layers += 1;
+            s.macs += op.macs;
+            s.edgeslim += op.instructions;
+            s.cmsis_nn += ci;
+        }
+        ops.push(M4Op {
+            index: op.index,
+            kind: op.kind.clone(),
+            segment: seg_name(op.segment),
+            macs: op.macs,
+            instructions: op.instructions,
+            instructions_per_mac: per_mac(op.instructions, op.macs),
+            cmsis_nn_instructions: op.cmsis,
+            cmsis_nn_check: check,
+            first_difference: op.difference,
+        });
+    }
+    (ops, sums, problems)
 }
 
 /// The M4 part of the text report.
@@ -1050,6 +1076,38 @@ INFO  done
                 .contains("arena too small")
         );
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn differences_name_the_op_and_the_output() {
+        let p = parse(LOG).expect("a valid log");
+        let c = &p.configs[0];
+        let seg = |s: usize| format!("seg{s}");
+        let (ops, sums, problems) = ops_report("widest", c, true, &seg);
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[1].cmsis_nn_check, "unsupported");
+        assert_eq!(ops[2].segment, "seg1");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("op 2 (fc)") && problems[0].contains("element 4 is -3"),
+            "{problems:?}"
+        );
+        let s = sums.expect("two layers ran through CMSIS-NN");
+        assert_eq!(
+            (s.layers, s.macs, s.edgeslim, s.cmsis_nn),
+            (2, 130, 520, 640)
+        );
+        // Without CMSIS-NN nothing is compared.
+        let (ops, _, _) = ops_report("widest", c, false, &seg);
+        assert!(ops.iter().all(|o| o.cmsis_nn_check == "not measured"));
+
+        let same: [(&str, &[i8]); 1] = [("digit", &[1, -2, 3])];
+        assert!(output_problems("widest", &c.outputs, &same).is_empty());
+        let other: [(&str, &[i8]); 2] = [("digit", &[1, -2, 4]), ("bold", &[0, 1])];
+        let problems = output_problems("widest", &c.outputs, &other);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("output digit differs") && problems[0].contains("element 2"));
+        assert!(problems[1].contains("no output bold"));
     }
 
     #[test]
