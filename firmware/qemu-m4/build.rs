@@ -11,6 +11,10 @@
 //! | `samples.f32` | input samples, NHWC float32 little-endian, back to back |
 //! | `levels.rs` | the bundle's Rust levels (`edgeslim bundle`), absent before profiling |
 //! | `parse-bench.esm` | a second, larger model whose parse cost the `parse` program measures |
+//! | `widths.txt` | optional: the width configurations `opbench` runs, one a line, width indices encoder first (`2,1,1`); absent: the widest and the narrowest |
+//!
+//! `edgeslim bench --target cortex-m4` writes its own assets directory (its model, its input,
+//! its `widths.txt`) and builds `opbench` with it.
 //!
 //! The blob is parsed here with the same runtime (host build) so that the arena is sized from
 //! the model (`ARENA_BYTES`) and a broken blob fails the build, not the board. Without assets
@@ -23,7 +27,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use edgeslim_runtime::Model;
+use edgeslim_runtime::{Model, OpKind};
 
 #[path = "build_cmsis_nn.rs"]
 mod cmsis_nn;
@@ -39,7 +43,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let assets = env::var_os("EDGESLIM_FW_ASSETS").map(PathBuf::from);
     let src = match &assets {
         Some(dir) => {
-            for f in ["model.esm", "samples.f32", "levels.rs", "parse-bench.esm"] {
+            for f in [
+                "model.esm",
+                "samples.f32",
+                "levels.rs",
+                "parse-bench.esm",
+                "widths.txt",
+            ] {
                 println!("cargo:rerun-if-changed={}", dir.join(f).display());
             }
             // Rerun when files appear, too (a missing file is not watched by the lines above
@@ -119,6 +129,26 @@ fn assets_source(dir: &Path) -> Result<String, Box<dyn Error>> {
     writeln!(s, "];")?;
 
     s.push_str(&parse_bench(dir)?);
+    let widths_path = dir.join("widths.txt");
+    let configs = if widths_path.is_file() {
+        let text = fs::read_to_string(&widths_path)
+            .map_err(|e| format!("cannot read {}: {e}", widths_path.display()))?;
+        width_configs(&model, &text).map_err(|e| format!("{}: {e}", widths_path.display()))?
+    } else {
+        Vec::new()
+    };
+    writeln!(
+        s,
+        "/// The width configurations `opbench` runs (indices, encoder first; `widths.txt`); \
+         empty: the widest and the narrowest."
+    )?;
+    let list: Vec<String> = configs.iter().map(|c| format!("&{c:?}")).collect();
+    writeln!(
+        s,
+        "pub static WIDTH_CONFIGS: &[&[u8]] = &[{}];",
+        list.join(", ")
+    )?;
+    write_op_maxima(&mut s, &model)?;
 
     let levels = dir.join("levels.rs");
     if levels.is_file() {
@@ -134,6 +164,80 @@ fn assets_source(dir: &Path) -> Result<String, Box<dyn Error>> {
         s.push_str(NO_LEVELS);
     }
     Ok(s)
+}
+
+/// `widths.txt`: one configuration a line, comma-separated width indices (one per segment,
+/// encoder first); blank lines and `#` comments ignored.
+fn width_configs(model: &Model<'_>, text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let idx = line
+            .split(',')
+            .map(|v| v.trim().parse::<u8>())
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|e| format!("line {}: `{line}`: {e}", n + 1))?;
+        if idx.len() != model.num_segments() {
+            return Err(format!(
+                "line {}: {} width indices for {} segments",
+                n + 1,
+                idx.len(),
+                model.num_segments()
+            ));
+        }
+        for (s, &i) in idx.iter().enumerate() {
+            if usize::from(i) >= model.num_widths(s) {
+                return Err(format!(
+                    "line {}: width index {i} of segment {s}, which has {} widths",
+                    n + 1,
+                    model.num_widths(s)
+                ));
+            }
+        }
+        out.push(idx);
+    }
+    Ok(out)
+}
+
+/// Sizes of `opbench`'s buffers for re-running the convolution and fully connected ops
+/// elsewhere: the largest weights, channel count, output and an im2col scratch bound.
+fn write_op_maxima(s: &mut String, model: &Model<'_>) -> Result<(), Box<dyn Error>> {
+    let (mut weights, mut channels, mut output, mut scratch) = (0, 0, 0, 0);
+    for i in 0..model.num_ops() {
+        let op = model.op(i).ok_or_else(|| format!("op {i} unreadable"))?;
+        if !matches!(op.kind, OpKind::Conv2d | OpKind::FullyConnected) {
+            continue;
+        }
+        let out = model
+            .tensor(op.output)
+            .ok_or_else(|| format!("op {i}: no output tensor"))?;
+        weights = weights.max(op.weights_len);
+        channels = channels.max(op.wshape[0]);
+        output = output.max(out.bytes());
+        // CMSIS-NN's im2col buffers hold at most two columns of kh x kw x channels int16.
+        let taps = op.wshape[1] * op.wshape[2];
+        scratch = scratch.max(4 * taps * op.wshape[0].max(op.wshape[3]));
+    }
+    writeln!(s, "/// Ops of the model.")?;
+    writeln!(s, "pub const NUM_OPS: usize = {};", model.num_ops())?;
+    writeln!(
+        s,
+        "/// Largest weight bytes of a convolution or fully connected op."
+    )?;
+    writeln!(s, "pub const MAX_OP_WEIGHTS: usize = {weights};")?;
+    writeln!(s, "/// Most output channels of such an op (full width).")?;
+    writeln!(s, "pub const MAX_OP_CHANNELS: usize = {channels};")?;
+    writeln!(s, "/// Largest output bytes of such an op (full width).")?;
+    writeln!(s, "pub const MAX_OP_OUTPUT: usize = {output};")?;
+    writeln!(
+        s,
+        "/// A bound on the scratch bytes a reference kernel needs for such an op."
+    )?;
+    writeln!(s, "pub const MAX_OP_SCRATCH: usize = {};", scratch + 1024)?;
+    Ok(())
 }
 
 const NO_LEVELS: &str = r#"/// Whether a bundle's levels were generated.
@@ -187,7 +291,13 @@ fn no_assets(why: &str) -> String {
          pub const ARENA_BYTES: usize = 0;\n\
          pub const INPUT_LEN: usize = 0;\n\
          pub const N_SAMPLES: usize = 0;\n\
-         pub static SAMPLES: [[f32; INPUT_LEN]; N_SAMPLES] = [];\n"
+         pub static SAMPLES: [[f32; INPUT_LEN]; N_SAMPLES] = [];\n\
+         pub static WIDTH_CONFIGS: &[&[u8]] = &[];\n\
+         pub const NUM_OPS: usize = 0;\n\
+         pub const MAX_OP_WEIGHTS: usize = 0;\n\
+         pub const MAX_OP_CHANNELS: usize = 0;\n\
+         pub const MAX_OP_OUTPUT: usize = 0;\n\
+         pub const MAX_OP_SCRATCH: usize = 0;\n"
     );
     s.push_str(NO_PARSE_BENCH);
     s.push_str(NO_LEVELS);

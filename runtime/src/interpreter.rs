@@ -25,6 +25,27 @@ pub trait Observer {
     fn op_start(&mut self, _index: usize, _op: &OpInfo) {}
     /// Called after op `index` ran.
     fn op_end(&mut self, _index: usize, _op: &OpInfo) {}
+    /// Called after [`op_end`](Self::op_end) with the op's data: its first input and its
+    /// output at the active widths, and its width entry. For tools that re-run an op elsewhere
+    /// (e.g. a reference kernel on the same input); an observer that does not implement it
+    /// costs nothing.
+    fn op_data(&mut self, _index: usize, _op: &OpInfo, _data: &OpData<'_, '_>) {}
+}
+
+/// What [`Observer::op_data`] sees of an op that just ran. A Reshape op (a view, nothing
+/// runs) reports no data.
+#[derive(Debug, Clone, Copy)]
+pub struct OpData<'x, 'm> {
+    /// The first input, NHWC at the active width (`input_shape`).
+    pub input: &'x [i8],
+    /// Its shape at the active width (for a fully connected op: the positions as `h * w`).
+    pub input_shape: Shape,
+    /// The output the op wrote, NHWC at the active width.
+    pub output: &'x [i8],
+    /// Its shape at the active width.
+    pub output_shape: Shape,
+    /// The op's width entry for this run (zero points, activation clamp, channel table).
+    pub entry: Entry<'m>,
 }
 
 impl Observer for () {}
@@ -142,8 +163,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 continue;
             }
             observer.op_start(i, &op);
-            exec(&m, self.arena, i, &op, widths)?;
-            observer.op_end(i, &op);
+            exec(&m, self.arena, i, &op, widths, observer)?;
         }
         Ok(Outputs {
             model: m,
@@ -165,15 +185,18 @@ fn stage(e: &Entry<'_>) -> OutputStage {
 
 /// Run op `i`: cut its output and first input out of the arena at the active widths and hand
 /// them to the op's invoke.
-fn exec(
+/// `observer.op_end` (and `op_data`) are called here, right after the op's invoke.
+fn exec<O: Observer>(
     m: &Model<'_>,
     arena: &mut [u8],
     i: usize,
     op: &OpInfo,
     widths: &WidthConfig,
+    observer: &mut O,
 ) -> Result<(), Error> {
     if op.kind == OpKind::Reshape {
         // A view: the output tensor shares the input's bytes.
+        observer.op_end(i, op);
         return Ok(());
     }
     let en = m.entry(op, m.key(op, widths));
@@ -220,7 +243,20 @@ fn exec(
         in_shape,
         out_shape,
     };
-    (ops::registration(op.kind).invoke)(&ctx, as_i8_mut(out))
+    (ops::registration(op.kind).invoke)(&ctx, as_i8_mut(out))?;
+    observer.op_end(i, op);
+    observer.op_data(
+        i,
+        op,
+        &OpData {
+            input: x,
+            input_shape: in_shape,
+            output: as_i8(out),
+            output_shape: out_shape,
+            entry: en,
+        },
+    );
+    Ok(())
 }
 
 /// One output of a finished run: int8 data in the arena with its quantization.

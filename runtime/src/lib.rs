@@ -41,7 +41,7 @@ pub mod writer;
 
 pub use error::{Error, Section};
 pub use format::OpKind;
-pub use interpreter::{Input, Interpreter, Observer, OutputView, Outputs};
+pub use interpreter::{Input, Interpreter, Observer, OpData, OutputView, Outputs};
 pub use kernels::Shape;
 pub use model::{Entry, Model, OpInfo, OutputInfo, SegmentInfo, TaskInfo, TensorInfo};
 pub use width::{TaskMask, WidthConfig};

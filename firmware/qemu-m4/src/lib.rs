@@ -7,9 +7,12 @@
 //!
 //! [`assets`] holds the model the test pipeline generated (see `build.rs`) and [`icount`] the
 //! SysTick clock and per-segment timer that turn QEMU's `-icount` virtual time into exactly
-//! repeatable instruction counts.
+//! repeatable instruction counts. `cmsis_nn` (only when the firmware was built with
+//! `CMSIS_NN_DIR`) declares Arm's CMSIS-NN C API for the programs that measure against it.
 #![no_std]
 
+#[cfg(cmsis_nn)]
+pub mod cmsis_nn;
 pub mod icount;
 
 /// The generated model assets (`build.rs`): the blob, the input samples, the bundle's levels.

@@ -7,15 +7,22 @@
 //! `CMSIS_NN_DIR` names a CMSIS-NN checkout (e.g. `CMSIS_NN_DIR=../shared/third_party/cmsis-nn`,
 //! relative to the current directory), with Debian's `gcc-arm-none-eabi` (installed here when
 //! missing). Without it the CMSIS-NN column says "not measured".
+//!
+//! Then the bundled models through the CLI, `edgeslim bench MODEL --target cortex-m4` (every
+//! op of the model in QEMU, widest and narrowest, beside CMSIS-NN on the same layers): the model
+//! bench lives in the CLI (`tools/cli/src/bench/m4.rs`), xtask only calls it.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::{display, on_path};
+use crate::cmd::{cmd, display, on_path, run};
 use crate::setup::{self, DEBIAN_RUSTC, debian_toolchain};
-use crate::{Ctx, Outcome};
+use crate::{Ctx, Outcome, deploy};
+
+/// The bundled models benched op by op after the kernels (`edgeslim bench --target cortex-m4`).
+const MODELS: &[&str] = &["digits-mtl", "mcu-bench-mtl"];
 
 /// Debian packages for compiling CMSIS-NN (`newlib` provides the C headers it includes).
 const CMSIS_PACKAGES: &[&str] = &[
@@ -89,6 +96,24 @@ pub fn bench_m4(ctx: &Ctx) -> Result<Outcome> {
     let rows = parse(&log)?;
     println!();
     print!("{}", table(&rows, cmsis.is_some()));
+
+    // The models, through the host CLI the tests build.
+    let cli = deploy::cli_binary(ctx)?;
+    for model in MODELS {
+        let mut c = cmd(&cli);
+        c.current_dir(&ctx.root).args([
+            "bench",
+            &format!("models/{model}/model.onnx"),
+            "--target",
+            "cortex-m4",
+        ]);
+        match &cmsis {
+            Some(dir) => c.env("CMSIS_NN_DIR", dir),
+            None => c.env_remove("CMSIS_NN_DIR"),
+        };
+        println!();
+        run(&mut c).with_context(|| format!("the Cortex-M4 bench of models/{model}"))?;
+    }
     Ok(Outcome::Done)
 }
 

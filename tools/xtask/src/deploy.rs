@@ -75,7 +75,7 @@ impl Assets {
 /// nextest runs, so after the host tests it is up to date and nothing is rebuilt. (`cargo run
 /// -p edgeslim` would resolve features without the workspace's dev-dependencies and rebuild
 /// tract and the compiler, minutes on a CI machine.) Resolved once per xtask run.
-fn cli_binary(ctx: &Ctx) -> Result<PathBuf> {
+pub fn cli_binary(ctx: &Ctx) -> Result<PathBuf> {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     if let Some(p) = BIN.get() {
         return Ok(p.clone());

@@ -28,6 +28,10 @@ const PROFILE_BIN: &str = "profile";
 const DEPLOY_BIN: &str = "deploy";
 /// The program whose log pins the parse cost.
 const PARSE_BIN: &str = "parse";
+/// The per-op model bench (`edgeslim bench --target cortex-m4`); here it runs the pipeline's
+/// model at its default configurations and must exit 0. Its counts follow every kernel change:
+/// never snapshotted.
+const OPBENCH_BIN: &str = "opbench";
 
 /// defmt-print's format for snapshots: level and message, no file:line that moves with edits.
 const SNAPSHOT_LOG_FORMAT: &str = "{L} {s}";
@@ -152,7 +156,8 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
         }
         // The model programs' logs follow every compiler and kernel change; they are checked
         // against the host instead, never snapshotted.
-        let model_program = model_pipeline && (p.bin == PROFILE_BIN || p.bin == DEPLOY_BIN);
+        let model_program =
+            model_pipeline && (p.bin == PROFILE_BIN || p.bin == DEPLOY_BIN || p.bin == OPBENCH_BIN);
         if bless && !model_program {
             std::fs::create_dir_all(snapshot.parent().context("snapshot path has no parent")?)?;
             std::fs::write(&snapshot, &log)

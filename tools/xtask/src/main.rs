@@ -6,7 +6,8 @@
 //! cargo xtask thumb            the no_std thumbv7em-none-eabihf build of the runtime
 //! cargo xtask firmware         generate the model assets, profile in QEMU (latency table,
 //!                               bundle), build and run every program, check deploy bit-exact
-//! cargo xtask bench-m4         kernels on the Cortex-M4 in QEMU beside CMSIS-NN (CMSIS_NN_DIR)
+//! cargo xtask bench-m4         kernels, then the bundled models op by op (the CLI), on the
+//!                               Cortex-M4 in QEMU beside CMSIS-NN (CMSIS_NN_DIR)
 //! cargo xtask fmt|clippy|host-tests|models    one step alone
 //! ```
 //!
@@ -38,9 +39,10 @@ commands:
   firmware   compile the firmware's model with the host CLI, profile it in QEMU
              (icount latency table, search/bundle --from-table), build and run
              every program, compare deploy's outputs with the host bit for bit
-  bench-m4   exact instruction counts of the conv/fc kernels on the Cortex-M4
-             (QEMU), edgeslim portable and arm_dsp beside CMSIS-NN when
-             CMSIS_NN_DIR names a CMSIS-NN checkout (else \"not measured\")
+  bench-m4   exact instruction counts on the Cortex-M4 (QEMU) of the conv/fc kernels
+             (edgeslim portable and arm_dsp), then of the bundled models op by op
+             (edgeslim bench --target cortex-m4), beside CMSIS-NN when CMSIS_NN_DIR
+             names a CMSIS-NN checkout (else \"not measured\")
   fmt | clippy | host-tests | models
              one step of `test` alone
 

@@ -14,9 +14,12 @@
 //!   reason; it never fails the bench.
 //! - **Agreement.** edgeslim's full-width outputs against tract's and ORT's on the timed input:
 //!   a fast wrong model must not look like a result.
-//! - **Targets.** [`Target`] names where edgeslim runs; `host` is this machine (`host.rs`).
+//! - **Targets.** [`Target`] names where edgeslim runs; `host` is this machine (`host.rs`),
+//!   `cortex-m4` QEMU's Cortex-M4F board with exact instruction counts per op, beside CMSIS-NN
+//!   (`m4.rs`).
 
 mod host;
+mod m4;
 mod ort;
 pub mod stats;
 mod tract;
@@ -58,7 +61,9 @@ pub struct BenchArgs {
     /// The ONNX file a .esm model was compiled from: tract and ONNX Runtime run it.
     #[arg(long)]
     pub onnx: Option<PathBuf>,
-    /// Where edgeslim runs: `host` (this machine).
+    /// Where edgeslim runs: `host` (this machine) or `cortex-m4` (QEMU's mps2-an386 board,
+    /// exact instruction counts per op, beside CMSIS-NN when CMSIS_NN_DIR is set; builds the
+    /// repository's firmware, run it from the repository).
     #[arg(long, default_value = "host")]
     pub target: String,
     /// Print the results as JSON.
@@ -75,10 +80,12 @@ pub struct BenchArgs {
 pub enum Target {
     /// This machine.
     Host,
+    /// QEMU's mps2-an386 (Cortex-M4F) under `-icount shift=0`: instruction counts, not time.
+    CortexM4,
 }
 
 /// Every target by its `--target` name.
-pub const TARGETS: &[(&str, Target)] = &[("host", Target::Host)];
+pub const TARGETS: &[(&str, Target)] = &[("host", Target::Host), ("cortex-m4", Target::CortexM4)];
 
 impl FromStr for Target {
     type Err = anyhow::Error;
@@ -126,8 +133,12 @@ pub struct BenchReport {
     pub engines: Vec<EngineResult>,
     /// Median time ratios edgeslim / other engine.
     pub ratios: Vec<Ratio>,
-    /// edgeslim's full-width outputs against each reference.
+    /// edgeslim's full-width outputs against each reference (`cortex-m4`: the outputs against
+    /// the host interpreter's, every CMSIS-NN layer against edgeslim's).
     pub agreement: Vec<Agreement>,
+    /// `cortex-m4` only: instruction counts per configuration and op.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cortex_m4: Option<m4::M4Report>,
 }
 
 /// The machine a bench ran on.
@@ -167,6 +178,9 @@ pub struct EngineResult {
     pub not_measured: Option<String>,
     /// ORT only: the raw harness timings and the Identity model's.
     pub harness: Option<Harness>,
+    /// `cortex-m4` only: instructions of one inference (CMSIS-NN: of the layers it ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<u64>,
 }
 
 /// ONNX Runtime's raw timings and the overhead subtracted from them.
@@ -478,14 +492,35 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.iters == 0 {
         bail!("--iters must be at least 1");
     }
+    // The M4's firmware and tools first: missing ones fail before a model is compiled.
+    let m4_setup = match target {
+        Target::CortexM4 => Some(m4::preflight()?),
+        Target::Host => None,
+    };
     let p = prepare(&a)?;
-    let report = match target {
-        Target::Host => bench_host(&a, &p)?,
+    let report = match m4_setup {
+        Some(setup) => m4::bench_m4(&a, &p, setup)?,
+        None => bench_host(&a, &p)?,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let Some(m) = &report.cortex_m4 {
+        print!("{}", m4::to_text(&report, m));
     } else {
         print!("{}", to_text(&report));
+    }
+    if report.cortex_m4.is_some() {
+        // On the M4 both checks are exact: a difference is a bug, not a tolerance.
+        let problems: Vec<&str> = report
+            .agreement
+            .iter()
+            .filter(|ag| ag.ok == Some(false))
+            .flat_map(|ag| ag.problems.iter().map(String::as_str))
+            .collect();
+        if !problems.is_empty() {
+            bail!("cortex-m4: {}", problems.join("; "));
+        }
+        return Ok(());
     }
     for ag in &report.agreement {
         if ag.ok == Some(false) && ag.role == "check" {
@@ -614,6 +649,7 @@ fn bench_host(a: &BenchArgs, p: &Prepared) -> Result<BenchReport> {
             stats: summarize(us),
             not_measured: None,
             harness: None,
+            instructions: None,
         });
     }
     let tract_stats = match (t.tract, tract_err) {
@@ -630,6 +666,7 @@ fn bench_host(a: &BenchArgs, p: &Prepared) -> Result<BenchReport> {
         stats: tract_stats.as_ref().ok().copied(),
         not_measured: tract_stats.err(),
         harness: None,
+        instructions: None,
     });
     let (ort_stats, harness) = match (t.ort, ort_err) {
         (Some(Ok((raw, id))), _) => {
@@ -656,6 +693,7 @@ fn bench_host(a: &BenchArgs, p: &Prepared) -> Result<BenchReport> {
         stats: ort_stats.as_ref().ok().copied(),
         not_measured: ort_stats.err(),
         harness,
+        instructions: None,
     });
 
     let mut ratios = Vec::new();
@@ -694,6 +732,7 @@ fn bench_host(a: &BenchArgs, p: &Prepared) -> Result<BenchReport> {
         engines: results,
         ratios,
         agreement,
+        cortex_m4: None,
     })
 }
 
