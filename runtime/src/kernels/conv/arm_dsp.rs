@@ -23,13 +23,16 @@
 //!   product, `kxk` through im2col): [`matrix`], whose inner loops are one hand-scheduled
 //!   `asm!` block ([`dsp::dot_2x2_rows`]: 16 instructions per 16 MACs in the loop body), and
 //!   whose requantization is prepared once per block of channels ([`Requant`]);
-//! - depthwise 3x3 (one input channel per group, no dilation): per channel over a 16-bit plane
+//! - depthwise 3x3 (one input channel per group, no dilation), and 3x3 convolutions of a
+//!   one-channel input (a depthwise convolution with one group): per channel over a 16-bit plane
 //!   with explicit padding ([`depthwise3x3_planes`]), or, for inputs wider than its buffer,
 //!   four channels per step ([`depthwise3x3`]);
 //! - everything else goes to the portable variant.
 //!
 //! Stack: the matrix path about 4 KiB (its widened columns, byte window, sums and prepared
 //! requantization), the depthwise plane path about 4 KiB (plane and sums).
+
+use core::mem::MaybeUninit;
 
 use super::portable;
 use crate::kernels::common::taps;
@@ -163,6 +166,24 @@ pub(crate) mod dsp {
         } else {
             multiply_by_quantized_multiplier(x, mult, shift)
         }
+    }
+
+    /// The first `n` elements (at most `N`) of a stack buffer, set to `v`: a kernel's scratch
+    /// is sized for its largest shape, and zeroing all of it on every call cost more than a
+    /// slimmed layer's arithmetic (a `[T; N]` initialiser always writes all `N`).
+    #[inline(always)]
+    pub(crate) fn prefix<T: Copy, const N: usize>(
+        buf: &mut [core::mem::MaybeUninit<T>; N],
+        n: usize,
+        v: T,
+    ) -> &mut [T] {
+        let n = n.min(N);
+        for e in &mut buf[..n] {
+            e.write(v);
+        }
+        // SAFETY: the first `n <= N` elements were initialised just above, and
+        // `MaybeUninit<T>` has the size, alignment and layout of `T`.
+        unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), n) }
     }
 
     /// One group (four values of the dot product) of [`dot_2x2_rows`]: the two weight words are
@@ -519,10 +540,20 @@ pub fn conv2d(
         stage,
         out_shape,
     };
-    if cin_g == 1 && groups > 1 && i_full == 1 && kh == 3 && kw == 3 && geo.dilation == [1, 1] {
+    let dw_shape = i_full == 1 && kh == 3 && kw == 3 && geo.dilation == [1, 1];
+    if cin_g == 1 && groups > 1 && dw_shape {
         if !depthwise3x3_planes(&p, groups, input, output) {
             depthwise3x3(&p, groups, input, output);
         }
+    } else if groups == 1
+        && in_shape.c == 1
+        && dw_shape
+        && depthwise3x3_planes(&p, 1, input, output)
+    {
+        // A 3x3 convolution of a one-channel input (a first layer) is a depthwise convolution
+        // with one group and a channel multiplier of `out_shape.c`: the plane path, one
+        // 9-value dot product per output in 17 instructions, instead of an im2col of 9 values
+        // and a matrix tile per position.
     } else if groups == 1 && i_full > 0 && k_len > 0 && k_len <= COL_LEN {
         matrix(&p, k_len, input, output);
     } else {
@@ -589,12 +620,12 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     let n_pos = outs.h * outs.w;
     let groups = k_len / 4;
     let off = lanes_of_neg(p.zp);
-    let mut col = [[0u32; 4]; COL_GROUPS];
-    let col = &mut col[..groups];
+    let mut col_buf = [const { MaybeUninit::<[u32; 4]>::uninit() }; COL_GROUPS];
+    let col = dsp::prefix(&mut col_buf, groups, [0; 4]);
     let mut tails = [[0i32; 3]; 2];
     // The window as bytes; for pointwise, the operand of a position in the padding.
-    let mut bytes = [p.zp as i8; COL_LEN];
-    let bytes = &mut bytes[..k_len];
+    let mut bytes_buf = [const { MaybeUninit::<i8>::uninit() }; COL_LEN];
+    let bytes = dsp::prefix(&mut bytes_buf, k_len, p.zp as i8);
     // Gathers position `q`'s operand and widens it into `SLOT`.
     let mut gather = |q: usize, slot: usize, col: &mut [[u32; 4]], tails: &mut [[i32; 3]; 2]| {
         let (oy, ox) = (q / outs.w, q % outs.w);
@@ -639,13 +670,15 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
         }
     };
     let rows = &p.weights[..n_out * w_row];
-    let mut cache = [Requant::default(); 2 * PAIR_BLOCK];
+    let mut cache_buf = [const { MaybeUninit::<Requant>::uninit() }; 2 * PAIR_BLOCK];
+    let mut sums_buf = [const { MaybeUninit::<[i32; 4]>::uninit() }; PAIR_BLOCK];
+    let sums = dsp::prefix(&mut sums_buf, PAIR_BLOCK.min(n_out.div_ceil(2)), [0; 4]);
     // Output channels in blocks of 2 * PAIR_BLOCK; each block's requantization is prepared
     // once and its positions run in pairs.
     let mut c0 = 0;
     while c0 < n_out {
         let nc = (2 * PAIR_BLOCK).min(n_out - c0);
-        let cache = &mut cache[..nc];
+        let cache = dsp::prefix(&mut cache_buf, nc, Requant::default());
         let fast = Requant::prepare(&p.chan, c0, cache);
         let block = Block {
             rows: &rows[c0 * w_row..],
@@ -662,11 +695,11 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
                 gather(q0 + 1, 1, col, &mut tails);
                 let (head, rest) = output.split_at_mut((q0 + 1) * n_out);
                 let (out0, out1) = (&mut head[at(q0)], &mut rest[at(0)]);
-                tiles::<true>(p, &block, col, &tails, out0, out1);
+                tiles::<true>(p, &block, col, &tails, sums, out0, out1);
             } else {
                 // The last position alone: slot 1 repeats it (computed, not stored).
                 gather(q0, 1, col, &mut tails);
-                tiles::<false>(p, &block, col, &tails, &mut output[at(q0)], &mut []);
+                tiles::<false>(p, &block, col, &tails, sums, &mut output[at(q0)], &mut []);
             }
             q0 += 2;
         }
@@ -739,13 +772,13 @@ fn tiles<const TWO: bool>(
     blk: &Block<'_>,
     col: &[[u32; 4]],
     tails: &[[i32; 3]; 2],
+    sums: &mut [[i32; 4]],
     out0: &mut [i8],
     out1: &mut [i8],
 ) {
     let (rows, w_row, k_len) = (blk.rows, blk.w_row, blk.k_len);
     let n_out = out0.len();
     let body = col.len() * 4;
-    let mut sums = [[0i32; 4]; PAIR_BLOCK];
     let mut o = 0;
     while o < n_out {
         let left = n_out - o;
@@ -869,8 +902,11 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
     // Output rows per strip: what the plane holds, at most STRIP_OUT outputs (`outs.w <=
     // PLANE / 3 < STRIP_OUT` as `pw >= outs.w`, so at least one row).
     let strip = ((rows_in - 3) / sy + 1).min(STRIP_OUT / outs.w);
-    let mut plane = [0u8; 2 * PLANE];
-    let mut sums = [0i32; STRIP_OUT];
+    // Only the rows a strip uses are zeroed (padding columns and rows must read 0).
+    let mut plane_buf = [const { MaybeUninit::<u8>::uninit() }; 2 * PLANE];
+    let plane = dsp::prefix(&mut plane_buf, 2 * pw * ((strip - 1) * sy + 3), 0);
+    let mut sums_buf = [const { MaybeUninit::<i32>::uninit() }; STRIP_OUT];
+    let sums = dsp::prefix(&mut sums_buf, strip * outs.w, 0);
     for g in 0..groups {
         let mut oy0 = 0;
         while oy0 < outs.h {
@@ -923,32 +959,14 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
                 let mut fast = [Requant::default()];
                 if Requant::prepare(&p.chan, o, &mut fast) {
                     let q = fast[0];
-                    plane_rows(
-                        p,
-                        &plane,
-                        &mut sums,
-                        pw,
-                        oy0..oy1,
-                        o,
-                        &w01,
-                        &w2,
-                        output,
-                        |a| q.apply(a),
-                    );
+                    plane_rows(p, plane, sums, pw, oy0..oy1, o, &w01, &w2, output, |a| {
+                        q.apply(a)
+                    });
                 } else {
                     let q = p.chan.get(o);
-                    plane_rows(
-                        p,
-                        &plane,
-                        &mut sums,
-                        pw,
-                        oy0..oy1,
-                        o,
-                        &w01,
-                        &w2,
-                        output,
-                        |a| requantize(a, q),
-                    );
+                    plane_rows(p, plane, sums, pw, oy0..oy1, o, &w01, &w2, output, |a| {
+                        requantize(a, q)
+                    });
                 }
             }
             oy0 = oy1;
@@ -966,8 +984,8 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
 #[inline(always)]
 fn plane_rows(
     p: &Params<'_, '_>,
-    plane: &[u8; 2 * PLANE],
-    sums: &mut [i32; STRIP_OUT],
+    plane: &[u8],
+    sums: &mut [i32],
     pw: usize,
     oys: core::ops::Range<usize>,
     o: usize,

@@ -3,7 +3,7 @@
 //! `[x1 - zp, x3 - zp]` pairs, and four weight rows at a time run against it with `SMLAD` (`dsp::dot_4x1`).
 
 use crate::kernels::conv::arm_dsp::dsp::{
-    dot_4x1, lanes_of_neg, requantize, sxtab16, sxtab16_ror8, word,
+    dot_4x1, lanes_of_neg, prefix, requantize, sxtab16, sxtab16_ror8, word,
 };
 use crate::kernels::{ChannelQuant, OutputStage};
 
@@ -35,7 +35,8 @@ pub fn fully_connected(
         (positions, in_ch)
     };
     let off = lanes_of_neg(in_zp);
-    let mut buf = [[0u32; 2]; CHUNK / 4];
+    let mut buf_mem = [const { core::mem::MaybeUninit::<[u32; 2]>::uninit() }; CHUNK / 4];
+    let buf = prefix(&mut buf_mem, run_len.min(CHUNK) / 4, [0; 2]);
     let mut b0 = 0;
     while b0 < n_out {
         let nb = OUT_BLOCK.min(n_out - b0);
