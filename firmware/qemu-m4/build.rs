@@ -260,8 +260,8 @@ fn parse_bench(dir: &Path) -> Result<String, Box<dyn Error>> {
         return Ok(NO_PARSE_BENCH.to_owned());
     }
     let blob = fs::read(&path)?;
-    let model = Model::parse(&blob)
-        .map_err(|e| format!("{}: invalid model blob: {e}", path.display()))?;
+    let model =
+        Model::parse(&blob).map_err(|e| format!("{}: invalid model blob: {e}", path.display()))?;
     Ok(format!(
         "/// The model whose parse cost the `parse` program measures (empty: not generated).\n\
          pub const PARSE_BENCH_NAME: &str = {:?};\n\

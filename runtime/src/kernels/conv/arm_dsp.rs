@@ -541,19 +541,23 @@ pub fn conv2d(
         out_shape,
     };
     let dw_shape = i_full == 1 && kh == 3 && kw == 3 && geo.dilation == [1, 1];
-    if cin_g == 1 && groups > 1 && dw_shape {
-        if !depthwise3x3_planes(&p, groups, input, output) {
-            depthwise3x3(&p, groups, input, output);
-        }
-    } else if groups == 1
-        && in_shape.c == 1
-        && dw_shape
-        && depthwise3x3_planes(&p, 1, input, output)
-    {
-        // A 3x3 convolution of a one-channel input (a first layer) is a depthwise convolution
-        // with one group and a channel multiplier of `out_shape.c`: the plane path, one
-        // 9-value dot product per output in 17 instructions, instead of an im2col of 9 values
-        // and a matrix tile per position.
+    // Depthwise 3x3, and a 3x3 convolution of a one-channel input (a first layer), which is a
+    // depthwise convolution with one group and a channel multiplier of `out_shape.c`: the
+    // plane path (one 9-value dot product per output in 17 instructions, not an im2col of 9
+    // values and a matrix tile per position). One call site: a second one changed LLVM's
+    // inlining of the whole function and cost the other paths 8-18%.
+    let plane_groups = if cin_g == 1 && groups > 1 && dw_shape {
+        groups
+    } else if groups == 1 && in_shape.c == 1 && dw_shape {
+        1
+    } else {
+        0
+    };
+    if plane_groups > 0 && depthwise3x3_planes(&p, plane_groups, input, output) {
+        return;
+    }
+    if plane_groups > 1 {
+        depthwise3x3(&p, groups, input, output);
     } else if groups == 1 && i_full > 0 && k_len > 0 && k_len <= COL_LEN {
         matrix(&p, k_len, input, output);
     } else {
