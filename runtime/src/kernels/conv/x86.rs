@@ -125,7 +125,8 @@ impl Params<'_, '_> {
         }
         let cin_g = ins.c / groups;
         if groups == 1 && ins.c > 0 && ins.c <= i_full && taps * i_full <= K_MAX {
-            let pairs = (taps * i_full).div_ceil(2);
+            // gemm_v works on the active columns only (`taps * ins.c` values).
+            let pairs = (taps * ins.c).div_ceil(2);
             if outs.c <= V_MAX_OUT
                 && V_CHUNK * 2 * pairs <= V_WIN
                 && outs.c.div_ceil(V_OC) * V_OC * pairs <= V_PACK
@@ -256,7 +257,12 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let [_, kh, kw, i_full] = p.w_shape;
     let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
     let cin = ins.c;
-    let k_len = kh * kw * i_full;
+    // The stored row of an output channel is `[kh][kw][i_full]`; only the first `cin` columns
+    // of each tap are active (a slimmed input). Weights and windows are laid out compacted to
+    // the active values, `[kh][kw][cin]`: a layer at a quarter of the width does a quarter of
+    // the work, not all of it against zeros.
+    let w_row = kh * kw * i_full;
+    let k_len = kh * kw * cin;
     let kp = k_len.div_ceil(2);
     let ks = 2 * kp;
     let n_pos = outs.h * outs.w;
@@ -278,10 +284,12 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
         unsafe { core::slice::from_raw_parts_mut(packed_buf.as_mut_ptr().cast::<i32>(), used) };
     for (b, blk) in packed.chunks_exact_mut(kp * V_OC).enumerate() {
         for l in 0..V_OC.min(n_out - b * V_OC) {
-            let row = &p.weights[(b * V_OC + l) * k_len..][..k_len];
-            for (j, pair) in row.chunks(2).enumerate() {
-                let lo = pair[0] as i16 as u16 as u32;
-                let hi = pair.get(1).map_or(0, |&v| v as i16 as u16 as u32);
+            let row = &p.weights[(b * V_OC + l) * w_row..][..w_row];
+            // Active value `v = t * cin + c` is stored column `t * i_full + c`.
+            let at = |v: usize| row[(v / cin) * i_full + v % cin] as i16 as u16 as u32;
+            for j in 0..kp {
+                let lo = at(2 * j);
+                let hi = if 2 * j + 1 < k_len { at(2 * j + 1) } else { 0 };
                 blk[j * V_OC + l] = (lo | (hi << 16)) as i32;
             }
         }
@@ -323,23 +331,41 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             for kx in kx_r.clone() {
                 let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
                 let src = &input[(iy * ins.w + ix) * cin..][..cin];
-                let dst = &mut buf[(ky * kw + kx) * i_full..][..cin];
+                let dst = &mut buf[(ky * kw + kx) * cin..][..cin];
                 for (d, &s) in dst.iter_mut().zip(src) {
                     *d = s as i16 - zp;
                 }
             }
         }
     };
+    // A pointwise convolution with stride 1, no padding and an even channel count reads each
+    // position's pixel whole, and the windows of consecutive
+    // positions are consecutive pixels: a chunk's windows are one run of the input, converted
+    // in one loop (the per-position set-up dominated narrow layers).
+    let contiguous = kh == 1
+        && kw == 1
+        && geo.stride == [1, 1]
+        && geo.pad == [0, 0]
+        && ks == cin
+        && outs.h == ins.h
+        && outs.w == ins.w;
     let (mut oy, mut ox) = (0, 0);
     let mut c0 = 0;
     while c0 < n_pos {
         let nc = V_CHUNK.min(n_pos - c0);
-        for slot in 0..nc {
-            fill(win, slot, oy, ox);
-            ox += 1;
-            if ox == outs.w {
-                ox = 0;
-                oy += 1;
+        if contiguous {
+            let src = &input[c0 * cin..(c0 + nc) * cin];
+            for (d, &x) in win[..nc * ks].iter_mut().zip(src) {
+                *d = x as i16 - zp;
+            }
+        } else {
+            for slot in 0..nc {
+                fill(win, slot, oy, ox);
+                ox += 1;
+                if ox == outs.w {
+                    ox = 0;
+                    oy += 1;
+                }
             }
         }
         for b in 0..blocks {
@@ -361,24 +387,41 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                 let wp = slots.map(|s| win[s * ks..].as_ptr());
                 let z = _mm256_setzero_si256();
                 let mut acc = [[z; 2]; 4];
+                // At most eight channels in the block (slimmed layers): the second vector of
+                // lanes holds no stored channel, so it is neither summed nor requantized.
+                let half = n_valid <= 8;
                 for j in 0..kp {
                     // SAFETY: `(b * kp + j) * V_OC + 16 <= blocks * kp * V_OC = packed.len()`
                     // (path check), and each slot's pair `2j, 2j + 1 < ks` lies inside its
                     // window, `(slot + 1) * ks <= V_CHUNK * ks = win.len()`; unaligned loads.
                     unsafe {
                         let w0 = _mm256_loadu_si256(pk.add(j * V_OC).cast());
-                        let w1 = _mm256_loadu_si256(pk.add(j * V_OC + 8).cast());
-                        for t in 0..4 {
-                            let x =
-                                _mm256_set1_epi32(wp[t].add(2 * j).cast::<i32>().read_unaligned());
-                            acc[t][0] = _mm256_add_epi32(acc[t][0], _mm256_madd_epi16(x, w0));
-                            acc[t][1] = _mm256_add_epi32(acc[t][1], _mm256_madd_epi16(x, w1));
+                        if half {
+                            for (t, a) in acc.iter_mut().enumerate() {
+                                let x = _mm256_set1_epi32(
+                                    wp[t].add(2 * j).cast::<i32>().read_unaligned(),
+                                );
+                                a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(x, w0));
+                            }
+                        } else {
+                            let w1 = _mm256_loadu_si256(pk.add(j * V_OC + 8).cast());
+                            for (t, a) in acc.iter_mut().enumerate() {
+                                let x = _mm256_set1_epi32(
+                                    wp[t].add(2 * j).cast::<i32>().read_unaligned(),
+                                );
+                                a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(x, w0));
+                                a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(x, w1));
+                            }
                         }
                     }
                 }
                 for (t, a) in acc.iter().enumerate().take(nc - t0) {
                     let r0 = requant8(a[0], bias[0], mult[0], total[0], st);
-                    let r1 = requant8(a[1], bias[1], mult[1], total[1], st);
+                    let r1 = if half {
+                        r0
+                    } else {
+                        requant8(a[1], bias[1], mult[1], total[1], st)
+                    };
                     let v = pack16(r0, r1);
                     let at = (c0 + t0 + t) * n_out + b * V_OC;
                     let dst = &mut output[at..at + n_valid];
