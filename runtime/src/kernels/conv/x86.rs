@@ -285,12 +285,21 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     for (b, blk) in packed.chunks_exact_mut(kp * V_OC).enumerate() {
         for l in 0..V_OC.min(n_out - b * V_OC) {
             let row = &p.weights[(b * V_OC + l) * w_row..][..w_row];
-            // Active value `v = t * cin + c` is stored column `t * i_full + c`.
-            let at = |v: usize| row[(v / cin) * i_full + v % cin] as i16 as u16 as u32;
-            for j in 0..kp {
-                let lo = at(2 * j);
-                let hi = if 2 * j + 1 < k_len { at(2 * j + 1) } else { 0 };
-                blk[j * V_OC + l] = (lo | (hi << 16)) as i32;
+            // Active value `v = t * cin + c` is stored column `t * i_full + c`; walked tap by
+            // tap (no division per value), each value going to the low or high half of pair
+            // `v / 2`.
+            let mut v = 0;
+            for tap in row.chunks_exact(i_full) {
+                for &w in &tap[..cin] {
+                    let e = &mut blk[(v / 2) * V_OC + l];
+                    let h = w as i16 as u16 as u32;
+                    *e = if v % 2 == 0 {
+                        h as i32
+                    } else {
+                        (*e as u32 | (h << 16)) as i32
+                    };
+                    v += 1;
+                }
             }
         }
     }
