@@ -285,6 +285,15 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     for (b, blk) in packed.chunks_exact_mut(kp * V_OC).enumerate() {
         for l in 0..V_OC.min(n_out - b * V_OC) {
             let row = &p.weights[(b * V_OC + l) * w_row..][..w_row];
+            if i_full == cin {
+                // Every column active: the row is the compacted row.
+                for (j, pair) in row.chunks(2).enumerate() {
+                    let lo = pair[0] as i16 as u16 as u32;
+                    let hi = pair.get(1).map_or(0, |&v| v as i16 as u16 as u32);
+                    blk[j * V_OC + l] = (lo | (hi << 16)) as i32;
+                }
+                continue;
+            }
             // Active value `v = t * cin + c` is stored column `t * i_full + c`; walked tap by
             // tap (no division per value), each value going to the low or high half of pair
             // `v / 2`.
