@@ -1,4 +1,5 @@
-//! The C API of Arm's CMSIS-NN, for the programs that measure edgeslim against it (`opbench`).
+//! The C API of Arm's CMSIS-NN, for the programs that measure edgeslim against it (`opbench`,
+//! `bench`).
 //! Only with `--cfg cmsis_nn`, which `build_cmsis_nn.rs` sets when `CMSIS_NN_DIR` names a
 //! CMSIS-NN checkout and it compiled the library: CMSIS-NN is a measuring instrument, never part
 //! of the firmware. The structs mirror `Include/arm_nn_types.h` (`#[repr(C)]`, `int32_t`
@@ -34,6 +35,13 @@ pub struct Dims {
 pub struct PerChannel {
     pub multiplier: *const i32,
     pub shift: *const i32,
+}
+
+/// `cmsis_nn_per_tensor_quant_params`.
+#[repr(C)]
+pub struct PerTensor {
+    pub multiplier: i32,
+    pub shift: i32,
 }
 
 /// `cmsis_nn_activation`.
@@ -105,6 +113,19 @@ unsafe extern "C" {
         ctx: *const Context,
         p: *const DwParams,
         q: *const PerChannel,
+        in_dims: *const Dims,
+        input: *const i8,
+        f_dims: *const Dims,
+        filter: *const i8,
+        b_dims: *const Dims,
+        bias: *const i32,
+        out_dims: *const Dims,
+        output: *mut i8,
+    ) -> i32;
+    pub fn arm_fully_connected_s8(
+        ctx: *const Context,
+        p: *const FcParams,
+        q: *const PerTensor,
         in_dims: *const Dims,
         input: *const i8,
         f_dims: *const Dims,

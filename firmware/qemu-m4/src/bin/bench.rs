@@ -403,134 +403,16 @@ fn main() -> ! {
 /// CMSIS-NN through its C API (built by `build_cmsis_nn.rs`).
 #[cfg(cmsis_nn)]
 mod cmsis {
-    use core::ffi::c_void;
-
     use super::{Bufs, Conv, IN_ZP, OUT_STAGE, Quant, SCRATCH, measure};
     use edgeslim_runtime::kernels::Shape;
+    use qemu_m4::cmsis_nn::{
+        Activation, Context, ConvParams, DwParams, FcParams, PerChannel, PerTensor, Tile,
+        arm_convolve_wrapper_s8, arm_convolve_wrapper_s8_get_buffer_size,
+        arm_depthwise_conv_wrapper_s8, arm_depthwise_conv_wrapper_s8_get_buffer_size,
+        arm_fully_connected_s8, dims,
+    };
     use qemu_m4::exit;
     use qemu_m4::icount::Clock;
-
-    #[repr(C)]
-    struct Context {
-        buf: *mut c_void,
-        size: i32,
-    }
-    #[repr(C)]
-    struct Tile {
-        w: i32,
-        h: i32,
-    }
-    #[repr(C)]
-    struct Dims {
-        n: i32,
-        h: i32,
-        w: i32,
-        c: i32,
-    }
-    #[repr(C)]
-    struct PerChannel {
-        multiplier: *const i32,
-        shift: *const i32,
-    }
-    #[repr(C)]
-    struct PerTensor {
-        multiplier: i32,
-        shift: i32,
-    }
-    #[repr(C)]
-    struct Activation {
-        min: i32,
-        max: i32,
-    }
-    #[repr(C)]
-    struct ConvParams {
-        input_offset: i32,
-        output_offset: i32,
-        stride: Tile,
-        padding: Tile,
-        dilation: Tile,
-        activation: Activation,
-    }
-    #[repr(C)]
-    struct DwParams {
-        input_offset: i32,
-        output_offset: i32,
-        ch_mult: i32,
-        stride: Tile,
-        padding: Tile,
-        dilation: Tile,
-        activation: Activation,
-    }
-    #[repr(C)]
-    struct FcParams {
-        input_offset: i32,
-        filter_offset: i32,
-        output_offset: i32,
-        activation: Activation,
-    }
-
-    unsafe extern "C" {
-        fn arm_convolve_wrapper_s8_get_buffer_size(
-            p: *const ConvParams,
-            input: *const Dims,
-            filter: *const Dims,
-            output: *const Dims,
-        ) -> i32;
-        fn arm_convolve_wrapper_s8(
-            ctx: *const Context,
-            p: *const ConvParams,
-            q: *const PerChannel,
-            in_dims: *const Dims,
-            input: *const i8,
-            f_dims: *const Dims,
-            filter: *const i8,
-            b_dims: *const Dims,
-            bias: *const i32,
-            out_dims: *const Dims,
-            output: *mut i8,
-        ) -> i32;
-        fn arm_depthwise_conv_wrapper_s8_get_buffer_size(
-            p: *const DwParams,
-            input: *const Dims,
-            filter: *const Dims,
-            output: *const Dims,
-        ) -> i32;
-        fn arm_depthwise_conv_wrapper_s8(
-            ctx: *const Context,
-            p: *const DwParams,
-            q: *const PerChannel,
-            in_dims: *const Dims,
-            input: *const i8,
-            f_dims: *const Dims,
-            filter: *const i8,
-            b_dims: *const Dims,
-            bias: *const i32,
-            out_dims: *const Dims,
-            output: *mut i8,
-        ) -> i32;
-        fn arm_fully_connected_s8(
-            ctx: *const Context,
-            p: *const FcParams,
-            q: *const PerTensor,
-            in_dims: *const Dims,
-            input: *const i8,
-            f_dims: *const Dims,
-            filter: *const i8,
-            b_dims: *const Dims,
-            bias: *const i32,
-            out_dims: *const Dims,
-            output: *mut i8,
-        ) -> i32;
-    }
-
-    fn dims(n: usize, h: usize, w: usize, c: usize) -> Dims {
-        Dims {
-            n: n as i32,
-            h: h as i32,
-            w: w as i32,
-            c: c as i32,
-        }
-    }
 
     fn act() -> Activation {
         Activation {

@@ -163,37 +163,25 @@ fn coord(start: usize, k: usize, dil: usize, pad: usize, n: usize) -> Option<usi
 #[target_feature(enable = "avx2")]
 unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let [_, kh, kw, i_full] = p.w_shape;
-    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
-    let cin = ins.c;
+    let outs = p.out_shape;
     let k_len = kh * kw * i_full;
     let mut buf_a = [0i16; K_MAX];
     let mut buf_b = [0i16; K_MAX];
     let n_pos = outs.h * outs.w;
     let n_out = outs.c;
     let st = StageV::new(&p.stage);
-    let zp = p.zp;
-    // Lay out the window of output position `pos` in `buf`. Entries this does not write stay
-    // zero: the inactive columns (never written) and, at the border, the whole buffer is
-    // cleared first.
+    // Lay out the window of output position `pos` in `buf`, taps `i_full` apart. Entries this
+    // does not write stay zero: the inactive columns (never written) and, at the border, the
+    // whole buffer is cleared first.
     let fill = |buf: &mut [i16; K_MAX], pos: usize| {
-        let (oy, ox) = (pos / outs.w, pos % outs.w);
-        let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
-        let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
-        let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
-        if ky_r.len() < kh || kx_r.len() < kw {
-            buf[..k_len].fill(0);
-        }
-        for ky in ky_r {
-            let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
-            for kx in kx_r.clone() {
-                let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
-                let src = &input[(iy * ins.w + ix) * cin..][..cin];
-                let dst = &mut buf[(ky * kw + kx) * i_full..][..cin];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = s as i16 - zp;
-                }
-            }
-        }
+        window(
+            p,
+            input,
+            &mut buf[..k_len],
+            i_full,
+            pos / outs.w,
+            pos % outs.w,
+        );
     };
     let k16 = k_len - k_len % 16;
     let mut q0 = 0;
@@ -236,6 +224,42 @@ unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             pos += 2;
         }
         q0 += q_n;
+    }
+}
+
+/// The window of output position (`oy`, `ox`) as i16 `x - in_zp`, tap `(ky, kx)` at
+/// `(ky * kw + kx) * tap_stride` (`tap_stride` is `i_full` for the stored layout, `in.c` for
+/// the compacted one); `buf` is the window's `kh * kw * tap_stride` values. A window that is
+/// not wholly inside the input is cleared first, so its padding taps are 0; otherwise only the
+/// active values are written (the rest keep what the caller put there: zeros).
+#[inline(always)]
+fn window(
+    p: &Params<'_, '_>,
+    input: &[i8],
+    buf: &mut [i16],
+    tap_stride: usize,
+    oy: usize,
+    ox: usize,
+) {
+    let [_, kh, kw, _] = p.w_shape;
+    let (geo, ins) = (p.geo, p.in_shape);
+    let cin = ins.c;
+    let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
+    let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
+    let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
+    if ky_r.len() < kh || kx_r.len() < kw {
+        buf.fill(0);
+    }
+    for ky in ky_r {
+        let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
+        for kx in kx_r.clone() {
+            let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
+            let src = &input[(iy * ins.w + ix) * cin..][..cin];
+            let dst = &mut buf[(ky * kw + kx) * tap_stride..][..cin];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = s as i16 - p.zp;
+            }
+        }
     }
 }
 
@@ -334,27 +358,10 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     // `MaybeUninit<i16>` has the layout of `i16`.
     let win: &mut [i16] =
         unsafe { core::slice::from_raw_parts_mut(win_buf.as_mut_ptr().cast::<i16>(), win_used) };
-    // Lays out the window of output position (oy, ox) in slot `slot` (as `gemm`'s `fill`:
-    // entries not written stay zero; at the border the window is cleared first).
+    // Lays out the window of output position (oy, ox) in slot `slot`, compacted (taps `cin`
+    // apart; entries not written stay zero, at the border the window is cleared first).
     let fill = |win: &mut [i16], slot: usize, oy: usize, ox: usize| {
-        let buf = &mut win[slot * ks..][..ks];
-        let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
-        let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
-        let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
-        if ky_r.len() < kh || kx_r.len() < kw {
-            buf[..k_len].fill(0);
-        }
-        for ky in ky_r {
-            let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
-            for kx in kx_r.clone() {
-                let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
-                let src = &input[(iy * ins.w + ix) * cin..][..cin];
-                let dst = &mut buf[(ky * kw + kx) * cin..][..cin];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = s as i16 - zp;
-                }
-            }
-        }
+        window(p, input, &mut win[slot * ks..][..k_len], cin, oy, ox);
     };
     // A pointwise convolution with stride 1, no padding and an even channel count reads each
     // position's pixel whole, and the windows of consecutive
