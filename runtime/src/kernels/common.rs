@@ -92,3 +92,23 @@ pub(crate) fn taps(
     };
     lo..hi.max(lo)
 }
+
+/// The first `n` elements (at most `N`) of a stack buffer, set to `v`: a kernel's scratch is
+/// sized for its largest shape, and zeroing all of it on every call cost more than a slimmed
+/// layer's arithmetic (a `[T; N]` initialiser always writes all `N`). Used by the variants
+/// with fixed stack scratch (Arm DSP, x86).
+#[cfg(any(target_arch = "x86_64", edgeslim_arm_dsp))]
+#[inline(always)]
+pub(crate) fn prefix<T: Copy, const N: usize>(
+    buf: &mut [core::mem::MaybeUninit<T>; N],
+    n: usize,
+    v: T,
+) -> &mut [T] {
+    let n = n.min(N);
+    for e in &mut buf[..n] {
+        e.write(v);
+    }
+    // SAFETY: the first `n <= N` elements were initialised just above, and `MaybeUninit<T>`
+    // has the size, alignment and layout of `T`.
+    unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), n) }
+}

@@ -204,6 +204,25 @@ pub(crate) fn pack16(a: __m256i, b: __m256i) -> __m128i {
     _mm256_castsi256_si128(p)
 }
 
+/// The first `dst.len()` (at most 16) of the 16 bytes of `v` into `dst`: one unaligned store
+/// when `dst` has 16 bytes, else byte by byte without a call to `memcpy` (a stack copy and
+/// `memcpy` of a few bytes cost more than the vector work of a narrow layer).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn store16(dst: &mut [i8], v: __m128i) {
+    if dst.len() == 16 {
+        // SAFETY: `dst` is 16 bytes long: an unaligned 16-byte store into it.
+        unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) };
+    } else {
+        let lo = _mm_cvtsi128_si64(v) as u64;
+        let hi = _mm_extract_epi64::<1>(v) as u64;
+        for (k, o) in dst.iter_mut().take(16).enumerate() {
+            let word = if k < 8 { lo } else { hi };
+            *o = (word >> (8 * (k % 8))) as u8 as i8;
+        }
+    }
+}
+
 /// Sums of the 8 lanes of each of `a0..a3` as lanes 0..3 of the result.
 #[inline]
 #[target_feature(enable = "avx2")]

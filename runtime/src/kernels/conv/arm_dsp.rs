@@ -35,7 +35,7 @@
 use core::mem::MaybeUninit;
 
 use super::portable;
-use crate::kernels::common::taps;
+use crate::kernels::common::{prefix, taps};
 use crate::kernels::{ChannelQuant, ConvGeometry, OutputStage, Shape};
 
 /// Longest dot product (`cin` for pointwise, `kh * kw * i_full` otherwise) of the matrix
@@ -54,78 +54,69 @@ pub(crate) mod dsp {
 
     use crate::quant::multiply_by_quantized_multiplier;
 
-    /// `acc + a.lo * b.lo + a.hi * b.hi` (signed 16-bit lanes), modulo 2^32.
-    #[inline(always)]
-    pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-        let r: i32;
-        // SAFETY: SMLAD reads three registers and writes one (and the sticky Q flag, which no
-        // code here reads): pure register arithmetic, no memory, no stack.
-        unsafe {
-            asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-                 c = in(reg) acc, options(pure, nomem, nostack));
-        }
-        r
+    /// A 16-bit multiply-accumulate instruction `insn r, a, b, acc` as a function.
+    macro_rules! mac16 {
+        ($(#[$doc:meta])* $name:ident, $insn:literal) => {
+            $(#[$doc])*
+            #[inline(always)]
+            pub(crate) fn $name(a: u32, b: u32, acc: i32) -> i32 {
+                let r: i32;
+                // SAFETY: one instruction that reads three registers and writes one (and the
+                // sticky Q flag, which no code here reads): pure register arithmetic, no
+                // memory, no stack.
+                unsafe {
+                    asm!(concat!($insn, " {r}, {a}, {b}, {c}"), r = lateout(reg) r,
+                         a = in(reg) a, b = in(reg) b, c = in(reg) acc,
+                         options(pure, nomem, nostack));
+                }
+                r
+            }
+        };
     }
 
-    /// `acc + a.lo * b.lo` (signed 16-bit), modulo 2^32.
-    #[inline(always)]
-    pub(crate) fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
-        let r: i32;
-        // SAFETY: as for `smlad`: pure register arithmetic, no memory, no stack.
-        unsafe {
-            asm!("smlabb {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-                 c = in(reg) acc, options(pure, nomem, nostack));
-        }
-        r
+    mac16!(
+        /// `acc + a.lo * b.lo + a.hi * b.hi` (signed 16-bit lanes), modulo 2^32.
+        smlad, "smlad"
+    );
+    mac16!(
+        /// `acc + a.lo * b.lo` (signed 16-bit), modulo 2^32.
+        smlabb, "smlabb"
+    );
+    mac16!(
+        /// `acc + a.lo * b.hi` (signed 16-bit), modulo 2^32.
+        smlabt, "smlabt"
+    );
+    mac16!(
+        /// `acc + a.hi * b.hi` (signed 16-bit), modulo 2^32.
+        smlatt, "smlatt"
+    );
+
+    /// `SXTAB16 r, off, x{rotation}` as a function.
+    macro_rules! extend16 {
+        ($(#[$doc:meta])* $name:ident, $rotation:literal) => {
+            $(#[$doc])*
+            #[inline(always)]
+            pub(crate) fn $name(off: u32, x: u32) -> u32 {
+                let r: u32;
+                // SAFETY: pure register arithmetic, no memory, no stack, flags untouched.
+                unsafe {
+                    asm!(concat!("sxtab16 {r}, {o}, {x}", $rotation), r = lateout(reg) r,
+                         o = in(reg) off, x = in(reg) x,
+                         options(pure, nomem, nostack, preserves_flags));
+                }
+                r
+            }
+        };
     }
 
-    /// `acc + a.lo * b.hi` (signed 16-bit), modulo 2^32.
-    #[inline(always)]
-    pub(crate) fn smlabt(a: u32, b: u32, acc: i32) -> i32 {
-        let r: i32;
-        // SAFETY: as for `smlad`: pure register arithmetic, no memory, no stack.
-        unsafe {
-            asm!("smlabt {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-                 c = in(reg) acc, options(pure, nomem, nostack));
-        }
-        r
-    }
-
-    /// `acc + a.hi * b.hi` (signed 16-bit), modulo 2^32.
-    #[inline(always)]
-    pub(crate) fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
-        let r: i32;
-        // SAFETY: as for `smlad`: pure register arithmetic, no memory, no stack.
-        unsafe {
-            asm!("smlatt {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-                 c = in(reg) acc, options(pure, nomem, nostack));
-        }
-        r
-    }
-
-    /// `off` plus bytes 0 and 2 of `x` sign-extended, per 16-bit lane (modulo 2^16).
-    #[inline(always)]
-    pub(crate) fn sxtab16(off: u32, x: u32) -> u32 {
-        let r: u32;
-        // SAFETY: pure register arithmetic, no memory, no stack.
-        unsafe {
-            asm!("sxtab16 {r}, {o}, {x}", r = lateout(reg) r, o = in(reg) off, x = in(reg) x,
-                 options(pure, nomem, nostack, preserves_flags));
-        }
-        r
-    }
-
-    /// `off` plus bytes 1 and 3 of `x` sign-extended, per 16-bit lane (modulo 2^16).
-    #[inline(always)]
-    pub(crate) fn sxtab16_ror8(off: u32, x: u32) -> u32 {
-        let r: u32;
-        // SAFETY: pure register arithmetic, no memory, no stack.
-        unsafe {
-            asm!("sxtab16 {r}, {o}, {x}, ror #8", r = lateout(reg) r, o = in(reg) off,
-                 x = in(reg) x, options(pure, nomem, nostack, preserves_flags));
-        }
-        r
-    }
+    extend16!(
+        /// `off` plus bytes 0 and 2 of `x` sign-extended, per 16-bit lane (modulo 2^16).
+        sxtab16, ""
+    );
+    extend16!(
+        /// `off` plus bytes 1 and 3 of `x` sign-extended, per 16-bit lane (modulo 2^16).
+        sxtab16_ror8, ", ror #8"
+    );
 
     /// `-zp` in both 16-bit lanes (`zp` is int8, so `-zp` fits).
     #[inline(always)]
@@ -146,44 +137,59 @@ pub(crate) mod dsp {
         u32::from_le_bytes(c.map(|b| b as u8))
     }
 
-    /// `multiply_by_quantized_multiplier(acc + bias, mult, shift)`, bit for bit.
-    ///
-    /// Right shifts of at least one (`shift <= -2` in the `(multiplier, shift)` convention,
-    /// i.e. `total = 31 - shift >= 33`) take a 32-bit path: with `P = x * mult` exact,
-    /// `floor((P + 2^(total-1)) / 2^total) = floor((floor(P / 2^32) + 2^(r-1)) / 2^r)` for
-    /// `r = total - 32 >= 1` (nested floors of divisions by positive integers compose, and
-    /// `2^(total-1) / 2^32 = 2^(r-1)` is an integer). `floor(P / 2^32)` is the high word of the
-    /// product (`SMULL`), at most 2^30 in magnitude, so adding `2^(r-1) <= 2^29` cannot
-    /// overflow and the result needs no saturation. Other shifts call the reference function.
+    /// `multiply_by_quantized_multiplier(acc + bias, mult, shift)`, bit for bit: through
+    /// [`Requant`] when the shift takes its 32-bit path, else the reference function.
     #[inline(always)]
-    pub(crate) fn requantize(acc: i32, (bias, mult, shift): (i32, i32, i32)) -> i32 {
-        let x = acc.wrapping_add(bias);
-        if shift <= -2 {
-            // total = 31 - max(shift, -31) >= 33, r = total - 32 in 1..=30.
-            let r = (-1 - shift.max(-31)) as u32;
-            let hi = ((x as i64 * mult as i64) >> 32) as i32;
-            (hi + ((1 << r) >> 1)) >> r
-        } else {
-            multiply_by_quantized_multiplier(x, mult, shift)
+    pub(crate) fn requantize(acc: i32, q: (i32, i32, i32)) -> i32 {
+        match Requant::fast(q) {
+            Some(r) => r.apply(acc),
+            None => multiply_by_quantized_multiplier(acc.wrapping_add(q.0), q.1, q.2),
         }
     }
 
-    /// The first `n` elements (at most `N`) of a stack buffer, set to `v`: a kernel's scratch
-    /// is sized for its largest shape, and zeroing all of it on every call cost more than a
-    /// slimmed layer's arithmetic (a `[T; N]` initialiser always writes all `N`).
-    #[inline(always)]
-    pub(crate) fn prefix<T: Copy, const N: usize>(
-        buf: &mut [core::mem::MaybeUninit<T>; N],
-        n: usize,
-        v: T,
-    ) -> &mut [T] {
-        let n = n.min(N);
-        for e in &mut buf[..n] {
-            e.write(v);
+    /// One channel's requantization in its 32-bit form, `((x + bias) * mult >> 32 + round)
+    /// >> r`, for right shifts of at least one (`shift <= -2` in the `(multiplier, shift)`
+    /// convention, i.e. `total = 31 - shift >= 33`). With `P = x * mult` exact,
+    /// `floor((P + 2^(total-1)) / 2^total) = floor((floor(P / 2^32) + 2^(r-1)) / 2^r)` for
+    /// `r = total - 32 >= 1` (nested floors of divisions by positive integers compose, and
+    /// `2^(total-1) / 2^32 = 2^(r-1)` is an integer). `floor(P / 2^32)` is the high word of the
+    /// product (`SMULL`), at most 2^30 in magnitude, so adding `round = 2^(r-1) <= 2^29`
+    /// cannot overflow and the result needs no saturation.
+    #[derive(Clone, Copy, Default)]
+    #[repr(C)]
+    pub(crate) struct Requant {
+        pub(crate) bias: i32,
+        pub(crate) mult: i32,
+        pub(crate) round: i32,
+        pub(crate) r: u32,
+    }
+
+    impl Requant {
+        /// The 32-bit form of `(bias, mult, shift)`, or `None` when the shift needs the
+        /// general path.
+        #[inline(always)]
+        pub(crate) fn fast((bias, mult, shift): (i32, i32, i32)) -> Option<Self> {
+            if shift > -2 {
+                return None;
+            }
+            // total = 31 - max(shift, -31) >= 33, r = total - 32 in 1..=30.
+            let r = (-1 - shift.max(-31)) as u32;
+            Some(Requant {
+                bias,
+                mult,
+                round: 1 << (r - 1),
+                r,
+            })
         }
-        // SAFETY: the first `n <= N` elements were initialised just above, and
-        // `MaybeUninit<T>` has the size, alignment and layout of `T`.
-        unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), n) }
+
+        /// Bit for bit `multiply_by_quantized_multiplier(acc + bias, mult, shift)` for the
+        /// channel it was made from.
+        #[inline(always)]
+        pub(crate) fn apply(&self, acc: i32) -> i32 {
+            let x = acc.wrapping_add(self.bias);
+            let hi = ((x as i64 * self.mult as i64) >> 32) as i32;
+            (hi + self.round) >> self.r
+        }
     }
 
     /// One group (four values of the dot product) of [`dot_2x2_rows`]: the two weight words are
@@ -432,8 +438,7 @@ pub(crate) mod dsp {
     }
 
     /// Requantizes `sums` with one channel's prepared parameters and stores them `stride`
-    /// bytes apart from `out[0]`: bit for bit `stage.finish(q.apply(acc))` (the `Requant`
-    /// in `matrix`'s module docs): `x = acc + bias` (wrapping), `(round << 32 + x * mult) >> 32`
+    /// bytes apart from `out[0]`: bit for bit `stage.finish(q.apply(acc))` ([`Requant::apply`]): `x = acc + bias` (wrapping), `(round << 32 + x * mult) >> 32`
     /// is `SMMLA` (exactly `round + floor(x * mult / 2^32)`, at most 2^30 + 2^29 in
     /// magnitude), the shift by `r >= 1` leaves at most 2^29, so adding the zero point cannot
     /// overflow and `saturating_add` never saturates; then the clamp to `lo..=hi` (one `SSAT`
@@ -444,7 +449,12 @@ pub(crate) mod dsp {
         sums: &[i32],
         out: &mut [i8],
         stride: usize,
-        (bias, mult, round, r): (i32, i32, i32, u32),
+        &Requant {
+            bias,
+            mult,
+            round,
+            r,
+        }: &Requant,
         zp: i32,
         lo: i8,
         hi: i8,
@@ -595,8 +605,10 @@ pub(crate) mod dsp {
     }
 }
 
-use dsp::word;
-use dsp::{lanes_of_neg, pack, requantize, smlabb, smlabt, smlad, smlatt, sxtab16, sxtab16_ror8};
+use dsp::{
+    Requant, lanes_of_neg, pack, requantize, smlabb, smlabt, smlad, smlatt, sxtab16, sxtab16_ror8,
+    word,
+};
 
 /// 2-D convolution; same contract and bytes as [`crate::kernels::reference::conv2d`].
 #[allow(clippy::too_many_arguments)]
@@ -712,11 +724,11 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     let groups = k_len / 4;
     let off = lanes_of_neg(p.zp);
     let mut col_buf = [const { MaybeUninit::<[u32; 4]>::uninit() }; COL_GROUPS];
-    let col = dsp::prefix(&mut col_buf, groups, [0; 4]);
+    let col = prefix(&mut col_buf, groups, [0; 4]);
     let mut tails = [[0i32; 3]; 2];
     // The window as bytes; for pointwise, the operand of a position in the padding.
     let mut bytes_buf = [const { MaybeUninit::<i8>::uninit() }; COL_LEN];
-    let bytes = dsp::prefix(&mut bytes_buf, k_len, p.zp as i8);
+    let bytes = prefix(&mut bytes_buf, k_len, p.zp as i8);
     // Gathers position `q`'s operand and widens it into `SLOT`.
     let mut gather = |q: usize, slot: usize, col: &mut [[u32; 4]], tails: &mut [[i32; 3]; 2]| {
         let (oy, ox) = (q / outs.w, q % outs.w);
@@ -763,14 +775,14 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     let rows = &p.weights[..n_out * w_row];
     let mut cache_buf = [const { MaybeUninit::<Requant>::uninit() }; 2 * PAIR_BLOCK];
     let mut sums_buf = [const { MaybeUninit::<[i32; 4]>::uninit() }; PAIR_BLOCK];
-    let sums = dsp::prefix(&mut sums_buf, PAIR_BLOCK.min(n_out.div_ceil(2)), [0; 4]);
+    let sums = prefix(&mut sums_buf, PAIR_BLOCK.min(n_out.div_ceil(2)), [0; 4]);
     // Output channels in blocks of 2 * PAIR_BLOCK; each block's requantization is prepared
     // once and its positions run in pairs.
     let mut c0 = 0;
     while c0 < n_out {
         let nc = (2 * PAIR_BLOCK).min(n_out - c0);
-        let cache = dsp::prefix(&mut cache_buf, nc, Requant::default());
-        let fast = Requant::prepare(&p.chan, c0, cache);
+        let cache = prefix(&mut cache_buf, nc, Requant::default());
+        let fast = prepare(&p.chan, c0, cache);
         let block = Block {
             rows: &rows[c0 * w_row..],
             w_row,
@@ -798,46 +810,17 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     }
 }
 
-/// One requantization in its fast form (`dsp::requantize`'s 32-bit path), prepared once per
-/// output channel and call: `((x + bias) * mult >> 32 + round) >> r`.
-#[derive(Clone, Copy, Default)]
-struct Requant {
-    bias: i32,
-    mult: i32,
-    round: i32,
-    r: u32,
-}
-
-impl Requant {
-    /// Fills `out` with channels `c0..c0 + out.len()`; false (and `out` unusable) when a
-    /// channel's shift needs the general path.
-    fn prepare(chan: &ChannelQuant<'_>, c0: usize, out: &mut [Requant]) -> bool {
-        let bytes = &chan.as_bytes()[c0 * ChannelQuant::STRIDE..];
-        for (q, b) in out.iter_mut().zip(bytes.chunks_exact(ChannelQuant::STRIDE)) {
-            let (bias, mult, shift) = ChannelQuant::decode(b);
-            if shift > -2 {
-                return false;
-            }
-            // As in `dsp::requantize`: total = 31 - max(shift, -31) >= 33, r = total - 32.
-            let r = (-1 - shift.max(-31)) as u32;
-            *q = Requant {
-                bias,
-                mult,
-                round: 1 << (r - 1),
-                r,
-            };
+/// Fills `out` with the prepared requantization of channels `c0..c0 + out.len()`; false (and
+/// `out` unusable) when a channel's shift needs the general path.
+fn prepare(chan: &ChannelQuant<'_>, c0: usize, out: &mut [Requant]) -> bool {
+    let bytes = &chan.as_bytes()[c0 * ChannelQuant::STRIDE..];
+    for (q, b) in out.iter_mut().zip(bytes.chunks_exact(ChannelQuant::STRIDE)) {
+        match Requant::fast(ChannelQuant::decode(b)) {
+            Some(f) => *q = f,
+            None => return false,
         }
-        true
     }
-
-    /// Bit for bit `dsp::requantize(acc, (bias, mult, shift))` for the channel it was
-    /// prepared from (the argument is there).
-    #[inline(always)]
-    fn apply(&self, acc: i32) -> i32 {
-        let x = acc.wrapping_add(self.bias);
-        let hi = ((x as i64 * self.mult as i64) >> 32) as i32;
-        (hi + self.round) >> self.r
-    }
+    true
 }
 
 /// One block of output channels of [`matrix`]: its weight rows (from channel `c0`) and, when
@@ -995,9 +978,9 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
     let strip = ((rows_in - 3) / sy + 1).min(STRIP_OUT / outs.w);
     // Only the rows a strip uses are zeroed (padding columns and rows must read 0).
     let mut plane_buf = [const { MaybeUninit::<u8>::uninit() }; 2 * PLANE];
-    let plane = dsp::prefix(&mut plane_buf, 2 * pw * ((strip - 1) * sy + 3), 0);
+    let plane = prefix(&mut plane_buf, 2 * pw * ((strip - 1) * sy + 3), 0);
     let mut sums_buf = [const { MaybeUninit::<i32>::uninit() }; STRIP_OUT];
-    let sums = dsp::prefix(&mut sums_buf, strip * outs.w, 0);
+    let sums = prefix(&mut sums_buf, strip * outs.w, 0);
     for g in 0..groups {
         let mut oy0 = 0;
         while oy0 < outs.h {
@@ -1047,12 +1030,8 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
                 let w = &p.weights[o * 9..o * 9 + 9];
                 let w01 = [pack(w[0], w[1]), pack(w[3], w[4]), pack(w[6], w[7])];
                 let w2 = [pack(w[2], w[5]), pack(w[8], 0), 0];
-                let mut fast = [Requant::default()];
-                let rq = if Requant::prepare(&p.chan, o, &mut fast) {
-                    Rq::Fast(fast[0])
-                } else {
-                    Rq::General(p.chan.get(o))
-                };
+                let q = p.chan.get(o);
+                let rq = Requant::fast(q).map_or(Rq::General(q), Rq::Fast);
                 plane_rows(p, plane, sums, pw, oy0..oy1, o, &w01, &w2, output, rq);
             }
             oy0 = oy1;
@@ -1122,7 +1101,7 @@ fn plane_rows(
                 sums,
                 &mut out[o..],
                 outs.c,
-                (q.bias, q.mult, q.round, q.r),
+                &q,
                 st.zero_point,
                 st.act_min,
                 st.act_max,

@@ -4,10 +4,13 @@
 //! exactness argument is in `kernels/x86.rs`).
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::portable;
-use crate::kernels::common::taps;
-use crate::kernels::x86::{QuantBlock, StageV, avx2_available, hsum4, pack8, pack16, requant8};
+use crate::kernels::common::{prefix, taps};
+use crate::kernels::x86::{
+    QuantBlock, StageV, avx2_available, hsum4, pack8, pack16, requant8, store16,
+};
 use crate::kernels::{ChannelQuant, ConvGeometry, OutputStage, Shape};
 
 /// Longest dot product (`kh * kw * i_full` values) of the matrix-product paths: two i16
@@ -297,15 +300,10 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     // Packed weights: channels past `n_out` and the value past an odd `k_len` are zero. Only
     // the `blocks * kp * V_OC` entries used are written (zeroing all 64 KiB per call cost more
     // than a small layer's arithmetic).
+    // `used <= V_PACK` (path check), so `packed.len() == used`.
     let used = blocks * kp * V_OC;
-    let mut packed_buf = [core::mem::MaybeUninit::<i32>::uninit(); V_PACK];
-    for e in &mut packed_buf[..used] {
-        e.write(0);
-    }
-    // SAFETY: the first `used <= V_PACK` entries (path check) were initialised just above;
-    // `MaybeUninit<i32>` has the layout of `i32`.
-    let packed: &mut [i32] =
-        unsafe { core::slice::from_raw_parts_mut(packed_buf.as_mut_ptr().cast::<i32>(), used) };
+    let mut packed_buf = [MaybeUninit::<i32>::uninit(); V_PACK];
+    let packed = prefix(&mut packed_buf, used, 0);
     for (b, blk) in packed.chunks_exact_mut(kp * V_OC).enumerate() {
         for l in 0..V_OC.min(n_out - b * V_OC) {
             let row = &p.weights[(b * V_OC + l) * w_row..][..w_row];
@@ -337,27 +335,11 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
         }
     }
     // Requantization parameters of every channel (padded blocks repeat the last one).
-    let mut q = QuantBlock::<V_MAX_OUT> {
-        bias: [0; V_MAX_OUT],
-        mult: [0; V_MAX_OUT],
-        total: [1; V_MAX_OUT],
-    };
-    for i in 0..blocks * V_OC {
-        let (b, m, s) = p.chan.get(i.min(n_out - 1));
-        q.bias[i] = b;
-        q.mult[i] = m;
-        q.total[i] = 31 - s.clamp(-31, 30);
-    }
+    let q = QuantBlock::<V_MAX_OUT>::load_n(&p.chan, 0, n_out - 1, blocks * V_OC);
     // The windows: as for the packed weights, only the `V_CHUNK * ks` values used are zeroed.
-    let win_used = V_CHUNK * ks;
-    let mut win_buf = [core::mem::MaybeUninit::<i16>::uninit(); V_WIN];
-    for e in &mut win_buf[..win_used] {
-        e.write(0);
-    }
-    // SAFETY: the first `win_used <= V_WIN` entries (path check) were initialised just above;
-    // `MaybeUninit<i16>` has the layout of `i16`.
-    let win: &mut [i16] =
-        unsafe { core::slice::from_raw_parts_mut(win_buf.as_mut_ptr().cast::<i16>(), win_used) };
+    // `V_CHUNK * ks <= V_WIN` (path check), so `win.len() == V_CHUNK * ks`.
+    let mut win_buf = [MaybeUninit::<i16>::uninit(); V_WIN];
+    let win = prefix(&mut win_buf, V_CHUNK * ks, 0);
     // Lays out the window of output position (oy, ox) in slot `slot`, compacted (taps `cin`
     // apart; entries not written stay zero, at the border the window is cleared first).
     let fill = |win: &mut [i16], slot: usize, oy: usize, ox: usize| {
@@ -450,18 +432,7 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                     let v = pack16(r0, r1);
                     let at = (c0 + t0 + t) * n_out + b * V_OC;
                     let dst = &mut output[at..at + n_valid];
-                    if n_valid == V_OC {
-                        // SAFETY: `dst` is 16 bytes long: an unaligned 16-byte store into it.
-                        unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) };
-                    } else {
-                        // The first `n_valid` of the 16 bytes, without a call to `memcpy`.
-                        let lo = _mm_cvtsi128_si64(v) as u64;
-                        let hi = _mm_extract_epi64::<1>(v) as u64;
-                        for (k, o) in dst.iter_mut().enumerate() {
-                            let word = if k < 8 { lo } else { hi };
-                            *o = (word >> (8 * (k % 8))) as u8 as i8;
-                        }
-                    }
+                    store16(dst, v);
                 }
                 t0 += 4;
             }
@@ -558,15 +529,9 @@ unsafe fn depthwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     // (2 * pair, 2 * pair + 1) interleaved for channels 0..3 and 8..11 of the block, the high
     // half for channels 4..7 and 12..15 (the lane order of `vpunpck{l,h}wd` on 256 bits).
     // Only the `pairs * blocks * 32` values used are zeroed (not 32 KiB per call).
-    let used = pairs * blocks * 32;
-    let mut packed_buf = [core::mem::MaybeUninit::<i16>::uninit(); DW_PACK];
-    for e in &mut packed_buf[..used] {
-        e.write(0);
-    }
-    // SAFETY: the first `used <= DW_PACK` entries (path check) were initialised just above;
-    // `MaybeUninit<i16>` has the layout of `i16`.
-    let packed: &mut [i16] =
-        unsafe { core::slice::from_raw_parts_mut(packed_buf.as_mut_ptr().cast::<i16>(), used) };
+    // `pairs * blocks * 32 <= DW_PACK` (path check), so `packed.len()` is that.
+    let mut packed_buf = [MaybeUninit::<i16>::uninit(); DW_PACK];
+    let packed = prefix(&mut packed_buf, pairs * blocks * 32, 0);
     for pair in 0..pairs {
         for blk in 0..blocks {
             let dst = &mut packed[(pair * blocks + blk) * 32..][..32];
@@ -715,19 +680,7 @@ unsafe fn dw_block(
     };
     let ra = requant8(a, ld(&q.bias, 0), ld(&q.mult, 0), ld(&q.total, 0), st);
     let rb = requant8(b, ld(&q.bias, 8), ld(&q.mult, 8), ld(&q.total, 8), st);
-    let v = pack16(ra, rb);
-    if out.len() == 16 {
-        // SAFETY: `out` is 16 bytes long: an unaligned 16-byte store into it.
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) };
-    } else {
-        // The first `out.len()` of the 16 bytes, without a call to `memcpy`.
-        let lo = _mm_cvtsi128_si64(v) as u64;
-        let hi = _mm_extract_epi64::<1>(v) as u64;
-        for (k, o) in out.iter_mut().enumerate() {
-            let word = if k < 8 { lo } else { hi };
-            *o = (word >> (8 * (k % 8))) as u8 as i8;
-        }
-    }
+    store16(out, pack16(ra, rb));
 }
 
 /// Needs `std` for `Vec` (the test crate enables it).

@@ -2,8 +2,9 @@
 //! reference's): the input is widened once per chunk into `[x0 - zp, x2 - zp]`,
 //! `[x1 - zp, x3 - zp]` pairs, and four weight rows at a time run against it with `SMLAD` (`dsp::dot_4x1`).
 
+use crate::kernels::common::prefix;
 use crate::kernels::conv::arm_dsp::dsp::{
-    dot_4x1, lanes_of_neg, prefix, requantize, sxtab16, sxtab16_ror8, word,
+    dot_4x1, lanes_of_neg, requantize, sxtab16, sxtab16_ror8, word,
 };
 use crate::kernels::{ChannelQuant, OutputStage};
 
