@@ -503,6 +503,24 @@ kernel_suite!(portable, edgeslim_runtime::kernels::portable);
 kernel_suite!(active, edgeslim_runtime::kernels::active);
 #[cfg(target_arch = "x86_64")]
 kernel_suite!(x86_avx2, edgeslim_runtime::kernels::x86_avx2);
+#[cfg(target_arch = "x86_64")]
+kernel_suite!(x86_vnni, edgeslim_runtime::kernels::x86_vnni);
+
+/// The runtime's `no_std` AVX-512 VNNI detection agrees with std's (the `x86_vnni` suite runs
+/// the VNNI convolution only where this is true; it says so when it is not).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn vnni_detection_agrees_with_std() {
+    let std_says = std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni")
+        && std::is_x86_feature_detected!("avx2");
+    assert_eq!(edgeslim_runtime::kernels::x86::vnni_available(), std_says);
+    if !std_says {
+        eprintln!("this CPU has no AVX-512 VNNI: the x86_vnni suite ran the AVX2 kernels");
+    }
+}
 
 /// The runtime's `no_std` AVX2 detection (CPUID and XCR0) agrees with std's.
 #[cfg(target_arch = "x86_64")]

@@ -10,8 +10,9 @@
 //!
 //! The variants are also gathered into *kernel sets* with one signature per op, so that one
 //! test suite runs against each: [`reference`] (the specification), [`portable`] (safe Rust,
-//! every target), `x86_avx2` (x86-64: AVX2 chosen at run time) and [`active`] (what the
-//! interpreter calls: each op's chosen variant).
+//! every target), `x86_avx2` (x86-64: AVX2 chosen at run time), `x86_vnni` (x86-64: AVX-512
+//! VNNI where the CPU has it, else AVX2) and [`active`] (what the interpreter calls: each op's
+//! chosen variant).
 //!
 //! How the variants are held to the specification: they must give identical bytes for every
 //! input a valid model can produce. `tests/tests/kernels.rs` runs one property suite against
@@ -58,12 +59,26 @@ pub mod portable {
     pub use super::softmax::reference::softmax;
 }
 
-/// The x86-64 variants: explicit AVX2 kernels (convolution, fully connected) behind run-time
-/// feature detection ([`x86::avx2_available`]), falling back to the portable variants on CPUs
-/// without AVX2 and for shapes the AVX2 paths do not take.
+/// The x86-64 AVX2 variants: explicit AVX2 kernels (convolution, fully connected) behind
+/// run-time feature detection ([`x86::avx2_available`]), falling back to the portable variants
+/// on CPUs without AVX2 and for shapes the AVX2 paths do not take; never the AVX-512 VNNI path.
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2 {
-    pub use super::add::portable::add;
+    pub use super::add::x86::add;
+    pub use super::boundary::reference::{dequantize, quantize};
+    pub use super::concat::reference::concat;
+    pub use super::conv::x86::conv2d_avx2 as conv2d;
+    pub use super::fc::x86::fully_connected;
+    pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
+    pub use super::softmax::reference::softmax;
+}
+
+/// The x86-64 variants at their best: the AVX-512 VNNI convolution where the CPU has it
+/// ([`x86::vnni_available`]), else as [`x86_avx2`]. This is what the interpreter runs on
+/// x86-64.
+#[cfg(target_arch = "x86_64")]
+pub mod x86_vnni {
+    pub use super::add::x86::add;
     pub use super::boundary::reference::{dequantize, quantize};
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d;

@@ -64,6 +64,39 @@ fn detect_avx2() -> bool {
     __cpuid_count(7, 0).ebx & (1 << 5) != 0
 }
 
+/// 0: not yet detected, 1: no AVX-512 VNNI, 2: AVX-512 VNNI.
+static VNNI: AtomicU8 = AtomicU8::new(0);
+
+/// Whether this CPU and OS run the AVX-512 VNNI kernels (`vpdpbusd` on 512 bits, with
+/// AVX-512 F, BW and VL beside it; CPUID and XCR0, read once per process and cached).
+#[inline]
+pub fn vnni_available() -> bool {
+    match VNNI.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = avx2_available() && detect_vnni();
+            // Racing first calls compute the same answer: a relaxed store suffices.
+            VNNI.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
+/// AVX-512 F (CPUID.(7,0):EBX bit 16), BW (bit 30), VL (bit 31) and VNNI (ECX bit 11), with
+/// the OS saving the opmask and the upper ZMM state (XCR0 bits 5, 6 and 7). Called only after
+/// [`detect_avx2`] succeeded (leaf 7 exists, OSXSAVE is set).
+fn detect_vnni() -> bool {
+    // SAFETY: `avx2_available` returned true, so CPUID.1:ECX.OSXSAVE is set.
+    let xcr0 = unsafe { xcr0() };
+    if xcr0 & 0b1110_0000 != 0b1110_0000 {
+        return false;
+    }
+    let leaf7 = __cpuid_count(7, 0);
+    let ebx_bits = (1 << 16) | (1 << 30) | (1 << 31);
+    leaf7.ebx & ebx_bits == ebx_bits && leaf7.ecx & (1 << 11) != 0
+}
+
 /// XCR0.
 ///
 /// # Safety
@@ -184,6 +217,59 @@ pub(crate) fn requant8(
     _mm256_min_epi32(_mm256_max_epi32(v, st.lo), st.hi)
 }
 
+/// Output stage constants broadcast to 16 lanes.
+#[derive(Clone, Copy)]
+pub(crate) struct Stage16 {
+    zp: __m512i,
+    lo: __m512i,
+    hi: __m512i,
+}
+
+impl Stage16 {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn new(stage: &crate::kernels::OutputStage) -> Self {
+        Stage16 {
+            zp: _mm512_set1_epi32(stage.zero_point),
+            lo: _mm512_set1_epi32(stage.act_min as i32),
+            hi: _mm512_set1_epi32(stage.act_max as i32),
+        }
+    }
+}
+
+/// Sixteen lanes of [`requant8`]'s result, with AVX-512 F's own 64-bit arithmetic shift
+/// (`vpsravq`) and 64-bit min/max (`vpminsq`/`vpmaxsq`) in place of AVX2's emulations; the
+/// exactness argument is [`requant8`]'s, step for step.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn requant16(
+    acc: __m512i,
+    bias: __m512i,
+    mult: __m512i,
+    total: __m512i,
+    st: Stage16,
+) -> __m512i {
+    let x = _mm512_add_epi32(acc, bias);
+    let low = _mm512_set1_epi64(0xFFFF_FFFF);
+    let (t_even, t_odd) = (_mm512_and_si512(total, low), _mm512_srli_epi64::<32>(total));
+    let one = _mm512_set1_epi64(1);
+    let (cap, floor) = (_mm512_set1_epi64(256), _mm512_set1_epi64(-256));
+    let shift = |p: __m512i, t: __m512i| -> __m512i {
+        let p = _mm512_add_epi64(p, _mm512_sllv_epi64(one, _mm512_sub_epi64(t, one)));
+        let r = _mm512_srav_epi64(p, t);
+        _mm512_min_epi64(_mm512_max_epi64(r, floor), cap)
+    };
+    let even = shift(_mm512_mul_epi32(x, mult), t_even);
+    let odd = shift(
+        _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), _mm512_srli_epi64::<32>(mult)),
+        t_odd,
+    );
+    // Each i64 lane holds a value in -256..=256: its low 32 bits are that value as i32.
+    let r = _mm512_mask_blend_epi32(0b1010_1010_1010_1010, even, _mm512_slli_epi64::<32>(odd));
+    let v = _mm512_add_epi32(r, st.zp);
+    _mm512_min_epi32(_mm512_max_epi32(v, st.lo), st.hi)
+}
+
 /// The 8 i32 lanes of `v` (each in `-128..=127`) as 8 bytes, lane order.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -294,6 +380,69 @@ mod tests {
                     shift[i],
                 ));
                 assert_eq!(got[i] as i8, want, "round {round} lane {i}");
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn requant16_matches_scalar() {
+        if !vnni_available() {
+            std::println!("requant16_matches_scalar: not run, this CPU has no AVX-512 VNNI");
+            return;
+        }
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20_000 {
+            let lanes: [[i32; 4]; 16] = core::array::from_fn(|_| {
+                let acc = match next() % 3 {
+                    0 => next() as i32,
+                    1 => (next() as i32) >> (next() % 31),
+                    _ => [i32::MIN, i32::MAX, 0, -1, 1][(next() % 5) as usize],
+                };
+                let bias = (next() as i32) >> (next() % 32);
+                let mult = match next() % 4 {
+                    0 => 1 << 30,
+                    1 => [0, i32::MAX, i32::MIN, -1][(next() % 4) as usize],
+                    _ => next() as i32,
+                };
+                [acc, bias, mult, (next() % 70) as i32 - 35]
+            });
+            let [acc, bias, mult, shift]: [[i32; 16]; 4] =
+                core::array::from_fn(|k| core::array::from_fn(|i| lanes[i][k]));
+            let a = (next() as i8, next() as i8);
+            let stage = OutputStage {
+                zero_point: (next() as i8) as i32,
+                act_min: a.0.min(a.1),
+                act_max: a.0.max(a.1),
+            };
+            let total: [i32; 16] = core::array::from_fn(|i| 31 - shift[i].clamp(-31, 30));
+            let mut got = [0i32; 16];
+            // SAFETY: AVX-512 F was detected above (`vnni_available`); the loads and the store
+            // touch 16 i32 of 16-element arrays.
+            unsafe {
+                let ld = |a: &[i32; 16]| _mm512_loadu_si512(a.as_ptr().cast());
+                let r = requant16(
+                    ld(&acc),
+                    ld(&bias),
+                    ld(&mult),
+                    ld(&total),
+                    Stage16::new(&stage),
+                );
+                _mm512_storeu_si512(got.as_mut_ptr().cast(), r);
+            }
+            for i in 0..16 {
+                let want = stage.finish(multiply_by_quantized_multiplier(
+                    acc[i].wrapping_add(bias[i]),
+                    mult[i],
+                    shift[i],
+                ));
+                assert_eq!(got[i], want as i32, "round {round} lane {i}");
             }
         }
     }

@@ -12,6 +12,17 @@ use crate::quant::multiply_by_quantized_multiplier;
 /// Most inputs tabulated (their tables take 1 KiB of stack each).
 const MAX_TABLES: usize = 4;
 
+/// Each int8 value's term of an input rescaled by `r` after the left shift: entry `x as u8`
+/// is exactly the reference's term for `x`.
+pub(crate) fn table(r: Rescale, left_shift: i32) -> [i32; 256] {
+    let ls = left_shift.clamp(0, 30) as u32;
+    core::array::from_fn(|byte| {
+        let x = byte as u8 as i8 as i32;
+        let v = (x - r.zero_point).wrapping_shl(ls);
+        multiply_by_quantized_multiplier(v, r.multiplier, r.shift)
+    })
+}
+
 /// Element-wise add; same contract and bytes as [`reference::add`].
 pub fn add(
     inputs: &[(&[i8], Rescale)],
@@ -27,14 +38,9 @@ pub fn add(
     if inputs.len() > MAX_TABLES || n < 256 || inputs.iter().any(|(x, _)| x.len() < n) {
         return reference::add(inputs, left_shift, out_mult, out_shift, stage, output);
     }
-    let ls = left_shift.clamp(0, 30) as u32;
     let mut tables = [[0i32; 256]; MAX_TABLES];
     for (t, &(_, r)) in tables.iter_mut().zip(inputs) {
-        for (byte, e) in t.iter_mut().enumerate() {
-            let x = byte as u8 as i8 as i32;
-            let v = (x - r.zero_point).wrapping_shl(ls);
-            *e = multiply_by_quantized_multiplier(v, r.multiplier, r.shift);
-        }
+        *t = table(r, left_shift);
     }
     let finish =
         |acc: i32| stage.finish(multiply_by_quantized_multiplier(acc, out_mult, out_shift));

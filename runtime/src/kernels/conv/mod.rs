@@ -8,6 +8,8 @@ pub mod portable;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_vnni;
 
 /// The variant the interpreter calls: on x86-64 the AVX2 variant when the CPU has it (detected
 /// at run time; without it `x86::conv2d` runs the portable one), on Arm cores with the DSP

@@ -1,0 +1,328 @@
+//! The AVX-512 VNNI variant of the matrix-product convolution (one group, pointwise or any
+//! window of at most `x86::K_MAX` values): `vpdpbusd` multiplies four unsigned bytes by four
+//! signed bytes and adds the four products to an i32 lane, 64 multiply-accumulates per
+//! instruction on 512 bits, against 16 for AVX2's `vpmaddwd`. Chosen at run time when the CPU
+//! has AVX-512 F, BW, VL and VNNI ([`crate::kernels::x86::vnni_available`]); same bytes as the
+//! reference.
+//!
+//! # Layout
+//!
+//! Output channels go sixteen to a block, one channel per i32 lane. A block's weights are
+//! packed once per call as `[k / 4][16 channels][4 values]` (the active values of each row,
+//! `[kh][kw][in.c]`, zero past the row's end and for channels past the layer's), so the
+//! weights of four consecutive window values of all sixteen channels are one 64-byte load.
+//! The window of an output position is laid out as bytes; its four values `4q .. 4q + 4` are
+//! one 32-bit broadcast. A tile is four positions by up to four blocks: sixteen accumulators,
+//! and per group of four window values four broadcasts, up to four weight loads and up to
+//! sixteen `vpdpbusd`. The sums come out one channel per lane: requantization is sixteen
+//! lanes at a time ([`requant16`]) and the store one masked, narrowing `vpmovdb` per block.
+//!
+//! # Exactness
+//!
+//! `vpdpbusd` needs one unsigned operand. The window holds `u = x ^ 0x80 = x + 128`
+//! (`0..=255`) and the weights stay signed, so a lane sums `w * (x + 128)`, and
+//!
+//! `sum(w * (x - zp)) = sum(w * u) - (128 + zp) * sum(w)`
+//!
+//! over the channel's active values. The second term depends on the weights only: it is
+//! subtracted from the channel's bias once per call. Padding taps hold `u = zp + 128`, so they
+//! add `w * (zp + 128)`, which the same term removes (it sums every active value, padding taps
+//! included): they count as `x - zp = 0`, as in the reference. Window bytes past the row's end
+//! meet zero weights. Each product is at most `255 * 128` in magnitude; `vpdpbusd` (not the
+//! saturating `vpdpbusds`) adds the four products and the accumulator with wrapping i32
+//! addition, and every other sum here wraps too. Addition modulo 2^32 is associative and
+//! commutative, so the accumulator equals the reference's `bias + sum(w * (x - zp))` bit for
+//! bit before requantization, which [`requant16`] reproduces exactly.
+
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+
+use super::x86::Params;
+use crate::kernels::common::{prefix, taps};
+use crate::kernels::x86::{Stage16, requant16};
+
+/// Output channels per block: one vector of sixteen i32 lanes.
+const OC: usize = 16;
+/// Positions per tile.
+const TILE_POS: usize = 4;
+/// Most blocks per tile (with [`TILE_POS`]: sixteen accumulators of the 32 vector registers).
+const TILE_BLOCKS: usize = 4;
+/// Bytes of packed weights on the stack (64 KiB): the output channels are taken in groups
+/// whose packed weights fit.
+const PACK: usize = 65536;
+/// Most output channels of one group (their requantization parameters: 3 KiB of stack).
+const MAX_GROUP: usize = 256;
+/// Bytes of the window buffer on the stack (32 KiB).
+const WIN: usize = 32768;
+/// Most positions whose windows are laid out at once.
+const CHUNK: usize = 32;
+
+/// Whether [`gemm`] takes a window of `k_len` active values (the path check).
+pub(super) fn fits(k_len: usize) -> bool {
+    let ks = k_len.div_ceil(4) * 4;
+    k_len > 0 && ks * OC <= PACK && TILE_POS * ks <= WIN
+}
+
+/// One group (`groups == 1`), a window of `k_len = kh * kw * in.c` active values with
+/// [`fits`]`(k_len)`; see the module documentation.
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI must be available, and `Params::path` must have chosen this
+/// path (slice lengths: `weights` holds `o_full * kh * kw * i_full` values with
+/// `o_full >= out.c`, `input` and `output` hold their shapes, `in.c <= i_full`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
+    let [_, kh, kw, i_full] = p.w_shape;
+    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
+    let cin = ins.c;
+    let w_row = kh * kw * i_full;
+    let k_len = kh * kw * cin;
+    let kq = k_len.div_ceil(4);
+    let ks = 4 * kq;
+    let n_pos = outs.h * outs.w;
+    let n_out = outs.c;
+    let zp = p.zp as i32;
+    let pad = (p.zp as i8 as u8) ^ 0x80;
+    let st = Stage16::new(&p.stage);
+    // Channels per group: as many whole blocks as `PACK` holds (at least one: `fits`).
+    let group = ((PACK / (ks * OC)) * OC).min(MAX_GROUP);
+    let chunk = (WIN / ks).min(CHUNK);
+    // Windows: only the `chunk * ks` bytes used are initialised; the bytes past `k_len` in a
+    // window meet zero weights and keep this value.
+    let mut win_buf = [MaybeUninit::<u8>::uninit(); WIN];
+    let win = prefix(&mut win_buf, chunk * ks, pad);
+    // A pointwise convolution with stride 1, no padding and a multiple of four channels: the
+    // windows of a chunk are one run of the input.
+    let contiguous = kh == 1
+        && kw == 1
+        && geo.stride == [1, 1]
+        && geo.pad == [0, 0]
+        && ks == cin
+        && outs.h == ins.h
+        && outs.w == ins.w;
+    let mut packed_buf = [MaybeUninit::<i8>::uninit(); PACK];
+    let mut bias = [0i32; MAX_GROUP];
+    let mut mult = [0i32; MAX_GROUP];
+    let mut total = [1i32; MAX_GROUP];
+    let mut g0 = 0;
+    while g0 < n_out {
+        let gn = group.min(n_out - g0);
+        let blocks = gn.div_ceil(OC);
+        let packed = prefix(&mut packed_buf, blocks * kq * 64, 0);
+        for l in 0..gn {
+            let row = &p.weights[(g0 + l) * w_row..][..w_row];
+            let blk = &mut packed[(l / OC) * kq * 64..][..kq * 64];
+            let lane = (l % OC) * 4;
+            // Active value `v = t * cin + c` is stored at column `t * i_full + c`.
+            let mut sum = 0i32;
+            if cin % 4 == 0 || i_full == cin {
+                // Whole groups of four values are contiguous in the row (per tap, or the row
+                // is the compacted row): four bytes per move.
+                let (run, step) = if i_full == cin {
+                    (k_len, k_len)
+                } else {
+                    (cin, i_full)
+                };
+                let mut q = 0;
+                for tap in row.chunks(step) {
+                    let active = &tap[..run];
+                    sum += active.iter().map(|&w| w as i32).sum::<i32>();
+                    let (quads, rest) = active.as_chunks::<4>();
+                    for quad in quads {
+                        blk[q * 64 + lane..][..4].copy_from_slice(quad);
+                        q += 1;
+                    }
+                    if !rest.is_empty() {
+                        // Only in the compacted row: its last, partial group.
+                        blk[q * 64 + lane..][..rest.len()].copy_from_slice(rest);
+                    }
+                }
+            } else {
+                let mut v = 0;
+                for tap in row.chunks_exact(i_full) {
+                    for &w in &tap[..cin] {
+                        blk[(v / 4) * 64 + lane + v % 4] = w;
+                        sum += w as i32;
+                        v += 1;
+                    }
+                }
+            }
+            let (b, m, s) = p.chan.get(g0 + l);
+            // |sum| <= 128 * 4096 and |128 + zp| <= 255: the product fits i32.
+            bias[l] = b.wrapping_sub((128 + zp) * sum);
+            mult[l] = m;
+            total[l] = 31 - s.clamp(-31, 30);
+        }
+        let (mut oy, mut ox) = (0, 0);
+        let mut c0 = 0;
+        while c0 < n_pos {
+            let nc = chunk.min(n_pos - c0);
+            if contiguous {
+                let src = &input[c0 * cin..(c0 + nc) * cin];
+                for (d, &x) in win[..nc * ks].iter_mut().zip(src) {
+                    *d = (x as u8) ^ 0x80;
+                }
+            } else {
+                for slot in 0..nc {
+                    window_u8(p, input, &mut win[slot * ks..][..k_len], pad, oy, ox);
+                    ox += 1;
+                    if ox == outs.w {
+                        ox = 0;
+                        oy += 1;
+                    }
+                }
+            }
+            let mut b0 = 0;
+            while b0 < blocks {
+                let nb = TILE_BLOCKS.min(blocks - b0);
+                let mut t0 = 0;
+                while t0 < nc {
+                    // Past the chunk's end the last slot repeats (computed, not stored).
+                    let x = core::array::from_fn(|t| win[(t0 + t).min(nc - 1) * ks..].as_ptr());
+                    let w = packed[b0 * kq * 64..].as_ptr();
+                    let tile = Tile {
+                        x,
+                        w,
+                        kq,
+                        n_pos: TILE_POS.min(nc - t0),
+                        pos0: c0 + t0,
+                        ch0: b0 * OC,
+                        g0,
+                        gn,
+                        n_out,
+                    };
+                    // SAFETY: the CPU features are this function's contract. The window
+                    // pointers address whole windows of `ks = 4 * kq` bytes inside `win`, and
+                    // the weight pointer `nb` blocks of `kq * 64` bytes inside `packed`
+                    // (`b0 + nb <= blocks`). `store` writes positions `< n_pos` and channels
+                    // `< n_out` of `output`, which holds `n_pos * n_out` bytes (path check).
+                    unsafe {
+                        match nb {
+                            1 => tile.run::<1>(output, &bias, &mult, &total, st),
+                            2 => tile.run::<2>(output, &bias, &mult, &total, st),
+                            3 => tile.run::<3>(output, &bias, &mult, &total, st),
+                            _ => tile.run::<4>(output, &bias, &mult, &total, st),
+                        }
+                    }
+                    t0 += TILE_POS;
+                }
+                b0 += nb;
+            }
+            c0 += nc;
+        }
+        g0 += gn;
+    }
+}
+
+/// One tile of [`gemm`]: [`TILE_POS`] window pointers (`n_pos` of them stored), the packed
+/// weights of its first block, and where its outputs go: positions from `pos0`, channels
+/// `g0 + ch0 ..` of the group `g0 .. g0 + gn`.
+struct Tile {
+    x: [*const u8; TILE_POS],
+    w: *const i8,
+    kq: usize,
+    n_pos: usize,
+    pos0: usize,
+    ch0: usize,
+    g0: usize,
+    gn: usize,
+    n_out: usize,
+}
+
+impl Tile {
+    /// Sums, requantizes and stores `B` blocks.
+    ///
+    /// # Safety
+    /// As at the call in [`gemm`]: AVX-512 F, BW, VL and VNNI available; `x[t]` valid for
+    /// `4 * kq` bytes; `w` valid for `B * kq * 64` bytes; `output` holds
+    /// `(pos0 + n_pos) * n_out` bytes and `g0 + gn <= n_out`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn run<const B: usize>(
+        &self,
+        output: &mut [i8],
+        bias: &[i32; MAX_GROUP],
+        mult: &[i32; MAX_GROUP],
+        total: &[i32; MAX_GROUP],
+        st: Stage16,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); B]; TILE_POS];
+        let stride = self.kq * 64;
+        for q in 0..self.kq {
+            // SAFETY: `g * stride + q * 64 + 64 <= B * kq * 64` and `4 * q + 4 <= 4 * kq`:
+            // every load lies in the ranges of the contract; unaligned loads.
+            unsafe {
+                let w: [__m512i; B] = core::array::from_fn(|g| {
+                    _mm512_loadu_si512(self.w.add(g * stride + q * 64).cast())
+                });
+                for (t, a) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_epi32(self.x[t].add(4 * q).cast::<i32>().read_unaligned());
+                    for g in 0..B {
+                        a[g] = _mm512_dpbusd_epi32(a[g], x, w[g]);
+                    }
+                }
+            }
+        }
+        for g in 0..B {
+            let c = self.ch0 + g * OC;
+            let n_valid = OC.min(self.gn - c);
+            let mask = ((1u32 << n_valid) - 1) as u16;
+            // SAFETY: `c + 16 <= MAX_GROUP` (a group is whole blocks of at most `MAX_GROUP`
+            // channels): 16 i32 of each array.
+            let (b, m, s) = unsafe {
+                (
+                    _mm512_loadu_si512(bias.as_ptr().add(c).cast()),
+                    _mm512_loadu_si512(mult.as_ptr().add(c).cast()),
+                    _mm512_loadu_si512(total.as_ptr().add(c).cast()),
+                )
+            };
+            for (t, a) in acc.iter().enumerate().take(self.n_pos) {
+                let r = requant16(a[g], b, m, s, st);
+                let at = (self.pos0 + t) * self.n_out + self.g0 + c;
+                // SAFETY: position `pos0 + t < n_pos` and channels `g0 + c .. + n_valid <=
+                // n_out`: the masked store writes `n_valid` bytes inside `output` (contract),
+                // and masked-off bytes are neither written nor faulted on.
+                unsafe { _mm512_mask_cvtepi32_storeu_epi8(output.as_mut_ptr().add(at), mask, r) };
+            }
+        }
+    }
+}
+
+/// The window of output position (`oy`, `ox`) as bytes `x ^ 0x80`, tap `(ky, kx)` at
+/// `(ky * kw + kx) * in.c` (`buf` is the window's `kh * kw * in.c` values). A window that is
+/// not wholly inside the input is first filled with `pad` (`zp ^ 0x80`), so its padding taps
+/// count as `x - zp = 0`.
+#[inline(always)]
+fn window_u8(p: &Params<'_, '_>, input: &[i8], buf: &mut [u8], pad: u8, oy: usize, ox: usize) {
+    let [_, kh, kw, _] = p.w_shape;
+    let (geo, ins) = (p.geo, p.in_shape);
+    let cin = ins.c;
+    let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
+    let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
+    let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
+    if ky_r.len() < kh || kx_r.len() < kw {
+        buf.fill(pad);
+    }
+    for ky in ky_r {
+        let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
+        if geo.dilation[1] == 1 && !kx_r.is_empty() {
+            // The row's taps are one run of the input.
+            let ix = x0 + kx_r.start - geo.pad[1];
+            let run = kx_r.len() * cin;
+            let src = &input[(iy * ins.w + ix) * cin..][..run];
+            let dst = &mut buf[(ky * kw + kx_r.start) * cin..][..run];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = (s as u8) ^ 0x80;
+            }
+            continue;
+        }
+        for kx in kx_r.clone() {
+            let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
+            let src = &input[(iy * ins.w + ix) * cin..][..cin];
+            let dst = &mut buf[(ky * kw + kx) * cin..][..cin];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = (s as u8) ^ 0x80;
+            }
+        }
+    }
+}
