@@ -1,5 +1,6 @@
 //! Per-kernel speed of the kernel sets on the shapes that dominate the bundled models:
-//! `reference`, `portable` and (x86-64) `x86_avx2`, each on the same data. Criterion reports
+//! `reference`, `portable` and (x86-64) `x86_avx2` and, where the CPU has AVX-512 VNNI,
+//! `x86_vnni`, each on the same data. Criterion reports
 //! throughput in elements per second, where an element is one multiply-accumulate (so the
 //! figure is MAC/s).
 //!
@@ -34,6 +35,10 @@ fn conv_sets() -> Vec<(&'static str, ConvFn)> {
     ];
     #[cfg(target_arch = "x86_64")]
     v.push(("x86_avx2", kernels::x86_avx2::conv2d));
+    #[cfg(target_arch = "x86_64")]
+    if kernels::x86::vnni_available() {
+        v.push(("x86_vnni", kernels::x86_vnni::conv2d));
+    }
     v
 }
 
