@@ -9,6 +9,8 @@ pub mod reference;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
+mod x86_rows;
+#[cfg(target_arch = "x86_64")]
 mod x86_vnni;
 
 /// The variant the interpreter calls: on x86-64 the AVX2 variant when the CPU has it (detected

@@ -7,7 +7,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::portable;
-use super::x86_vnni;
+use super::{x86_rows, x86_vnni};
 use crate::kernels::common::{prefix, taps};
 use crate::kernels::x86::{
     QuantBlock, StageV, avx2_available, hsum4, pack8, pack16, requant8, store16, vnni_available,
@@ -38,19 +38,16 @@ const DW_PACK: usize = 16384;
 /// Most kernel taps of the depthwise path.
 const DW_TAPS: usize = 64;
 
-/// Bytes of [`dw_rows`]' padded input rows (all `kh` of them; 16 KiB on the stack).
-const ROWS_BUF: usize = 16384;
-/// Most lane patterns of [`dw_rows`] (`c / gcd(c, 16)` for `c` channels).
-const ROWS_PATTERNS: usize = 32;
-
 /// 2-D convolution; same contract and bytes as [`crate::kernels::reference::conv2d`].
 ///
 /// With AVX-512 VNNI: one group with at most [`K_MAX`] active window values runs as a matrix
-/// product through `vpdpbusd` (`x86_vnni.rs`). With AVX2: one group with 1x1 taps
-/// (pointwise) or a window of at most [`K_MAX`] stored values (im2col) runs as a matrix
-/// product of broadcast window pairs against sixteen output channels (`vpmaddwd`); depthwise
-/// with channel multiplier 1 runs 16 channels per step. Everything else, and every CPU without
-/// AVX2, runs the portable variant.
+/// product through `vpdpbusd` (`x86_vnni.rs`), depthwise with channel multiplier 1 by output
+/// rows, 32 outputs per step (`x86_rows.rs`). With AVX2: one group with 1x1 taps (pointwise)
+/// or a window of at most [`K_MAX`] stored values (im2col) runs as a matrix product of
+/// broadcast window pairs against sixteen output channels (`vpmaddwd`); depthwise with channel
+/// multiplier 1 by output rows, 16 outputs per step, or (wide layers at stride 1) 16 channels
+/// of one position per step. Everything else, and every CPU without AVX2, runs the portable
+/// variant.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     geo: &ConvGeometry,
@@ -91,9 +88,11 @@ pub fn conv2d_avx2(
     .run(false, input, output);
 }
 
+// The row plan (600 bytes) lives on the stack for one call; the runtime does not allocate.
+#[allow(clippy::large_enum_variant)]
 enum Path {
     Vnni,
-    DwRows,
+    DwRows(x86_rows::Plan),
     GemmV,
     Gemm,
     Depthwise,
@@ -136,25 +135,26 @@ impl<'a, 'g> Params<'a, 'g> {
         }
     }
 
-    /// Runs the path [`Self::path`] chooses (`vnni`: whether the VNNI path may be taken; the
-    /// caller detected the CPU's support).
-    fn run(&self, vnni: bool, input: &[i8], output: &mut [i8]) {
+    /// Runs the path [`Self::path`] chooses (`avx512`: whether the AVX-512 paths may be taken,
+    /// passed only when `vnni_available()`: AVX-512 F, BW, VL and VNNI).
+    fn run(&self, avx512: bool, input: &[i8], output: &mut [i8]) {
         let path = if avx2_available() {
-            self.path(vnni, input, output)
+            self.path(avx512, input, output)
         } else {
             Path::Portable
         };
         match path {
-            // SAFETY: `path` chose it only with `vnni`, which callers pass only when
-            // `vnni_available()` (AVX-512 F, BW, VL, VNNI) held, and after checking every
-            // slice length the kernel relies on.
+            // SAFETY (this and `DwRows`): `path` chose them only after `avx2_available()` and
+            // after checking every slice length the kernels rely on; the VNNI path, and
+            // `DwRows` with 32 lanes, only with `avx512`, which callers pass only when
+            // `vnni_available()` (AVX-512 F, BW, VL, VNNI) held.
             Path::Vnni => unsafe { x86_vnni::gemm(self, input, output) },
             // SAFETY (all four): AVX2 was detected (`avx2_available`) before `path` chose an
             // AVX2 path, and `path` checked every slice length the kernel relies on.
             Path::GemmV => unsafe { gemm_v(self, input, output) },
             Path::Gemm => unsafe { gemm(self, input, output) },
             Path::Depthwise => unsafe { depthwise(self, input, output) },
-            Path::DwRows => unsafe { dw_rows(self, input, output) },
+            Path::DwRows(plan) => unsafe { x86_rows::run(self, &plan, input, output) },
             Path::Portable => portable::conv2d(
                 self.geo,
                 input,
@@ -173,7 +173,7 @@ impl<'a, 'g> Params<'a, 'g> {
     /// The AVX2 path for this shape, or `Portable`. An AVX2 path is only chosen when every
     /// slice is at least as long as the contract states (so that the kernels' unchecked loads
     /// stay in bounds); otherwise the portable variant runs and behaves as it always did.
-    fn path(&self, vnni: bool, input: &[i8], output: &[i8]) -> Path {
+    fn path(&self, avx512: bool, input: &[i8], output: &[i8]) -> Path {
         let [o_full, kh, kw, i_full] = self.w_shape;
         let (ins, outs, geo) = (self.in_shape, self.out_shape, self.geo);
         let groups = geo.groups.max(1);
@@ -196,7 +196,7 @@ impl<'a, 'g> Params<'a, 'g> {
         }
         let cin_g = ins.c / groups;
         if groups == 1 && ins.c > 0 && ins.c <= i_full && taps * i_full <= K_MAX {
-            if vnni && x86_vnni::fits(taps * ins.c) {
+            if avx512 && x86_vnni::fits(taps * ins.c) {
                 return Path::Vnni;
             }
             // gemm_v works on the active columns only (`taps * ins.c` values).
@@ -210,22 +210,16 @@ impl<'a, 'g> Params<'a, 'g> {
             return Path::Gemm;
         }
         let blocks = outs.c.div_ceil(16);
-        if groups > 1 && cin_g == 1 && outs.c == groups && ins.c == outs.c && taps <= DW_TAPS {
-            // The row path: stride 1 along the width, its buffers within bounds.
+        if groups > 1 && cin_g == 1 && outs.c == groups && ins.c == outs.c {
+            // By output rows (`x86_rows.rs`), 32 outputs per step with AVX-512, else 16. With
+            // AVX2, wide layers of whole 16-channel blocks at stride 1 gain nothing over
+            // `depthwise` (every lane is used there too, its per-position set-up spread over
+            // many blocks).
+            let lanes = if avx512 { 32 } else { 16 };
             let c = outs.c;
-            let patterns = c / gcd(c, 16);
-            let reach = (kw - 1) * geo.dilation[1] * c;
-            let row = (outs.w * c).next_multiple_of(16) + reach;
-            // Wide layers of whole 16-channel blocks gain nothing over `depthwise` (every lane
-            // is used there too, its per-position set-up spread over many blocks).
-            let fits = geo.stride[1] == 1
-                && (c % 16 != 0 || c < 128)
-                && patterns <= ROWS_PATTERNS
-                && taps.div_ceil(2) * patterns * 32 <= DW_PACK
-                && kh * row <= ROWS_BUF
-                && (geo.pad[1] + ins.w) * c <= row;
-            if fits {
-                return Path::DwRows;
+            let wide = lanes == 16 && c % 16 == 0 && c >= 128 && geo.stride[1] == 1;
+            if !wide && let Some(plan) = x86_rows::Plan::new(self, lanes) {
+                return Path::DwRows(plan);
             }
         }
         if groups > 1
@@ -692,151 +686,6 @@ unsafe fn depthwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             }
         }
         c_start = c_end;
-    }
-}
-
-/// Greatest common divisor.
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// Depthwise, channel multiplier 1, stride 1 along the width: an output row of NHWC is one
-/// run of `out.w * c` bytes, and output byte `j` of it (channel `j % c`) reads, for tap
-/// `(ky, kx)`, byte `j + kx * dil_w * c` of input row `ky`'s padded copy (`pad_w * c` bytes of
-/// the zero point in front). So the row is computed sixteen bytes at a time, whatever `c` is:
-/// no lane is left empty when `c` is small (a slimmed layer of four channels fills all
-/// sixteen lanes with four positions), and no position needs a border case. The weights and
-/// requantization of a block depend on its first channel `16 * b % c`: there are
-/// `c / gcd(c, 16)` such lane patterns, packed once per call as [`depthwise`] packs its
-/// blocks (taps in pairs, `vpunpck{l,h}wd` order). Input rows outside the input read a row of
-/// the zero point (`x - zp = 0`, as the reference's skipped taps).
-///
-/// # Safety
-/// AVX2 must be available and `Params::path` must have chosen this path (slice lengths,
-/// buffer bounds).
-#[target_feature(enable = "avx2")]
-unsafe fn dw_rows(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
-    let [_, kh, kw, i_full] = p.w_shape;
-    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
-    let c = outs.c;
-    let n_taps = kh * kw;
-    let pairs = n_taps.div_ceil(2);
-    let per_o = n_taps * i_full;
-    let patterns = c / gcd(c, 16);
-    let tap_step = geo.dilation[1] * c;
-    let out_run = outs.w * c;
-    let blocks = out_run.div_ceil(16);
-    let row_len = blocks * 16 + (kw - 1) * tap_step;
-    // The channel of lane `l` of a block of pattern `pat`.
-    let chan_of = |pat: usize, l: usize| (16 * pat + l) % c;
-    // packed[(pair * patterns + pat) * 32 ..][..32]: as in `depthwise`, the low half holds
-    // taps (2 * pair, 2 * pair + 1) interleaved for lanes 0..3 and 8..11, the high half for
-    // lanes 4..7 and 12..15. `pairs * patterns * 32 <= DW_PACK` (path check).
-    let mut packed_buf = [MaybeUninit::<i16>::uninit(); DW_PACK];
-    let packed = prefix(&mut packed_buf, pairs * patterns * 32, 0);
-    for pair in 0..pairs {
-        for pat in 0..patterns {
-            let dst = &mut packed[(pair * patterns + pat) * 32..][..32];
-            for (j, d) in dst.iter_mut().enumerate() {
-                let (half, l) = (j / 16, j % 16);
-                let lane = (l / 8) * 8 + half * 4 + (l % 8) / 2;
-                let t = 2 * pair + l % 2;
-                if t < n_taps {
-                    *d = p.weights[chan_of(pat, lane) * per_o + t * i_full] as i16;
-                }
-            }
-        }
-    }
-    // Requantization per pattern and lane.
-    let mut q = QuantBlock::<{ ROWS_PATTERNS * 16 }>::load_n(&p.chan, 0, c - 1, 0);
-    for pat in 0..patterns {
-        for l in 0..16 {
-            let (b, m, s) = p.chan.get(chan_of(pat, l));
-            q.bias[pat * 16 + l] = b;
-            q.mult[pat * 16 + l] = m;
-            q.total[pat * 16 + l] = 31 - s.clamp(-31, 30);
-        }
-    }
-    let st = StageV::new(&p.stage);
-    let zp16 = _mm256_set1_epi16(p.zp);
-    let zp8 = p.zp as i8;
-    // The `kh` padded rows of the current output row: zero point, then the input row at
-    // `pad_w * c`, then zero point to `row_len` (`kh * row_len <= ROWS_BUF`, and the input row
-    // ends inside it: path check).
-    let mut rows_buf = [MaybeUninit::<i8>::uninit(); ROWS_BUF];
-    let rows = prefix(&mut rows_buf, kh * row_len, zp8);
-    let lead = geo.pad[1] * c;
-    let in_run = ins.w * c;
-    // Which input row each buffer row holds (`None`: the zero point).
-    let mut held = [None::<usize>; DW_TAPS];
-    // Tap `t`'s bytes start at `offs[t] + j0`: row `t / kw`, column `(t % kw) * tap_step`. A
-    // pair's odd partner past the last tap reads the last tap's bytes again and meets zero
-    // weights.
-    let mut offs = [0usize; DW_TAPS + 1];
-    for (t, o) in offs.iter_mut().enumerate().take(2 * pairs) {
-        let t = t.min(n_taps - 1);
-        *o = (t / kw) * row_len + (t % kw) * tap_step;
-    }
-    for oy in 0..outs.h {
-        for ky in 0..kh {
-            let iy = (oy * geo.stride[0] + ky * geo.dilation[0])
-                .checked_sub(geo.pad[0])
-                .filter(|&iy| iy < ins.h);
-            if held[ky] != iy {
-                let row = &mut rows[ky * row_len..][..row_len];
-                match iy {
-                    Some(iy) => {
-                        row[lead..lead + in_run].copy_from_slice(&input[iy * in_run..][..in_run])
-                    }
-                    None => row[lead..lead + in_run].fill(zp8),
-                }
-                held[ky] = iy;
-            }
-        }
-        let out_row = &mut output[oy * out_run..][..out_run];
-        for b in 0..blocks {
-            let j0 = 16 * b;
-            let pat = b % patterns;
-            let load = |t: usize| -> __m256i {
-                let at = offs[t] + j0;
-                let bytes = &rows[at..at + 16];
-                // SAFETY: `bytes` is 16 bytes long: one unaligned 16-byte load.
-                let v = unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) };
-                _mm256_sub_epi16(_mm256_cvtepi8_epi16(v), zp16)
-            };
-            let mut acc_lo = _mm256_setzero_si256();
-            let mut acc_hi = _mm256_setzero_si256();
-            for pair in 0..pairs {
-                let (xa, xb) = (load(2 * pair), load(2 * pair + 1));
-                let wq = &packed[(pair * patterns + pat) * 32..][..32];
-                // SAFETY: `wq` holds 32 i16: two 256-bit loads.
-                let (w_lo, w_hi) = unsafe {
-                    (
-                        _mm256_loadu_si256(wq.as_ptr().cast()),
-                        _mm256_loadu_si256(wq.as_ptr().add(16).cast()),
-                    )
-                };
-                let lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), w_lo);
-                let hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), w_hi);
-                acc_lo = _mm256_add_epi32(acc_lo, lo);
-                acc_hi = _mm256_add_epi32(acc_hi, hi);
-            }
-            // acc_lo holds lanes 0..3 | 8..11, acc_hi 4..7 | 12..15.
-            let a = _mm256_permute2x128_si256::<0x20>(acc_lo, acc_hi);
-            let bv = _mm256_permute2x128_si256::<0x31>(acc_lo, acc_hi);
-            let qi = pat * 16;
-            // SAFETY: `qi + 16 <= patterns * 16 <= ROWS_PATTERNS * 16`: loads in bounds.
-            let ld = |v: &[i32; ROWS_PATTERNS * 16], i: usize| unsafe {
-                _mm256_loadu_si256(v.as_ptr().add(qi + i).cast())
-            };
-            let ra = requant8(a, ld(&q.bias, 0), ld(&q.mult, 0), ld(&q.total, 0), st);
-            let rb = requant8(bv, ld(&q.bias, 8), ld(&q.mult, 8), ld(&q.total, 8), st);
-            let end = (j0 + 16).min(out_run);
-            store16(&mut out_row[j0..end], pack16(ra, rb));
-        }
     }
 }
 
