@@ -64,7 +64,7 @@ pub mod portable {
 /// on CPUs without AVX2 and for shapes the AVX2 paths do not take; never the AVX-512 VNNI path.
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2 {
-    pub use super::add::x86::add;
+    pub use super::add::x86::add_avx2 as add;
     pub use super::boundary::reference::{dequantize, quantize};
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d_avx2 as conv2d;

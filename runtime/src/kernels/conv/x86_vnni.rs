@@ -56,11 +56,17 @@ const MAX_GROUP: usize = 256;
 const WIN: usize = 32768;
 /// Most positions whose windows are laid out at once.
 const CHUNK: usize = 32;
+/// Bytes of the padded input rows of [`Rows`] (16 KiB on the stack).
+const ROWS: usize = 16384;
+/// Most kernel rows of [`Rows`].
+const ROWS_KH: usize = 16;
+/// Bytes past the last window that a 16-byte copy may write.
+const SLACK: usize = 16;
 
 /// Whether [`gemm`] takes a window of `k_len` active values (the path check).
 pub(super) fn fits(k_len: usize) -> bool {
     let ks = k_len.div_ceil(4) * 4;
-    k_len > 0 && ks * OC <= PACK && TILE_POS * ks <= WIN
+    k_len > 0 && ks * OC <= PACK && TILE_POS * ks + SLACK <= WIN
 }
 
 /// One group (`groups == 1`), a window of `k_len = kh * kw * in.c` active values with
@@ -86,11 +92,14 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let st = Stage16::new(&p.stage);
     // Channels per group: as many whole blocks as `PACK` holds (at least one: `fits`).
     let group = ((PACK / (ks * OC)) * OC).min(MAX_GROUP);
-    let chunk = (WIN / ks).min(CHUNK);
-    // Windows: only the `chunk * ks` bytes used are initialised; the bytes past `k_len` in a
-    // window meet zero weights and keep this value.
+    let chunk = ((WIN - SLACK) / ks).min(CHUNK);
+    // Windows: only the `chunk * ks + SLACK` bytes used are initialised; the bytes past
+    // `k_len` in a window meet zero weights and keep this value (or what a row copy of
+    // `Rows::window` wrote past its run, before the next run or window overwrote it).
     let mut win_buf = [MaybeUninit::<u8>::uninit(); WIN];
-    let win = prefix(&mut win_buf, chunk * ks, pad);
+    let win = prefix(&mut win_buf, chunk * ks + SLACK, pad);
+    let mut rows_buf = [MaybeUninit::<u8>::uninit(); ROWS];
+    let mut rows = Rows::new(p, &mut rows_buf, pad);
     // A pointwise convolution with stride 1, no padding and a multiple of four channels: the
     // windows of a chunk are one run of the input.
     let contiguous = kh == 1
@@ -161,6 +170,15 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                 let src = &input[c0 * cin..(c0 + nc) * cin];
                 for (d, &x) in win[..nc * ks].iter_mut().zip(src) {
                     *d = (x as u8) ^ 0x80;
+                }
+            } else if let Some(rows) = &mut rows {
+                for slot in 0..nc {
+                    rows.window(p, input, oy, ox, &mut win[slot * ks..]);
+                    ox += 1;
+                    if ox == outs.w {
+                        ox = 0;
+                        oy += 1;
+                    }
                 }
             } else {
                 for slot in 0..nc {
@@ -283,6 +301,93 @@ impl Tile {
                 // n_out`: the masked store writes `n_valid` bytes inside `output` (contract),
                 // and masked-off bytes are neither written nor faulted on.
                 unsafe { _mm512_mask_cvtepi32_storeu_epi8(output.as_mut_ptr().add(at), mask, r) };
+            }
+        }
+    }
+}
+
+/// The windows of a convolution with dilation 1 along the width, laid out from padded input
+/// rows: each of the `kh` rows an output row needs is copied once, as bytes `x ^ 0x80` with
+/// `pad` (`zp ^ 0x80`) for the padding columns (and for rows outside the input), so the window
+/// row of any position is one run of `kw * in.c` bytes at `ox * stride * in.c`, copied 16
+/// bytes at a time with no border case. A copy may write up to 15 bytes past its run: into
+/// the next run of the window, the window's unused tail (zero weights), or the next window,
+/// each written later, or the buffer's `SLACK`.
+struct Rows<'b> {
+    buf: &'b mut [u8],
+    row_len: usize,
+    run: usize,
+    pad: u8,
+    /// The output row whose input rows `buf` holds.
+    oy: Option<usize>,
+    /// Which input row each buffer row holds (`None`: the padding value throughout).
+    held: [Option<usize>; ROWS_KH],
+}
+
+impl<'b> Rows<'b> {
+    /// `None` when the layer has dilation along the width, more than [`ROWS_KH`] kernel rows
+    /// or rows too long for [`ROWS`] (the caller then uses [`window_u8`]).
+    fn new(p: &Params<'_, '_>, buf: &'b mut [MaybeUninit<u8>; ROWS], pad: u8) -> Option<Self> {
+        let [_, kh, kw, _] = p.w_shape;
+        let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
+        let cin = ins.c;
+        if geo.dilation[1] != 1 || kh > ROWS_KH || (kh == 1 && kw == 1 && geo.pad == [0, 0]) {
+            return None;
+        }
+        let run = kw * cin;
+        // Every copy reads `run` rounded up to 16 bytes from `ox * stride * cin`.
+        let reads = (outs.w - 1) * geo.stride[1] * cin + run.next_multiple_of(16);
+        let row_len = reads.max((geo.pad[1] + ins.w) * cin);
+        if kh * row_len > ROWS {
+            return None;
+        }
+        Some(Rows {
+            buf: prefix(buf, kh * row_len, pad),
+            row_len,
+            run,
+            pad,
+            oy: None,
+            held: [None; ROWS_KH],
+        })
+    }
+
+    /// Lays out the window of output position (`oy`, `ox`) at the start of `dst`.
+    #[inline(always)]
+    fn window(&mut self, p: &Params<'_, '_>, input: &[i8], oy: usize, ox: usize, dst: &mut [u8]) {
+        let [_, kh, _, _] = p.w_shape;
+        let (geo, ins) = (p.geo, p.in_shape);
+        let cin = ins.c;
+        if self.oy != Some(oy) {
+            self.oy = Some(oy);
+            let lead = geo.pad[1] * cin;
+            let in_run = ins.w * cin;
+            for (ky, held) in self.held.iter_mut().enumerate().take(kh) {
+                let iy = (oy * geo.stride[0] + ky * geo.dilation[0])
+                    .checked_sub(geo.pad[0])
+                    .filter(|&iy| iy < ins.h);
+                if *held == iy {
+                    continue;
+                }
+                *held = iy;
+                let row = &mut self.buf[ky * self.row_len + lead..][..in_run];
+                match iy {
+                    Some(iy) => {
+                        for (d, &x) in row.iter_mut().zip(&input[iy * in_run..][..in_run]) {
+                            *d = (x as u8) ^ 0x80;
+                        }
+                    }
+                    None => row.fill(self.pad),
+                }
+            }
+        }
+        let x0 = ox * geo.stride[1] * cin;
+        for ky in 0..kh {
+            let src = &self.buf[ky * self.row_len + x0..];
+            let dst = &mut dst[ky * self.run..];
+            let mut o = 0;
+            while o < self.run {
+                dst[o..o + 16].copy_from_slice(&src[o..o + 16]);
+                o += 16;
             }
         }
     }
