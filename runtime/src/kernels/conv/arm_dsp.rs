@@ -339,18 +339,22 @@ pub(crate) mod dsp {
         }
     }
 
-    /// Depthwise 3x3 sums over a plane of 16-bit values (rows of `pw` values, 2 bytes each):
-    /// for output row `r < rows` and column `x < out_w`, with `u = 2 * (x * STEP / 2)` bytes
-    /// into plane row `r * sy`,
+    /// Depthwise 3x3 sums over a plane of 16-bit values (rows of `pw` values, 2 bytes each,
+    /// the plane 4-byte aligned): for output row `r < rows` and column `x < out_w`, with
+    /// `u = x * STEP` bytes into plane row `r * sy`,
     /// `sums[r * out_w + x] = (x0, x1) . (w[0]) + x2 * w[3].lo` over plane row `r * sy`, then
     /// `(w[1])` and `w[3].hi` over the next row, `(w[2])` and `w[4].lo` over the one after
     /// (`w[0..3]` the packed first two columns of the kernel rows, `w[3]` the third column of
-    /// rows 0 and 1, `w[4]` of row 2). `STEP` is the stride in bytes (2 or 4: stride 1 or 2).
+    /// rows 0 and 1, `w[4]` of row 2). `STEP` is the stride in bytes (2 or 4: stride 1 or 2);
+    /// `out_w >= 2`.
     ///
-    /// One `asm!` loop (17 instructions per output: six loads, six multiply-accumulates, the
-    /// store, two pointer steps and the loop test), the five weights, both row offsets and two
-    /// read pointers in registers; in Rust LLVM spilled three of the weights. The per-row
-    /// values (rows left, the step to the next row, the row's length) live in a small array
+    /// One `asm!` loop over pairs of outputs, 21 instructions per pair: per kernel row one
+    /// `LDRD` of four values and six multiply-accumulates (stride 1: the second output's pair
+    /// `(x1, x2)` is one `PKHBT` of the two loaded words, multiplied exchanged by `SMLADX`;
+    /// stride 2: one more `LDR` of `(x4, x5)` instead), one `STRD` of both sums and the loop
+    /// test; an odd row's last output takes 10 more. 14 registers: r7 is saved on the stack
+    /// and used by name (see `dot_2x2_rows`). The per-row values (rows left, the step of the
+    /// read pointers to the next row, the row's length in bytes of sums) live in a small array
     /// whose address is pushed on the stack.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
@@ -364,76 +368,158 @@ pub(crate) mod dsp {
         sums: &mut [i32],
     ) {
         const { assert!(STEP == 2 || STEP == 4) };
-        let n = rows * out_w;
-        // The last byte read: plane row `(rows - 1) * sy + 2`, byte `(out_w - 1) * STEP + 8`.
+        let pairs = out_w / 2;
+        // The last bytes read: plane row `(rows - 1) * sy + 2`, 8 bytes from byte
+        // `(out_w - 1) * STEP` (an odd row's last output, or the last pair's first), and for
+        // stride 2 four more after a pair's eight.
         assert!(
             rows > 0
-                && out_w > 0
-                && sums.len() >= n
+                && out_w >= 2
+                && sums.len() >= rows * out_w
                 && (out_w - 1) * STEP + 8 <= 2 * pw
+                && 2 * STEP * pairs + 4 <= 2 * pw
                 && ((rows - 1) * sy + 3) * 2 * pw <= plane.len()
+                && (plane.as_ptr() as usize) % 4 == 0
+                && pw % 2 == 0
         );
-        let row_adv = 2 * pw * sy - out_w * STEP;
-        // [rows left, byte step from a row's end to the next row's start, bytes of sums per row]
+        let row_adv = 2 * pw * sy - pairs * 2 * STEP;
+        // [rows left, read step to the next row, row length in bytes of sums]
         let mut ctx: [u32; 3] = [rows as u32, row_adv as u32, (4 * out_w) as u32];
         let p = plane.as_ptr();
-        // SAFETY: for output (r, x) the block reads 4 bytes at `r * sy * 2 * pw + x * STEP`
-        // plus 0 or 4, plus 0, `2 * pw` or `4 * pw`: the largest end is
-        // `((rows - 1) * sy + 2) * 2 * pw + (out_w - 1) * STEP + 8 <= ((rows - 1) * sy + 3) *
-        // 2 * pw <= plane.len()` (asserted, with `(out_w - 1) * STEP + 8 <= 2 * pw`); the
-        // reads are `LDR`s, which need no alignment on ARMv7-M (see `group_2x2`). It writes
-        // the `rows * out_w <= sums.len()` words of `sums` (4-byte aligned), the `ctx` array,
-        // and one word pushed below the stack pointer (not `nostack`: the address of `ctx`),
-        // popped before it ends. Every register it changes is an output operand; the flags are
-        // not declared preserved. Arithmetic is 32-bit, as are pointers on this target.
+        macro_rules! sums_loop {
+            ([$($body:literal),* $(,)?], [$($tail:literal),* $(,)?]) => {
+                core::arch::asm!(
+                    "push {{r7}}",
+                    "push {{{a}}}",
+                    "2:",
+                    $($body,)*
+                    "strd {acc0}, {acc1}, [{sums}], #8",
+                    "cmp {sums}, {end}",
+                    "bne 2b",
+                    $($tail,)*
+                    "ldr {a}, [sp]",
+                    "ldr {acc0}, [{a}, #4]",
+                    "add {p0}, {p0}, {acc0}",
+                    "add {p1}, {p1}, {acc0}",
+                    "add {p2}, {p2}, {acc0}",
+                    "ldr {acc0}, [{a}, #8]",
+                    "add {end}, {end}, {acc0}",
+                    "ldr {acc0}, [{a}]",
+                    "subs {acc0}, {acc0}, #1",
+                    "str {acc0}, [{a}]",
+                    "bne 2b",
+                    "add sp, sp, #4",
+                    "pop {{r7}}",
+                    p0 = inout(reg) p => _,
+                    p1 = inout(reg) p.wrapping_add(2 * pw) => _,
+                    p2 = inout(reg) p.wrapping_add(4 * pw) => _,
+                    wa = in(reg) w[0],
+                    wb = in(reg) w[1],
+                    wc = in(reg) w[2],
+                    zab = in(reg) w[3],
+                    zc = in(reg) w[4],
+                    sums = inout(reg) sums.as_mut_ptr() => _,
+                    end = inout(reg) sums.as_mut_ptr().wrapping_add(2 * pairs) => _,
+                    acc0 = out(reg) _,
+                    acc1 = out(reg) _,
+                    // Holds the address of `ctx` until it is pushed, then loaded values.
+                    a = inout(reg) ctx.as_mut_ptr() => _,
+                )
+            };
+        }
+        // `with_body!(stride, parity)` expands the loop with that body and tail.
+        macro_rules! with_body {
+            (2, $odd:ident) => {
+                with_tail!(
+                    [
+                        "ldrd {a}, r7, [{p0}], #4",
+                        "smuad {acc0}, {a}, {wa}",
+                        "smlabb {acc0}, r7, {zab}, {acc0}",
+                        "pkhbt {a}, r7, {a}",
+                        "smuadx {acc1}, {a}, {wa}",
+                        "smlatb {acc1}, r7, {zab}, {acc1}",
+                        "ldrd {a}, r7, [{p1}], #4",
+                        "smlad {acc0}, {a}, {wb}, {acc0}",
+                        "smlabt {acc0}, r7, {zab}, {acc0}",
+                        "pkhbt {a}, r7, {a}",
+                        "smladx {acc1}, {a}, {wb}, {acc1}",
+                        "smlatt {acc1}, r7, {zab}, {acc1}",
+                        "ldrd {a}, r7, [{p2}], #4",
+                        "smlad {acc0}, {a}, {wc}, {acc0}",
+                        "smlabb {acc0}, r7, {zc}, {acc0}",
+                        "pkhbt {a}, r7, {a}",
+                        "smladx {acc1}, {a}, {wc}, {acc1}",
+                        "smlatb {acc1}, r7, {zc}, {acc1}",
+                    ],
+                    $odd
+                )
+            };
+            (4, $odd:ident) => {
+                with_tail!(
+                    [
+                        "ldrd {a}, r7, [{p0}], #8",
+                        "smuad {acc0}, {a}, {wa}",
+                        "smlabb {acc0}, r7, {zab}, {acc0}",
+                        "smuad {acc1}, r7, {wa}",
+                        "ldr {a}, [{p0}]",
+                        "smlabb {acc1}, {a}, {zab}, {acc1}",
+                        "ldrd {a}, r7, [{p1}], #8",
+                        "smlad {acc0}, {a}, {wb}, {acc0}",
+                        "smlabt {acc0}, r7, {zab}, {acc0}",
+                        "smlad {acc1}, r7, {wb}, {acc1}",
+                        "ldr {a}, [{p1}]",
+                        "smlabt {acc1}, {a}, {zab}, {acc1}",
+                        "ldrd {a}, r7, [{p2}], #8",
+                        "smlad {acc0}, {a}, {wc}, {acc0}",
+                        "smlabb {acc0}, r7, {zc}, {acc0}",
+                        "smlad {acc1}, r7, {wc}, {acc1}",
+                        "ldr {a}, [{p2}]",
+                        "smlabb {acc1}, {a}, {zc}, {acc1}",
+                    ],
+                    $odd
+                )
+            };
+        }
+        // An odd row's last output, at the read pointers where the pairs left them (they are
+        // not advanced: the row step accounts for it).
+        macro_rules! with_tail {
+            ([$($body:literal),* $(,)?], even) => {
+                sums_loop!([$($body),*], [])
+            };
+            ([$($body:literal),* $(,)?], odd) => {
+                sums_loop!([$($body),*], [
+                    "ldrd {a}, r7, [{p0}]",
+                    "smuad {acc0}, {a}, {wa}",
+                    "smlabb {acc0}, r7, {zab}, {acc0}",
+                    "ldrd {a}, r7, [{p1}]",
+                    "smlad {acc0}, {a}, {wb}, {acc0}",
+                    "smlabt {acc0}, r7, {zab}, {acc0}",
+                    "ldrd {a}, r7, [{p2}]",
+                    "smlad {acc0}, {a}, {wc}, {acc0}",
+                    "smlabb {acc0}, r7, {zc}, {acc0}",
+                    "str {acc0}, [{sums}], #4",
+                ])
+            };
+        }
+        // SAFETY: for row `r` the block reads 8 bytes (`LDRD`, 4-byte aligned: the plane is,
+        // `2 * pw` is a multiple of 4 and so is every offset `2 * STEP * k`) at
+        // `(r * sy + i) * 2 * pw + 2 * STEP * k`, `i < 3`, for each pair `k < pairs` (and for
+        // stride 2 four more bytes after them, `LDR`) and, for an odd `out_w`, at
+        // `2 * STEP * pairs = (out_w - 1) * STEP`: the largest end is `((rows - 1) * sy + 2) *
+        // 2 * pw` plus at most `2 * pw` (asserted), within `plane.len()` (asserted). It writes
+        // `out_w` words per row, rows `out_w` words apart (`STRD`/`STR`, `sums` is 4-byte
+        // aligned): `rows * out_w <= sums.len()` words; the `ctx` array; and two words pushed
+        // below the stack pointer (not `nostack`: r7 and the address of `ctx`), restoring r7
+        // and sp before it ends. Every other register it changes is an output operand; the
+        // flags are not declared preserved. Arithmetic is 32-bit, as are pointers on this
+        // target.
         unsafe {
-            core::arch::asm!(
-                "push {{{x}}}",
-                "2:",
-                "ldr {x}, [{p}]",
-                "smuad {acc}, {x}, {wa}",
-                "ldr {x}, [{p4}]",
-                "smlabb {acc}, {x}, {zab}, {acc}",
-                "ldr {x}, [{p}, {r1}]",
-                "smlad {acc}, {x}, {wb}, {acc}",
-                "ldr {x}, [{p4}, {r1}]",
-                "smlabt {acc}, {x}, {zab}, {acc}",
-                "ldr {x}, [{p}, {r2}]",
-                "smlad {acc}, {x}, {wc}, {acc}",
-                "ldr {x}, [{p4}, {r2}]",
-                "smlabb {acc}, {x}, {zc}, {acc}",
-                "str {acc}, [{sums}], #4",
-                "add {p}, {p}, #{step}",
-                "add {p4}, {p4}, #{step}",
-                "cmp {sums}, {end}",
-                "bne 2b",
-                "ldr {x}, [sp]",
-                "ldr {acc}, [{x}, #4]",
-                "add {p}, {p}, {acc}",
-                "add {p4}, {p4}, {acc}",
-                "ldr {acc}, [{x}, #8]",
-                "add {end}, {end}, {acc}",
-                "ldr {acc}, [{x}]",
-                "subs {acc}, {acc}, #1",
-                "str {acc}, [{x}]",
-                "bne 2b",
-                "add sp, sp, #4",
-                step = const STEP,
-                p = inout(reg) p => _,
-                p4 = inout(reg) p.wrapping_add(4) => _,
-                r1 = in(reg) 2 * pw,
-                r2 = in(reg) 4 * pw,
-                wa = in(reg) w[0],
-                wb = in(reg) w[1],
-                wc = in(reg) w[2],
-                zab = in(reg) w[3],
-                zc = in(reg) w[4],
-                sums = inout(reg) sums.as_mut_ptr() => _,
-                end = inout(reg) sums.as_mut_ptr().wrapping_add(out_w) => _,
-                acc = out(reg) _,
-                // Holds the address of `ctx` until it is pushed, then each loaded value.
-                x = inout(reg) ctx.as_mut_ptr() => _,
-            );
+            match (STEP == 2, out_w % 2 == 1) {
+                (true, false) => with_body!(2, even),
+                (true, true) => with_body!(2, odd),
+                (false, false) => with_body!(4, even),
+                (false, true) => with_body!(4, odd),
+            }
         }
     }
 
@@ -943,6 +1029,10 @@ fn store(
 /// Halfwords of [`depthwise3x3_planes`]' plane buffer (2 KiB on the stack).
 const PLANE: usize = 1024;
 
+/// A byte buffer on a 4-byte boundary.
+#[repr(C, align(4))]
+struct Aligned<const N: usize>([MaybeUninit<u8>; N]);
+
 /// Outputs of one strip of [`depthwise3x3_planes`] (their sums, 2 KiB on the stack).
 const STRIP_OUT: usize = 512;
 
@@ -965,10 +1055,9 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
     if outs.h == 0 || outs.w == 0 || mult == 0 {
         return true;
     }
-    // Plane columns: input columns `-pad_l ..`, as many as the widest window reaches plus one
-    // (the second load of the last position reads it; its value meets a zero weight lane),
-    // rounded up to even.
-    let pw = ((outs.w - 1) * sx + 5) & !1;
+    // Plane columns: input columns `-pad_l ..`, as many as the widest window reaches plus two
+    // (the last loads read them; their values meet zero weight lanes), rounded up to even.
+    let pw = ((outs.w - 1) * sx + 6) & !1;
     let rows_in = PLANE / pw;
     if rows_in < 3 {
         return false;
@@ -977,8 +1066,9 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
     // PLANE / 3 < STRIP_OUT` as `pw >= outs.w`, so at least one row).
     let strip = ((rows_in - 3) / sy + 1).min(STRIP_OUT / outs.w);
     // Only the rows a strip uses are zeroed (padding columns and rows must read 0).
-    let mut plane_buf = [const { MaybeUninit::<u8>::uninit() }; 2 * PLANE];
-    let plane = prefix(&mut plane_buf, 2 * pw * ((strip - 1) * sy + 3), 0);
+    // 4-byte aligned: `dw3x3_sums` reads it with `LDRD`.
+    let mut plane_buf = Aligned([const { MaybeUninit::<u8>::uninit() }; 2 * PLANE]);
+    let plane = prefix(&mut plane_buf.0, 2 * pw * ((strip - 1) * sy + 3), 0);
     let mut sums_buf = [const { MaybeUninit::<i32>::uninit() }; STRIP_OUT];
     let sums = prefix(&mut sums_buf, strip * outs.w, 0);
     for g in 0..groups {
@@ -1011,16 +1101,25 @@ fn depthwise3x3_planes(p: &Params<'_, '_>, groups: usize, input: &[i8], output: 
                     // `r * row_in + ix * c <= (r_hi - r_lo - 1) * row_in + (cols - 1) * c <
                     // src.len()` and the two bytes written at `2 * (r * pw + ix)` end at most
                     // at `2 * ((r_hi - r_lo - 1) * pw + cols) = dst.len()` (both lengths are
-                    // the slicing bounds above, which are checked).
+                    // the slicing bounds above, which are checked); a pair step reads `ix`
+                    // and `ix + 1 < cols` and writes their four bytes as one unaligned word
+                    // (`write_unaligned`).
                     unsafe {
                         let mut s = src.as_ptr().add(r * row_in);
                         let mut d = dst.as_mut_ptr().add(2 * r * pw);
-                        for _ in 0..cols {
+                        // Two values per step, one word store (unaligned `STR` is allowed
+                        // on ARMv7-M for normal memory).
+                        for _ in 0..cols / 2 {
+                            let (a, b) = (*s as i16 - zp, *s.add(c) as i16 - zp);
+                            let v = (a as u16 as u32) | ((b as u16 as u32) << 16);
+                            d.cast::<u32>().write_unaligned(v);
+                            s = s.add(2 * c);
+                            d = d.add(4);
+                        }
+                        if cols % 2 == 1 {
                             let v = (*s as i16 - zp).to_le_bytes();
                             *d = v[0];
                             *d.add(1) = v[1];
-                            s = s.add(c);
-                            d = d.add(2);
                         }
                     }
                 }
@@ -1062,17 +1161,16 @@ fn plane_rows(
     let outs = p.out_shape;
     let [sy, sx] = p.geo.stride;
     let n = oys.len() * outs.w;
-    let sums = &mut sums[..n];
     let [wa, wb, wc] = *w01;
     // The third column of kernel rows 0 and 1 in one word (low, high), row 2's alone.
     let [zab, zc, _] = *w2;
     let w = [wa, wb, wc, zab, zc];
     match sx {
-        1 => dsp::dw3x3_sums::<2>(plane, pw, sy, outs.w, oys.len(), w, sums),
-        2 => dsp::dw3x3_sums::<4>(plane, pw, sy, outs.w, oys.len(), w, sums),
+        1 if outs.w >= 2 => dsp::dw3x3_sums::<2>(plane, pw, sy, outs.w, oys.len(), w, sums),
+        2 if outs.w >= 2 => dsp::dw3x3_sums::<4>(plane, pw, sy, outs.w, oys.len(), w, sums),
         _ => {
             let (r1, r2) = (2 * pw, 4 * pw);
-            for (dy, srow) in sums.chunks_exact_mut(outs.w).enumerate() {
+            for (dy, srow) in sums[..n].chunks_exact_mut(outs.w).enumerate() {
                 let row = &plane[2 * pw * dy * sy..][..6 * pw];
                 for (ox, acc) in srow.iter_mut().enumerate() {
                     let u = 2 * ox * sx;
@@ -1093,6 +1191,7 @@ fn plane_rows(
             }
         }
     }
+    let sums = &sums[..n];
     let out = &mut output[oys.start * outs.w * outs.c..][..n * outs.c];
     match rq {
         Rq::Fast(q) if n > 0 => {
