@@ -1,4 +1,4 @@
-//! Depthwise convolution by output rows (channel multiplier 1, any stride and dilation), with
+//! Depthwise convolution by output rows (any channel multiplier, stride and dilation), with
 //! AVX2 (16 outputs per step) or AVX-512 BW (32 outputs per step).
 //!
 //! An output row of NHWC is one run of `out.w * c` bytes. Split each padded input row into
@@ -8,7 +8,9 @@
 //! Every tap is a shifted run of bytes, so the row is computed a whole vector at a time,
 //! whatever `c` is: a slimmed layer of four channels fills all lanes with pixels, and no pixel
 //! needs a border case (the padding is zero-point bytes in the phase rows; input rows outside
-//! the input are rows of the zero point, `x - zp = 0` as the reference's skipped taps).
+//! the input are rows of the zero point, `x - zp = 0` as the reference's skipped taps). With a
+//! channel multiplier `m` the phase rows hold each input value `m` times, once per output
+//! channel it feeds.
 //!
 //! The weights and requantization of a step depend on its first channel, `lanes * b % c`:
 //! there are `c / gcd(c, lanes)` lane patterns, packed once per call. Taps go in pairs whose
@@ -39,6 +41,8 @@ const MAX_LANES: usize = 32;
 pub(super) struct Plan {
     lanes: usize,
     c: usize,
+    /// Output channels per input channel (the channel multiplier).
+    m: usize,
     sx: usize,
     n_taps: usize,
     pairs: usize,
@@ -61,17 +65,21 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 }
 
 impl Plan {
-    /// The plan of a depthwise layer (multiplier 1) at `lanes` outputs per step (16 or 32),
-    /// or `None` when the layer does not fit the buffers. The caller checked the slice lengths
-    /// (`Params::path`).
+    /// The plan of a depthwise layer (one input channel per group, any channel multiplier) at
+    /// `lanes` outputs per step (16 or 32), or `None` when the layer does not fit the buffers.
+    /// The caller checked the slice lengths and the grouping (`Params::path`).
     pub(super) fn new(p: &Params<'_, '_>, lanes: usize) -> Option<Self> {
         let [_, kh, kw, _] = p.w_shape;
-        let (geo, outs) = (p.geo, p.out_shape);
+        let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
         let c = outs.c;
         let n_taps = kh * kw;
         let sx = geo.stride[1];
         let dil = geo.dilation[1];
-        if c == 0 || n_taps == 0 || n_taps > TAPS || sx == 0 || dil == 0 {
+        if c == 0 || ins.c == 0 || n_taps == 0 || n_taps > TAPS || sx == 0 || dil == 0 {
+            return None;
+        }
+        let m = c / ins.c;
+        if c != m * ins.c {
             return None;
         }
         let pairs = n_taps.div_ceil(2);
@@ -99,6 +107,7 @@ impl Plan {
         Some(Plan {
             lanes,
             c,
+            m,
             sx,
             n_taps,
             pairs,
@@ -176,7 +185,8 @@ pub(super) unsafe fn run(p: &Params<'_, '_>, plan: &Plan, input: &[i8], output: 
     let mut rows_buf = [MaybeUninit::<i8>::uninit(); ROWS_BUF];
     let rows = prefix(&mut rows_buf, kh * sx * plan.row_len, zp8);
     let mut held = [None::<usize>; TAPS];
-    let in_run = ins.w * c;
+    let (cin, m) = (ins.c, plan.m);
+    let in_run = ins.w * cin;
     let pad_l = geo.pad[1];
     for oy in 0..outs.h {
         for (ky, held) in held.iter_mut().enumerate().take(kh) {
@@ -198,6 +208,21 @@ pub(super) unsafe fn run(p: &Params<'_, '_>, plan: &Plan, input: &[i8], output: 
                 let dst = &mut row[x_lo * c..x_hi * c];
                 match iy {
                     None => dst.fill(zp8),
+                    Some(iy) if m > 1 => {
+                        // Channel multiplier `m`: input channel `g` of a pixel feeds output
+                        // channels `g * m .. (g + 1) * m`, so the phase row holds each input
+                        // value `m` times.
+                        let src = &input[iy * in_run..][..in_run];
+                        let col = sx * x_lo + r - pad_l;
+                        let pixels = dst
+                            .chunks_exact_mut(c)
+                            .zip(src[col * cin..].chunks(sx * cin));
+                        for (px, from) in pixels {
+                            for (run, &v) in px.chunks_exact_mut(m).zip(&from[..cin]) {
+                                run.fill(v);
+                            }
+                        }
+                    }
                     Some(iy) => {
                         let src = &input[iy * in_run..][..in_run];
                         let col = sx * x_lo + r - pad_l;

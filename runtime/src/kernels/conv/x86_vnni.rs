@@ -100,13 +100,12 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let win = prefix(&mut win_buf, chunk * ks + SLACK, pad);
     let mut rows_buf = [MaybeUninit::<u8>::uninit(); ROWS];
     let mut rows = Rows::new(p, &mut rows_buf, pad);
-    // A pointwise convolution with stride 1, no padding and a multiple of four channels: the
-    // windows of a chunk are one run of the input.
+    // A pointwise convolution with stride 1 and no padding: the windows of a chunk are one
+    // run of the input (split into windows of `ks` bytes when `cin` is not a multiple of four).
     let contiguous = kh == 1
         && kw == 1
         && geo.stride == [1, 1]
         && geo.pad == [0, 0]
-        && ks == cin
         && outs.h == ins.h
         && outs.w == ins.w;
     let mut packed_buf = [MaybeUninit::<i8>::uninit(); PACK];
@@ -168,8 +167,17 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             let nc = chunk.min(n_pos - c0);
             if contiguous {
                 let src = &input[c0 * cin..(c0 + nc) * cin];
-                for (d, &x) in win[..nc * ks].iter_mut().zip(src) {
-                    *d = (x as u8) ^ 0x80;
+                if ks == cin {
+                    for (d, &x) in win[..nc * ks].iter_mut().zip(src) {
+                        *d = (x as u8) ^ 0x80;
+                    }
+                } else {
+                    // Each pixel's `cin` values into its window, the window's tail untouched.
+                    for (d, px) in win.chunks_exact_mut(ks).zip(src.chunks_exact(cin)) {
+                        for (d, &x) in d.iter_mut().zip(px) {
+                            *d = (x as u8) ^ 0x80;
+                        }
+                    }
                 }
             } else if let Some(rows) = &mut rows {
                 for slot in 0..nc {
@@ -381,12 +389,24 @@ impl<'b> Rows<'b> {
             }
         }
         let x0 = ox * geo.stride[1] * cin;
+        let copy = self.run.next_multiple_of(16);
+        // Bounds, checked once per window (the copies below are unchecked): row `ky`'s copy
+        // reads `x0 + ky * row_len .. + copy` of `buf` and writes `ky * run .. + copy` of
+        // `dst`.
+        let src_end = (kh - 1) * self.row_len + x0 + copy;
+        let dst_end = (kh - 1) * self.run + copy;
+        assert!(src_end <= self.buf.len() && dst_end <= dst.len());
+        let (src, dst) = (self.buf[x0..].as_ptr(), dst.as_mut_ptr());
         for ky in 0..kh {
-            let src = &self.buf[ky * self.row_len + x0..];
-            let dst = &mut dst[ky * self.run..];
             let mut o = 0;
             while o < self.run {
-                dst[o..o + 16].copy_from_slice(&src[o..o + 16]);
+                // SAFETY: `ky * row_len + o + 16 <= src_end - x0` and `ky * run + o + 16 <=
+                // dst_end` (asserted above, `o + 16 <= copy`): 16 bytes read from `buf` and
+                // written to `dst`, unaligned, the two buffers distinct.
+                unsafe {
+                    let v = _mm_loadu_si128(src.add(ky * self.row_len + o).cast());
+                    _mm_storeu_si128(dst.add(ky * self.run + o).cast(), v);
+                }
                 o += 16;
             }
         }
