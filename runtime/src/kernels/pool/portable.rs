@@ -58,6 +58,18 @@ pub fn max_pool(
     output: &mut [i8],
     out_shape: Shape,
 ) {
+    let finish = |v: i32| {
+        stage.finish(multiply_by_quantized_multiplier(
+            v,
+            rescale.multiplier,
+            rescale.shift,
+        ))
+    };
+    // The output depends only on the window's int8 maximum: from 256 outputs on, the 256
+    // possible results are computed once (the reference's own arithmetic) and looked up.
+    let table: Option<[i8; 256]> = (out_shape.len() >= 256)
+        .then(|| core::array::from_fn(|b| finish(b as u8 as i8 as i32 - rescale.zero_point)));
+    let empty = finish(0);
     for_each_block(out_shape, |oy, ox, c0, n, out| {
         let (win, count) = window(geo, in_shape, oy, ox);
         let mut m = [i8::MIN; C_BLOCK];
@@ -67,17 +79,19 @@ pub fn max_pool(
                 *m = (*m).max(x);
             }
         }
-        for (o, &m) in output[out..out + n].iter_mut().zip(m.iter()) {
-            let v = if count == 0 {
-                0
-            } else {
-                m as i32 - rescale.zero_point
-            };
-            *o = stage.finish(multiply_by_quantized_multiplier(
-                v,
-                rescale.multiplier,
-                rescale.shift,
-            ));
+        let dst = &mut output[out..out + n];
+        match (count, &table) {
+            (0, _) => dst.fill(empty),
+            (_, Some(t)) => {
+                for (o, &m) in dst.iter_mut().zip(m.iter()) {
+                    *o = t[m as u8 as usize];
+                }
+            }
+            (_, None) => {
+                for (o, &m) in dst.iter_mut().zip(m.iter()) {
+                    *o = finish(m as i32 - rescale.zero_point);
+                }
+            }
         }
     });
 }
