@@ -83,6 +83,25 @@ pub fn vnni_available() -> bool {
     }
 }
 
+/// 0: not yet detected, 1: no AVX-512 VBMI, 2: AVX-512 VBMI.
+static VBMI: AtomicU8 = AtomicU8::new(0);
+
+/// Whether [`vnni_available`] holds and the CPU also has AVX-512 VBMI (byte permutes across
+/// the whole vector, CPUID.(7,0):ECX bit 1), read once per process and cached.
+#[inline]
+pub fn vbmi_available() -> bool {
+    match VBMI.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = vnni_available() && __cpuid_count(7, 0).ecx & (1 << 1) != 0;
+            // Racing first calls compute the same answer: a relaxed store suffices.
+            VBMI.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
 /// AVX-512 F (CPUID.(7,0):EBX bit 16), BW (bit 30), VL (bit 31) and VNNI (ECX bit 11), with
 /// the OS saving the opmask and the upper ZMM state (XCR0 bits 5, 6 and 7). Called only after
 /// [`detect_avx2`] succeeded (leaf 7 exists, OSXSAVE is set).

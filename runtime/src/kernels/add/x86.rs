@@ -1,16 +1,19 @@
-//! The x86-64 variant: two inputs with AVX2, eight elements per step (sixteen with AVX-512). Each input's term is
-//! looked up in its 256-entry table (the portable variant's, the reference's own values)
-//! with one `vpgatherdd`, the two terms are added, and the sum is requantized with
-//! [`requant8`]. Same bytes as the reference: the tables are exact; the reference adds the
-//! terms with saturation, and the vector add wraps, so this path runs only when the tables'
-//! extremes show that no sum can leave i32 (then both adds agree); [`requant8`] is exact
-//! (`kernels/x86.rs`). Other calls run the portable variant.
+//! The x86-64 variant of Add with two inputs. Each input's term depends only on its int8
+//! value and is read from its 256-entry table (the portable variant's, the reference's own
+//! values): with AVX-512 VBMI 64 elements per step by byte-plane lookups (`add2_vbmi`), else
+//! with AVX2 eight per step by `vpgatherdd` (`add2`); the two terms are added and the sum is
+//! requantized with [`requant16`] / [`requant8`]. Same bytes as the reference: the tables are
+//! exact; the reference adds the terms with saturation and the vector add wraps, so these
+//! paths run only when the tables' extremes show that no sum can leave i32 (then both adds
+//! agree); the requantizations are exact (`kernels/x86.rs`). Other calls run the portable
+//! variant.
 
 use core::arch::x86_64::*;
 
 use super::portable::{self, table};
 use crate::kernels::x86::{
-    Stage16, StageV, avx2_available, pack16, requant8, requant16, store16, vnni_available,
+    Stage16, StageV, avx2_available, pack16, requant8, requant16, store16, vbmi_available,
+    vnni_available,
 };
 use crate::kernels::{OutputStage, Rescale};
 
@@ -38,7 +41,7 @@ pub fn add(
     )
 }
 
-/// [`add`] without the AVX-512 path (the kernel suites hold both to the reference on one
+/// [`add`] without the AVX-512 VBMI path (the kernel suites hold both to the reference on one
 /// machine).
 pub fn add_avx2(
     inputs: &[(&[i8], Rescale)],
@@ -79,12 +82,12 @@ fn add_at(
         };
         let ((lo_a, hi_a), (lo_b, hi_b)) = (bounds(&ta), bounds(&tb));
         let no_saturation = hi_a + hi_b <= i32::MAX as i64 && lo_a + lo_b >= i32::MIN as i64;
-        if no_saturation && avx512 {
-            // SAFETY: AVX-512 F was detected (`avx512` is only passed as true after
-            // `vnni_available()`); `a` and `b` hold at least
+        if no_saturation && avx512 && n >= 64 && vbmi_available() {
+            // SAFETY: AVX-512 F, BW and VBMI were detected (`avx512` is only passed as true
+            // after `vnni_available()`, and `vbmi_available()`); `a` and `b` hold at least
             // `n = output.len()` values.
             unsafe {
-                add2_512(
+                add2_vbmi(
                     &a[..n],
                     &b[..n],
                     &ta,
@@ -165,13 +168,20 @@ unsafe fn add2(
     }
 }
 
-/// [`add2`] sixteen elements per step with AVX-512 F (`vpgatherdd` on 512 bits, [`requant16`]).
+/// [`add2`] 64 elements per step with AVX-512 VBMI: each table is held as four byte planes
+/// (byte `p` of every entry, 256 bytes = four vectors), and a plane's 64 lookups are two
+/// `vpermi2b` (entries 0-127 and 128-255, index bits 0-6) and a blend on index bit 7. The
+/// input bytes are first put in the order that makes the byte-to-word-to-dword unpacking
+/// (which interleaves within 128-bit lanes) come out as elements 0-15, 16-31, 32-47, 48-63;
+/// then the two inputs' terms are added and requantized sixteen lanes at a time. Exact as
+/// [`add2`]: the same table entries, the same wrapping add (no saturation possible, checked
+/// by the caller), [`requant16`].
 ///
 /// # Safety
-/// AVX-512 F must be available; `a.len() == b.len() == output.len()`.
+/// AVX-512 F, BW and VBMI must be available; `a.len() == b.len() == output.len()`.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-unsafe fn add2_512(
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn add2_vbmi(
     a: &[i8],
     b: &[i8],
     ta: &[i32; 256],
@@ -186,20 +196,63 @@ unsafe fn add2_512(
     let zero = _mm512_setzero_si512();
     let mult = _mm512_set1_epi32(out_mult);
     let total = _mm512_set1_epi32(31 - out_shift.clamp(-31, 30));
-    let body = n - n % 16;
-    for at in (0..body).step_by(16) {
-        let (xa, xb) = (&a[at..at + 16], &b[at..at + 16]);
-        let dst = &mut output[at..at + 16];
-        // SAFETY: `xa`, `xb` and `dst` hold 16 bytes: one 16-byte load each and a 16-byte
-        // narrowing store. The gather indices are the bytes zero-extended, `0..=255`, inside
-        // the 256-entry tables.
-        unsafe {
-            let ia = _mm512_cvtepu8_epi32(_mm_loadu_si128(xa.as_ptr().cast()));
-            let ib = _mm512_cvtepu8_epi32(_mm_loadu_si128(xb.as_ptr().cast()));
-            let ga = _mm512_i32gather_epi32::<4>(ia, ta.as_ptr());
-            let gb = _mm512_i32gather_epi32::<4>(ib, tb.as_ptr());
-            let r = requant16(_mm512_add_epi32(ga, gb), zero, mult, total, st);
-            _mm_storeu_si128(dst.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(r));
+    // Byte planes: `planes[p][q]` holds byte `p` of entries `64 q .. 64 q + 64`.
+    let planes = |t: &[i32; 256]| -> [[__m512i; 4]; 4] {
+        core::array::from_fn(|p| {
+            core::array::from_fn(|q| {
+                let bytes: [u8; 64] = core::array::from_fn(|k| (t[64 * q + k] >> (8 * p)) as u8);
+                // SAFETY: 64 bytes of a 64-byte array.
+                unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
+            })
+        })
+    };
+    let (pa, pb) = (planes(ta), planes(tb));
+    // After the unpacking below, dword lane `i` of vector `v` (0..4) holds the element at byte
+    // position `16 * (i / 4) + 4 * v + i % 4` of the looked-up vectors; element `16 v + i`
+    // must sit there.
+    let order: [u8; 64] = {
+        let mut o = [0u8; 64];
+        for v in 0..4 {
+            for i in 0..16 {
+                o[16 * (i / 4) + 4 * v + i % 4] = (16 * v + i) as u8;
+            }
+        }
+        o
+    };
+    // SAFETY: 64 bytes of a 64-byte array.
+    let order = unsafe { _mm512_loadu_si512(order.as_ptr().cast()) };
+    // The 64 terms of one input from `x` (64 bytes), as four vectors of 16 i32 in element
+    // order.
+    let terms = |x: &[i8], pl: &[[__m512i; 4]; 4]| -> [__m512i; 4] {
+        // SAFETY: `x` holds 64 bytes: one 64-byte load.
+        let raw = unsafe { _mm512_loadu_si512(x.as_ptr().cast()) };
+        let idx = _mm512_permutexvar_epi8(order, raw);
+        let high = _mm512_movepi8_mask(idx);
+        let look = |p: usize| {
+            let lo = _mm512_permutex2var_epi8(pl[p][0], idx, pl[p][1]);
+            let hi = _mm512_permutex2var_epi8(pl[p][2], idx, pl[p][3]);
+            _mm512_mask_blend_epi8(high, lo, hi)
+        };
+        let (b0, b1, b2, b3) = (look(0), look(1), look(2), look(3));
+        let (w01_lo, w01_hi) = (_mm512_unpacklo_epi8(b0, b1), _mm512_unpackhi_epi8(b0, b1));
+        let (w23_lo, w23_hi) = (_mm512_unpacklo_epi8(b2, b3), _mm512_unpackhi_epi8(b2, b3));
+        [
+            _mm512_unpacklo_epi16(w01_lo, w23_lo),
+            _mm512_unpackhi_epi16(w01_lo, w23_lo),
+            _mm512_unpacklo_epi16(w01_hi, w23_hi),
+            _mm512_unpackhi_epi16(w01_hi, w23_hi),
+        ]
+    };
+    let body = n - n % 64;
+    for at in (0..body).step_by(64) {
+        let (sa, sb) = (terms(&a[at..at + 64], &pa), terms(&b[at..at + 64], &pb));
+        let dst = &mut output[at..at + 64];
+        for v in 0..4 {
+            let r = requant16(_mm512_add_epi32(sa[v], sb[v]), zero, mult, total, st);
+            // SAFETY: `dst` holds 64 bytes: a 16-byte store at `16 v`.
+            unsafe {
+                _mm_storeu_si128(dst.as_mut_ptr().add(16 * v).cast(), _mm512_cvtepi32_epi8(r))
+            };
         }
     }
     for j in body..n {
