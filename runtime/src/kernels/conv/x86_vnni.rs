@@ -117,13 +117,24 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
         let gn = group.min(n_out - g0);
         let blocks = gn.div_ceil(OC);
         let packed = prefix(&mut packed_buf, blocks * kq * 64, 0);
+        // Every column active and whole groups of four: each row is `kq` words, and a block is
+        // a 16 x `kq` word transpose (`pack_rows`); the loop below then only sums the rows.
+        let transposed = i_full == cin && k_len % 4 == 0;
+        if transposed {
+            // SAFETY: AVX-512 F is this function's contract; rows `g0 .. g0 + gn` of `w_row =
+            // k_len` values lie in `weights` (path check) and `packed` holds `blocks * kq * 64`
+            // bytes.
+            unsafe { pack_rows(p.weights, k_len, g0, gn, kq, packed) };
+        }
         for l in 0..gn {
             let row = &p.weights[(g0 + l) * w_row..][..w_row];
             let blk = &mut packed[(l / OC) * kq * 64..][..kq * 64];
             let lane = (l % OC) * 4;
             // Active value `v = t * cin + c` is stored at column `t * i_full + c`.
             let mut sum = 0i32;
-            if cin % 4 == 0 || i_full == cin {
+            if transposed {
+                sum = row.iter().map(|&w| w as i32).sum::<i32>();
+            } else if cin % 4 == 0 || i_full == cin {
                 // Whole groups of four values are contiguous in the row (per tap, or the row
                 // is the compacted row): four bytes per move.
                 let (run, step) = if i_full == cin {
@@ -238,6 +249,90 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
         }
         g0 += gn;
     }
+}
+
+/// Packs the rows `first .. first + n` of `weights` (`k_len = 4 * kq` values each, every
+/// column active) as [`gemm`] lays them out, `[block][k / 4][16 channels][4 values]`: per block
+/// of 16 rows and 16 groups of four values, 16 masked loads, a 16 x 16 transpose of words
+/// ([`transpose16`]) and 16 stores (rows past `n` are zero).
+///
+/// # Safety
+/// AVX-512 F must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_rows(
+    weights: &[i8],
+    k_len: usize,
+    first: usize,
+    n: usize,
+    kq: usize,
+    packed: &mut [i8],
+) {
+    for b in 0..n.div_ceil(OC) {
+        let rows: [Option<&[i8]>; OC] = core::array::from_fn(|l| {
+            let ch = b * OC + l;
+            (ch < n).then(|| &weights[(first + ch) * k_len..][..k_len])
+        });
+        let mut q0 = 0;
+        while q0 < kq {
+            let m = OC.min(kq - q0);
+            let mask = ((1u32 << m) - 1) as u16;
+            let r: [__m512i; OC] = core::array::from_fn(|l| match rows[l] {
+                // SAFETY: the row holds `4 * kq` bytes; the unmasked words `q0 .. q0 + m` end
+                // at `4 * (q0 + m) <= 4 * kq`, and masked-off words are not accessed.
+                Some(row) => unsafe {
+                    _mm512_maskz_loadu_epi32(mask, row.as_ptr().add(4 * q0).cast())
+                },
+                None => _mm512_setzero_si512(),
+            });
+            let t = transpose16(r);
+            for (i, v) in t.iter().enumerate().take(m) {
+                let dst = &mut packed[(b * kq + q0 + i) * 64..][..64];
+                // SAFETY: `dst` is 64 bytes: one unaligned 64-byte store.
+                unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), *v) };
+            }
+            q0 += m;
+        }
+    }
+}
+
+/// Transposes 16 x 16 words: word `c` of `r[l]` becomes word `l` of the result's `c`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+    // Words interleaved in pairs of rows, then in fours: `u[4i + j]`, 128-bit lane `k`, holds
+    // word `4k + j` of rows `4i .. 4i + 4`.
+    let t: [__m512i; 16] = core::array::from_fn(|x| {
+        let (i, hi) = (x / 2, x % 2 == 1);
+        if hi {
+            _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1])
+        } else {
+            _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1])
+        }
+    });
+    let u: [__m512i; 16] = core::array::from_fn(|x| {
+        let (i, j) = (x / 4, x % 4);
+        let (a, b) = (t[4 * i + j / 2], t[4 * i + 2 + j / 2]);
+        if j % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    // Then the 128-bit lanes: result `4k + j` is lane `k` of `u[j]`, `u[4 + j]`, `u[8 + j]`,
+    // `u[12 + j]`.
+    let mut out = [_mm512_setzero_si512(); 16];
+    for j in 0..4 {
+        let (a, b, c, d) = (u[j], u[4 + j], u[8 + j], u[12 + j]);
+        let e = _mm512_shuffle_i32x4::<0x44>(a, b); // a0 a1 b0 b1
+        let f = _mm512_shuffle_i32x4::<0xEE>(a, b); // a2 a3 b2 b3
+        let g = _mm512_shuffle_i32x4::<0x44>(c, d); // c0 c1 d0 d1
+        let h = _mm512_shuffle_i32x4::<0xEE>(c, d); // c2 c3 d2 d3
+        out[j] = _mm512_shuffle_i32x4::<0x88>(e, g); // a0 b0 c0 d0
+        out[4 + j] = _mm512_shuffle_i32x4::<0xDD>(e, g); // a1 b1 c1 d1
+        out[8 + j] = _mm512_shuffle_i32x4::<0x88>(f, h); // a2 b2 c2 d2
+        out[12 + j] = _mm512_shuffle_i32x4::<0xDD>(f, h); // a3 b3 c3 d3
+    }
+    out
 }
 
 /// One tile of [`gemm`]: [`TILE_POS`] window pointers (`n_pos` of them stored), the packed
@@ -447,6 +542,34 @@ fn window_u8(p: &Params<'_, '_>, input: &[i8], buf: &mut [u8], pad: u8, oy: usiz
             let dst = &mut buf[(ky * kw + kx) * cin..][..cin];
             for (d, &s) in dst.iter_mut().zip(src) {
                 *d = (s as u8) ^ 0x80;
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose16_transposes() {
+        if !crate::kernels::x86::vnni_available() {
+            std::println!("transpose16_transposes: not run, this CPU has no AVX-512");
+            return;
+        }
+        let m: [[i32; 16]; 16] =
+            core::array::from_fn(|l| core::array::from_fn(|c| (l * 100 + c) as i32));
+        let mut got = [[0i32; 16]; 16];
+        // SAFETY: AVX-512 F was detected; loads and stores of 16 i32 arrays.
+        unsafe {
+            let r = m.map(|row| _mm512_loadu_si512(row.as_ptr().cast()));
+            for (g, v) in got.iter_mut().zip(transpose16(r)) {
+                _mm512_storeu_si512(g.as_mut_ptr().cast(), v);
+            }
+        }
+        for (c, col) in got.iter().enumerate() {
+            for (l, &v) in col.iter().enumerate() {
+                assert_eq!(v, m[l][c], "word {l} of column {c}");
             }
         }
     }
