@@ -482,6 +482,31 @@ macro_rules! kernel_suite {
                 prop_assert_eq!(&out, &naive::avg_pool(&x, [h, w, c], ngeo, (in_zp, ms.0, ms.1), q, [oh, ow]), "avg pool");
             }
 
+            /// Max pooling over maps of 1024 outputs and more (the x86 row path), stride up to
+            /// 3, padding below the window.
+            #[test]
+            fn max_pool_wide_matches_naive(
+                h in 6usize..=14, w in 6usize..=14, c in 12usize..=40,
+                kernel in (1usize..=3, 1usize..=3),
+                stride in (1usize..=3, 1usize..=3),
+                pad in (0usize..=2, 0usize..=2),
+                in_zp in zp(), out_zp in zp(), act in act(),
+                ms in rescale_ms(-8..=2),
+                seed in any::<u64>(),
+            ) {
+                let (kh, kw) = kernel;
+                let (pt, pl) = (pad.0 % kh, pad.1 % kw);
+                let oh = (h + pt - kh) / stride.0 + 1;
+                let ow = (w + pl - kw) / stride.1 + 1;
+                let x = random_i8(h * w * c, seed);
+                let geo = PoolGeometry { kernel: [kh, kw], stride: [stride.0, stride.1], pad: [pt, pl], count_include_pad: false };
+                let ngeo = naive::Pool { kernel: [kh, kw], stride: [stride.0, stride.1], pad: [pt, pl], count_include_pad: false };
+                let r = Rescale { zero_point: in_zp, multiplier: ms.0, shift: ms.1 };
+                let mut out = vec![0i8; oh * ow * c];
+                k::max_pool(&geo, &x, Shape { h, w, c }, r, stage(out_zp, act), &mut out, Shape { h: oh, w: ow, c });
+                prop_assert_eq!(&out, &naive::max_pool(&x, [h, w, c], ngeo, (in_zp, ms.0, ms.1), OutQ { zp: out_zp, act }, [oh, ow]), "max pool");
+            }
+
             #[test]
             fn global_avg_pool_wide_matches_naive(
                 h in 1usize..=6, w in 1usize..=6, c in 60usize..=140,

@@ -65,7 +65,8 @@ pub mod portable {
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2 {
     pub use super::add::x86::add_avx2 as add;
-    pub use super::boundary::reference::{dequantize, quantize};
+    pub use super::boundary::reference::dequantize;
+    pub use super::boundary::x86::quantize;
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d_avx2 as conv2d;
     pub use super::fc::x86::fully_connected;
@@ -79,11 +80,13 @@ pub mod x86_avx2 {
 #[cfg(target_arch = "x86_64")]
 pub mod x86_vnni {
     pub use super::add::x86::add;
-    pub use super::boundary::reference::{dequantize, quantize};
+    pub use super::boundary::reference::dequantize;
+    pub use super::boundary::x86::quantize;
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d;
     pub use super::fc::x86::fully_connected;
-    pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
+    pub use super::pool::portable::{avg_pool, global_avg_pool};
+    pub use super::pool::x86::max_pool;
     pub use super::softmax::reference::softmax;
 }
 
