@@ -116,16 +116,22 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     while g0 < n_out {
         let gn = group.min(n_out - g0);
         let blocks = gn.div_ceil(OC);
-        let packed = prefix(&mut packed_buf, blocks * kq * 64, 0);
         // Every column active and whole groups of four: each row is `kq` words, and a block is
-        // a 16 x `kq` word transpose (`pack_rows`); the loop below then only sums the rows.
+        // a 16 x `kq` word transpose (`pack_rows`, which writes every byte of the blocks, so
+        // they are not zeroed first); the loop below then only sums the rows.
         let transposed = i_full == cin && k_len % 4 == 0;
-        if transposed {
+        let packed: &mut [i8] = if transposed {
+            let region = &mut packed_buf[..blocks * kq * 64];
             // SAFETY: AVX-512 F is this function's contract; rows `g0 .. g0 + gn` of `w_row =
-            // k_len` values lie in `weights` (path check) and `packed` holds `blocks * kq * 64`
-            // bytes.
-            unsafe { pack_rows(p.weights, k_len, g0, gn, kq, packed) };
-        }
+            // k_len` values lie in `weights` (path check) and `region` holds `blocks * kq *
+            // 64` bytes.
+            unsafe { pack_rows(p.weights, k_len, g0, gn, kq, region) };
+            // SAFETY: `pack_rows` wrote every byte of `region` (all `kq` groups of every
+            // block, rows past `gn` as zeros), and `MaybeUninit<i8>` has `i8`'s layout.
+            unsafe { &mut *(region as *mut [MaybeUninit<i8>] as *mut [i8]) }
+        } else {
+            prefix(&mut packed_buf, blocks * kq * 64, 0)
+        };
         for l in 0..gn {
             let row = &p.weights[(g0 + l) * w_row..][..w_row];
             let blk = &mut packed[(l / OC) * kq * 64..][..kq * 64];
@@ -254,7 +260,8 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
 /// Packs the rows `first .. first + n` of `weights` (`k_len = 4 * kq` values each, every
 /// column active) as [`gemm`] lays them out, `[block][k / 4][16 channels][4 values]`: per block
 /// of 16 rows and 16 groups of four values, 16 masked loads, a 16 x 16 transpose of words
-/// ([`transpose16`]) and 16 stores (rows past `n` are zero).
+/// ([`transpose16`]) and 16 stores (rows past `n` are zero): every byte of the
+/// `n.div_ceil(16) * kq * 64` that `packed` holds is written.
 ///
 /// # Safety
 /// AVX-512 F must be available.
@@ -265,7 +272,7 @@ unsafe fn pack_rows(
     first: usize,
     n: usize,
     kq: usize,
-    packed: &mut [i8],
+    packed: &mut [MaybeUninit<i8>],
 ) {
     for b in 0..n.div_ceil(OC) {
         let rows: [Option<&[i8]>; OC] = core::array::from_fn(|l| {
