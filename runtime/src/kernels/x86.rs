@@ -165,6 +165,81 @@ impl<const N: usize> QuantBlock<N> {
     }
 }
 
+/// The phase rows of one input row, for kernels that run along output rows (depthwise in
+/// `conv/x86_rows.rs`, max pooling in `pool/x86.rs`): with stride `sx` along the width, phase
+/// row `r` holds the pixels of padded columns `sx * x + r` for `x < n_x`, `c` bytes each, so a
+/// kernel tap `kx` is the run of phase row `kx % sx` shifted by `(kx / sx) * c`. A pixel is the
+/// input's `cin` values, each repeated `c / cin` times (a depthwise channel multiplier).
+pub(crate) struct PhaseRows {
+    /// Stride along the width.
+    pub(crate) sx: usize,
+    /// Left padding (pixels).
+    pub(crate) pad_l: usize,
+    /// Input width (pixels).
+    pub(crate) in_w: usize,
+    /// Input channels per pixel.
+    pub(crate) cin: usize,
+    /// Bytes per pixel in a phase row (a multiple of `cin`).
+    pub(crate) c: usize,
+    /// Pixels of a phase row that taps read.
+    pub(crate) n_x: usize,
+    /// Bytes from one phase row to the next.
+    pub(crate) row_len: usize,
+}
+
+impl PhaseRows {
+    /// Writes the `sx` phase rows of input row `src` (`in_w * cin` values; `None`: every input
+    /// column reads `blank`) into `rows` (`sx * row_len` bytes). Only the pixels of input
+    /// columns are written: the padding pixels keep what the caller put there once.
+    pub(crate) fn fill(&self, rows: &mut [i8], src: Option<&[i8]>, blank: i8) {
+        let (sx, c, cin) = (self.sx, self.c, self.cin);
+        let m = c / cin;
+        for r in 0..sx {
+            let row = &mut rows[r * self.row_len..][..self.row_len];
+            // Pixels `x` with input column `sx * x + r - pad_l` in `0..in_w`.
+            let x_lo = self.pad_l.saturating_sub(r).div_ceil(sx);
+            let x_hi = (self.in_w + self.pad_l)
+                .saturating_sub(r)
+                .div_ceil(sx)
+                .min(self.n_x);
+            if x_lo >= x_hi {
+                continue;
+            }
+            let dst = &mut row[x_lo * c..x_hi * c];
+            let Some(src) = src else {
+                dst.fill(blank);
+                continue;
+            };
+            let col = sx * x_lo + r - self.pad_l;
+            if m > 1 {
+                // Input channel `g` of a pixel feeds output channels `g * m .. (g + 1) * m`.
+                let pixels = dst
+                    .chunks_exact_mut(c)
+                    .zip(src[col * cin..].chunks(sx * cin));
+                for (px, from) in pixels {
+                    for (run, &v) in px.chunks_exact_mut(m).zip(&from[..cin]) {
+                        run.fill(v);
+                    }
+                }
+            } else if sx == 1 {
+                dst.copy_from_slice(&src[col * c..][..dst.len()]);
+            } else {
+                let pixels = dst.chunks_exact_mut(c).zip(src[col * c..].chunks(sx * c));
+                // Fixed-size moves for the common channel counts (a call to `memcpy` per
+                // pixel cost more than the arithmetic of a slimmed layer).
+                match c {
+                    4 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..4])),
+                    8 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..8])),
+                    16 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..16])),
+                    32 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..32])),
+                    64 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..64])),
+                    _ => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..c])),
+                }
+            }
+        }
+    }
+}
+
 /// Output stage constants broadcast to 8 lanes.
 #[derive(Clone, Copy)]
 pub(crate) struct StageV {
@@ -343,82 +418,19 @@ mod tests {
     use crate::kernels::OutputStage;
     use crate::quant::multiply_by_quantized_multiplier;
 
-    #[test]
-    fn requant8_matches_scalar() {
-        if !avx2_available() {
-            return;
-        }
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for round in 0..20_000 {
-            let mut acc = [0i32; 8];
-            let mut bias = [0i32; 8];
-            let mut mult = [0i32; 8];
-            let mut shift = [0i32; 8];
-            for i in 0..8 {
-                acc[i] = match next() % 3 {
-                    0 => next() as i32,
-                    1 => (next() as i32) >> (next() % 31),
-                    _ => [i32::MIN, i32::MAX, 0, -1, 1][(next() % 5) as usize],
-                };
-                bias[i] = (next() as i32) >> (next() % 32);
-                mult[i] = match next() % 4 {
-                    0 => 1 << 30,
-                    1 => [0, i32::MAX, i32::MIN, -1][(next() % 4) as usize],
-                    _ => next() as i32,
-                };
-                shift[i] = (next() % 70) as i32 - 35;
-            }
-            let a = (next() as i8, next() as i8);
-            let stage = OutputStage {
-                zero_point: (next() as i8) as i32,
-                act_min: a.0.min(a.1),
-                act_max: a.0.max(a.1),
-            };
-            let total: [i32; 8] = core::array::from_fn(|i| 31 - shift[i].clamp(-31, 30));
-            // SAFETY: AVX2 was detected above; the loads read 8 i32 from 8-element arrays.
-            let got = unsafe {
-                let ld = |a: &[i32; 8]| _mm256_loadu_si256(a.as_ptr().cast());
-                pack8(requant8(
-                    ld(&acc),
-                    ld(&bias),
-                    ld(&mult),
-                    ld(&total),
-                    StageV::new(&stage),
-                ))
-            };
-            for i in 0..8 {
-                let want = stage.finish(multiply_by_quantized_multiplier(
-                    acc[i].wrapping_add(bias[i]),
-                    mult[i],
-                    shift[i],
-                ));
-                assert_eq!(got[i] as i8, want, "round {round} lane {i}");
-            }
-        }
+    /// `N` random lanes of requantization inputs (edge values included) and a random stage.
+    struct Case<const N: usize> {
+        acc: [i32; N],
+        bias: [i32; N],
+        mult: [i32; N],
+        shift: [i32; N],
+        total: [i32; N],
+        stage: OutputStage,
     }
 
-    #[cfg(feature = "std")]
-    #[test]
-    fn requant16_matches_scalar() {
-        if !vnni_available() {
-            std::println!("requant16_matches_scalar: not run, this CPU has no AVX-512 VNNI");
-            return;
-        }
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for round in 0..20_000 {
-            let lanes: [[i32; 4]; 16] = core::array::from_fn(|_| {
+    impl<const N: usize> Case<N> {
+        fn draw(next: &mut impl FnMut() -> u64) -> Self {
+            let lanes: [[i32; 4]; N] = core::array::from_fn(|_| {
                 let acc = match next() % 3 {
                     0 => next() as i32,
                     1 => (next() as i32) >> (next() % 31),
@@ -432,36 +444,94 @@ mod tests {
                 };
                 [acc, bias, mult, (next() % 70) as i32 - 35]
             });
-            let [acc, bias, mult, shift]: [[i32; 16]; 4] =
+            let [acc, bias, mult, shift]: [[i32; N]; 4] =
                 core::array::from_fn(|k| core::array::from_fn(|i| lanes[i][k]));
             let a = (next() as i8, next() as i8);
-            let stage = OutputStage {
-                zero_point: (next() as i8) as i32,
-                act_min: a.0.min(a.1),
-                act_max: a.0.max(a.1),
+            Case {
+                acc,
+                bias,
+                mult,
+                shift,
+                total: core::array::from_fn(|i| 31 - shift[i].clamp(-31, 30)),
+                stage: OutputStage {
+                    zero_point: (next() as i8) as i32,
+                    act_min: a.0.min(a.1),
+                    act_max: a.0.max(a.1),
+                },
+            }
+        }
+
+        /// Lane `i` by the scalar code.
+        fn want(&self, i: usize) -> i8 {
+            self.stage.finish(multiply_by_quantized_multiplier(
+                self.acc[i].wrapping_add(self.bias[i]),
+                self.mult[i],
+                self.shift[i],
+            ))
+        }
+    }
+
+    /// xorshift64 from `seed`.
+    fn rng(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    #[test]
+    fn requant8_matches_scalar() {
+        if !avx2_available() {
+            return;
+        }
+        let mut next = rng(0x9E37_79B9_7F4A_7C15);
+        for round in 0..20_000 {
+            let c = Case::<8>::draw(&mut next);
+            // SAFETY: AVX2 was detected above; the loads read 8 i32 from 8-element arrays.
+            let got = unsafe {
+                let ld = |a: &[i32; 8]| _mm256_loadu_si256(a.as_ptr().cast());
+                pack8(requant8(
+                    ld(&c.acc),
+                    ld(&c.bias),
+                    ld(&c.mult),
+                    ld(&c.total),
+                    StageV::new(&c.stage),
+                ))
             };
-            let total: [i32; 16] = core::array::from_fn(|i| 31 - shift[i].clamp(-31, 30));
+            for (i, &g) in got.iter().enumerate() {
+                assert_eq!(g as i8, c.want(i), "round {round} lane {i}");
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn requant16_matches_scalar() {
+        if !vnni_available() {
+            std::println!("requant16_matches_scalar: not run, this CPU has no AVX-512 VNNI");
+            return;
+        }
+        let mut next = rng(0x2545_F491_4F6C_DD1D);
+        for round in 0..20_000 {
+            let c = Case::<16>::draw(&mut next);
             let mut got = [0i32; 16];
             // SAFETY: AVX-512 F was detected above (`vnni_available`); the loads and the store
             // touch 16 i32 of 16-element arrays.
             unsafe {
                 let ld = |a: &[i32; 16]| _mm512_loadu_si512(a.as_ptr().cast());
                 let r = requant16(
-                    ld(&acc),
-                    ld(&bias),
-                    ld(&mult),
-                    ld(&total),
-                    Stage16::new(&stage),
+                    ld(&c.acc),
+                    ld(&c.bias),
+                    ld(&c.mult),
+                    ld(&c.total),
+                    Stage16::new(&c.stage),
                 );
                 _mm512_storeu_si512(got.as_mut_ptr().cast(), r);
             }
-            for i in 0..16 {
-                let want = stage.finish(multiply_by_quantized_multiplier(
-                    acc[i].wrapping_add(bias[i]),
-                    mult[i],
-                    shift[i],
-                ));
-                assert_eq!(got[i], want as i32, "round {round} lane {i}");
+            for (i, &g) in got.iter().enumerate() {
+                assert_eq!(g, c.want(i) as i32, "round {round} lane {i}");
             }
         }
     }

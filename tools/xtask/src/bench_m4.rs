@@ -144,10 +144,7 @@ pub fn parse(log: &str) -> Result<Vec<Row>> {
         else {
             bail!("unexpected bench line: `{line}`");
         };
-        let num = |s: &str| {
-            s.parse::<u64>()
-                .with_context(|| format!("bad number `{s}` in `{line}`"))
-        };
+        let num = |s: &str| crate::cmd::number(s, line);
         rows.push(Row {
             name: (*name).to_owned(),
             macs: num(macs)?,

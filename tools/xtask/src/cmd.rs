@@ -104,3 +104,10 @@ fn is_executable(p: &Path) -> bool {
     p.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+
+/// Field `s` of a program's output line `line` as a number, or an error quoting both.
+pub fn number(s: &str, line: &str) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    s.parse::<u64>()
+        .with_context(|| format!("bad number `{s}` in `{line}`"))
+}

@@ -140,24 +140,20 @@ pub fn generate_model(ctx: &Ctx, assets: &Assets) -> Result<()> {
             std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
         }
     }
-    let src = ctx.root.join("models").join(MODEL);
-    run(edgeslim(ctx, assets)?
-        .arg("compile")
-        .arg(src.join("model.onnx"))
-        .arg("-o")
-        .arg(assets.model())
-        .arg("--calib")
-        .arg(src.join("calib.npy")))
-    .context("compiling the firmware's model with the host CLI")?;
-    let parse_src = ctx.root.join("models").join(PARSE_MODEL);
-    run(edgeslim(ctx, assets)?
-        .arg("compile")
-        .arg(parse_src.join("model.onnx"))
-        .arg("-o")
-        .arg(assets.parse_bench())
-        .arg("--calib")
-        .arg(parse_src.join("calib.npy")))
-    .with_context(|| format!("compiling {PARSE_MODEL} for the `parse` program"))?;
+    // Compiles bundled model `name` to `out` with the host CLI.
+    let compile = |name: &str, out: &Path| -> Result<()> {
+        let src = ctx.root.join("models").join(name);
+        run(edgeslim(ctx, assets)?
+            .arg("compile")
+            .arg(src.join("model.onnx"))
+            .arg("-o")
+            .arg(out)
+            .arg("--calib")
+            .arg(src.join("calib.npy")))
+    };
+    compile(MODEL, &assets.model()).context("compiling the firmware's model with the host CLI")?;
+    compile(PARSE_MODEL, &assets.parse_bench())
+        .with_context(|| format!("compiling {PARSE_MODEL} for the `parse` program"))?;
     // The eval set is an .npz: numpy (installed by setup for the model checks) cuts the
     // samples, NCHW for the host CLI and NHWC float32 little-endian for the firmware.
     let script = "import sys, numpy as np\n\
@@ -167,7 +163,7 @@ pub fn generate_model(ctx: &Ctx, assets: &Assets) -> Result<()> {
     run(cmd("python3")
         .arg("-c")
         .arg(script)
-        .arg(src.join("eval.npz"))
+        .arg(ctx.root.join("models").join(MODEL).join("eval.npz"))
         .arg(SAMPLES.to_string())
         .arg(assets.samples_npy())
         .arg(assets.dir.join("samples.f32")))
@@ -201,10 +197,7 @@ pub fn parse_costs(log: &str) -> Result<Vec<ParseCost>> {
         let [model, "bytes", b, "ops", o, "tensors", t, "instructions", i] = f.as_slice() else {
             bail!("unexpected parse line: `{line}`");
         };
-        let num = |s: &str| {
-            s.parse::<u64>()
-                .with_context(|| format!("bad number `{s}` in `{line}`"))
-        };
+        let num = |s: &str| crate::cmd::number(s, line);
         out.push(ParseCost {
             model: (*model).to_owned(),
             bytes: num(b)?,

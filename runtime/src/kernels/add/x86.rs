@@ -16,10 +16,34 @@ use crate::kernels::x86::{
     vnni_available,
 };
 use crate::kernels::{OutputStage, Rescale};
+use crate::quant::multiply_by_quantized_multiplier;
 
 /// Elements below which the portable variant runs (building the tables costs about as much
 /// as 256 elements).
 const MIN_LEN: usize = 256;
+
+/// Two inputs whose table sums cannot saturate: their term tables and the output's
+/// requantization.
+struct Two {
+    ta: [i32; 256],
+    tb: [i32; 256],
+    out_mult: i32,
+    out_shift: i32,
+    stage: OutputStage,
+}
+
+impl Two {
+    /// One element, as the reference computes it (the vector steps' scalar form, for the
+    /// elements past their last whole step).
+    fn one(&self, x: i8, y: i8) -> i8 {
+        let acc = self.ta[x as u8 as usize] + self.tb[y as u8 as usize];
+        self.stage.finish(multiply_by_quantized_multiplier(
+            acc,
+            self.out_mult,
+            self.out_shift,
+        ))
+    }
+}
 
 /// Element-wise add; same contract and bytes as [`super::reference::add`].
 pub fn add(
@@ -82,65 +106,46 @@ fn add_at(
         };
         let ((lo_a, hi_a), (lo_b, hi_b)) = (bounds(&ta), bounds(&tb));
         let no_saturation = hi_a + hi_b <= i32::MAX as i64 && lo_a + lo_b >= i32::MIN as i64;
-        if no_saturation && avx512 && n >= 64 && vbmi_available() {
-            // SAFETY: AVX-512 F, BW and VBMI were detected (`avx512` is only passed as true
-            // after `vnni_available()`, and `vbmi_available()`); `a` and `b` hold at least
-            // `n = output.len()` values.
-            unsafe {
-                add2_vbmi(
-                    &a[..n],
-                    &b[..n],
-                    &ta,
-                    &tb,
-                    out_mult,
-                    out_shift,
-                    stage,
-                    output,
-                )
-            };
-            return;
-        }
         if no_saturation {
-            // SAFETY: AVX2 was detected; `a` and `b` hold at least `n = output.len()` values.
-            unsafe {
-                add2(
-                    &a[..n],
-                    &b[..n],
-                    &ta,
-                    &tb,
-                    out_mult,
-                    out_shift,
-                    stage,
-                    output,
-                )
+            let two = Two {
+                ta,
+                tb,
+                out_mult,
+                out_shift,
+                stage,
             };
+            let (a, b) = (&a[..n], &b[..n]);
+            let done = if avx512 && vbmi_available() {
+                // SAFETY: AVX-512 F, BW and VBMI were detected (`avx512` is only passed as
+                // true after `vnni_available()`, and `vbmi_available()`); `a` and `b` hold
+                // `n = output.len()` values.
+                unsafe { add2_vbmi(a, b, &two, output) }
+            } else {
+                // SAFETY: AVX2 was detected; `a` and `b` hold `n = output.len()` values.
+                unsafe { add2(a, b, &two, output) }
+            };
+            for ((o, &x), &y) in output[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
+                *o = two.one(x, y);
+            }
             return;
         }
     }
     portable::add(inputs, left_shift, out_mult, out_shift, stage, output)
 }
 
-/// Two inputs of `output.len()` values each, whose table sums cannot saturate.
+/// The whole steps of eight elements of two inputs of `output.len()` values each; returns how
+/// many elements it wrote (the caller does the rest with [`Two::one`]).
 ///
 /// # Safety
 /// AVX2 must be available; `a.len() == b.len() == output.len()`.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
-unsafe fn add2(
-    a: &[i8],
-    b: &[i8],
-    ta: &[i32; 256],
-    tb: &[i32; 256],
-    out_mult: i32,
-    out_shift: i32,
-    stage: OutputStage,
-    output: &mut [i8],
-) {
+unsafe fn add2(a: &[i8], b: &[i8], two: &Two, output: &mut [i8]) -> usize {
     let n = output.len();
-    let st = StageV::new(&stage);
+    let (ta, tb) = (&two.ta, &two.tb);
+    let st = StageV::new(&two.stage);
     let zero = _mm256_setzero_si256();
-    let mult = _mm256_set1_epi32(out_mult);
-    let total = _mm256_set1_epi32(31 - out_shift.clamp(-31, 30));
+    let mult = _mm256_set1_epi32(two.out_mult);
+    let total = _mm256_set1_epi32(31 - two.out_shift.clamp(-31, 30));
     // Eight terms of each input from `at`, summed.
     let sum8 = |at: usize| -> __m256i {
         let (xa, xb) = (&a[at..at + 8], &b[at..at + 8]);
@@ -160,12 +165,7 @@ unsafe fn add2(
         let r1 = requant8(sum8(at + 8), zero, mult, total, st);
         store16(&mut output[at..at + 16], pack16(r0, r1));
     }
-    for j in body..n {
-        let acc = ta[a[j] as u8 as usize] + tb[b[j] as u8 as usize];
-        output[j] = stage.finish(crate::quant::multiply_by_quantized_multiplier(
-            acc, out_mult, out_shift,
-        ));
-    }
+    body
 }
 
 /// [`add2`] 64 elements per step with AVX-512 VBMI: each table is held as four byte planes
@@ -177,25 +177,17 @@ unsafe fn add2(
 /// [`add2`]: the same table entries, the same wrapping add (no saturation possible, checked
 /// by the caller), [`requant16`].
 ///
+/// Returns how many elements it wrote, as [`add2`].
+///
 /// # Safety
 /// AVX-512 F, BW and VBMI must be available; `a.len() == b.len() == output.len()`.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-unsafe fn add2_vbmi(
-    a: &[i8],
-    b: &[i8],
-    ta: &[i32; 256],
-    tb: &[i32; 256],
-    out_mult: i32,
-    out_shift: i32,
-    stage: OutputStage,
-    output: &mut [i8],
-) {
+unsafe fn add2_vbmi(a: &[i8], b: &[i8], two: &Two, output: &mut [i8]) -> usize {
     let n = output.len();
-    let st = Stage16::new(&stage);
+    let st = Stage16::new(&two.stage);
     let zero = _mm512_setzero_si512();
-    let mult = _mm512_set1_epi32(out_mult);
-    let total = _mm512_set1_epi32(31 - out_shift.clamp(-31, 30));
+    let mult = _mm512_set1_epi32(two.out_mult);
+    let total = _mm512_set1_epi32(31 - two.out_shift.clamp(-31, 30));
     // Byte planes: `planes[p][q]` holds byte `p` of entries `64 q .. 64 q + 64`.
     let planes = |t: &[i32; 256]| -> [[__m512i; 4]; 4] {
         core::array::from_fn(|p| {
@@ -206,7 +198,7 @@ unsafe fn add2_vbmi(
             })
         })
     };
-    let (pa, pb) = (planes(ta), planes(tb));
+    let (pa, pb) = (planes(&two.ta), planes(&two.tb));
     // After the unpacking below, dword lane `i` of vector `v` (0..4) holds the element at byte
     // position `16 * (i / 4) + 4 * v + i % 4` of the looked-up vectors; element `16 v + i`
     // must sit there.
@@ -255,10 +247,5 @@ unsafe fn add2_vbmi(
             };
         }
     }
-    for j in body..n {
-        let acc = ta[a[j] as u8 as usize] + tb[b[j] as u8 as usize];
-        output[j] = stage.finish(crate::quant::multiply_by_quantized_multiplier(
-            acc, out_mult, out_shift,
-        ));
-    }
+    body
 }

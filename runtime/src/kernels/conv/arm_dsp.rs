@@ -548,67 +548,55 @@ pub(crate) mod dsp {
         let n = sums.len();
         assert!(n > 0 && stride > 0 && (n - 1) * stride < out.len() && (1..=30).contains(&r));
         let s = sums.as_ptr();
+        // One loop; the clamp to `lo..=hi` is one `SSAT` when that is all of int8.
+        macro_rules! requant_loop {
+            ([$($clamp:literal),*] $(, $name:ident = $value:expr)*) => {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {t}, [{s}], #4",
+                    "add {t}, {t}, {bias}",
+                    "smmla {t}, {t}, {mult}, {round}",
+                    "asr {t}, {t}, {r}",
+                    "add {t}, {t}, {zp}",
+                    $($clamp,)*
+                    "strb {t}, [{o}]",
+                    "add {o}, {o}, {stride}",
+                    "cmp {s}, {end}",
+                    "bne 2b",
+                    s = inout(reg) s => _,
+                    end = in(reg) s.add(n),
+                    o = inout(reg) out.as_mut_ptr() => _,
+                    stride = in(reg) stride,
+                    bias = in(reg) bias,
+                    mult = in(reg) mult,
+                    round = in(reg) round,
+                    r = in(reg) r,
+                    zp = in(reg) zp,
+                    $($name = in(reg) $value,)*
+                    t = out(reg) _,
+                    options(nostack),
+                )
+            };
+        }
         // SAFETY: reads the `n` words of `sums` (4-byte aligned) and writes the bytes at
         // `out + k * stride` for `k < n`, all inside `out` (asserted); no other memory, no
         // stack. Every changed register is an output operand; the flags are not declared
         // preserved.
         unsafe {
             if lo == i8::MIN && hi == i8::MAX {
-                core::arch::asm!(
-                    "2:",
-                    "ldr {t}, [{s}], #4",
-                    "add {t}, {t}, {bias}",
-                    "smmla {t}, {t}, {mult}, {round}",
-                    "asr {t}, {t}, {r}",
-                    "add {t}, {t}, {zp}",
-                    "ssat {t}, #8, {t}",
-                    "strb {t}, [{o}]",
-                    "add {o}, {o}, {stride}",
-                    "cmp {s}, {end}",
-                    "bne 2b",
-                    s = inout(reg) s => _,
-                    end = in(reg) s.add(n),
-                    o = inout(reg) out.as_mut_ptr() => _,
-                    stride = in(reg) stride,
-                    bias = in(reg) bias,
-                    mult = in(reg) mult,
-                    round = in(reg) round,
-                    r = in(reg) r,
-                    zp = in(reg) zp,
-                    t = out(reg) _,
-                    options(nostack),
-                );
+                requant_loop!(["ssat {t}, #8, {t}"]);
             } else {
-                core::arch::asm!(
-                    "2:",
-                    "ldr {t}, [{s}], #4",
-                    "add {t}, {t}, {bias}",
-                    "smmla {t}, {t}, {mult}, {round}",
-                    "asr {t}, {t}, {r}",
-                    "add {t}, {t}, {zp}",
-                    "cmp {t}, {lo}",
-                    "it lt",
-                    "movlt {t}, {lo}",
-                    "cmp {t}, {hi}",
-                    "it gt",
-                    "movgt {t}, {hi}",
-                    "strb {t}, [{o}]",
-                    "add {o}, {o}, {stride}",
-                    "cmp {s}, {end}",
-                    "bne 2b",
-                    s = inout(reg) s => _,
-                    end = in(reg) s.add(n),
-                    o = inout(reg) out.as_mut_ptr() => _,
-                    stride = in(reg) stride,
-                    bias = in(reg) bias,
-                    mult = in(reg) mult,
-                    round = in(reg) round,
-                    r = in(reg) r,
-                    zp = in(reg) zp,
-                    lo = in(reg) lo as i32,
-                    hi = in(reg) hi as i32,
-                    t = out(reg) _,
-                    options(nostack),
+                requant_loop!(
+                    [
+                        "cmp {t}, {lo}",
+                        "it lt",
+                        "movlt {t}, {lo}",
+                        "cmp {t}, {hi}",
+                        "it gt",
+                        "movgt {t}, {hi}"
+                    ],
+                    lo = lo as i32,
+                    hi = hi as i32
                 );
             }
         }

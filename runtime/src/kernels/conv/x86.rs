@@ -135,6 +135,19 @@ impl<'a, 'g> Params<'a, 'g> {
         }
     }
 
+    /// A pointwise convolution with stride 1 and no padding: output position `q` reads input
+    /// pixel `q` alone, so the windows of consecutive positions are consecutive pixels.
+    pub(super) fn pixel_per_position(&self) -> bool {
+        let [_, kh, kw, _] = self.w_shape;
+        let (geo, ins, outs) = (self.geo, self.in_shape, self.out_shape);
+        kh == 1
+            && kw == 1
+            && geo.stride == [1, 1]
+            && geo.pad == [0, 0]
+            && outs.h == ins.h
+            && outs.w == ins.w
+    }
+
     /// Runs the path [`Self::path`] chooses (`avx512`: whether the AVX-512 paths may be taken,
     /// passed only when `vnni_available()`: AVX-512 F, BW, VL and VNNI).
     fn run(&self, avx512: bool, input: &[i8], output: &mut [i8]) {
@@ -368,7 +381,7 @@ fn window(
 #[target_feature(enable = "avx2")]
 unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let [_, kh, kw, i_full] = p.w_shape;
-    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
+    let (ins, outs) = (p.in_shape, p.out_shape);
     let cin = ins.c;
     // The stored row of an output channel is `[kh][kw][i_full]`; only the first `cin` columns
     // of each tap are active (a slimmed input). Weights and windows are laid out compacted to
@@ -435,13 +448,7 @@ unsafe fn gemm_v(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     // position's pixel whole, and the windows of consecutive
     // positions are consecutive pixels: a chunk's windows are one run of the input, converted
     // in one loop (the per-position set-up dominated narrow layers).
-    let contiguous = kh == 1
-        && kw == 1
-        && geo.stride == [1, 1]
-        && geo.pad == [0, 0]
-        && ks == cin
-        && outs.h == ins.h
-        && outs.w == ins.w;
+    let contiguous = p.pixel_per_position() && ks == cin;
     let (mut oy, mut ox) = (0, 0);
     let mut c0 = 0;
     while c0 < n_pos {

@@ -24,7 +24,7 @@ use core::mem::MaybeUninit;
 
 use super::x86::Params;
 use crate::kernels::common::prefix;
-use crate::kernels::x86::{Stage16, StageV, pack16, requant8, requant16, store16};
+use crate::kernels::x86::{PhaseRows, Stage16, StageV, pack16, requant8, requant16, store16};
 
 /// Most kernel taps.
 const TAPS: usize = 64;
@@ -41,8 +41,6 @@ const MAX_LANES: usize = 32;
 pub(super) struct Plan {
     lanes: usize,
     c: usize,
-    /// Output channels per input channel (the channel multiplier).
-    m: usize,
     sx: usize,
     n_taps: usize,
     pairs: usize,
@@ -78,8 +76,8 @@ impl Plan {
         if c == 0 || ins.c == 0 || n_taps == 0 || n_taps > TAPS || sx == 0 || dil == 0 {
             return None;
         }
-        let m = c / ins.c;
-        if c != m * ins.c {
+        // A whole channel multiplier.
+        if c % ins.c != 0 {
             return None;
         }
         let pairs = n_taps.div_ceil(2);
@@ -107,7 +105,6 @@ impl Plan {
         Some(Plan {
             lanes,
             c,
-            m,
             sx,
             n_taps,
             pairs,
@@ -185,9 +182,16 @@ pub(super) unsafe fn run(p: &Params<'_, '_>, plan: &Plan, input: &[i8], output: 
     let mut rows_buf = [MaybeUninit::<i8>::uninit(); ROWS_BUF];
     let rows = prefix(&mut rows_buf, kh * sx * plan.row_len, zp8);
     let mut held = [None::<usize>; TAPS];
-    let (cin, m) = (ins.c, plan.m);
-    let in_run = ins.w * cin;
-    let pad_l = geo.pad[1];
+    let in_run = ins.w * ins.c;
+    let phase = PhaseRows {
+        sx,
+        pad_l: geo.pad[1],
+        in_w: ins.w,
+        cin: ins.c,
+        c,
+        n_x: plan.n_x,
+        row_len: plan.row_len,
+    };
     for oy in 0..outs.h {
         for (ky, held) in held.iter_mut().enumerate().take(kh) {
             let iy = (oy * geo.stride[0] + ky * geo.dilation[0])
@@ -197,52 +201,9 @@ pub(super) unsafe fn run(p: &Params<'_, '_>, plan: &Plan, input: &[i8], output: 
                 continue;
             }
             *held = iy;
-            for r in 0..sx {
-                let row = &mut rows[(ky * sx + r) * plan.row_len..][..plan.row_len];
-                // Pixels `x` with input column `sx * x + r - pad_l` in `0..ins.w`.
-                let x_lo = pad_l.saturating_sub(r).div_ceil(sx);
-                let x_hi = (ins.w + pad_l).saturating_sub(r).div_ceil(sx).min(plan.n_x);
-                if x_lo >= x_hi {
-                    continue;
-                }
-                let dst = &mut row[x_lo * c..x_hi * c];
-                match iy {
-                    None => dst.fill(zp8),
-                    Some(iy) if m > 1 => {
-                        // Channel multiplier `m`: input channel `g` of a pixel feeds output
-                        // channels `g * m .. (g + 1) * m`, so the phase row holds each input
-                        // value `m` times.
-                        let src = &input[iy * in_run..][..in_run];
-                        let col = sx * x_lo + r - pad_l;
-                        let pixels = dst
-                            .chunks_exact_mut(c)
-                            .zip(src[col * cin..].chunks(sx * cin));
-                        for (px, from) in pixels {
-                            for (run, &v) in px.chunks_exact_mut(m).zip(&from[..cin]) {
-                                run.fill(v);
-                            }
-                        }
-                    }
-                    Some(iy) => {
-                        let src = &input[iy * in_run..][..in_run];
-                        let col = sx * x_lo + r - pad_l;
-                        if sx == 1 {
-                            dst.copy_from_slice(&src[col * c..][..dst.len()]);
-                        } else {
-                            let pixels = dst.chunks_exact_mut(c).zip(src[col * c..].chunks(sx * c));
-                            // Fixed-size moves for the common channel counts (a call to
-                            // `memcpy` per pixel cost more than the arithmetic of a slimmed
-                            // layer).
-                            match c {
-                                4 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..4])),
-                                8 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..8])),
-                                16 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..16])),
-                                _ => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..c])),
-                            }
-                        }
-                    }
-                }
-            }
+            let src = iy.map(|iy| &input[iy * in_run..][..in_run]);
+            let slot = &mut rows[ky * sx * plan.row_len..][..sx * plan.row_len];
+            phase.fill(slot, src, zp8);
         }
         let out_row = &mut output[oy * plan.out_run..][..plan.out_run];
         let ctx = Step {

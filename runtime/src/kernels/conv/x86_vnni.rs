@@ -79,7 +79,7 @@ pub(super) fn fits(k_len: usize) -> bool {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let [_, kh, kw, i_full] = p.w_shape;
-    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
+    let (ins, outs) = (p.in_shape, p.out_shape);
     let cin = ins.c;
     let w_row = kh * kw * i_full;
     let k_len = kh * kw * cin;
@@ -102,12 +102,7 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let mut rows = Rows::new(p, &mut rows_buf, pad);
     // A pointwise convolution with stride 1 and no padding: the windows of a chunk are one
     // run of the input (split into windows of `ks` bytes when `cin` is not a multiple of four).
-    let contiguous = kh == 1
-        && kw == 1
-        && geo.stride == [1, 1]
-        && geo.pad == [0, 0]
-        && outs.h == ins.h
-        && outs.w == ins.w;
+    let contiguous = p.pixel_per_position();
     let mut packed_buf = [MaybeUninit::<i8>::uninit(); PACK];
     let mut bias = [0i32; MAX_GROUP];
     let mut mult = [0i32; MAX_GROUP];

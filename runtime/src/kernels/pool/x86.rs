@@ -13,7 +13,7 @@ use core::mem::MaybeUninit;
 
 use super::portable;
 use crate::kernels::common::{prefix, taps};
-use crate::kernels::x86::vbmi_available;
+use crate::kernels::x86::{PhaseRows, vbmi_available};
 use crate::kernels::{OutputStage, PoolGeometry, Rescale, Shape};
 use crate::quant::multiply_by_quantized_multiplier;
 
@@ -95,8 +95,16 @@ unsafe fn rows(
     let c = ins.c;
     let out_run = outs.w * c;
     let in_run = ins.w * c;
-    // Pixels of a phase row that taps read.
-    let n_x = outs.w + (kw - 1) / sx;
+    let phase = PhaseRows {
+        sx,
+        pad_l: pl,
+        in_w: ins.w,
+        cin: c,
+        c,
+        // Pixels of a phase row that taps read.
+        n_x: outs.w + (kw - 1) / sx,
+        row_len,
+    };
     let mut buf = [MaybeUninit::<i8>::uninit(); ROWS];
     let rows = prefix(&mut buf, kh * sx * row_len, i8::MIN);
     // SAFETY (the four table loads): 64 bytes of the 256-byte table each.
@@ -111,31 +119,8 @@ unsafe fn rows(
                 continue;
             }
             *held = iy;
-            let src = &input[iy.unwrap_or(0) * in_run..][..in_run];
-            for r in 0..sx {
-                let row = &mut rows[(ky * sx + r) * row_len..][..row_len];
-                let x_lo = pl.saturating_sub(r).div_ceil(sx);
-                let x_hi = (ins.w + pl).saturating_sub(r).div_ceil(sx).min(n_x);
-                if x_lo >= x_hi {
-                    continue;
-                }
-                let dst = &mut row[x_lo * c..x_hi * c];
-                let col = sx * x_lo + r - pl;
-                if sx == 1 {
-                    dst.copy_from_slice(&src[col * c..][..dst.len()]);
-                } else {
-                    let pixels = dst.chunks_exact_mut(c).zip(src[col * c..].chunks(sx * c));
-                    // Fixed-size moves for the common channel counts (a call to `memcpy` per
-                    // pixel cost more than the pooling).
-                    match c {
-                        8 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..8])),
-                        16 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..16])),
-                        32 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..32])),
-                        64 => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..64])),
-                        _ => pixels.for_each(|(px, from)| px.copy_from_slice(&from[..c])),
-                    }
-                }
-            }
+            let src = iy.map(|iy| &input[iy * in_run..][..in_run]);
+            phase.fill(&mut rows[ky * sx * row_len..][..sx * row_len], src, i8::MIN);
         }
         let out_row = &mut output[oy * out_run..][..out_run];
         let mut j0 = 0;
