@@ -41,13 +41,13 @@ const DW_TAPS: usize = 64;
 /// 2-D convolution; same contract and bytes as [`crate::kernels::reference::conv2d`].
 ///
 /// With AVX-512 VNNI: one group with at most [`K_MAX`] active window values runs as a matrix
-/// product through `vpdpbusd` (`x86_vnni.rs`), depthwise with channel multiplier 1 by output
+/// product through `vpdpbusd` (`x86_vnni.rs`), depthwise (any channel multiplier) by output
 /// rows, 32 outputs per step (`x86_rows.rs`). With AVX2: one group with 1x1 taps (pointwise)
 /// or a window of at most [`K_MAX`] stored values (im2col) runs as a matrix product of
-/// broadcast window pairs against sixteen output channels (`vpmaddwd`); depthwise with channel
-/// multiplier 1 by output rows, 16 outputs per step, or (wide layers at stride 1) 16 channels
-/// of one position per step. Everything else, and every CPU without AVX2, runs the portable
-/// variant.
+/// broadcast window pairs against sixteen output channels (`vpmaddwd`); depthwise by output
+/// rows, 16 outputs per step. Depthwise layers whose rows the row path's buffers cannot hold
+/// run 16 channels of one position per step. Everything else, and every CPU without AVX2,
+/// runs the portable variant.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     geo: &ConvGeometry,
@@ -212,14 +212,9 @@ impl<'a, 'g> Params<'a, 'g> {
         // runs faster through the matrix paths: measured 8 against 22 us on mcu-bench-mtl's
         // first layer.)
         if groups > 1 && cin_g == 1 && ins.c == groups && outs.c % groups == 0 {
-            // By output rows (`x86_rows.rs`), 32 outputs per step with AVX-512, else 16. With
-            // AVX2, wide layers of whole 16-channel blocks at stride 1 gain nothing over
-            // `depthwise` (every lane is used there too, its per-position set-up spread over
-            // many blocks).
+            // By output rows (`x86_rows.rs`), 32 outputs per step with AVX-512, else 16.
             let lanes = if avx512 { 32 } else { 16 };
-            let c = outs.c;
-            let wide = lanes == 16 && c % 16 == 0 && c >= 128 && geo.stride[1] == 1;
-            if !wide && let Some(plan) = x86_rows::Plan::new(self, lanes) {
+            if let Some(plan) = x86_rows::Plan::new(self, lanes) {
                 return Path::DwRows(plan);
             }
         }
@@ -886,6 +881,87 @@ mod tests {
                 got_avx2, want,
                 "case {case} (AVX2): {geo:?} {in_shape:?} {ws:?} {out_shape:?}"
             );
+        }
+    }
+
+    /// Depthwise layers whose rows are too long for the row path's buffers (the per-position
+    /// path), against the reference, with both instruction sets.
+    #[test]
+    fn long_rows_match_reference() {
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        for (w, c, stride) in [(800, 16, 1), (700, 20, 2), (1500, 8, 1)] {
+            let h = 4;
+            let x = r.bytes(h * w * c);
+            let wts = r.bytes(c * 9);
+            let chan: std::vec::Vec<u8> = (0..c)
+                .flat_map(|_| {
+                    [
+                        (r.next() as i32) >> 12,
+                        (1 << 30) + (r.next() % (1 << 29)) as i32,
+                        -9,
+                    ]
+                })
+                .flat_map(i32::to_le_bytes)
+                .collect();
+            let geo = ConvGeometry {
+                stride: [stride, stride],
+                pad: [1, 1],
+                dilation: [1, 1],
+                groups: c,
+            };
+            let in_shape = Shape { h, w, c };
+            let out_shape = Shape {
+                h: (h - 1) / stride + 1,
+                w: (w - 1) / stride + 1,
+                c,
+            };
+            let p = Params::new(
+                &geo,
+                in_shape,
+                5,
+                &wts,
+                [c, 3, 3, 1],
+                ChannelQuant::new(&chan),
+                OutputStage {
+                    zero_point: -3,
+                    act_min: -128,
+                    act_max: 127,
+                },
+                out_shape,
+            );
+            let mut want = std::vec![0i8; out_shape.len()];
+            assert!(
+                !avx2_available() || matches!(p.path(false, &x, &want), Path::Depthwise),
+                "{w}x{c}: not the per-position path"
+            );
+            crate::kernels::reference::conv2d(
+                &geo,
+                &x,
+                in_shape,
+                5,
+                &wts,
+                [c, 3, 3, 1],
+                p.chan,
+                p.stage,
+                &mut want,
+                out_shape,
+            );
+            for f in [conv2d, conv2d_avx2] {
+                let mut got = std::vec![0i8; out_shape.len()];
+                f(
+                    &geo,
+                    &x,
+                    in_shape,
+                    5,
+                    &wts,
+                    [c, 3, 3, 1],
+                    p.chan,
+                    p.stage,
+                    &mut got,
+                    out_shape,
+                );
+                assert_eq!(got, want, "{w}x{c} stride {stride}");
+            }
         }
     }
 }
