@@ -101,6 +101,16 @@ pub enum OpKind {
     Concat = 8,
     /// Softmax over channels.
     Softmax = 9,
+    /// Element-wise function by a 256-entry table (Sigmoid, Tanh, HardSwish, LeakyRelu, ...).
+    Lut = 10,
+    /// Element-wise product of two inputs; the second may be one value per channel.
+    Mul = 11,
+    /// Parametric ReLU with one int8 slope per channel.
+    PRelu = 12,
+    /// Spatial padding (constant, reflect, edge).
+    Pad = 13,
+    /// Spatial resize (nearest, bilinear).
+    Resize = 14,
 }
 
 impl OpKind {
@@ -116,6 +126,11 @@ impl OpKind {
             7 => OpKind::Reshape,
             8 => OpKind::Concat,
             9 => OpKind::Softmax,
+            10 => OpKind::Lut,
+            11 => OpKind::Mul,
+            12 => OpKind::PRelu,
+            13 => OpKind::Pad,
+            14 => OpKind::Resize,
             _ => return None,
         })
     }
@@ -132,6 +147,11 @@ impl OpKind {
             OpKind::Reshape => "Reshape",
             OpKind::Concat => "Concat",
             OpKind::Softmax => "Softmax",
+            OpKind::Lut => "Lut",
+            OpKind::Mul => "Mul",
+            OpKind::PRelu => "PRelu",
+            OpKind::Pad => "Pad",
+            OpKind::Resize => "Resize",
         }
     }
 

@@ -152,6 +152,13 @@ impl<'a> Entry<'a> {
     pub fn extra(&self, i: usize) -> i32 {
         self.word(word::COUNT + i)
     }
+    /// `n` bytes of op-specific words from word `first` on (empty past the end; the parser
+    /// checked the length).
+    #[inline]
+    pub fn extra_bytes(&self, first: usize, n: usize) -> &'a [u8] {
+        let start = (word::COUNT + first) * 4;
+        self.bytes.get(start..start + n).unwrap_or(&[])
+    }
     /// Active input channels.
     pub fn in_ch(&self) -> usize {
         self.word(word::IN_CH) as u32 as usize

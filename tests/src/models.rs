@@ -65,7 +65,7 @@ fn conv(
 /// One random block from `x`.
 fn step(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usize) -> usize {
     let [h, w, c] = b.def.tensors[x].shape;
-    match r.range(0, 5) {
+    match r.range(0, 7) {
         0 => {
             let oc = r.range(1, 8) as usize;
             let k = *pick(r, &[1, 3]);
@@ -103,6 +103,46 @@ fn step(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usiz
                 let oc2 = r.range(1, 6) as usize;
                 let q = conv(b, r, seg, in_seg, x, oc2, 1, true, true);
                 b.concat(seg, in_seg, &[p, q, x])
+            }
+        }
+        5 => {
+            // Element-wise ops keep the channels (and their slimming).
+            match r.range(0, 3) {
+                0 => b.lut(seg, in_seg, x),
+                1 => b.prelu(seg, in_seg, x),
+                2 => {
+                    // Up or down by any ratio, every mode and rule.
+                    let oh = r.range(1, 2 * h as i32 + 1) as usize;
+                    let ow = r.range(1, 2 * w as i32 + 1) as usize;
+                    let linear = r.range(0, 1) == 1;
+                    let (coord, nearest) = (r.range(0, 3) as u32, r.range(0, 3) as u32);
+                    b.resize(seg, in_seg, x, [oh, ow], linear, coord, nearest)
+                }
+                _ => {
+                    // Padding; reflect needs every pad smaller than the input.
+                    let mode = r.range(0, 2) as u32;
+                    let lim = |n: usize| if mode == 1 { (n - 1).min(2) } else { 2 } as i32;
+                    let pads = [
+                        r.range(0, lim(h)) as usize,
+                        r.range(0, lim(w)) as usize,
+                        r.range(0, lim(h)) as usize,
+                        r.range(0, lim(w)) as usize,
+                    ];
+                    b.pad(seg, in_seg, x, pads, mode)
+                }
+            }
+        }
+        6 => {
+            // Squeeze-excitation: x times a per-channel vector computed from x (same width);
+            // or a product of two same-shape branches.
+            let a = act(r);
+            if r.range(0, 1) == 0 {
+                let g = b.pool(OpKind::GlobalAvgPool, seg, in_seg, x, 0, 1, 0);
+                let s = b.lut(seg, in_seg, g);
+                b.mul(seg, in_seg, x, s, a)
+            } else {
+                let y = b.lut(seg, in_seg, x);
+                b.mul(seg, in_seg, y, x, a)
             }
         }
         _ => {

@@ -9,8 +9,9 @@
 
 use edgeslim_runtime::format::{OpKind, attr};
 use edgeslim_runtime::ops::{
-    add::word as add_word, concat::word as concat_word, pool::word as pool_word,
-    softmax::word as softmax_word,
+    add::word as add_word, concat::word as concat_word, lut::word as lut_word,
+    mul::word as mul_word, pad::word as pad_word, pool::word as pool_word,
+    prelu::word as prelu_word, softmax::word as softmax_word,
 };
 use edgeslim_runtime::writer::{EntryDef, ModelDef, OpDef};
 
@@ -327,6 +328,168 @@ pub fn concat(inputs: &[(Vec<i8>, usize, Rs)], positions: usize, q: OutQ) -> Vec
     out
 }
 
+/// Table lookup: the 256 table bytes are the little-endian bytes of `words`, entry `x + 128`
+/// for input `x`.
+pub fn lut(x: &[i8], words: &[i32]) -> Vec<i8> {
+    let table: Vec<i8> = words
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .map(|b| b as i8)
+        .collect();
+    assert_eq!(table.len(), 256, "a table holds 256 entries");
+    x.iter()
+        .map(|&v| table[(v as i32 + 128) as usize])
+        .collect()
+}
+
+/// Element-wise product `(x - zx) * (y - zy)` requantized; `y` is one value per channel
+/// (`channels` of them) or as long as `x`.
+pub fn mul(x: &[i8], zx: i32, y: &[i8], channels: usize, r: Rs, q: OutQ) -> Vec<i8> {
+    let per_channel = y.len() == channels && x.len() != channels;
+    (0..x.len())
+        .map(|j| {
+            let b = if per_channel { y[j % channels] } else { y[j] };
+            let p = (x[j] as i64 - zx as i64) * (b as i64 - r.0 as i64);
+            finish(requant(acc_i32(p as i128), r.1, r.2), q.zp, q.act)
+        })
+        .collect()
+}
+
+/// PRelu: `v = x - zx`; non-negative `v` requantized by `pos`, negative `v * alpha[c]` by the
+/// channel's `(multiplier, shift)`.
+pub fn prelu(x: &[i8], zx: i32, pos: (i32, i32), alpha: &[i8], ch: &[Chan], q: OutQ) -> Vec<i8> {
+    let c = ch.len();
+    (0..x.len())
+        .map(|j| {
+            let v = x[j] as i32 - zx;
+            let r = if v >= 0 {
+                requant(v, pos.0, pos.1)
+            } else {
+                let (_, m, s) = ch[j % c];
+                requant(acc_i32(v as i128 * alpha[j % c] as i128), m, s)
+            };
+            finish(r, q.zp, q.act)
+        })
+        .collect()
+}
+
+/// Spatial padding, from ONNX's definition of the modes: output `(oy, ox)` reads input
+/// `(oy - top, ox - left)`; outside the input, mode 0 gives `value`, mode 1 (reflect) the
+/// mirror image `-j` or `2 (n - 1) - j`, mode 2 (edge) the nearest edge. Copies are requantized.
+#[allow(clippy::too_many_arguments)]
+pub fn pad(
+    x: &[i8],
+    [h, w, c]: [usize; 3],
+    [top, left]: [usize; 2],
+    mode: u32,
+    value: i8,
+    r: Rs,
+    q: OutQ,
+    [oh, ow]: [usize; 2],
+) -> Vec<i8> {
+    let src = |i: usize, p: usize, n: usize| -> Option<usize> {
+        let j = i as i64 - p as i64;
+        let n = n as i64;
+        let k = if (0..n).contains(&j) {
+            j
+        } else {
+            match mode {
+                0 => return None,
+                1 if j < 0 => -j,
+                1 => 2 * (n - 1) - j,
+                _ => j.clamp(0, n - 1),
+            }
+        };
+        assert!(
+            (0..n).contains(&k),
+            "reflect padding must be smaller than the input"
+        );
+        Some(k as usize)
+    };
+    let mut out = Vec::with_capacity(oh * ow * c);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for ch in 0..c {
+                out.push(match (src(oy, top, h), src(ox, left, w)) {
+                    (Some(y), Some(xx)) => {
+                        let v = x[(y * w + xx) * c + ch] as i32 - r.0;
+                        finish(requant(v, r.1, r.2), q.zp, q.act)
+                    }
+                    _ => value,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Resize, from ONNX's formulas in exact rational arithmetic: the input coordinate of output
+/// `x` is `(x + 1/2) * den / num - 1/2` (half_pixel; pytorch_half_pixel the same but 0 for a
+/// one-position output), `x * den / num` (asymmetric) or `x * (n_in - 1) / (n_out - 1)`
+/// (align_corners). Nearest rounds it by its rule and clamps; linear clamps it to the input,
+/// takes the two neighbours and weighs them by the fraction rounded to 1/1024 (half up).
+#[allow(clippy::too_many_arguments)]
+pub fn resize(
+    x: &[i8],
+    [h, w, c]: [usize; 3],
+    linear: bool,
+    coord: u32,
+    nearest: u32,
+    scale: [[u32; 2]; 2],
+    r: Rs,
+    q: OutQ,
+    [oh, ow]: [usize; 2],
+) -> Vec<i8> {
+    // Coordinate as (numerator, denominator) in i128.
+    let coordinate = |i: usize, [num, den]: [u32; 2], n_in: usize, n_out: usize| -> (i128, i128) {
+        let (i, num, den) = (i as i128, num as i128, den as i128);
+        match coord {
+            0 => (2 * i * den + den - num, 2 * num),
+            1 if n_out > 1 => (2 * i * den + den - num, 2 * num),
+            2 => (i * den, num),
+            3 if n_out > 1 => (i * (n_in as i128 - 1), n_out as i128 - 1),
+            _ => (0, 1),
+        }
+    };
+    let pick = |(p, d): (i128, i128), n: usize| -> usize {
+        let f = p.div_euclid(d);
+        let twice = 2 * (p - f * d);
+        let up = match nearest {
+            0 => twice > d,
+            1 => twice >= d,
+            2 => false,
+            _ => twice > 0,
+        };
+        (f + up as i128).clamp(0, n as i128 - 1) as usize
+    };
+    let taps = |(p, d): (i128, i128), n: usize| -> (usize, usize, i128) {
+        let p = p.clamp(0, (n as i128 - 1) * d);
+        let f = p.div_euclid(d);
+        let wgt = div_round_half_up((p - f * d) * 1024, d);
+        (f as usize, (f as usize + 1).min(n - 1), wgt)
+    };
+    let mut out = Vec::with_capacity(oh * ow * c);
+    for oy in 0..oh {
+        let cy = coordinate(oy, scale[0], h, oh);
+        for ox in 0..ow {
+            let cx = coordinate(ox, scale[1], w, ow);
+            for ch in 0..c {
+                let at = |y: usize, xx: usize| (x[(y * w + xx) * c + ch] as i32 - r.0) as i128;
+                let acc = if linear {
+                    let (y0, y1, wy) = taps(cy, h);
+                    let (x0, x1, wx) = taps(cx, w);
+                    (at(y0, x0) * (1024 - wx) + at(y0, x1) * wx) * (1024 - wy)
+                        + (at(y1, x0) * (1024 - wx) + at(y1, x1) * wx) * wy
+                } else {
+                    at(pick(cy, h), pick(cx, w))
+                };
+                out.push(finish(requant(acc_i32(acc), r.1, r.2), q.zp, q.act));
+            }
+        }
+    }
+    out
+}
+
 /// The real input scale encoded by softmax parameters: `beta_multiplier * 2^(shift - 31)`
 /// is `scale * 2^26` (5 integer bits of the scaled difference).
 pub fn softmax_scale(beta_multiplier: i32, beta_left_shift: i32) -> f64 {
@@ -573,6 +736,48 @@ pub fn run_model(
                     })
                     .collect();
                 concat(&parts, oh * ow, outq(e))
+            }
+            OpKind::Lut => lut(
+                x,
+                &e.extra[lut_word::TABLE..lut_word::TABLE + lut_word::COUNT],
+            ),
+            OpKind::Mul => {
+                let y = get(op.inputs[1]);
+                let r = (
+                    extra(mul_word::IN2_ZP),
+                    extra(mul_word::M),
+                    extra(mul_word::S),
+                );
+                mul(x, e.in_zp, y, e.in_ch, r, outq(e))
+            }
+            OpKind::PRelu => {
+                let alpha: Vec<i8> = op.weights[..e.out_ch].to_vec();
+                let pos = (extra(prelu_word::M_POS), extra(prelu_word::S_POS));
+                prelu(x, e.in_zp, pos, &alpha, &chans(e), outq(e))
+            }
+            OpKind::Pad => pad(
+                x,
+                in_shape,
+                [a[attr::PAD_TOP] as usize, a[attr::PAD_LEFT] as usize],
+                a[edgeslim_runtime::ops::pad::attr::MODE],
+                extra(pad_word::VALUE) as i8,
+                (e.in_zp, extra(pad_word::M), extra(pad_word::S)),
+                outq(e),
+                [oh, ow],
+            ),
+            OpKind::Resize => {
+                use edgeslim_runtime::ops::resize::{attr as ra, word as rw};
+                resize(
+                    x,
+                    in_shape,
+                    a[ra::MODE] == 1,
+                    a[ra::COORD],
+                    a[ra::NEAREST],
+                    [[a[ra::H_NUM], a[ra::H_DEN]], [a[ra::W_NUM], a[ra::W_DEN]]],
+                    (e.in_zp, extra(rw::M), extra(rw::S)),
+                    outq(e),
+                    [oh, ow],
+                )
             }
             OpKind::Softmax => softmax_f64(
                 x,

@@ -33,6 +33,10 @@ pub fn narrow_model(def: &ModelDef, widths: &[usize]) -> ModelDef {
                 nop.weights = w;
                 nop.wshape = ws;
             }
+            OpKind::PRelu => {
+                nop.weights.truncate(e.out_ch);
+                nop.wshape = [e.out_ch, 1, 1, 1];
+            }
             _ => {}
         }
         n.tensors[op.output].shape[2] = e.out_ch;

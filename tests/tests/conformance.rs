@@ -181,7 +181,13 @@ fn agreement(a: &[f32], b: &[f32], k: usize, step: f32) -> Agreement {
 // ------------------------------------------------------------------------------------------
 // conformance models
 
-const NETS: [&str; 3] = ["mobilenetv2_035_96", "dscnn_kws", "resnet8_32"];
+const NETS: [&str; 5] = [
+    "mobilenetv2_035_96",
+    "dscnn_kws",
+    "resnet8_32",
+    "mobilenetv3_small_96",
+    "kws_tcn_49x10",
+];
 
 fn inputs_f32(net: &str, file: &str) -> Result<(Array<f32>, PathBuf)> {
     let a = read_npy_f32(&data_dir().join(net).join(file))?;
@@ -227,7 +233,13 @@ fn conformance(net: &str, file: &str) -> Result<Agreement> {
 
 /// Conformance cases known to miss the bounds, with the cause. They are still run: a listed
 /// case that passes fails the test ("remove it from the list"), so the list cannot go stale.
-const KNOWN_FAILURES: &[(&str, &str, &str)] = &[];
+const KNOWN_FAILURES: &[(&str, &str, &str)] = &[(
+    "kws_tcn_49x10",
+    "model_qop.onnx",
+    "ONNX Runtime's QOperator file quantizes only Conv and MatMul: PRelu, Pad and the residual \
+     Adds run in float between them (a chain of float sums), which the runtime's int8 tensors \
+     round at calibrated scales; the mean error stays below ORT's own quantization error",
+)];
 
 fn check_prequantized(net: &str, file: &str) {
     let ag = conformance(net, file).unwrap_or_else(|e| panic!("{net}/{file}: {e:#}"));
@@ -319,6 +331,14 @@ conformance_tests! {
     resnet_qdq_s8: "resnet8_32", "model_qdq_s8.onnx", check_prequantized;
     resnet_qop: "resnet8_32", "model_qop.onnx", check_prequantized;
     resnet_float: "resnet8_32", "model.onnx", check_float;
+    mobilenetv3_qdq_u8: "mobilenetv3_small_96", "model_qdq_u8.onnx", check_prequantized;
+    mobilenetv3_qdq_s8: "mobilenetv3_small_96", "model_qdq_s8.onnx", check_prequantized;
+    mobilenetv3_qop: "mobilenetv3_small_96", "model_qop.onnx", check_prequantized;
+    mobilenetv3_float: "mobilenetv3_small_96", "model.onnx", check_float;
+    kws_tcn_qdq_u8: "kws_tcn_49x10", "model_qdq_u8.onnx", check_prequantized;
+    kws_tcn_qdq_s8: "kws_tcn_49x10", "model_qdq_s8.onnx", check_prequantized;
+    kws_tcn_qop: "kws_tcn_49x10", "model_qop.onnx", check_prequantized;
+    kws_tcn_float: "kws_tcn_49x10", "model.onnx", check_float;
 }
 
 /// The reference itself: tract agrees with ONNX Runtime (outputs recorded by the generator)

@@ -244,8 +244,10 @@ fn float_input_equals_its_quantized_int8_input() {
 #[test]
 fn random_models_match_narrow_models_and_naive_reference() {
     let mut compared = 0;
+    let mut kinds = std::collections::BTreeSet::new();
     for seed in 0..40u64 {
         let def = random_model(seed);
+        kinds.extend(def.ops.iter().map(|o| o.kind as u32));
         let ins = vec![
             random_i8(input_len(&def), seed),
             random_i8(input_len(&def), !seed),
@@ -254,4 +256,9 @@ fn random_models_match_narrow_models_and_naive_reference() {
         compared += check_naive(&def, &ins);
     }
     assert!(compared > 100, "compared {compared} outputs");
+    // Every op kind the generator knows must have been drawn (and so checked) at least once.
+    let missing: Vec<u32> = (1..=32)
+        .filter(|&k| edgeslim_runtime::OpKind::from_u32(k).is_some() && !kinds.contains(&k))
+        .collect();
+    assert!(missing.is_empty(), "op kinds never generated: {missing:?}");
 }

@@ -28,7 +28,12 @@ pub(crate) mod common;
 pub mod concat;
 pub mod conv;
 pub mod fc;
+pub mod lut;
+pub mod mul;
+pub mod pad;
 pub mod pool;
+pub mod prelu;
+pub mod resize;
 pub mod softmax;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -43,7 +48,12 @@ pub mod reference {
     pub use super::concat::reference::concat;
     pub use super::conv::reference::conv2d;
     pub use super::fc::reference::fully_connected;
+    pub use super::lut::reference::lut;
+    pub use super::mul::reference::mul;
+    pub use super::pad::reference::pad;
     pub use super::pool::reference::{avg_pool, global_avg_pool, max_pool};
+    pub use super::prelu::reference::prelu;
+    pub use super::resize::reference::resize;
     pub use super::softmax::reference::softmax;
 }
 
@@ -55,7 +65,12 @@ pub mod portable {
     pub use super::concat::reference::concat;
     pub use super::conv::portable::conv2d;
     pub use super::fc::portable::fully_connected;
+    pub use super::lut::reference::lut;
+    pub use super::mul::reference::mul;
+    pub use super::pad::reference::pad;
     pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
+    pub use super::prelu::reference::prelu;
+    pub use super::resize::reference::resize;
     pub use super::softmax::reference::softmax;
 }
 
@@ -70,7 +85,12 @@ pub mod x86_avx2 {
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d_avx2 as conv2d;
     pub use super::fc::x86::fully_connected;
+    pub use super::lut::reference::lut;
+    pub use super::mul::reference::mul;
+    pub use super::pad::reference::pad;
     pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
+    pub use super::prelu::reference::prelu;
+    pub use super::resize::reference::resize;
     pub use super::softmax::reference::softmax;
 }
 
@@ -85,8 +105,13 @@ pub mod x86_vnni {
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d;
     pub use super::fc::x86::fully_connected;
+    pub use super::lut::reference::lut;
+    pub use super::mul::reference::mul;
+    pub use super::pad::reference::pad;
     pub use super::pool::portable::{avg_pool, global_avg_pool};
     pub use super::pool::x86::max_pool;
+    pub use super::prelu::reference::prelu;
+    pub use super::resize::reference::resize;
     pub use super::softmax::reference::softmax;
 }
 
@@ -97,7 +122,12 @@ pub mod active {
     pub use super::concat::concat;
     pub use super::conv::conv2d;
     pub use super::fc::fully_connected;
+    pub use super::lut::lut;
+    pub use super::mul::mul;
+    pub use super::pad::pad;
     pub use super::pool::{avg_pool, global_avg_pool, max_pool};
+    pub use super::prelu::prelu;
+    pub use super::resize::resize;
     pub use super::softmax::softmax;
 }
 
@@ -193,6 +223,42 @@ impl OutputStage {
         v.saturating_add(self.zero_point)
             .clamp(self.act_min as i32, self.act_max as i32) as i8
     }
+}
+
+/// How [`pad`](active::pad) fills positions outside the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadMode {
+    /// One value.
+    Constant,
+    /// The input mirrored about its first and last row or column, which are not repeated.
+    Reflect,
+    /// The first or last row or column repeated.
+    Edge,
+}
+
+impl PadMode {
+    /// Decode a stored mode (0 constant, 1 reflect, 2 edge).
+    pub const fn from_u32(v: u32) -> Option<PadMode> {
+        match v {
+            0 => Some(PadMode::Constant),
+            1 => Some(PadMode::Reflect),
+            2 => Some(PadMode::Edge),
+            _ => None,
+        }
+    }
+}
+
+/// The mapping of a [`resize`](active::resize) from output to input positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResizeGeometry {
+    /// Bilinear (else nearest).
+    pub linear: bool,
+    /// Coordinate transformation (see `ops::resize::attr::COORD`).
+    pub coord: u32,
+    /// Nearest rounding rule (see `ops::resize::attr::NEAREST`).
+    pub nearest: u32,
+    /// `[[num, den]; 2]`: the vertical and horizontal scale, output over input.
+    pub scale: [[u32; 2]; 2],
 }
 
 /// Geometry of a convolution.

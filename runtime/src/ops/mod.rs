@@ -13,8 +13,13 @@ pub mod add;
 pub mod concat;
 pub mod conv;
 pub mod fc;
+pub mod lut;
+pub mod mul;
+pub mod pad;
 pub mod pool;
+pub mod prelu;
 pub mod reshape;
+pub mod resize;
 pub mod softmax;
 
 use crate::error::{Error, Section, invalid};
@@ -155,6 +160,11 @@ pub(crate) const fn registration(kind: OpKind) -> &'static Registration {
         OpKind::Reshape => &reshape::REGISTRATION,
         OpKind::Concat => &concat::REGISTRATION,
         OpKind::Softmax => &softmax::REGISTRATION,
+        OpKind::Lut => &lut::REGISTRATION,
+        OpKind::Mul => &mul::REGISTRATION,
+        OpKind::PRelu => &prelu::REGISTRATION,
+        OpKind::Pad => &pad::REGISTRATION,
+        OpKind::Resize => &resize::REGISTRATION,
     }
 }
 

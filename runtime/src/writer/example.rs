@@ -340,6 +340,206 @@ impl Builder {
         )
     }
 
+    /// An element-wise table op: a random table per width entry.
+    pub fn lut(&mut self, seg: usize, in_seg: Option<usize>, x: usize) -> usize {
+        let shape = self.def.tensors[x].shape;
+        self.push(
+            OpKind::Lut,
+            seg,
+            in_seg,
+            vec![x],
+            shape,
+            vec![],
+            [0; 4],
+            [0; op_field::N_ATTRS],
+            &mut |b, we, ws| {
+                let (ch, _, in_zp) = b.quant_of(x, we, ws);
+                let (s_out, out_zp) = b.out_q();
+                let extra = (0..crate::ops::lut::word::COUNT)
+                    .map(|_| b.rng.next_u64() as i32)
+                    .collect();
+                EntryDef {
+                    in_ch: ch,
+                    out_ch: ch,
+                    in_zp,
+                    out_zp,
+                    out_scale: s_out,
+                    act: (-128, 127),
+                    extra,
+                    channels: vec![],
+                }
+            },
+        )
+    }
+
+    /// Element-wise product of `x` and `y` (`y` of `x`'s shape, or `[1, 1, C]`).
+    pub fn mul(
+        &mut self,
+        seg: usize,
+        in_seg: Option<usize>,
+        x: usize,
+        y: usize,
+        act: Act,
+    ) -> usize {
+        let shape = self.def.tensors[x].shape;
+        self.push(
+            OpKind::Mul,
+            seg,
+            in_seg,
+            vec![x, y],
+            shape,
+            vec![],
+            [0; 4],
+            [0; op_field::N_ATTRS],
+            &mut |b, we, ws| {
+                let (ch, s_x, in_zp) = b.quant_of(x, we, ws);
+                let (_, s_y, y_zp) = b.quant_of(y, we, ws);
+                let (s_out, out_zp) = b.out_q();
+                // The product of two int8 offsets reaches 2^16: scale it back to int8 range.
+                let (m, sh) = quantize_multiplier(s_x as f64 * s_y as f64 / s_out as f64 * 0.01);
+                EntryDef {
+                    in_ch: ch,
+                    out_ch: ch,
+                    in_zp,
+                    out_zp,
+                    out_scale: s_out,
+                    act: Self::act_range(act, out_zp),
+                    extra: vec![y_zp, m, sh],
+                    channels: vec![],
+                }
+            },
+        )
+    }
+
+    /// PRelu with random per-channel slopes.
+    pub fn prelu(&mut self, seg: usize, in_seg: Option<usize>, x: usize) -> usize {
+        let shape = self.def.tensors[x].shape;
+        let c = shape[2];
+        let weights = self.random_weights(c);
+        self.push(
+            OpKind::PRelu,
+            seg,
+            in_seg,
+            vec![x],
+            shape,
+            weights,
+            [c, 1, 1, 1],
+            [0; op_field::N_ATTRS],
+            &mut |b, we, ws| {
+                let (ch, s_in, in_zp) = b.quant_of(x, we, ws);
+                let (s_out, out_zp) = b.out_q();
+                let (m, sh) = quantize_multiplier(s_in as f64 / s_out as f64);
+                let mut channels = b.channels(ch, 1, s_in, s_out);
+                for q in channels.iter_mut() {
+                    q.bias = 0;
+                }
+                EntryDef {
+                    in_ch: ch,
+                    out_ch: ch,
+                    in_zp,
+                    out_zp,
+                    out_scale: s_out,
+                    act: (-128, 127),
+                    extra: vec![m, sh],
+                    channels,
+                }
+            },
+        )
+    }
+
+    /// Spatial padding (`mode` 0 constant, 1 reflect, 2 edge) by `[top, left, bottom, right]`.
+    pub fn pad(
+        &mut self,
+        seg: usize,
+        in_seg: Option<usize>,
+        x: usize,
+        pads: [usize; 4],
+        mode: u32,
+    ) -> usize {
+        let [h, w, c] = self.def.tensors[x].shape;
+        let mut attrs = [0u32; op_field::N_ATTRS];
+        attrs[attr::PAD_TOP] = pads[0] as u32;
+        attrs[attr::PAD_LEFT] = pads[1] as u32;
+        attrs[crate::ops::pad::attr::MODE] = mode;
+        self.push(
+            OpKind::Pad,
+            seg,
+            in_seg,
+            vec![x],
+            [h + pads[0] + pads[2], w + pads[1] + pads[3], c],
+            vec![],
+            [0; 4],
+            attrs,
+            &mut |b, we, ws| {
+                let (ch, s_in, in_zp) = b.quant_of(x, we, ws);
+                let (s_out, out_zp) = b.out_q();
+                let (m, sh) = quantize_multiplier(s_in as f64 / s_out as f64);
+                let value = b.rng.range(-128, 127);
+                EntryDef {
+                    in_ch: ch,
+                    out_ch: ch,
+                    in_zp,
+                    out_zp,
+                    out_scale: s_out,
+                    act: (-128, 127),
+                    extra: vec![value, m, sh],
+                    channels: vec![],
+                }
+            },
+        )
+    }
+
+    /// Resize to `[oh, ow]` (`linear` or nearest with rule `nearest`, coordinate mode
+    /// `coord`), the scale the exact fraction `out / in` per axis.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resize(
+        &mut self,
+        seg: usize,
+        in_seg: Option<usize>,
+        x: usize,
+        [oh, ow]: [usize; 2],
+        linear: bool,
+        coord: u32,
+        nearest: u32,
+    ) -> usize {
+        use crate::ops::resize::attr as ra;
+        let [h, w, c] = self.def.tensors[x].shape;
+        let mut attrs = [0u32; op_field::N_ATTRS];
+        attrs[ra::MODE] = linear as u32;
+        attrs[ra::COORD] = coord;
+        attrs[ra::NEAREST] = nearest;
+        attrs[ra::H_NUM] = oh as u32;
+        attrs[ra::H_DEN] = h as u32;
+        attrs[ra::W_NUM] = ow as u32;
+        attrs[ra::W_DEN] = w as u32;
+        self.push(
+            OpKind::Resize,
+            seg,
+            in_seg,
+            vec![x],
+            [oh, ow, c],
+            vec![],
+            [0; 4],
+            attrs,
+            &mut |b, we, ws| {
+                let (ch, s_in, in_zp) = b.quant_of(x, we, ws);
+                let (s_out, out_zp) = b.out_q();
+                let div = if linear { (1u64 << 20) as f64 } else { 1.0 };
+                let (m, sh) = quantize_multiplier(s_in as f64 / s_out as f64 / div);
+                EntryDef {
+                    in_ch: ch,
+                    out_ch: ch,
+                    in_zp,
+                    out_zp,
+                    out_scale: s_out,
+                    act: (-128, 127),
+                    extra: vec![m, sh],
+                    channels: vec![],
+                }
+            },
+        )
+    }
+
     /// Max or average pooling with a square window.
     #[allow(clippy::too_many_arguments)]
     pub fn pool(

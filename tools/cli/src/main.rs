@@ -84,12 +84,22 @@ enum Cmd {
     /// Inference time of edgeslim (at chosen widths), tract and ONNX Runtime on one input, side
     /// by side, and whether their outputs agree.
     Bench(bench::BenchArgs),
+    /// The ONNX operators `compile` accepts: inputs, attributes, formats and restrictions.
+    Ops {
+        /// Print the Markdown table of docs/operators.md instead of plain text.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 fn main() {
     // No backtraces for users: a closed stdout (`| head`) ends quietly, any other panic is one
-    // line and exit code 101.
+    // line and exit code 101. A panic the compiler catches (tract inside the importer) prints
+    // nothing here: it becomes the importer's error.
     std::panic::set_hook(Box::new(|info| {
+        if edgeslim_compiler::panic_expected() {
+            return;
+        }
         let msg = info
             .payload()
             .downcast_ref::<String>()
@@ -118,6 +128,17 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Bundle(a) => return choose::bundle(a),
         Cmd::Demo(a) => return choose::demo(a),
         Cmd::Bench(a) => return bench::bench(a),
+        Cmd::Ops { markdown } => {
+            use edgeslim_compiler::import::{coverage_markdown, coverage_text};
+            print!(
+                "{}",
+                if markdown {
+                    coverage_markdown()
+                } else {
+                    coverage_text()
+                }
+            );
+        }
         Cmd::Compile {
             model,
             output,

@@ -84,6 +84,68 @@ impl Act {
     }
 }
 
+/// An element-wise function of one real value (int8 in the runtime: a 256-entry table).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Unary {
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `tanh(x)`.
+    Tanh,
+    /// `max(0, min(1, alpha * x + beta))`.
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// `x * max(0, min(1, x / 6 + 1 / 2))`.
+    HardSwish,
+    /// `x` for `x >= 0`, else `alpha * x` (also PRelu with one slope).
+    LeakyRelu {
+        /// Slope of the negative side.
+        alpha: f32,
+    },
+    /// `x` for `x > 0`, else `alpha * (e^x - 1)`.
+    Elu {
+        /// Scale of the negative side.
+        alpha: f32,
+    },
+    /// `x * mul + add` (Mul, Div, Add or Sub of a scalar constant).
+    Affine {
+        /// Factor.
+        mul: f32,
+        /// Offset.
+        add: f32,
+    },
+}
+
+impl Unary {
+    /// Apply to a real value (in f64, so the int8 tables round the exact value once).
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Unary::Tanh => x.tanh(),
+            Unary::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
+            Unary::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Unary::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha as f64 * x
+                }
+            }
+            Unary::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha as f64 * (x.exp() - 1.0)
+                }
+            }
+            Unary::Affine { mul, add } => x * mul as f64 + add as f64,
+        }
+    }
+}
+
 /// Operators the compiler understands (after import).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -141,6 +203,25 @@ pub enum Op {
     Softmax,
     /// Identity (Dropout, Identity, Q->DQ pairs resolved on import).
     Identity,
+    /// Element-wise function of one activation.
+    Unary(Unary),
+    /// Element-wise product of two activations; the second may be `[1, C, 1, 1]`, broadcast
+    /// over the positions (squeeze-excitation).
+    Mul,
+    /// Parametric ReLU; inputs `[x, slope]`, the slope one value per channel.
+    PRelu,
+    /// Spatial padding.
+    Pad {
+        /// `[top, left, bottom, right]`.
+        pads: [usize; 4],
+        /// 0 constant, 1 reflect, 2 edge (the runtime's `PadMode` numbering).
+        mode: u32,
+        /// Fill value of constant mode.
+        value: f32,
+    },
+    /// Spatial resize (the runtime's `ResizeGeometry`: nearest or bilinear, ONNX coordinate
+    /// transformation, nearest rounding, exact scale fractions).
+    Resize(edgeslim_runtime::kernels::ResizeGeometry),
 }
 
 /// A node: one op, its inputs (activations and constants) and its one output.

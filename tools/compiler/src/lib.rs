@@ -19,16 +19,17 @@
 //! full-width scales (with a warning).
 #![deny(missing_docs)]
 
+pub mod import;
 pub mod inspect;
 pub mod ir;
 pub mod manifest;
 pub mod npy;
-pub mod onnx;
 pub mod passes;
 pub mod reference;
 pub mod run;
 pub mod width;
 
+pub use import::panic_expected;
 pub use inspect::{Inspection, inspect};
 pub use npy::{Array, NpyData, read_f32, read_npy, read_npz, write_f32, write_i8};
 pub use passes::lower::Lowered;
@@ -141,7 +142,7 @@ pub fn load_calibration(l: &Lowered, path: &Path, max: usize) -> Result<Vec<Vec<
 
 /// Import, lower and run the graph passes: the model before quantization.
 pub fn lower(path: &Path) -> Result<Lowered> {
-    let mut g = onnx::import(path)?;
+    let mut g = import::import(path)?;
     passes::run_graph_passes(&mut g)?;
     passes::lower::run(&g)
 }

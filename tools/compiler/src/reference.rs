@@ -193,6 +193,85 @@ pub fn run(
                 }
             }
             OpKind::Reshape => y = x,
+            OpKind::Resize => {
+                use edgeslim_runtime::kernels::resize::reference::{coordinate, nearest_index};
+                use edgeslim_runtime::ops::resize::attr as ra;
+                let (coord, nearest) = (a[ra::COORD], a[ra::NEAREST]);
+                let sh = [a[ra::H_NUM], a[ra::H_DEN]];
+                let sw = [a[ra::W_NUM], a[ra::W_DEN]];
+                // Linear: the exact coordinate clamped to the input, its two taps and the
+                // exact fraction (the runtime rounds the fraction to 1/1024).
+                let taps = |(p, q): (i64, i64), n: usize| {
+                    let v = (p as f64 / q as f64).clamp(0.0, (n - 1) as f64);
+                    let i0 = v.floor() as usize;
+                    (i0, (i0 + 1).min(n - 1), (v - i0 as f64) as f32)
+                };
+                for oy in 0..oh {
+                    let cy = coordinate(oy, coord, sh, ih, oh);
+                    for ox in 0..ow {
+                        let cx = coordinate(ox, coord, sw, iw, ow);
+                        for c in 0..cout {
+                            let at = |yy: usize, xx: usize| x[(yy * iw + xx) * cin + c];
+                            let v = if a[ra::MODE] == 1 {
+                                let (y0, y1, fy) = taps(cy, ih);
+                                let (x0, x1, fx) = taps(cx, iw);
+                                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                                top * (1.0 - fy) + bottom * fy
+                            } else {
+                                at(
+                                    nearest_index(cy, nearest, ih),
+                                    nearest_index(cx, nearest, iw),
+                                )
+                            };
+                            y[(oy * ow + ox) * cout + c] = op.act.apply(v);
+                        }
+                    }
+                }
+            }
+            OpKind::Pad => {
+                let mode = edgeslim_runtime::kernels::PadMode::from_u32(
+                    a[edgeslim_runtime::ops::pad::attr::MODE],
+                )
+                .unwrap_or(edgeslim_runtime::kernels::PadMode::Constant);
+                let src =
+                    |i, p, n| edgeslim_runtime::kernels::pad::reference::source(i, p, n, mode);
+                let (top, left) = (a[attr::PAD_TOP] as usize, a[attr::PAD_LEFT] as usize);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for c in 0..cout {
+                            let v = match (src(oy, top, ih), src(ox, left, iw)) {
+                                (Some(sy), Some(sx)) => x[(sy * iw + sx) * cin + c],
+                                _ => op.pad_value,
+                            };
+                            y[(oy * ow + ox) * cout + c] = op.act.apply(v);
+                        }
+                    }
+                }
+            }
+            OpKind::Lut => {
+                // Lowering gives every table op its function.
+                if let Some(f) = op.unary {
+                    for (v, a) in y.iter_mut().zip(&x) {
+                        *v = op.act.apply(f.apply(*a as f64) as f32);
+                    }
+                }
+            }
+            OpKind::Mul => {
+                let x2 = values[op.inputs[1]].clone().unwrap_or_default();
+                let per_channel = x2.len() == cin && x.len() != cin;
+                for (j, v) in y.iter_mut().enumerate() {
+                    let b = if per_channel { x2[j % cin] } else { x2[j] };
+                    *v = op.act.apply(x[j] * b);
+                }
+            }
+            OpKind::PRelu => {
+                for (j, v) in y.iter_mut().enumerate() {
+                    let a = x[j];
+                    let r = if a >= 0.0 { a } else { a * op.weights[j % cin] };
+                    *v = op.act.apply(r);
+                }
+            }
         }
         values[op.output] = Some(y);
     }

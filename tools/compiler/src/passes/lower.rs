@@ -3,7 +3,7 @@
 //! active channel counts of every op at every width key. The manifest is checked against the
 //! graph here.
 
-use crate::ir::{Act, ConstQuant, Graph, Op, QParams};
+use crate::ir::{Act, ConstQuant, Graph, Op, QParams, Unary};
 use crate::manifest::{Manifest, WidthParams};
 use anyhow::{Result, bail};
 use edgeslim_runtime::OpKind;
@@ -71,6 +71,10 @@ pub struct LOp {
     pub attrs: [u32; op_field::N_ATTRS],
     /// Fused activation.
     pub act: Act,
+    /// The function of a [`OpKind::Lut`].
+    pub unary: Option<Unary>,
+    /// The fill value of a constant-mode [`OpKind::Pad`].
+    pub pad_value: f32,
     /// Per-width parameters of the op's segment widths.
     pub per_width: Option<Vec<Option<WidthParams>>>,
     /// Output channels never slimmed (listed in `fixed_channels`, or reaching a task output).
@@ -309,6 +313,8 @@ pub fn run(g: &Graph) -> Result<Lowered> {
         let mut wq = None;
         let mut wshape = [0usize; 4];
         let mut bias = Vec::new();
+        let mut unary = None;
+        let mut pad_value = 0.0;
         let kind = match &n.op {
             Op::Conv {
                 strides,
@@ -427,6 +433,45 @@ pub fn run(g: &Graph) -> Result<Lowered> {
             Op::GlobalAvgPool => OpKind::GlobalAvgPool,
             Op::Concat => OpKind::Concat,
             Op::Softmax => OpKind::Softmax,
+            Op::Unary(u) => {
+                unary = Some(*u);
+                OpKind::Lut
+            }
+            Op::Mul => OpKind::Mul,
+            Op::Resize(r) => {
+                use edgeslim_runtime::ops::resize::attr as ra;
+                attrs[ra::MODE] = r.linear as u32;
+                attrs[ra::COORD] = r.coord;
+                attrs[ra::NEAREST] = r.nearest;
+                attrs[ra::H_NUM] = r.scale[0][0];
+                attrs[ra::H_DEN] = r.scale[0][1];
+                attrs[ra::W_NUM] = r.scale[1][0];
+                attrs[ra::W_DEN] = r.scale[1][1];
+                OpKind::Resize
+            }
+            Op::Pad { pads, mode, value } => {
+                attrs[attr::PAD_TOP] = pads[0] as u32;
+                attrs[attr::PAD_LEFT] = pads[1] as u32;
+                attrs[edgeslim_runtime::ops::pad::attr::MODE] = *mode;
+                pad_value = *value;
+                OpKind::Pad
+            }
+            Op::PRelu => {
+                let c = tensors[acts[0]].shape[2];
+                let slope = n
+                    .inputs
+                    .get(1)
+                    .and_then(|&t| g.konst(t))
+                    .ok_or_else(|| ctx("the slope is not a constant".into()))?;
+                weights = match slope.data.len() {
+                    1 => vec![slope.data[0]; c],
+                    k if k == c => slope.data.clone(),
+                    k => return Err(ctx(format!("{k} slopes for {c} channels"))),
+                };
+                wshape = [c, 1, 1, 1];
+                bias = vec![0.0; c];
+                OpKind::PRelu
+            }
             other => return Err(ctx(format!("{other:?} left after the graph passes"))),
         };
         if n.act != Act::None && kind == OpKind::Softmax {
@@ -451,6 +496,8 @@ pub fn run(g: &Graph) -> Result<Lowered> {
             bias,
             attrs,
             act: n.act,
+            unary,
+            pad_value,
             per_width,
             fixed: manifest.fixed_channels.contains(&n.name) || full_needed[n.output],
             channels: Vec::new(),
@@ -520,11 +567,11 @@ fn resolve_channels(l: &mut Lowered) -> Result<()> {
                         full
                     }
                 }
-                OpKind::Add => {
+                OpKind::Add | OpKind::Mul => {
                     if let Some(k) = ins.iter().position(|&c| c != ins[0]) {
                         return Err(err(format!(
-                            "invalid edgeslim.manifest: residual Add inputs have {} and {} active channels at widths (encoder {}, decoder {}); both must be equal",
-                            ins[0], ins[k], we, d
+                            "invalid edgeslim.manifest: {} inputs have {} and {} active channels at widths (encoder {}, decoder {}); both must be equal",
+                            op.op_type, ins[0], ins[k], we, d
                         )));
                     }
                     ins[0]

@@ -104,6 +104,27 @@ fn q_act(v: f32, q: QParams, default: i32) -> i8 {
     }
 }
 
+/// The words of a [`OpKind::Lut`] entry: `f` (the op's function and fused activation) at each
+/// of the 256 int8 inputs of `qi`, quantized to `qo` with ONNX's QuantizeLinear rounding (half
+/// to even) and clamped to `act`, four table bytes per little-endian word.
+pub fn lut_words(f: impl Fn(f64) -> f64, qi: QParams, qo: QParams, act: (i8, i8)) -> Vec<i32> {
+    let table: Vec<u8> = (-128i32..=127)
+        .map(|q| {
+            let y = f((q - qi.zero_point) as f64 * qi.scale as f64);
+            let v = if y.is_nan() {
+                qo.zero_point as f64
+            } else {
+                (y / qo.scale as f64).round_ties_even() + qo.zero_point as f64
+            };
+            v.clamp(act.0 as f64, act.1 as f64) as i8 as u8
+        })
+        .collect();
+    table
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
 /// Build the model description.
 pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> Result<ModelDef> {
     // Quantization of each tensor at each key of its segment.
@@ -163,7 +184,9 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                 }
             } else if let (Some(a), true) = (t.quant, key == full_key(s)) {
                 a
-            } else if op.kind == OpKind::MaxPool && t.quant.is_none() {
+            } else if matches!(op.kind, OpKind::MaxPool | OpKind::Pad | OpKind::Resize)
+                && t.quant.is_none()
+            {
                 tq[op.inputs[0]][in_key].unwrap_or(input_q)
             } else if let Some(q) = from_stats(op.output, key) {
                 q
@@ -311,6 +334,46 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                     let (m, sh, dmin) = softmax_params(qi.scale as f64);
                     e.extra = vec![m, sh, dmin];
                     e.act = (-128, 127);
+                }
+                OpKind::Lut => {
+                    let f = op
+                        .unary
+                        .ok_or_else(|| err("a table op without its function".into()))?;
+                    e.extra = lut_words(|x| op.act.apply(f.apply(x) as f32) as f64, qi, qo, act);
+                }
+                OpKind::Mul => {
+                    let q2 = q_of(op.inputs[1], we, d);
+                    let (m, sh) =
+                        quantize_multiplier(qi.scale as f64 * q2.scale as f64 / qo.scale as f64);
+                    e.extra = vec![q2.zero_point, m, sh];
+                }
+                OpKind::PRelu => {
+                    let (m, sh) = quantize_multiplier(qi.scale as f64 / qo.scale as f64);
+                    e.extra = vec![m, sh];
+                    for &sw in &s_w[..ch.out] {
+                        let (multiplier, shift) =
+                            quantize_multiplier(qi.scale as f64 * sw as f64 / qo.scale as f64);
+                        e.channels.push(ChannelDef {
+                            bias: 0,
+                            multiplier,
+                            shift,
+                        });
+                    }
+                }
+                OpKind::Pad => {
+                    let (m, sh) = quantize_multiplier(qi.scale as f64 / qo.scale as f64);
+                    let v = q_act(op.act.apply(op.pad_value), qo, qo.zero_point);
+                    e.extra = vec![v as i32, m, sh];
+                }
+                OpKind::Resize => {
+                    let linear = op.attrs[edgeslim_runtime::ops::resize::attr::MODE] == 1;
+                    let weights = if linear {
+                        (1u64 << (2 * edgeslim_runtime::ops::resize::WEIGHT_BITS)) as f64
+                    } else {
+                        1.0
+                    };
+                    let (m, sh) = quantize_multiplier(qi.scale as f64 / qo.scale as f64 / weights);
+                    e.extra = vec![m, sh];
                 }
                 OpKind::Reshape => {}
             }

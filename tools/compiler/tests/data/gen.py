@@ -188,7 +188,7 @@ if __name__ == "__main__":
     quantize("tiny_slim_mm.onnx", "tiny_qop.onnx", QuantFormat.QOperator, QuantType.QUInt8, ["Conv", "MatMul"])
     # Malformed inputs.
     g = tiny_float()
-    g.node.append(helper.make_node("Sigmoid", ["aux"], ["aux_s"], name="/bad/Sigmoid"))
+    g.node.append(helper.make_node("Erf", ["aux"], ["aux_s"], name="/bad/Erf"))
     g.output[1].name = "aux_s"
     save(g, "unsupported_op.onnx")
     g = tiny_float()

@@ -1,0 +1,7 @@
+//! Spatial resize, nearest and bilinear, with exact rational coordinates. The reference is a
+//! single pass and is the variant every target calls.
+
+pub mod reference;
+
+/// The variant the interpreter calls.
+pub use reference::resize;
