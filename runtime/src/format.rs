@@ -111,6 +111,10 @@ pub enum OpKind {
     Pad = 13,
     /// Spatial resize (nearest, bilinear).
     Resize = 14,
+    /// Transposed convolution with groups.
+    ConvTranspose = 15,
+    /// Permutation of the stored axes.
+    Transpose = 16,
 }
 
 impl OpKind {
@@ -131,6 +135,8 @@ impl OpKind {
             12 => OpKind::PRelu,
             13 => OpKind::Pad,
             14 => OpKind::Resize,
+            15 => OpKind::ConvTranspose,
+            16 => OpKind::Transpose,
             _ => return None,
         })
     }
@@ -152,6 +158,8 @@ impl OpKind {
             OpKind::PRelu => "PRelu",
             OpKind::Pad => "Pad",
             OpKind::Resize => "Resize",
+            OpKind::ConvTranspose => "ConvTranspose",
+            OpKind::Transpose => "Transpose",
         }
     }
 

@@ -65,7 +65,7 @@ fn conv(
 /// One random block from `x`.
 fn step(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usize) -> usize {
     let [h, w, c] = b.def.tensors[x].shape;
-    match r.range(0, 7) {
+    match r.range(0, 8) {
         0 => {
             let oc = r.range(1, 8) as usize;
             let k = *pick(r, &[1, 3]);
@@ -143,6 +143,25 @@ fn step(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usiz
             } else {
                 let y = b.lut(seg, in_seg, x);
                 b.mul(seg, in_seg, y, x, a)
+            }
+        }
+        7 => {
+            if r.range(0, 1) == 0 {
+                // Upsampling: stride 1 or 2, kernel 1 to 3, a leading pad the output can lose.
+                let (k, stride) = (r.range(1, 3) as usize, r.range(1, 2) as usize);
+                let extra = r.range(0, stride as i32 - 1) as usize;
+                let pad = r.range(0, ((k + extra - 1) / 2).min(1) as i32) as usize;
+                let oc = r.range(1, 6) as usize;
+                let slim = r.range(0, 1) == 0;
+                b.conv_transpose(seg, in_seg, x, oc, k, stride, pad, extra, slim)
+            } else {
+                // A permutation reads its whole input: make it from a fixed-width conv.
+                let oc = r.range(1, 6) as usize;
+                let f = conv(b, r, seg, in_seg, x, oc, 1, true, false);
+                let perm = *pick(r, &[[0, 2, 1], [1, 0, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]]);
+                let t = b.transpose(seg, in_seg, f, perm);
+                let _ = c;
+                t
             }
         }
         _ => {

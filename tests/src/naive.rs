@@ -164,6 +164,77 @@ pub fn conv2d(
     out
 }
 
+/// Transposed convolution by ONNX's scatter definition: input `(iy, ix)` adds `x * w[o, ky,
+/// kx, i]` into output `(iy * stride + ky * dilation - pad, ...)` where that lies inside the
+/// output; then bias, requantization and the output stage per channel.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose(
+    x: &[i8],
+    [h, w, c]: [usize; 3],
+    in_zp: i32,
+    weights: &[i8],
+    [o_n, kh, kw, ig]: [usize; 4],
+    geo: Conv,
+    chans: &[Chan],
+    q: OutQ,
+    [oh, ow]: [usize; 2],
+) -> Vec<i8> {
+    assert_eq!(weights.len(), o_n * kh * kw * ig);
+    let (cin_g, cout_g) = (c / geo.groups, o_n / geo.groups);
+    let mut acc: Vec<i128> = (0..oh * ow * o_n)
+        .map(|j| chans[j % o_n].0 as i128)
+        .collect();
+    for iy in 0..h {
+        for ix in 0..w {
+            for o in 0..o_n {
+                let g = o / cout_g;
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let oy =
+                            (iy * geo.stride[0] + ky * geo.dilation[0]) as i64 - geo.pad[0] as i64;
+                        let ox =
+                            (ix * geo.stride[1] + kx * geo.dilation[1]) as i64 - geo.pad[1] as i64;
+                        if oy < 0 || ox < 0 || oy >= oh as i64 || ox >= ow as i64 {
+                            continue;
+                        }
+                        for i in 0..cin_g {
+                            let xv = x[(iy * w + ix) * c + g * cin_g + i] as i64 - in_zp as i64;
+                            let wv = weights[((o * kh + ky) * kw + kx) * ig + i] as i64;
+                            acc[(oy as usize * ow + ox as usize) * o_n + o] += (xv * wv) as i128;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    acc.iter()
+        .enumerate()
+        .map(|(j, &a)| {
+            let (_, m, s) = chans[j % o_n];
+            finish(requant(acc_i32(a), m, s), q.zp, q.act)
+        })
+        .collect()
+}
+
+/// Axis permutation: output element `(o0, o1, o2)` is the input element whose axis `perm[k]`
+/// (0 h, 1 w, 2 c) has index `ok`.
+pub fn transpose(x: &[i8], dims: [usize; 3], perm: [usize; 3]) -> Vec<i8> {
+    let od = [dims[perm[0]], dims[perm[1]], dims[perm[2]]];
+    let mut out = Vec::with_capacity(x.len());
+    for a in 0..od[0] {
+        for b in 0..od[1] {
+            for cc in 0..od[2] {
+                let mut idx = [0usize; 3];
+                idx[perm[0]] = a;
+                idx[perm[1]] = b;
+                idx[perm[2]] = cc;
+                out.push(x[(idx[0] * dims[1] + idx[1]) * dims[2] + idx[2]]);
+            }
+        }
+    }
+    out
+}
+
 /// Fully connected over `positions x in_ch` with dense weights `[o, positions, in_ch]`.
 pub fn fully_connected(
     x: &[i8],
@@ -778,6 +849,31 @@ pub fn run_model(
                     outq(e),
                     [oh, ow],
                 )
+            }
+            OpKind::ConvTranspose => {
+                let (w, ws) = slice_conv_weights(op, e);
+                let geo = Conv {
+                    stride: [a[attr::STRIDE_H] as usize, a[attr::STRIDE_W] as usize],
+                    pad: [a[attr::PAD_TOP] as usize, a[attr::PAD_LEFT] as usize],
+                    dilation: [a[attr::DIL_H] as usize, a[attr::DIL_W] as usize],
+                    groups: a[attr::GROUPS] as usize,
+                };
+                conv_transpose(
+                    x,
+                    in_shape,
+                    e.in_zp,
+                    &w,
+                    ws,
+                    geo,
+                    &chans(e),
+                    outq(e),
+                    [oh, ow],
+                )
+            }
+            OpKind::Transpose => {
+                use edgeslim_runtime::ops::transpose::attr::PERM;
+                let perm = [a[PERM] as usize, a[PERM + 1] as usize, a[PERM + 2] as usize];
+                transpose(x, in_shape, perm)
             }
             OpKind::Softmax => softmax_f64(
                 x,

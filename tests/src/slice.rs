@@ -20,6 +20,11 @@ pub fn narrow_model(def: &ModelDef, widths: &[usize]) -> ModelDef {
         let e = op.entries[key(def, op, widths)].clone();
         let nop = &mut n.ops[oi];
         match op.kind {
+            OpKind::ConvTranspose => {
+                let (w, ws) = slice_conv_weights(op, &e);
+                nop.weights = w;
+                nop.wshape = ws;
+            }
             OpKind::Conv2d => {
                 let (w, ws) = slice_conv_weights(op, &e);
                 nop.weights = w;

@@ -27,6 +27,7 @@ pub mod boundary;
 pub(crate) mod common;
 pub mod concat;
 pub mod conv;
+pub mod conv_transpose;
 pub mod fc;
 pub mod lut;
 pub mod mul;
@@ -35,6 +36,7 @@ pub mod pool;
 pub mod prelu;
 pub mod resize;
 pub mod softmax;
+pub mod transpose;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
@@ -47,6 +49,7 @@ pub mod reference {
     pub use super::boundary::reference::{dequantize, quantize};
     pub use super::concat::reference::concat;
     pub use super::conv::reference::conv2d;
+    pub use super::conv_transpose::reference::conv_transpose;
     pub use super::fc::reference::fully_connected;
     pub use super::lut::reference::lut;
     pub use super::mul::reference::mul;
@@ -55,6 +58,7 @@ pub mod reference {
     pub use super::prelu::reference::prelu;
     pub use super::resize::reference::resize;
     pub use super::softmax::reference::softmax;
+    pub use super::transpose::reference::transpose;
 }
 
 /// The portable variants (safe Rust, every target; see `common.rs` for what they change
@@ -64,6 +68,7 @@ pub mod portable {
     pub use super::boundary::reference::{dequantize, quantize};
     pub use super::concat::reference::concat;
     pub use super::conv::portable::conv2d;
+    pub use super::conv_transpose::reference::conv_transpose;
     pub use super::fc::portable::fully_connected;
     pub use super::lut::reference::lut;
     pub use super::mul::reference::mul;
@@ -72,6 +77,7 @@ pub mod portable {
     pub use super::prelu::reference::prelu;
     pub use super::resize::reference::resize;
     pub use super::softmax::reference::softmax;
+    pub use super::transpose::reference::transpose;
 }
 
 /// The x86-64 AVX2 variants: explicit AVX2 kernels (convolution, fully connected) behind
@@ -84,6 +90,7 @@ pub mod x86_avx2 {
     pub use super::boundary::x86::quantize;
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d_avx2 as conv2d;
+    pub use super::conv_transpose::reference::conv_transpose;
     pub use super::fc::x86::fully_connected;
     pub use super::lut::reference::lut;
     pub use super::mul::reference::mul;
@@ -92,6 +99,7 @@ pub mod x86_avx2 {
     pub use super::prelu::reference::prelu;
     pub use super::resize::reference::resize;
     pub use super::softmax::reference::softmax;
+    pub use super::transpose::reference::transpose;
 }
 
 /// The x86-64 variants at their best: the AVX-512 VNNI convolution where the CPU has it
@@ -104,6 +112,7 @@ pub mod x86_vnni {
     pub use super::boundary::x86::quantize;
     pub use super::concat::reference::concat;
     pub use super::conv::x86::conv2d;
+    pub use super::conv_transpose::reference::conv_transpose;
     pub use super::fc::x86::fully_connected;
     pub use super::lut::reference::lut;
     pub use super::mul::reference::mul;
@@ -113,6 +122,7 @@ pub mod x86_vnni {
     pub use super::prelu::reference::prelu;
     pub use super::resize::reference::resize;
     pub use super::softmax::reference::softmax;
+    pub use super::transpose::reference::transpose;
 }
 
 /// The kernel set the interpreter calls: each op folder's chosen variant.
@@ -121,6 +131,7 @@ pub mod active {
     pub use super::boundary::{dequantize, quantize};
     pub use super::concat::concat;
     pub use super::conv::conv2d;
+    pub use super::conv_transpose::conv_transpose;
     pub use super::fc::fully_connected;
     pub use super::lut::lut;
     pub use super::mul::mul;
@@ -129,6 +140,7 @@ pub mod active {
     pub use super::prelu::prelu;
     pub use super::resize::resize;
     pub use super::softmax::softmax;
+    pub use super::transpose::transpose;
 }
 
 /// Height, width and (active) channels of an NHWC activation tensor (batch 1).

@@ -12,6 +12,7 @@
 pub mod add;
 pub mod concat;
 pub mod conv;
+pub mod conv_transpose;
 pub mod fc;
 pub mod lut;
 pub mod mul;
@@ -21,6 +22,7 @@ pub mod prelu;
 pub mod reshape;
 pub mod resize;
 pub mod softmax;
+pub mod transpose;
 
 use crate::error::{Error, Section, invalid};
 use crate::format::OpKind;
@@ -165,6 +167,8 @@ pub(crate) const fn registration(kind: OpKind) -> &'static Registration {
         OpKind::PRelu => &prelu::REGISTRATION,
         OpKind::Pad => &pad::REGISTRATION,
         OpKind::Resize => &resize::REGISTRATION,
+        OpKind::ConvTranspose => &conv_transpose::REGISTRATION,
+        OpKind::Transpose => &transpose::REGISTRATION,
     }
 }
 

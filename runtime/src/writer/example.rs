@@ -540,6 +540,106 @@ impl Builder {
         )
     }
 
+    /// A transposed convolution (`k x k`, `stride`, leading `pad` cropped, `extra` output
+    /// rows and columns beyond the last full tap, at most `stride - 1`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_transpose(
+        &mut self,
+        seg: usize,
+        in_seg: Option<usize>,
+        x: usize,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        extra: usize,
+        slim: bool,
+    ) -> usize {
+        let [h, w, c] = self.def.tensors[x].shape;
+        let full = |n: usize| (n - 1) * stride + k + extra;
+        let (oh, ow) = (full(h) - 2 * pad, full(w) - 2 * pad);
+        let weights = self.random_weights(out_c * k * k * c);
+        let mut attrs = [0u32; op_field::N_ATTRS];
+        attrs[attr::STRIDE_H] = stride as u32;
+        attrs[attr::STRIDE_W] = stride as u32;
+        attrs[attr::PAD_TOP] = pad as u32;
+        attrs[attr::PAD_LEFT] = pad as u32;
+        attrs[attr::DIL_H] = 1;
+        attrs[attr::DIL_W] = 1;
+        attrs[attr::GROUPS] = 1;
+        let widths = self.def.segments[seg].widths.clone();
+        self.push(
+            OpKind::ConvTranspose,
+            seg,
+            in_seg,
+            vec![x],
+            [oh, ow, out_c],
+            weights,
+            [out_c, k, k, c],
+            attrs,
+            &mut |b, we, ws| {
+                let (in_ch, s_in, in_zp) = b.quant_of(x, we, ws);
+                let out_ch = if slim {
+                    active(widths[ws], out_c)
+                } else {
+                    out_c
+                };
+                let (s_out, out_zp) = b.out_q();
+                // Each output meets at most ceil(k / stride)^2 taps of each input channel.
+                let taps = k.div_ceil(stride).pow(2);
+                EntryDef {
+                    in_ch,
+                    out_ch,
+                    in_zp,
+                    out_zp,
+                    out_scale: s_out,
+                    act: (-128, 127),
+                    extra: vec![],
+                    channels: b.channels(out_ch, taps * in_ch, s_in, s_out),
+                }
+            },
+        )
+    }
+
+    /// A permutation of the stored axes (its input must not be slimmed).
+    pub fn transpose(
+        &mut self,
+        seg: usize,
+        in_seg: Option<usize>,
+        x: usize,
+        perm: [usize; 3],
+    ) -> usize {
+        let dims = self.def.tensors[x].shape;
+        let mut attrs = [0u32; op_field::N_ATTRS];
+        for (k, &p) in perm.iter().enumerate() {
+            attrs[crate::ops::transpose::attr::PERM + k] = p as u32;
+        }
+        let out = [dims[perm[0]], dims[perm[1]], dims[perm[2]]];
+        self.push(
+            OpKind::Transpose,
+            seg,
+            in_seg,
+            vec![x],
+            out,
+            vec![],
+            [0; 4],
+            attrs,
+            &mut |b, we, ws| {
+                let (ch, s, zp) = b.quant_of(x, we, ws);
+                EntryDef {
+                    in_ch: ch,
+                    out_ch: out[2],
+                    in_zp: zp,
+                    out_zp: zp,
+                    out_scale: s,
+                    act: (-128, 127),
+                    extra: vec![],
+                    channels: vec![],
+                }
+            },
+        )
+    }
+
     /// Max or average pooling with a square window.
     #[allow(clippy::too_many_arguments)]
     pub fn pool(

@@ -96,6 +96,14 @@ fn op_macs(m: &Model<'_>, i: usize, cfg: &WidthConfig) -> u64 {
             out.0 * out.1 * cout * (op.wshape[1] * op.wshape[2]) as u64 * (cin / groups)
         }
         OpKind::FullyConnected => op.wshape[1] as u64 * cin * cout,
+        // Every input position meets every tap once (the output crops what padding removes).
+        OpKind::ConvTranspose => {
+            let inp = m
+                .tensor(m.op_input(&op, 0))
+                .map_or(0, |t| (t.h * t.w) as u64);
+            let groups = (op.attrs[attr::GROUPS] as u64).max(1);
+            inp * cout * (op.wshape[1] * op.wshape[2]) as u64 * (cin / groups)
+        }
         _ => 0,
     }
 }

@@ -222,6 +222,22 @@ pub enum Op {
     /// Spatial resize (the runtime's `ResizeGeometry`: nearest or bilinear, ONNX coordinate
     /// transformation, nearest rounding, exact scale fractions).
     Resize(edgeslim_runtime::kernels::ResizeGeometry),
+    /// Transposed convolution; inputs `[x, W (I, O / group, KH, KW), B?]`.
+    ConvTranspose {
+        /// `[h, w]`.
+        strides: [usize; 2],
+        /// `[top, left]`: ONNX's leading pads, which crop the output.
+        pads: [usize; 2],
+        /// `[h, w]`.
+        dilations: [usize; 2],
+        /// Groups.
+        group: usize,
+    },
+    /// Permutation of the axes of a `[1, C, H, W]` tensor (`perm[0] == 0`).
+    Transpose {
+        /// ONNX's `perm`.
+        perm: [usize; 4],
+    },
 }
 
 /// A node: one op, its inputs (activations and constants) and its one output.

@@ -193,6 +193,74 @@ pub fn run(
                 }
             }
             OpKind::Reshape => y = x,
+            OpKind::ConvTranspose => {
+                let (scale, bias) = width_params(op, l.width_at(s, we, d), cout);
+                let [_, kh, kw, ifull] = op.wshape;
+                let groups = a[attr::GROUPS] as usize;
+                let (cin_g, cout_g) = (cin / groups, cout / groups);
+                let (sh, sw) = (a[attr::STRIDE_H] as usize, a[attr::STRIDE_W] as usize);
+                let (dh, dw) = (a[attr::DIL_H] as usize, a[attr::DIL_W] as usize);
+                let (pt, pl) = (a[attr::PAD_TOP] as usize, a[attr::PAD_LEFT] as usize);
+                let mut acc = vec![0f32; oh * ow * cout];
+                // Scatter form (ONNX's definition), independent of the kernels' gather form.
+                for iy in 0..ih {
+                    for ix in 0..iw {
+                        for o in 0..cout {
+                            let grp = o / cout_g;
+                            for ky in 0..kh {
+                                let Some(oy) = (iy * sh + ky * dh).checked_sub(pt) else {
+                                    continue;
+                                };
+                                if oy >= oh {
+                                    continue;
+                                }
+                                for kx in 0..kw {
+                                    let Some(ox) = (ix * sw + kx * dw).checked_sub(pl) else {
+                                        continue;
+                                    };
+                                    if ox >= ow {
+                                        continue;
+                                    }
+                                    let xb = (iy * iw + ix) * cin + grp * cin_g;
+                                    let wb = ((o * kh + ky) * kw + kx) * ifull;
+                                    let mut v = 0f32;
+                                    for i in 0..cin_g {
+                                        v += x[xb + i] * op.weights[wb + i];
+                                    }
+                                    acc[(oy * ow + ox) * cout + o] += v;
+                                }
+                            }
+                        }
+                    }
+                }
+                for (j, v) in y.iter_mut().enumerate() {
+                    let o = j % cout;
+                    *v = op.act.apply(acc[j] * scale[o] + bias[o]);
+                }
+            }
+            OpKind::Transpose => {
+                let p = [
+                    a[edgeslim_runtime::ops::transpose::attr::PERM] as usize,
+                    a[edgeslim_runtime::ops::transpose::attr::PERM + 1] as usize,
+                    a[edgeslim_runtime::ops::transpose::attr::PERM + 2] as usize,
+                ];
+                let dims = [ih, iw, cin];
+                let mut k = 0;
+                let mut idx = [0usize; 3];
+                for i0 in 0..dims[p[0] % 3] {
+                    for i1 in 0..dims[p[1] % 3] {
+                        for i2 in 0..dims[p[2] % 3] {
+                            idx[p[0] % 3] = i0;
+                            idx[p[1] % 3] = i1;
+                            idx[p[2] % 3] = i2;
+                            if let Some(v) = y.get_mut(k) {
+                                *v = x[(idx[0] * iw + idx[1]) * cin + idx[2]];
+                            }
+                            k += 1;
+                        }
+                    }
+                }
+            }
             OpKind::Resize => {
                 use edgeslim_runtime::kernels::resize::reference::{coordinate, nearest_index};
                 use edgeslim_runtime::ops::resize::attr as ra;

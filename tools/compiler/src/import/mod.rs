@@ -19,6 +19,7 @@ mod add;
 mod attrs;
 mod concat;
 mod conv;
+mod conv_transpose;
 mod elementwise;
 mod gemm;
 mod misc;
@@ -33,6 +34,7 @@ mod shape;
 mod softmax;
 mod squeeze;
 mod tensor;
+mod transpose;
 
 pub use registry::{AttrSupport, Format, OpImporter, coverage_markdown, coverage_text};
 
@@ -53,6 +55,7 @@ pub const MANIFEST_KEY: &str = "edgeslim.manifest";
 /// list in messages. A new family file adds one line here.
 const FAMILIES: &[&[OpImporter]] = &[
     conv::OPS,
+    conv_transpose::OPS,
     gemm::OPS,
     activation::OPS,
     elementwise::OPS,
@@ -63,6 +66,7 @@ const FAMILIES: &[&[OpImporter]] = &[
     resize::OPS,
     shape::OPS,
     squeeze::OPS,
+    transpose::OPS,
     concat::OPS,
     norm::OPS,
     softmax::OPS,

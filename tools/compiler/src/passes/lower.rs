@@ -438,6 +438,60 @@ pub fn run(g: &Graph) -> Result<Lowered> {
                 OpKind::Lut
             }
             Op::Mul => OpKind::Mul,
+            Op::ConvTranspose {
+                strides,
+                pads,
+                dilations,
+                group,
+            } => {
+                let c = g
+                    .konst(n.inputs[1])
+                    .ok_or_else(|| ctx("weights not constant".into()))?;
+                let ws = &g.tensors[n.inputs[1]].shape;
+                let [ci, opg, kh, kw] = [ws[0], ws[1], ws[2], ws[3]];
+                let ipg = ci / group;
+                let o = opg * group;
+                // ONNX [I, O / g, KH, KW] -> the runtime's [O, KH, KW, I / g]. The file's int8
+                // form (per input row) does not carry over: the compiler quantizes per output
+                // row, which reproduces a symmetric per-output-channel quantization exactly.
+                weights = vec![0f32; c.data.len()];
+                for i in 0..ci {
+                    let (grp, ii) = (i / ipg, i % ipg);
+                    for j in 0..opg {
+                        for y in 0..kh {
+                            for x in 0..kw {
+                                let src = ((i * opg + j) * kh + y) * kw + x;
+                                let dst = (((grp * opg + j) * kh + y) * kw + x) * ipg + ii;
+                                weights[dst] = c.data[src];
+                            }
+                        }
+                    }
+                }
+                wshape = [o, kh, kw, ipg];
+                bias = n
+                    .inputs
+                    .get(2)
+                    .and_then(|&b| g.konst(b))
+                    .map_or(vec![0.0; o], |b| b.data.clone());
+                attrs[attr::STRIDE_H] = strides[0] as u32;
+                attrs[attr::STRIDE_W] = strides[1] as u32;
+                attrs[attr::PAD_TOP] = pads[0] as u32;
+                attrs[attr::PAD_LEFT] = pads[1] as u32;
+                attrs[attr::DIL_H] = dilations[0] as u32;
+                attrs[attr::DIL_W] = dilations[1] as u32;
+                attrs[attr::GROUPS] = *group as u32;
+                OpKind::ConvTranspose
+            }
+            Op::Transpose { perm } => {
+                // ONNX axis 1 (C), 2 (H), 3 (W) are stored as axis 2, 0, 1; stored output axis
+                // k (h, w, c) is ONNX output axis 2, 3, 1, which takes ONNX input axis perm[.].
+                let stored = |a: usize| [usize::MAX, 2, 0, 1][a];
+                for (k, a) in [2, 3, 1].into_iter().enumerate() {
+                    attrs[edgeslim_runtime::ops::transpose::attr::PERM + k] =
+                        stored(perm[a]) as u32;
+                }
+                OpKind::Transpose
+            }
             Op::Resize(r) => {
                 use edgeslim_runtime::ops::resize::attr as ra;
                 attrs[ra::MODE] = r.linear as u32;
@@ -555,6 +609,22 @@ fn resolve_channels(l: &mut Lowered) -> Result<()> {
                         }
                         full
                     } else if slim {
+                        l.manifest.channel_rule.active(m, full)
+                    } else {
+                        full
+                    }
+                }
+                OpKind::ConvTranspose | OpKind::Transpose => {
+                    let c_in = l.tensors[op.inputs[0]].shape[2];
+                    let groups = op.attrs[attr::GROUPS] as usize;
+                    let whole = op.kind == OpKind::Transpose || groups > 1;
+                    if whole && ins[0] != c_in {
+                        return Err(err(format!(
+                            "cannot read a slimmed input ({} of {c_in} channels): make its producer fixed",
+                            ins[0]
+                        )));
+                    }
+                    if slim && !whole {
                         l.manifest.channel_rule.active(m, full)
                     } else {
                         full

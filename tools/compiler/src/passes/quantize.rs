@@ -177,7 +177,10 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
             }
             let t = &l.tensors[op.output];
             let in_key = l.key(l.tensors[op.inputs[0]].segment, we, d);
-            let q = if op.kind == OpKind::Softmax {
+            let q = if op.kind == OpKind::Transpose {
+                // A permutation moves bytes: it keeps its input's quantization.
+                tq[op.inputs[0]][in_key].unwrap_or(input_q)
+            } else if op.kind == OpKind::Softmax {
                 QParams {
                     scale: 1.0 / 256.0,
                     zero_point: -128,
@@ -266,7 +269,7 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                 channels: vec![],
             };
             match op.kind {
-                OpKind::Conv2d | OpKind::FullyConnected => {
+                OpKind::Conv2d | OpKind::FullyConnected | OpKind::ConvTranspose => {
                     let (scale, bias) = reference::width_params(op, l.width_at(s, we, d), ch.out);
                     let per = w8.len() / op.wshape[0].max(1);
                     for o in 0..ch.out {
@@ -375,7 +378,7 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                     let (m, sh) = quantize_multiplier(qi.scale as f64 / qo.scale as f64 / weights);
                     e.extra = vec![m, sh];
                 }
-                OpKind::Reshape => {}
+                OpKind::Reshape | OpKind::Transpose => {}
             }
             entries.push(e);
         }
