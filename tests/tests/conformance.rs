@@ -763,3 +763,74 @@ fn node_test_survey() {
         }
     }
 }
+
+/// Pre-quantized files compile without calibration data: the tensors a QOperator file leaves
+/// in float (ONNX Runtime quantizes Conv and MatMul only) get a sound bound derived from their
+/// quantized inputs. Such a bound is wider than a calibrated range, so the check is looser
+/// than `check_prequantized`: top-1 as with calibration (for outputs with classes), and a
+/// mean error against tract of at most 3x ONNX Runtime's own quantization error of the file.
+#[test]
+fn qoperator_files_compile_without_calibration() {
+    let mut checked = 0;
+    for net in NETS {
+        let path = data_dir().join(net).join("model_qop.onnx");
+        let c = compile(&path, &CompileOptions::default())
+            .unwrap_or_else(|e| panic!("{net}: compile without --calib: {e:#}"));
+        assert!(
+            c.report.calib_samples == 0,
+            "{net}: calibrated without being asked"
+        );
+        let (x, _) = inputs_f32(net, "inputs.npy").unwrap();
+        let model = Model::parse(&c.blob).unwrap();
+        let outs = run_batch(
+            &c.blob,
+            &x,
+            &WidthConfig::full(&model),
+            TaskMask::all(&model),
+        )
+        .unwrap();
+        let t = tract_run_batch(&tract_load(&path).unwrap(), &x).unwrap();
+        let refs = parse_flat_json(
+            &std::fs::read_to_string(data_dir().join(net).join("ort_reference.json")).unwrap(),
+        );
+        assert_eq!(outs.len(), t.len(), "{net}: outputs");
+        for (o, (tv, shape)) in outs.iter().zip(&t) {
+            let ag = agreement(&o.float.data, tv, shape, o.quant.0);
+            let key = |k: &str| {
+                if outs.len() > 1 {
+                    format!("{}.{k}", o.name)
+                } else {
+                    k.to_string()
+                }
+            };
+            let ort_err = refs[&key("qop_mean_abs_vs_float")];
+            eprintln!(
+                "{net} {}: no calibration: within 2 steps {:.1}%, mean |diff| {:.4} ({:.2}x ORT's \
+                 own error {:.4})",
+                o.name,
+                100.0 * ag.within_2_steps,
+                ag.mean_abs,
+                ag.mean_abs / ort_err,
+                ort_err
+            );
+            if has_classes(net, &o.name, outs.len())
+                && let Some(t1) = ag.top1
+            {
+                let ort_top1 = refs[&key("qop_top1_vs_float")];
+                assert!(
+                    t1 >= ort_top1.min(0.99) - 1.0 / refs["inputs"] - 1e-9,
+                    "{net} {}: top-1 {t1} without calibration (ORT's own: {ort_top1})",
+                    o.name
+                );
+            }
+            assert!(
+                ag.mean_abs <= 3.0 * ort_err,
+                "{net} {}: mean |runtime - tract| {:.4} > 3x ORT's quantization error {ort_err:.4}",
+                o.name,
+                ag.mean_abs
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= NETS.len(), "checked {checked} outputs");
+}

@@ -113,11 +113,13 @@ pub fn load_calibration(l: &Lowered, path: &Path, max: usize) -> Result<Vec<Vec<
     } else {
         vec![c, h, w]
     };
-    if a.shape.len() != sample.len() + 1 || a.shape[1..] != sample[..] {
+    // `[N, C, H, W]`, or `run --input`'s leading-N layout of whole inputs, `[N, 1, C, H, W]`.
+    let lead_n = a.shape.len() == sample.len() + 2 && a.shape[1] == 1 && a.shape[2..] == sample[..];
+    if !lead_n && (a.shape.len() != sample.len() + 1 || a.shape[1..] != sample[..]) {
         let mut want = vec!["N".to_string()];
         want.extend(sample.iter().map(|d| d.to_string()));
         bail!(
-            "calibration data {} has shape {:?}; the model input needs [{}]",
+            "calibration data {} has shape {:?}; the model input needs [{}] (or [N, 1, ...])",
             path.display(),
             a.shape,
             want.join(", ")

@@ -300,3 +300,31 @@ fn width_specs_are_checked() {
     assert_eq!(t.0, 2);
     assert!(edgeslim_compiler::parse_tasks(&m, "c").is_err());
 }
+
+/// `--calib` also takes `run --input`'s leading-N layout (`[N, 1, C, H, W]`): the same samples
+/// give the same blob.
+#[test]
+fn calibration_accepts_the_leading_n_layout() {
+    let a = edgeslim_compiler::npy::read_f32(&data("calib.npy")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(a.shape.len() >= 2, "calibration data has a sample axis");
+    let mut shape = vec![a.shape[0], 1];
+    shape.extend(&a.shape[1..]);
+    let lead = Array {
+        shape,
+        data: a.data.clone(),
+    };
+    let dir = std::env::temp_dir().join(format!("edgeslim-calib-lead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let p = dir.join("calib_lead.npy");
+    edgeslim_compiler::npy::write_f32(&p, &lead).unwrap_or_else(|e| panic!("{e}"));
+    let blob = |calib: PathBuf| {
+        let opts = CompileOptions {
+            calib: Some(calib),
+            ..CompileOptions::default()
+        };
+        compile(&data("tiny_float.onnx"), &opts)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .blob
+    };
+    assert_eq!(blob(p), blob(data("calib.npy")));
+}

@@ -3,7 +3,7 @@
 //! channel (stored once), and each op's per-width parameter entries.
 
 use crate::ir::QParams;
-use crate::passes::lower::Lowered;
+use crate::passes::lower::{LOp, Lowered};
 use crate::reference;
 use anyhow::{Result, bail};
 use edgeslim_runtime::OpKind;
@@ -87,6 +87,125 @@ pub fn calibrate(l: &Lowered, samples: &[Vec<f32>], progress: bool) -> Ranges {
     }
 }
 
+/// The real values an int8 tensor of quantization `q` can hold.
+fn q_range(q: QParams) -> (f64, f64) {
+    let s = q.scale as f64;
+    (
+        s * (-128 - q.zero_point) as f64,
+        s * (127 - q.zero_point) as f64,
+    )
+}
+
+/// A sound range of `op`'s output given its inputs' quantization `ins` (every value the op can
+/// produce from int8 inputs lies inside), for the tensors a pre-quantized file leaves in float
+/// (ONNX Runtime's QOperator format quantizes Conv and MatMul only): no calibration data is
+/// needed. `None` where no bound is derived.
+fn bound(op: &LOp, ins: &[QParams]) -> Option<(f32, f32)> {
+    let r: Vec<(f64, f64)> = ins.iter().map(|&q| q_range(q)).collect();
+    let union = |extra: &[f64]| {
+        let lo = r
+            .iter()
+            .map(|v| v.0)
+            .chain(extra.iter().copied())
+            .fold(f64::INFINITY, f64::min);
+        let hi = r
+            .iter()
+            .map(|v| v.1)
+            .chain(extra.iter().copied())
+            .fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    };
+    let (lo, hi) = match op.kind {
+        OpKind::Lut => {
+            let f = op.unary?;
+            let q = ins[0];
+            let ys: Vec<f64> = (-128i32..=127)
+                .map(|v| f.apply((v - q.zero_point) as f64 * q.scale as f64))
+                .collect();
+            (
+                ys.iter().copied().fold(f64::INFINITY, f64::min),
+                ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            )
+        }
+        OpKind::Add => r.iter().fold((0.0, 0.0), |(a, b), v| (a + v.0, b + v.1)),
+        OpKind::Mul => {
+            let (a, b) = (r[0], r[1]);
+            let p = [a.0 * b.0, a.0 * b.1, a.1 * b.0, a.1 * b.1];
+            (
+                p.iter().copied().fold(f64::INFINITY, f64::min),
+                p.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            )
+        }
+        OpKind::PRelu => {
+            let (a, b) = r[0];
+            let mut v = vec![a, b, 0.0];
+            for &s in &op.weights {
+                v.extend([a * s as f64, b * s as f64]);
+            }
+            (
+                v.iter().copied().fold(f64::INFINITY, f64::min),
+                v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            )
+        }
+        OpKind::Pad => union(&[op.pad_value as f64]),
+        OpKind::MaxPool
+        | OpKind::AvgPool
+        | OpKind::GlobalAvgPool
+        | OpKind::Resize
+        | OpKind::Transpose
+        | OpKind::Reshape
+        | OpKind::Concat => union(&[]),
+        OpKind::Conv2d | OpKind::FullyConnected | OpKind::ConvTranspose => {
+            if op.per_width.is_some() {
+                return None;
+            }
+            // Per output channel, the extremes of bias + sum w * x over x in [a, b].
+            let (a, b) = r[0];
+            let rows = op.wshape[0].max(1);
+            let per = op.weights.len() / rows;
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for o in 0..rows {
+                let (mut l0, mut h0) = (op.bias[o] as f64, op.bias[o] as f64);
+                for &w in &op.weights[o * per..(o + 1) * per] {
+                    let (p, q) = (w as f64 * a, w as f64 * b);
+                    l0 += p.min(q);
+                    h0 += p.max(q);
+                }
+                lo = lo.min(l0);
+                hi = hi.max(h0);
+            }
+            (lo, hi)
+        }
+        OpKind::Softmax => (0.0, 1.0),
+    };
+    let (alo, ahi) = op.act.range();
+    let (lo, hi) = ((lo as f32).max(alo), (hi as f32).min(ahi));
+    (lo.is_finite() && hi.is_finite() && lo <= hi).then_some((lo, hi))
+}
+
+/// The input's quantization in a pre-quantized file that leaves the input in float up to a
+/// data-movement op (QOperator's `input -> Pad -> QuantizeLinear`): that op's output
+/// quantization, which the file applies to the moved values anyway.
+fn input_from_consumers(l: &Lowered) -> Option<QParams> {
+    if !l.prequantized {
+        return None;
+    }
+    l.ops
+        .iter()
+        .filter(|op| op.inputs.first() == Some(&l.input))
+        .filter(|op| {
+            matches!(
+                op.kind,
+                OpKind::Pad
+                    | OpKind::Reshape
+                    | OpKind::MaxPool
+                    | OpKind::Resize
+                    | OpKind::Transpose
+            )
+        })
+        .find_map(|op| l.tensors[op.output].quant)
+}
+
 /// Asymmetric int8 parameters covering `[lo, hi]` (and zero).
 pub fn qparams_for(lo: f32, hi: f32) -> QParams {
     let lo = lo.min(0.0);
@@ -135,6 +254,7 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
         .collect();
     let full_key = |s: usize| l.n_keys(s) - 1;
     let mut reused = false;
+    let mut bounded = false;
     let from_stats = |t: usize, k: usize| -> Option<QParams> {
         ranges
             .and_then(|r| r.ranges[t][k])
@@ -159,10 +279,11 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                 lo = lo.min(a);
                 hi = hi.max(b);
             }
-            if !lo.is_finite() {
-                bail!("no calibration data for the input: pass --calib");
+            match (lo.is_finite(), input_from_consumers(l)) {
+                (true, _) => qparams_for(lo, hi),
+                (false, Some(q)) => q,
+                (false, None) => bail!("no calibration data for the input: pass --calib"),
             }
-            qparams_for(lo, hi)
         }
     };
     for k in tq[l.input].iter_mut() {
@@ -198,6 +319,20 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                 a
             } else if op.kind == OpKind::MaxPool || op.kind == OpKind::Reshape {
                 tq[op.inputs[0]][in_key].unwrap_or(input_q)
+            } else if let Some((lo, hi)) = l
+                .prequantized
+                .then(|| {
+                    let ins: Option<Vec<QParams>> = op
+                        .inputs
+                        .iter()
+                        .map(|&i| tq[i][l.key(l.tensors[i].segment, we, d)])
+                        .collect();
+                    bound(op, &ins?)
+                })
+                .flatten()
+            {
+                bounded = true;
+                qparams_for(lo, hi)
             } else {
                 bail!(
                     "node {} ({}): no quantization for tensor {} (the file states none): pass --calib",
@@ -208,6 +343,11 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
             };
             tq[op.output][key] = Some(q);
         }
+    }
+    if bounded {
+        warnings.push(
+            "no --calib: tensors the file leaves in float are quantized to a bound derived from their quantized inputs (sound, but wider than calibrated ranges); pass --calib for tighter ones".into(),
+        );
     }
     if reused {
         warnings.push(
