@@ -201,17 +201,20 @@ macro_rules! kernel_suite {
                 prop_assert_eq!(out, want);
             }
 
-            /// Up to 600 elements: from 256 on, the portable variant tabulates each input.
+            /// Up to 1500 elements: from 256 on, the portable variant tabulates each input and the
+            /// x86 variants take two inputs with vectors. Input multipliers may be negative (a
+            /// Sub's second input).
             #[test]
             fn add_matches_naive(
-                n in 1usize..=600,
-                ins in proptest::collection::vec((zp(), rescale_ms(-12..=0)), 2..=edgeslim_runtime::format::MAX_ADD_INPUTS),
+                n in 1usize..=1500,
+                ins in proptest::collection::vec((zp(), rescale_ms(-12..=0), any::<bool>()), 2..=edgeslim_runtime::format::MAX_ADD_INPUTS),
                 out_zp in zp(), act in act(),
                 mo in rescale_ms(-31..=2),
                 left_shift in 0i32..=20,
                 seed in any::<u64>(),
             ) {
                 let data: Vec<Vec<i8>> = (0..ins.len()).map(|k| random_i8(n, seed ^ k as u64)).collect();
+                let ins: Vec<(i32, (i32, i32))> = ins.iter().map(|&(z, (m, s), neg)| (z, (if neg { -m } else { m }, s))).collect();
                 let parts: Vec<(&[i8], Rescale)> = data.iter().zip(&ins).map(|(d, &(z, (m, s)))| {
                     (d.as_slice(), Rescale { zero_point: z, multiplier: m, shift: s })
                 }).collect();

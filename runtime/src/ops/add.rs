@@ -1,5 +1,6 @@
 //! Add of 2 to [`MAX_ADD_INPUTS`](crate::format::MAX_ADD_INPUTS) equal-shape inputs, each
-//! rescaled to a common scale (TFLM's int8 Add; more than two inputs come from a chain of
+//! rescaled to a common scale by a signed multiplier (a negative one subtracts: ONNX Sub; a
+//! scaled one averages: ONNX Mean) (TFLM's int8 Add; more than two inputs come from a chain of
 //! float Adds the compiler flattened). Kernels: `kernels/add/`.
 
 use super::{Invoke, PrepareEntry, Registration, no_prepare, valid_multiplier};
@@ -61,6 +62,12 @@ pub(crate) const REGISTRATION: Registration = Registration {
     invoke,
 };
 
+/// An input's multiplier may be negative (a Sub, or a Mean's scaled input with a sign): the
+/// kernels apply it through the same requantization, which is defined for either sign.
+fn valid_input_multiplier(m: i32, s: i32) -> bool {
+    m != i32::MIN && valid_multiplier(m.abs(), s)
+}
+
 fn prepare_entry(e: &PrepareEntry<'_, '_>) -> Result<(), Error> {
     let (op, out, in_t) = (e.p.op, e.p.output, e.p.input);
     let in_ch = e.en.in_ch();
@@ -80,11 +87,11 @@ fn prepare_entry(e: &PrepareEntry<'_, '_>) -> Result<(), Error> {
         if zp.is_some_and(|w| !(-128..=127).contains(&x(w))) {
             return Err(e.err("in2_zp", "an input zero point is outside int8"));
         }
-        if !valid_multiplier(x(m), x(s)) {
+        if !valid_input_multiplier(x(m), x(s)) {
             return Err(e.err("add", "multiplier or shift out of range"));
         }
     }
-    if !valid_multiplier(x(word::M1), x(word::S1))
+    if !valid_input_multiplier(x(word::M1), x(word::S1))
         || !valid_multiplier(x(word::MO), x(word::SO))
         || !(0..=20).contains(&x(word::LEFT_SHIFT))
     {

@@ -233,6 +233,9 @@ pub enum Op {
         /// Groups.
         group: usize,
     },
+    /// `sum(coefs[k] * inputs[k])` of activations of equal shape (Sub: `[1, -1]`; Mean:
+    /// `1 / n` each); the runtime's Add with signed, scaled input multipliers.
+    Sum(Vec<f32>),
     /// Permutation of the axes of a `[1, C, H, W]` tensor (`perm[0] == 0`).
     Transpose {
         /// ONNX's `perm`.

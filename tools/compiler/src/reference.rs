@@ -102,13 +102,14 @@ pub fn run(
                 }
             }
             OpKind::Add => {
+                let coef = |k: usize| op.add_coefs.get(k).copied().unwrap_or(1.0);
                 for (v, a) in y.iter_mut().zip(x.iter()) {
-                    *v = *a;
+                    *v = *a * coef(0);
                 }
-                for &t in &op.inputs[1..] {
+                for (k, &t) in op.inputs.iter().enumerate().skip(1) {
                     if let Some(xk) = values[t].as_ref() {
                         for (v, a) in y.iter_mut().zip(xk) {
-                            *v += a;
+                            *v += a * coef(k);
                         }
                     }
                 }

@@ -105,8 +105,16 @@ pub(crate) const OPS: &[OpImporter] = &[
         inputs: (2, 2),
         attributes: &[],
         formats: FLOAT_QDQ,
-        note: "a computed tensor minus a constant scalar or per-channel vector, or the reverse",
+        note: "two computed tensors of one shape (an Add with a negated input); or a computed tensor and a constant scalar or per-channel vector",
         import: |imp, n| arith(imp, n, Arith::Sub),
+    },
+    OpImporter {
+        op_type: "Mean",
+        inputs: (1, edgeslim_runtime::format::MAX_ADD_INPUTS),
+        attributes: &[],
+        formats: FLOAT_QDQ,
+        note: "computed tensors of one shape: an Add with each input scaled by 1/n",
+        import: mean,
     },
 ];
 
@@ -168,6 +176,30 @@ fn prelu(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
     Ok(())
 }
 
+/// Mean of computed tensors of one shape.
+fn mean(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
+    let xs: Vec<usize> = n
+        .input
+        .iter()
+        .map(|i| imp.activation(i, "input"))
+        .collect::<Result<_>>()?;
+    let s = imp.shape(xs[0]);
+    if let Some(&x) = xs.iter().find(|&&x| imp.shape(x) != s) {
+        bail!(
+            "inputs of shapes {s:?} and {:?}: only equal shapes",
+            imp.shape(x)
+        );
+    }
+    if xs.len() == 1 {
+        let op = Op::Unary(Unary::Affine { mul: 1.0, add: 0.0 });
+        imp.push(n, op, xs, s)?;
+        return Ok(());
+    }
+    let k = xs.len();
+    imp.push(n, Op::Sum(vec![1.0 / k as f32; k]), xs, s)?;
+    Ok(())
+}
+
 /// The binary arithmetic ops.
 #[derive(Clone, Copy, PartialEq)]
 enum Arith {
@@ -184,13 +216,18 @@ fn arith(imp: &mut Importer, n: &pb::NodeProto, op: Arith) -> Result<()> {
         bail!("both operands are constants (fold them before export)");
     }
     if !ca && !cb {
-        if op != Arith::Mul {
-            bail!(
-                "{} of two computed tensors is not supported (only of a computed tensor and a constant)",
-                n.op_type
-            );
+        if op == Arith::Div {
+            bail!("Div of two computed tensors is not supported (only by a constant)");
         }
         let (x, y) = (imp.activation(a, "input")?, imp.activation(b, "input")?);
+        if op == Arith::Sub {
+            let (sx, sy) = (imp.shape(x), imp.shape(y));
+            if sx != sy {
+                bail!("Sub of computed tensors of shapes {sx:?} and {sy:?}: only equal shapes");
+            }
+            imp.push(n, Op::Sum(vec![1.0, -1.0]), vec![x, y], sx)?;
+            return Ok(());
+        }
         let (sx, sy) = (imp.shape(x), imp.shape(y));
         let vector = |s: &[usize], full: &[usize]| {
             s.len() == 4 && full.len() == 4 && s[1] == full[1] && s[2] == 1 && s[3] == 1

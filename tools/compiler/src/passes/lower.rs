@@ -75,6 +75,8 @@ pub struct LOp {
     pub unary: Option<Unary>,
     /// The fill value of a constant-mode [`OpKind::Pad`].
     pub pad_value: f32,
+    /// Per-input factors of an [`OpKind::Add`] (empty: all 1).
+    pub add_coefs: Vec<f32>,
     /// Per-width parameters of the op's segment widths.
     pub per_width: Option<Vec<Option<WidthParams>>>,
     /// Output channels never slimmed (listed in `fixed_channels`, or reaching a task output).
@@ -315,6 +317,7 @@ pub fn run(g: &Graph) -> Result<Lowered> {
         let mut bias = Vec::new();
         let mut unary = None;
         let mut pad_value = 0.0;
+        let mut add_coefs = Vec::new();
         let kind = match &n.op {
             Op::Conv {
                 strides,
@@ -403,6 +406,10 @@ pub fn run(g: &Graph) -> Result<Lowered> {
                 OpKind::FullyConnected
             }
             Op::Add => OpKind::Add,
+            Op::Sum(c) => {
+                add_coefs = c.clone();
+                OpKind::Add
+            }
             Op::MaxPool {
                 kernel,
                 strides,
@@ -552,6 +559,7 @@ pub fn run(g: &Graph) -> Result<Lowered> {
             act: n.act,
             unary,
             pad_value,
+            add_coefs,
             per_width,
             fixed: manifest.fixed_channels.contains(&n.name) || full_needed[n.output],
             channels: Vec::new(),

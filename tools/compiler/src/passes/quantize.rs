@@ -127,7 +127,11 @@ fn bound(op: &LOp, ins: &[QParams]) -> Option<(f32, f32)> {
                 ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             )
         }
-        OpKind::Add => r.iter().fold((0.0, 0.0), |(a, b), v| (a + v.0, b + v.1)),
+        OpKind::Add => r.iter().enumerate().fold((0.0, 0.0), |(a, b), (k, v)| {
+            let c = op.add_coefs.get(k).copied().unwrap_or(1.0) as f64;
+            let (p, q) = (c * v.0, c * v.1);
+            (a + p.min(q), b + p.max(q))
+        }),
         OpKind::Mul => {
             let (a, b) = (r[0], r[1]);
             let p = [a.0 * b.0, a.0 * b.1, a.1 * b.0, a.1 * b.1];
@@ -447,8 +451,20 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                 }
                 OpKind::Add => {
                     let qs: Vec<QParams> = op.inputs.iter().map(|&t| q_of(t, we, d)).collect();
-                    let scales: Vec<f64> = qs.iter().map(|q| q.scale as f64).collect();
-                    let (ins, (mo, so), ls) = add_params_n(&scales, qo.scale as f64);
+                    // A factor scales its input (Mean: 1/n); a negative one negates the input's
+                    // multiplier (Sub), which the Add kernels take as it is.
+                    let coef = |k: usize| op.add_coefs.get(k).copied().unwrap_or(1.0) as f64;
+                    let scales: Vec<f64> = qs
+                        .iter()
+                        .enumerate()
+                        .map(|(k, q)| q.scale as f64 * coef(k).abs())
+                        .collect();
+                    let (mut ins, (mo, so), ls) = add_params_n(&scales, qo.scale as f64);
+                    for (k, m) in ins.iter_mut().enumerate() {
+                        if coef(k) < 0.0 {
+                            m.0 = -m.0;
+                        }
+                    }
                     e.extra = vec![qs[1].zero_point, ins[0].0, ins[0].1, ins[1].0, ins[1].1];
                     e.extra.extend_from_slice(&[mo, so, ls]);
                     for (q, &(m, s)) in qs.iter().zip(&ins).skip(2) {

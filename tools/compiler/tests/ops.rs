@@ -1,0 +1,359 @@
+//! Each supported op the conformance networks do not exercise (or not in every mode), in a
+//! small float model compiled with calibration and run by the runtime, against tract's float
+//! result on the same inputs: the difference is quantization error only, bounded in steps of
+//! the output's scale.
+
+use edgeslim_compiler::{Array, CompileOptions, compile, run_batch};
+use edgeslim_runtime::{Model, TaskMask, WidthConfig};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+mod common;
+use common::*;
+
+/// Deterministic inputs `[n, 4, 6, 6]` in about [-2, 2], on a 1/64 grid.
+fn inputs(n: usize, seed: u64) -> Array<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let data = (0..n * 4 * 6 * 6)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) % 257) as f32 / 64.0 - 2.0
+        })
+        .collect();
+    Array {
+        shape: vec![n, 4, 6, 6],
+        data,
+    }
+}
+
+/// `x [1, 4, 6, 6] -> Conv 3x3 (4 -> 4, pad 1) -> a` and `x -> Conv 1x1 -> b`, then `nodes`
+/// (reading `a`, `b`) to `y`, at `opset`.
+fn net(opset: i64, nodes: Vec<pb::NodeProto>, mut init: Vec<pb::TensorProto>) -> pb::ModelProto {
+    let w3: Vec<f32> = (0..4 * 4 * 9)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 20.0)
+        .collect();
+    let w1: Vec<f32> = (0..16).map(|i| ((i * 5 % 9) as f32 - 4.0) / 6.0).collect();
+    init.push(f32s("w3", &[4, 4, 3, 3], &w3));
+    init.push(f32s("w1", &[4, 4, 1, 1], &w1));
+    let mut all = vec![
+        node(
+            "Conv",
+            "conv_a",
+            &["x", "w3"],
+            &["a"],
+            vec![ints("pads", &[1, 1, 1, 1])],
+        ),
+        node("Conv", "conv_b", &["x", "w1"], &["b"], vec![]),
+    ];
+    all.extend(nodes);
+    model_opset(opset, &[1, 4, 6, 6], all, init)
+}
+
+/// Compile `m` calibrated on the test inputs themselves (so no value leaves its calibrated
+/// range: what is measured is the op, not the calibration's coverage), run runtime and tract;
+/// the largest and mean difference in output steps.
+fn steps(
+    m: &pb::ModelProto,
+    reference: &pb::ModelProto,
+    post: &dyn Fn(&mut [f32]),
+    name: &str,
+) -> (f32, f32) {
+    let path = write(m, name);
+    let ref_path = write(reference, &format!("{name} (reference)"));
+    let calib = inputs(8, 2);
+    let cpath = path.with_extension("calib.npy");
+    edgeslim_compiler::npy::write_f32(&cpath, &calib).unwrap_or_else(|e| panic!("{e}"));
+    let opts = CompileOptions {
+        calib: Some(cpath),
+        ..CompileOptions::default()
+    };
+    let c = compile(&path, &opts).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let model = Model::parse(&c.blob).unwrap_or_else(|e| panic!("{e}"));
+    let x = inputs(8, 2);
+    let outs = run_batch(
+        &c.blob,
+        &x,
+        &WidthConfig::full(&model),
+        TaskMask::all(&model),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let o = &outs[0];
+    let plan = tract_onnx::onnx()
+        .model_for_path(&ref_path)
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .and_then(|m| m.into_runnable())
+        .unwrap_or_else(|e| panic!("{name}: tract: {e:?}"));
+    let per = x.data.len() / 8;
+    let mut t = Vec::new();
+    for i in 0..8 {
+        let xi = Tensor::from_shape(&[1, 4, 6, 6], &x.data[i * per..(i + 1) * per])
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let r = plan
+            .run(tvec!(xi.into()))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let y = r[0].cast_to::<f32>().unwrap_or_else(|e| panic!("{e:?}"));
+        let view = y
+            .to_plain_array_view::<f32>()
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        t.extend(view.iter().copied());
+    }
+    post(&mut t);
+    assert_eq!(t.len(), o.float.data.len(), "{name}: output sizes");
+    let step = o.quant.0;
+    let d: Vec<f32> = t
+        .iter()
+        .zip(&o.float.data)
+        .map(|(a, b)| (a - b).abs() / step)
+        .collect();
+    let max = d.iter().copied().fold(0.0, f32::max);
+    let mean = d.iter().sum::<f32>() / d.len() as f32;
+    eprintln!("{name}: max {max:.2} steps, mean {mean:.3} steps");
+    (max, mean)
+}
+
+/// Two requantizations before the output (the convolutions', the op's), and ops whose output
+/// range is narrower than their input's (a mean, a saturating function) see an input step as
+/// more than one output step: a few steps at most, under one on average.
+fn check(m: pb::ModelProto, name: &str) {
+    check_against(&m, &m, &|_| {}, name);
+}
+
+/// [`check`] with tract running `reference`, a model equal to `m` in exact arithmetic.
+fn check_against(
+    m: &pb::ModelProto,
+    reference: &pb::ModelProto,
+    post: &dyn Fn(&mut [f32]),
+    name: &str,
+) {
+    let (max, mean) = steps(m, reference, post, name);
+    assert!(
+        max <= 4.0 && mean <= 1.0,
+        "{name}: max {max} steps, mean {mean}"
+    );
+}
+
+#[test]
+fn binary_ops_of_computed_tensors() {
+    check(
+        net(
+            13,
+            vec![node("Sub", "sub", &["a", "b"], &["y"], vec![])],
+            vec![],
+        ),
+        "sub",
+    );
+    check(
+        net(
+            13,
+            vec![node("Mean", "mean", &["a", "b"], &["y"], vec![])],
+            vec![],
+        ),
+        "mean",
+    );
+    check(
+        net(
+            13,
+            vec![node("Mul", "mul", &["a", "b"], &["y"], vec![])],
+            vec![],
+        ),
+        "mul",
+    );
+}
+
+#[test]
+fn arithmetic_with_constants() {
+    let per_channel = f32s("k", &[4, 1, 1], &[0.5, -1.5, 2.0, 0.25]);
+    for (op, k) in [("Mul", 1), ("Div", 1), ("Sub", 1), ("Sub", 0), ("Add", 1)] {
+        let ins = if k == 1 { ["a", "k"] } else { ["k", "a"] };
+        let m = net(
+            13,
+            vec![node(op, op, &ins, &["y"], vec![])],
+            vec![per_channel.clone()],
+        );
+        let name = format!("{op} per-channel constant (position {k})");
+        if (op, k) == ("Sub", 0) {
+            // tract 0.23.9 computes this `Sub(k, a)`, with `k` broadcast per channel, as
+            // `k + a` (ONNX Runtime gives `k - a`, as edgeslim does): the reference is tract's
+            // `a`, subtracted from `k` here.
+            let a = net(
+                13,
+                vec![node("Identity", "id", &["a"], &["y"], vec![])],
+                vec![],
+            );
+            let k_minus = |t: &mut [f32]| {
+                for (i, v) in t.iter_mut().enumerate() {
+                    *v = [0.5f32, -1.5, 2.0, 0.25][(i / 36) % 4] - *v;
+                }
+            };
+            check_against(&m, &a, &k_minus, &name);
+        } else {
+            check(m, &name);
+        }
+        let scalar = f32s("k", &[], &[1.75]);
+        check(
+            net(13, vec![node(op, op, &ins, &["y"], vec![])], vec![scalar]),
+            &format!("{op} scalar constant (position {k})"),
+        );
+    }
+}
+
+#[test]
+fn table_ops() {
+    for (op, attrs) in [
+        ("Sigmoid", vec![]),
+        ("Tanh", vec![]),
+        ("HardSigmoid", vec![float("alpha", 0.3), float("beta", 0.4)]),
+        ("HardSwish", vec![]),
+        ("LeakyRelu", vec![float("alpha", 0.2)]),
+        ("Elu", vec![float("alpha", 0.8)]),
+    ] {
+        check(
+            net(17, vec![node(op, op, &["a"], &["y"], attrs)], vec![]),
+            op,
+        );
+    }
+    let slopes = f32s("s", &[4, 1, 1], &[0.1, 0.25, -0.5, 1.5]);
+    check(
+        net(
+            13,
+            vec![node("PRelu", "prelu", &["a", "s"], &["y"], vec![])],
+            vec![slopes],
+        ),
+        "PRelu per channel",
+    );
+}
+
+#[test]
+fn data_movement_and_reductions() {
+    let pads = i64s("p", &[8], &[0, 0, 1, 2, 0, 0, 2, 1]);
+    for mode in ["constant", "reflect", "edge"] {
+        check(
+            net(
+                13,
+                vec![node(
+                    "Pad",
+                    "pad",
+                    &["a", "p"],
+                    &["y"],
+                    vec![string("mode", mode)],
+                )],
+                vec![pads.clone()],
+            ),
+            &format!("Pad {mode}"),
+        );
+    }
+    for (op, keep) in [("ReduceMean", 1), ("ReduceMax", 0)] {
+        check(
+            net(
+                13,
+                vec![node(
+                    op,
+                    op,
+                    &["a"],
+                    &["y"],
+                    vec![ints("axes", &[2, 3]), int("keepdims", keep)],
+                )],
+                vec![],
+            ),
+            op,
+        );
+    }
+    // Squeeze-excitation as some exports write it: a pooled vector [1, C], unsqueezed back to
+    // [1, C, 1, 1] and multiplied into the map.
+    let axes = i64s("ax", &[2], &[2, 3]);
+    check(
+        net(
+            13,
+            vec![
+                node(
+                    "ReduceMean",
+                    "pool",
+                    &["a"],
+                    &["r"],
+                    vec![ints("axes", &[2, 3]), int("keepdims", 0)],
+                ),
+                node("Unsqueeze", "unsq", &["r", "ax"], &["u"], vec![]),
+                node("Mul", "scale", &["a", "u"], &["y"], vec![]),
+            ],
+            vec![axes],
+        ),
+        "Unsqueeze (squeeze-excitation)",
+    );
+    check(
+        net(
+            13,
+            vec![node(
+                "Transpose",
+                "tr",
+                &["a"],
+                &["y"],
+                vec![ints("perm", &[0, 3, 1, 2])],
+            )],
+            vec![],
+        ),
+        "Transpose",
+    );
+}
+
+#[test]
+fn resize_modes() {
+    let roi = f32s("roi", &[0], &[]);
+    for (mode, coord, scale) in [
+        ("linear", "align_corners", 2.0),
+        ("linear", "half_pixel", 1.5),
+        ("linear", "asymmetric", 0.5),
+        ("nearest", "half_pixel", 1.5),
+        ("nearest", "align_corners", 2.0),
+    ] {
+        let scales = f32s("sc", &[4], &[1.0, 1.0, scale, scale]);
+        check(
+            net(
+                13,
+                vec![node(
+                    "Resize",
+                    "resize",
+                    &["a", "roi", "sc"],
+                    &["y"],
+                    vec![
+                        string("mode", mode),
+                        string("coordinate_transformation_mode", coord),
+                    ],
+                )],
+                vec![roi.clone(), scales],
+            ),
+            &format!("Resize {mode} {coord} x{scale}"),
+        );
+    }
+}
+
+#[test]
+fn conv_transpose_geometry() {
+    for (k, s, p, op, g) in [
+        (3, 2, 1, 1, 1),
+        (2, 2, 0, 0, 2),
+        (3, 1, 1, 0, 4),
+        (4, 2, 1, 0, 1),
+    ] {
+        let w: Vec<f32> = (0..4 * (4 / g) * k * k)
+            .map(|i| ((i * 3 % 7) as f32 - 3.0) / 8.0)
+            .collect();
+        let wt = f32s("wt", &[4, (4 / g) as i64, k as i64, k as i64], &w);
+        let attrs = vec![
+            ints("strides", &[s, s]),
+            ints("pads", &[p, p, p, p]),
+            ints("output_padding", &[op, op]),
+            int("group", g as i64),
+        ];
+        check(
+            net(
+                13,
+                vec![node("ConvTranspose", "convt", &["a", "wt"], &["y"], attrs)],
+                vec![wt],
+            ),
+            &format!("ConvTranspose k{k} s{s} p{p} op{op} g{g}"),
+        );
+    }
+}
