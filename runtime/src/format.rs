@@ -115,6 +115,8 @@ pub enum OpKind {
     ConvTranspose = 15,
     /// Permutation of the stored axes.
     Transpose = 16,
+    /// Channel selection (Slice, Split, Gather over channels).
+    GatherChannels = 17,
 }
 
 impl OpKind {
@@ -137,6 +139,7 @@ impl OpKind {
             14 => OpKind::Resize,
             15 => OpKind::ConvTranspose,
             16 => OpKind::Transpose,
+            17 => OpKind::GatherChannels,
             _ => return None,
         })
     }
@@ -160,6 +163,7 @@ impl OpKind {
             OpKind::Resize => "Resize",
             OpKind::ConvTranspose => "ConvTranspose",
             OpKind::Transpose => "Transpose",
+            OpKind::GatherChannels => "GatherChannels",
         }
     }
 

@@ -158,6 +158,13 @@ fn step(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usiz
                 // A permutation reads its whole input: make it from a fixed-width conv.
                 let oc = r.range(1, 6) as usize;
                 let f = conv(b, r, seg, in_seg, x, oc, 1, true, false);
+                if r.range(0, 1) == 0 {
+                    // Channels start + j * step of the fixed-width tensor.
+                    let start = r.range(0, oc as i32 - 1) as usize;
+                    let step = r.range(1, 2) as usize;
+                    let count = r.range(1, ((oc - 1 - start) / step + 1) as i32) as usize;
+                    return b.gather(seg, in_seg, f, start, step, count);
+                }
                 let perm = *pick(r, &[[0, 2, 1], [1, 0, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]]);
                 let t = b.transpose(seg, in_seg, f, perm);
                 let _ = c;

@@ -216,6 +216,27 @@ pub fn conv_transpose(
         .collect()
 }
 
+/// Channel selection: output channel `j` is input channel `start + j * step`, requantized.
+pub fn gather_channels(
+    x: &[i8],
+    in_c: usize,
+    start: usize,
+    step: usize,
+    out_c: usize,
+    r: Rs,
+    q: OutQ,
+) -> Vec<i8> {
+    let positions = x.len() / in_c;
+    let mut out = Vec::with_capacity(positions * out_c);
+    for p in 0..positions {
+        for j in 0..out_c {
+            let v = x[p * in_c + start + j * step] as i32 - r.0;
+            out.push(finish(requant(v, r.1, r.2), q.zp, q.act));
+        }
+    }
+    out
+}
+
 /// Axis permutation: output element `(o0, o1, o2)` is the input element whose axis `perm[k]`
 /// (0 h, 1 w, 2 c) has index `ok`.
 pub fn transpose(x: &[i8], dims: [usize; 3], perm: [usize; 3]) -> Vec<i8> {
@@ -868,6 +889,18 @@ pub fn run_model(
                     &chans(e),
                     outq(e),
                     [oh, ow],
+                )
+            }
+            OpKind::GatherChannels => {
+                use edgeslim_runtime::ops::gather::{attr as ga, word as gw};
+                gather_channels(
+                    x,
+                    e.in_ch,
+                    a[ga::START] as usize,
+                    a[ga::STEP] as usize,
+                    e.out_ch,
+                    (e.in_zp, extra(gw::M), extra(gw::S)),
+                    outq(e),
                 )
             }
             OpKind::Transpose => {

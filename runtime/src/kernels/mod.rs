@@ -29,6 +29,7 @@ pub mod concat;
 pub mod conv;
 pub mod conv_transpose;
 pub mod fc;
+pub mod gather;
 pub mod lut;
 pub mod mul;
 pub mod pad;
@@ -51,6 +52,7 @@ pub mod reference {
     pub use super::conv::reference::conv2d;
     pub use super::conv_transpose::reference::conv_transpose;
     pub use super::fc::reference::fully_connected;
+    pub use super::gather::reference::gather_channels;
     pub use super::lut::reference::lut;
     pub use super::mul::reference::mul;
     pub use super::pad::reference::pad;
@@ -70,6 +72,7 @@ pub mod portable {
     pub use super::conv::portable::conv2d;
     pub use super::conv_transpose::reference::conv_transpose;
     pub use super::fc::portable::fully_connected;
+    pub use super::gather::reference::gather_channels;
     pub use super::lut::reference::lut;
     pub use super::mul::reference::mul;
     pub use super::pad::reference::pad;
@@ -92,6 +95,7 @@ pub mod x86_avx2 {
     pub use super::conv::x86::conv2d_avx2 as conv2d;
     pub use super::conv_transpose::reference::conv_transpose;
     pub use super::fc::x86::fully_connected;
+    pub use super::gather::reference::gather_channels;
     pub use super::lut::reference::lut;
     pub use super::mul::reference::mul;
     pub use super::pad::reference::pad;
@@ -114,6 +118,7 @@ pub mod x86_vnni {
     pub use super::conv::x86::conv2d;
     pub use super::conv_transpose::reference::conv_transpose;
     pub use super::fc::x86::fully_connected;
+    pub use super::gather::reference::gather_channels;
     pub use super::lut::reference::lut;
     pub use super::mul::reference::mul;
     pub use super::pad::reference::pad;
@@ -133,6 +138,7 @@ pub mod active {
     pub use super::conv::conv2d;
     pub use super::conv_transpose::conv_transpose;
     pub use super::fc::fully_connected;
+    pub use super::gather::gather_channels;
     pub use super::lut::lut;
     pub use super::mul::mul;
     pub use super::pad::pad;

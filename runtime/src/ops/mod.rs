@@ -14,6 +14,7 @@ pub mod concat;
 pub mod conv;
 pub mod conv_transpose;
 pub mod fc;
+pub mod gather;
 pub mod lut;
 pub mod mul;
 pub mod pad;
@@ -169,6 +170,7 @@ pub(crate) const fn registration(kind: OpKind) -> &'static Registration {
         OpKind::Resize => &resize::REGISTRATION,
         OpKind::ConvTranspose => &conv_transpose::REGISTRATION,
         OpKind::Transpose => &transpose::REGISTRATION,
+        OpKind::GatherChannels => &gather::REGISTRATION,
     }
 }
 

@@ -601,6 +601,47 @@ impl Builder {
         )
     }
 
+    /// Channels `start + j * step` for `j < count` (its input must not be slimmed).
+    pub fn gather(
+        &mut self,
+        seg: usize,
+        in_seg: Option<usize>,
+        x: usize,
+        start: usize,
+        step: usize,
+        count: usize,
+    ) -> usize {
+        let [h, w, _] = self.def.tensors[x].shape;
+        let mut attrs = [0u32; op_field::N_ATTRS];
+        attrs[crate::ops::gather::attr::START] = start as u32;
+        attrs[crate::ops::gather::attr::STEP] = step as u32;
+        self.push(
+            OpKind::GatherChannels,
+            seg,
+            in_seg,
+            vec![x],
+            [h, w, count],
+            vec![],
+            [0; 4],
+            attrs,
+            &mut |b, we, ws| {
+                let (ch, s_in, in_zp) = b.quant_of(x, we, ws);
+                let (s_out, out_zp) = b.out_q();
+                let (m, sh) = quantize_multiplier(s_in as f64 / s_out as f64);
+                EntryDef {
+                    in_ch: ch,
+                    out_ch: count,
+                    in_zp,
+                    out_zp,
+                    out_scale: s_out,
+                    act: (-128, 127),
+                    extra: vec![m, sh],
+                    channels: vec![],
+                }
+            },
+        )
+    }
+
     /// A permutation of the stored axes (its input must not be slimmed).
     pub fn transpose(
         &mut self,

@@ -236,6 +236,13 @@ pub enum Op {
     /// `sum(coefs[k] * inputs[k])` of activations of equal shape (Sub: `[1, -1]`; Mean:
     /// `1 / n` each); the runtime's Add with signed, scaled input multipliers.
     Sum(Vec<f32>),
+    /// Channels `start + j * step` of the input (Slice, Split, Gather over channels).
+    GatherChannels {
+        /// First channel.
+        start: usize,
+        /// Channel step (>= 1).
+        step: usize,
+    },
     /// Permutation of the axes of a `[1, C, H, W]` tensor (`perm[0] == 0`).
     Transpose {
         /// ONNX's `perm`.

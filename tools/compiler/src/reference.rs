@@ -194,6 +194,15 @@ pub fn run(
                 }
             }
             OpKind::Reshape => y = x,
+            OpKind::GatherChannels => {
+                use edgeslim_runtime::ops::gather::attr as ga;
+                let (start, step) = (a[ga::START] as usize, a[ga::STEP] as usize);
+                for p in 0..oh * ow {
+                    for j in 0..cout {
+                        y[p * cout + j] = op.act.apply(x[p * cin + start + j * step]);
+                    }
+                }
+            }
             OpKind::ConvTranspose => {
                 let (scale, bias) = width_params(op, l.width_at(s, we, d), cout);
                 let [_, kh, kw, ifull] = op.wshape;

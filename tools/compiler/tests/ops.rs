@@ -299,6 +299,59 @@ fn data_movement_and_reductions() {
 }
 
 #[test]
+fn channel_selections() {
+    // Slice channels 1..4 step 2; Split 1 + 3 (the second part is the output); Gather [0, 2].
+    let st = |v: &[i64]| i64s("s", &[v.len() as i64], v);
+    check(
+        net(
+            13,
+            vec![node(
+                "Slice",
+                "slice",
+                &["a", "s", "e", "ax", "sp"],
+                &["y"],
+                vec![],
+            )],
+            vec![
+                st(&[1]),
+                i64s("e", &[1], &[4]),
+                i64s("ax", &[1], &[1]),
+                i64s("sp", &[1], &[2]),
+            ],
+        ),
+        "Slice",
+    );
+    check(
+        net(
+            13,
+            vec![node(
+                "Split",
+                "split",
+                &["a", "s"],
+                &["p", "y"],
+                vec![int("axis", 1)],
+            )],
+            vec![st(&[1, 3])],
+        ),
+        "Split",
+    );
+    check(
+        net(
+            13,
+            vec![node(
+                "Gather",
+                "gather",
+                &["a", "s"],
+                &["y"],
+                vec![int("axis", 1)],
+            )],
+            vec![st(&[0, 2])],
+        ),
+        "Gather",
+    );
+}
+
+#[test]
 fn resize_modes() {
     let roi = f32s("roi", &[0], &[]);
     for (mode, coord, scale) in [

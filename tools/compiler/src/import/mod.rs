@@ -31,6 +31,7 @@ mod reduce;
 mod registry;
 mod resize;
 mod shape;
+mod slice;
 mod softmax;
 mod squeeze;
 mod tensor;
@@ -65,6 +66,7 @@ const FAMILIES: &[&[OpImporter]] = &[
     pad::OPS,
     resize::OPS,
     shape::OPS,
+    slice::OPS,
     squeeze::OPS,
     transpose::OPS,
     concat::OPS,
@@ -451,18 +453,31 @@ impl Importer {
         inputs: Vec<usize>,
         shape: Vec<usize>,
     ) -> Result<usize> {
+        let name = if n.name.is_empty() {
+            output(n)
+        } else {
+            n.name.clone()
+        };
+        self.push_output(n, &output(n), name, op, inputs, shape)
+    }
+
+    /// [`Self::push`] for output `out_name` of a node with several (Split), as IR node `name`.
+    fn push_output(
+        &mut self,
+        n: &pb::NodeProto,
+        out_name: &str,
+        name: String,
+        op: Op,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+    ) -> Result<usize> {
         if !fits(&shape) {
             bail!("output shape {shape:?} is too large");
         }
-        let out_name = output(n);
-        let t = self.add_tensor(&out_name, shape, None);
-        self.values.insert(out_name.clone(), Value::Tensor(t));
+        let t = self.add_tensor(out_name, shape, None);
+        self.values.insert(out_name.to_string(), Value::Tensor(t));
         self.g.nodes.push(Node {
-            name: if n.name.is_empty() {
-                out_name
-            } else {
-                n.name.clone()
-            },
+            name,
             op_type: n.op_type.clone(),
             op,
             inputs,

@@ -445,6 +445,11 @@ pub fn run(g: &Graph) -> Result<Lowered> {
                 OpKind::Lut
             }
             Op::Mul => OpKind::Mul,
+            Op::GatherChannels { start, step } => {
+                attrs[edgeslim_runtime::ops::gather::attr::START] = *start as u32;
+                attrs[edgeslim_runtime::ops::gather::attr::STEP] = *step as u32;
+                OpKind::GatherChannels
+            }
             Op::ConvTranspose {
                 strides,
                 pads,
@@ -622,10 +627,10 @@ fn resolve_channels(l: &mut Lowered) -> Result<()> {
                         full
                     }
                 }
-                OpKind::ConvTranspose | OpKind::Transpose => {
+                OpKind::ConvTranspose | OpKind::Transpose | OpKind::GatherChannels => {
                     let c_in = l.tensors[op.inputs[0]].shape[2];
                     let groups = op.attrs[attr::GROUPS] as usize;
-                    let whole = op.kind == OpKind::Transpose || groups > 1;
+                    let whole = op.kind != OpKind::ConvTranspose || groups > 1;
                     if whole && ins[0] != c_in {
                         return Err(err(format!(
                             "cannot read a slimmed input ({} of {c_in} channels): make its producer fixed",

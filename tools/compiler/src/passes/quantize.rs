@@ -157,6 +157,7 @@ fn bound(op: &LOp, ins: &[QParams]) -> Option<(f32, f32)> {
         | OpKind::GlobalAvgPool
         | OpKind::Resize
         | OpKind::Transpose
+        | OpKind::GatherChannels
         | OpKind::Reshape
         | OpKind::Concat => union(&[]),
         OpKind::Conv2d | OpKind::FullyConnected | OpKind::ConvTranspose => {
@@ -312,8 +313,10 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                 }
             } else if let (Some(a), true) = (t.quant, key == full_key(s)) {
                 a
-            } else if matches!(op.kind, OpKind::MaxPool | OpKind::Pad | OpKind::Resize)
-                && t.quant.is_none()
+            } else if matches!(
+                op.kind,
+                OpKind::MaxPool | OpKind::Pad | OpKind::Resize | OpKind::GatherChannels
+            ) && t.quant.is_none()
             {
                 tq[op.inputs[0]][in_key].unwrap_or(input_q)
             } else if let Some(q) = from_stats(op.output, key) {
@@ -518,6 +521,10 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                             shift,
                         });
                     }
+                }
+                OpKind::GatherChannels => {
+                    let (m, sh) = quantize_multiplier(qi.scale as f64 / qo.scale as f64);
+                    e.extra = vec![m, sh];
                 }
                 OpKind::Pad => {
                     let (m, sh) = quantize_multiplier(qi.scale as f64 / qo.scale as f64);
