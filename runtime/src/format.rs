@@ -117,6 +117,8 @@ pub enum OpKind {
     Transpose = 16,
     /// Channel selection (Slice, Split, Gather over channels).
     GatherChannels = 17,
+    /// Element-wise maximum or minimum of two inputs.
+    MinMax = 18,
 }
 
 impl OpKind {
@@ -140,6 +142,7 @@ impl OpKind {
             15 => OpKind::ConvTranspose,
             16 => OpKind::Transpose,
             17 => OpKind::GatherChannels,
+            18 => OpKind::MinMax,
             _ => return None,
         })
     }
@@ -164,6 +167,7 @@ impl OpKind {
             OpKind::ConvTranspose => "ConvTranspose",
             OpKind::Transpose => "Transpose",
             OpKind::GatherChannels => "GatherChannels",
+            OpKind::MinMax => "MinMax",
         }
     }
 

@@ -140,9 +140,13 @@ fn step(b: &mut Builder, r: &mut Rng, seg: usize, in_seg: Option<usize>, x: usiz
                 let g = b.pool(OpKind::GlobalAvgPool, seg, in_seg, x, 0, 1, 0);
                 let s = b.lut(seg, in_seg, g);
                 b.mul(seg, in_seg, x, s, a)
-            } else {
+            } else if r.range(0, 1) == 0 {
                 let y = b.lut(seg, in_seg, x);
                 b.mul(seg, in_seg, y, x, a)
+            } else {
+                let y = b.lut(seg, in_seg, x);
+                let min = r.range(0, 1) == 1;
+                b.minmax(seg, in_seg, x, y, min)
             }
         }
         7 => {

@@ -216,6 +216,18 @@ pub fn conv_transpose(
         .collect()
 }
 
+/// Maximum (or with `min`, minimum) of the two inputs each requantized to the output scale.
+pub fn minmax(min: bool, a: &[i8], ra: Rs, b: &[i8], rb: Rs, q: OutQ) -> Vec<i8> {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let p = requant(x as i32 - ra.0, ra.1, ra.2);
+            let r = requant(y as i32 - rb.0, rb.1, rb.2);
+            finish(if min { p.min(r) } else { p.max(r) }, q.zp, q.act)
+        })
+        .collect()
+}
+
 /// Channel selection: output channel `j` is input channel `start + j * step`, requantized.
 pub fn gather_channels(
     x: &[i8],
@@ -889,6 +901,17 @@ pub fn run_model(
                     &chans(e),
                     outq(e),
                     [oh, ow],
+                )
+            }
+            OpKind::MinMax => {
+                use edgeslim_runtime::ops::minmax::{attr as ma, word as mw};
+                minmax(
+                    a[ma::MODE] == 1,
+                    x,
+                    (e.in_zp, extra(mw::M1), extra(mw::S1)),
+                    get(op.inputs[1]),
+                    (extra(mw::IN2_ZP), extra(mw::M2), extra(mw::S2)),
+                    outq(e),
                 )
             }
             OpKind::GatherChannels => {

@@ -31,6 +31,7 @@ pub mod conv_transpose;
 pub mod fc;
 pub mod gather;
 pub mod lut;
+pub mod minmax;
 pub mod mul;
 pub mod pad;
 pub mod pool;
@@ -54,6 +55,7 @@ pub mod reference {
     pub use super::fc::reference::fully_connected;
     pub use super::gather::reference::gather_channels;
     pub use super::lut::reference::lut;
+    pub use super::minmax::reference::minmax;
     pub use super::mul::reference::mul;
     pub use super::pad::reference::pad;
     pub use super::pool::reference::{avg_pool, global_avg_pool, max_pool};
@@ -74,6 +76,7 @@ pub mod portable {
     pub use super::fc::portable::fully_connected;
     pub use super::gather::reference::gather_channels;
     pub use super::lut::reference::lut;
+    pub use super::minmax::reference::minmax;
     pub use super::mul::reference::mul;
     pub use super::pad::reference::pad;
     pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
@@ -97,6 +100,7 @@ pub mod x86_avx2 {
     pub use super::fc::x86::fully_connected;
     pub use super::gather::reference::gather_channels;
     pub use super::lut::reference::lut;
+    pub use super::minmax::reference::minmax;
     pub use super::mul::reference::mul;
     pub use super::pad::reference::pad;
     pub use super::pool::portable::{avg_pool, global_avg_pool, max_pool};
@@ -120,6 +124,7 @@ pub mod x86_vnni {
     pub use super::fc::x86::fully_connected;
     pub use super::gather::reference::gather_channels;
     pub use super::lut::reference::lut;
+    pub use super::minmax::reference::minmax;
     pub use super::mul::reference::mul;
     pub use super::pad::reference::pad;
     pub use super::pool::portable::{avg_pool, global_avg_pool};
@@ -140,6 +145,7 @@ pub mod active {
     pub use super::fc::fully_connected;
     pub use super::gather::gather_channels;
     pub use super::lut::lut;
+    pub use super::minmax::minmax;
     pub use super::mul::mul;
     pub use super::pad::pad;
     pub use super::pool::{avg_pool, global_avg_pool, max_pool};

@@ -16,6 +16,7 @@ pub mod conv_transpose;
 pub mod fc;
 pub mod gather;
 pub mod lut;
+pub mod minmax;
 pub mod mul;
 pub mod pad;
 pub mod pool;
@@ -171,6 +172,7 @@ pub(crate) const fn registration(kind: OpKind) -> &'static Registration {
         OpKind::ConvTranspose => &conv_transpose::REGISTRATION,
         OpKind::Transpose => &transpose::REGISTRATION,
         OpKind::GatherChannels => &gather::REGISTRATION,
+        OpKind::MinMax => &minmax::REGISTRATION,
     }
 }
 

@@ -411,6 +411,47 @@ impl Builder {
         )
     }
 
+    /// Element-wise maximum (or with `min`, minimum) of two tensors of one shape.
+    pub fn minmax(
+        &mut self,
+        seg: usize,
+        in_seg: Option<usize>,
+        x: usize,
+        y: usize,
+        min: bool,
+    ) -> usize {
+        let shape = self.def.tensors[x].shape;
+        let mut attrs = [0u32; op_field::N_ATTRS];
+        attrs[crate::ops::minmax::attr::MODE] = min as u32;
+        self.push(
+            OpKind::MinMax,
+            seg,
+            in_seg,
+            vec![x, y],
+            shape,
+            vec![],
+            [0; 4],
+            attrs,
+            &mut |b, we, ws| {
+                let (ch, s_x, in_zp) = b.quant_of(x, we, ws);
+                let (_, s_y, y_zp) = b.quant_of(y, we, ws);
+                let (s_out, out_zp) = b.out_q();
+                let (m1, s1) = quantize_multiplier(s_x as f64 / s_out as f64);
+                let (m2, s2) = quantize_multiplier(s_y as f64 / s_out as f64);
+                EntryDef {
+                    in_ch: ch,
+                    out_ch: ch,
+                    in_zp,
+                    out_zp,
+                    out_scale: s_out,
+                    act: (-128, 127),
+                    extra: vec![y_zp, m1, s1, m2, s2],
+                    channels: vec![],
+                }
+            },
+        )
+    }
+
     /// PRelu with random per-channel slopes.
     pub fn prelu(&mut self, seg: usize, in_seg: Option<usize>, x: usize) -> usize {
         let shape = self.def.tensors[x].shape;

@@ -236,6 +236,11 @@ pub enum Op {
     /// `sum(coefs[k] * inputs[k])` of activations of equal shape (Sub: `[1, -1]`; Mean:
     /// `1 / n` each); the runtime's Add with signed, scaled input multipliers.
     Sum(Vec<f32>),
+    /// Element-wise maximum (or with `min`, minimum) of two activations of one shape.
+    MinMax {
+        /// Minimum instead of maximum.
+        min: bool,
+    },
     /// Channels `start + j * step` of the input (Slice, Split, Gather over channels).
     GatherChannels {
         /// First channel.

@@ -194,6 +194,18 @@ pub fn run(
                 }
             }
             OpKind::Reshape => y = x,
+            OpKind::MinMax => {
+                let x2 = values[op.inputs[1]].clone().unwrap_or_default();
+                let min = a[edgeslim_runtime::ops::minmax::attr::MODE] == 1;
+                for (j, v) in y.iter_mut().enumerate() {
+                    let r = if min {
+                        x[j].min(x2[j])
+                    } else {
+                        x[j].max(x2[j])
+                    };
+                    *v = op.act.apply(r);
+                }
+            }
             OpKind::GatherChannels => {
                 use edgeslim_runtime::ops::gather::attr as ga;
                 let (start, step) = (a[ga::START] as usize, a[ga::STEP] as usize);

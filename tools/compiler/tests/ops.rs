@@ -161,6 +161,12 @@ fn binary_ops_of_computed_tensors() {
         ),
         "mul",
     );
+    for op in ["Max", "Min"] {
+        check(
+            net(13, vec![node(op, op, &["a", "b"], &["y"], vec![])], vec![]),
+            op,
+        );
+    }
 }
 
 #[test]

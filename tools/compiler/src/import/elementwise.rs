@@ -109,6 +109,22 @@ pub(crate) const OPS: &[OpImporter] = &[
         import: |imp, n| arith(imp, n, Arith::Sub),
     },
     OpImporter {
+        op_type: "Max",
+        inputs: (1, 2),
+        attributes: &[],
+        formats: FLOAT_QDQ,
+        note: "one or two computed tensors of one shape",
+        import: |imp, n| minmax(imp, n, false),
+    },
+    OpImporter {
+        op_type: "Min",
+        inputs: (1, 2),
+        attributes: &[],
+        formats: FLOAT_QDQ,
+        note: "one or two computed tensors of one shape",
+        import: |imp, n| minmax(imp, n, true),
+    },
+    OpImporter {
         op_type: "Mean",
         inputs: (1, edgeslim_runtime::format::MAX_ADD_INPUTS),
         attributes: &[],
@@ -173,6 +189,29 @@ fn prelu(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
         }),
     );
     imp.push(n, Op::PRelu, vec![x, t], s)?;
+    Ok(())
+}
+
+/// Max or Min of one or two computed tensors of one shape (one: the identity).
+fn minmax(imp: &mut Importer, n: &pb::NodeProto, min: bool) -> Result<()> {
+    let xs: Vec<usize> = n
+        .input
+        .iter()
+        .map(|i| imp.activation(i, "input"))
+        .collect::<Result<_>>()?;
+    let s = imp.shape(xs[0]);
+    if let Some(&x) = xs.iter().find(|&&x| imp.shape(x) != s) {
+        bail!(
+            "inputs of shapes {s:?} and {:?}: only equal shapes",
+            imp.shape(x)
+        );
+    }
+    let op = if xs.len() == 1 {
+        Op::Unary(Unary::Affine { mul: 1.0, add: 0.0 })
+    } else {
+        Op::MinMax { min }
+    };
+    imp.push(n, op, xs, s)?;
     Ok(())
 }
 

@@ -445,6 +445,10 @@ pub fn run(g: &Graph) -> Result<Lowered> {
                 OpKind::Lut
             }
             Op::Mul => OpKind::Mul,
+            Op::MinMax { min } => {
+                attrs[edgeslim_runtime::ops::minmax::attr::MODE] = *min as u32;
+                OpKind::MinMax
+            }
             Op::GatherChannels { start, step } => {
                 attrs[edgeslim_runtime::ops::gather::attr::START] = *start as u32;
                 attrs[edgeslim_runtime::ops::gather::attr::STEP] = *step as u32;
@@ -650,7 +654,7 @@ fn resolve_channels(l: &mut Lowered) -> Result<()> {
                         full
                     }
                 }
-                OpKind::Add | OpKind::Mul => {
+                OpKind::Add | OpKind::Mul | OpKind::MinMax => {
                     if let Some(k) = ins.iter().position(|&c| c != ins[0]) {
                         return Err(err(format!(
                             "invalid edgeslim.manifest: {} inputs have {} and {} active channels at widths (encoder {}, decoder {}); both must be equal",

@@ -158,6 +158,7 @@ fn bound(op: &LOp, ins: &[QParams]) -> Option<(f32, f32)> {
         | OpKind::Resize
         | OpKind::Transpose
         | OpKind::GatherChannels
+        | OpKind::MinMax
         | OpKind::Reshape
         | OpKind::Concat => union(&[]),
         OpKind::Conv2d | OpKind::FullyConnected | OpKind::ConvTranspose => {
@@ -521,6 +522,12 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                             shift,
                         });
                     }
+                }
+                OpKind::MinMax => {
+                    let q2 = q_of(op.inputs[1], we, d);
+                    let (m1, s1) = quantize_multiplier(qi.scale as f64 / qo.scale as f64);
+                    let (m2, s2) = quantize_multiplier(q2.scale as f64 / qo.scale as f64);
+                    e.extra = vec![q2.zero_point, m1, s1, m2, s2];
                 }
                 OpKind::GatherChannels => {
                     let (m, sh) = quantize_multiplier(qi.scale as f64 / qo.scale as f64);
