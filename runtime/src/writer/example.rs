@@ -121,6 +121,34 @@ impl Builder {
         }
     }
 
+    /// The entry of an op that copies or combines `x`'s values with one rescale to a random
+    /// output quantization: `out_ch` (default: `x`'s active channels), `extra` words first,
+    /// then the multiplier and shift of `s_x / (s_out * div)`.
+    fn rescaled_entry(
+        &mut self,
+        x: usize,
+        (we, ws): (usize, usize),
+        div: f64,
+        out_ch: Option<usize>,
+        extra: &[i32],
+    ) -> EntryDef {
+        let (ch, s_in, in_zp) = self.quant_of(x, we, ws);
+        let (s_out, out_zp) = self.out_q();
+        let (m, sh) = quantize_multiplier(s_in as f64 / (s_out as f64 * div));
+        let mut words = extra.to_vec();
+        words.extend_from_slice(&[m, sh]);
+        EntryDef {
+            in_ch: ch,
+            out_ch: out_ch.unwrap_or(ch),
+            in_zp,
+            out_zp,
+            out_scale: s_out,
+            act: (-128, 127),
+            extra: words,
+            channels: vec![],
+        }
+    }
+
     fn tensor(&mut self, shape: [usize; 3], seg: usize) -> usize {
         let i = self.def.tensors.len();
         self.def.tensors.push(TensorDef {
@@ -512,20 +540,8 @@ impl Builder {
             [0; 4],
             attrs,
             &mut |b, we, ws| {
-                let (ch, s_in, in_zp) = b.quant_of(x, we, ws);
-                let (s_out, out_zp) = b.out_q();
-                let (m, sh) = quantize_multiplier(s_in as f64 / s_out as f64);
                 let value = b.rng.range(-128, 127);
-                EntryDef {
-                    in_ch: ch,
-                    out_ch: ch,
-                    in_zp,
-                    out_zp,
-                    out_scale: s_out,
-                    act: (-128, 127),
-                    extra: vec![value, m, sh],
-                    channels: vec![],
-                }
+                b.rescaled_entry(x, (we, ws), 1.0, None, &[value])
             },
         )
     }
@@ -563,20 +579,8 @@ impl Builder {
             [0; 4],
             attrs,
             &mut |b, we, ws| {
-                let (ch, s_in, in_zp) = b.quant_of(x, we, ws);
-                let (s_out, out_zp) = b.out_q();
                 let div = if linear { (1u64 << 20) as f64 } else { 1.0 };
-                let (m, sh) = quantize_multiplier(s_in as f64 / s_out as f64 / div);
-                EntryDef {
-                    in_ch: ch,
-                    out_ch: ch,
-                    in_zp,
-                    out_zp,
-                    out_scale: s_out,
-                    act: (-128, 127),
-                    extra: vec![m, sh],
-                    channels: vec![],
-                }
+                b.rescaled_entry(x, (we, ws), div, None, &[])
             },
         )
     }
@@ -665,21 +669,7 @@ impl Builder {
             vec![],
             [0; 4],
             attrs,
-            &mut |b, we, ws| {
-                let (ch, s_in, in_zp) = b.quant_of(x, we, ws);
-                let (s_out, out_zp) = b.out_q();
-                let (m, sh) = quantize_multiplier(s_in as f64 / s_out as f64);
-                EntryDef {
-                    in_ch: ch,
-                    out_ch: count,
-                    in_zp,
-                    out_zp,
-                    out_scale: s_out,
-                    act: (-128, 127),
-                    extra: vec![m, sh],
-                    channels: vec![],
-                }
-            },
+            &mut |b, we, ws| b.rescaled_entry(x, (we, ws), 1.0, Some(count), &[]),
         )
     }
 
@@ -760,24 +750,12 @@ impl Builder {
             [0; 4],
             attrs,
             &mut |b, we, ws| {
-                let (ch, s_in, in_zp) = b.quant_of(x, we, ws);
-                let (s_out, out_zp) = b.out_q();
                 let div = if kind == OpKind::GlobalAvgPool {
                     (h * w) as f64
                 } else {
                     1.0
                 };
-                let (m, s) = quantize_multiplier(s_in as f64 / (s_out as f64 * div));
-                EntryDef {
-                    in_ch: ch,
-                    out_ch: ch,
-                    in_zp,
-                    out_zp,
-                    out_scale: s_out,
-                    act: (-128, 127),
-                    extra: vec![m, s],
-                    channels: vec![],
-                }
+                b.rescaled_entry(x, (we, ws), div, None, &[])
             },
         )
     }

@@ -163,6 +163,24 @@ fn nhwc(shape: &[usize]) -> Result<[usize; 3]> {
     })
 }
 
+/// The window attributes shared by Conv2d and ConvTranspose: strides, the leading pads,
+/// dilations and groups.
+fn window_attrs(
+    attrs: &mut [u32; op_field::N_ATTRS],
+    strides: [usize; 2],
+    pads: [usize; 2],
+    dilations: [usize; 2],
+    groups: usize,
+) {
+    attrs[attr::STRIDE_H] = strides[0] as u32;
+    attrs[attr::STRIDE_W] = strides[1] as u32;
+    attrs[attr::PAD_TOP] = pads[0] as u32;
+    attrs[attr::PAD_LEFT] = pads[1] as u32;
+    attrs[attr::DIL_H] = dilations[0] as u32;
+    attrs[attr::DIL_W] = dilations[1] as u32;
+    attrs[attr::GROUPS] = groups as u32;
+}
+
 /// Run the pass.
 pub fn run(g: &Graph) -> Result<Lowered> {
     let output_names: Vec<String> = g.outputs.iter().map(|o| o.0.clone()).collect();
@@ -357,13 +375,7 @@ pub fn run(g: &Graph) -> Result<Lowered> {
                     .and_then(|&b| g.konst(b))
                     .map_or(vec![0.0; o], |b| b.data.clone());
                 let c_in = tensors[acts[0]].shape[2];
-                attrs[attr::STRIDE_H] = strides[0] as u32;
-                attrs[attr::STRIDE_W] = strides[1] as u32;
-                attrs[attr::PAD_TOP] = pads[0] as u32;
-                attrs[attr::PAD_LEFT] = pads[1] as u32;
-                attrs[attr::DIL_H] = dilations[0] as u32;
-                attrs[attr::DIL_W] = dilations[1] as u32;
-                attrs[attr::GROUPS] = *group as u32;
+                window_attrs(&mut attrs, *strides, [pads[0], pads[1]], *dilations, *group);
                 attrs[attr::DEPTHWISE] = (*group > 1 && *group == c_in) as u32;
                 OpKind::Conv2d
             }
@@ -489,13 +501,7 @@ pub fn run(g: &Graph) -> Result<Lowered> {
                     .get(2)
                     .and_then(|&b| g.konst(b))
                     .map_or(vec![0.0; o], |b| b.data.clone());
-                attrs[attr::STRIDE_H] = strides[0] as u32;
-                attrs[attr::STRIDE_W] = strides[1] as u32;
-                attrs[attr::PAD_TOP] = pads[0] as u32;
-                attrs[attr::PAD_LEFT] = pads[1] as u32;
-                attrs[attr::DIL_H] = dilations[0] as u32;
-                attrs[attr::DIL_W] = dilations[1] as u32;
-                attrs[attr::GROUPS] = *group as u32;
+                window_attrs(&mut attrs, *strides, *pads, *dilations, *group);
                 OpKind::ConvTranspose
             }
             Op::Transpose { perm } => {
