@@ -213,7 +213,13 @@ const NETS: [&str; 7] = [
 
 fn inputs_f32(net: &str, file: &str) -> Result<(Array<f32>, PathBuf)> {
     let a = read_npy_f32(&data_dir().join(net).join(file))?;
-    let p = scratch(net).join(format!("{}_f32.npy", file.trim_end_matches(".npy")));
+    // One file per test process: tests of one net run in parallel processes, and one must not
+    // read the file while another rewrites it.
+    let p = scratch(net).join(format!(
+        "{}_f32_{}.npy",
+        file.trim_end_matches(".npy"),
+        std::process::id()
+    ));
     write_f32(&p, &a)?;
     Ok((a, p))
 }
@@ -290,22 +296,28 @@ const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
 /// Whether output `name` of `net` has classes whose top-1 is meaningful: the generator records
 /// a top-1 figure for exactly those (classifier logits, per-pixel segmentation scores; not a
 /// detector's objectness map).
-fn has_classes(net: &str, name: &str, outputs: usize) -> bool {
-    let refs = std::fs::read_to_string(data_dir().join(net).join("ort_reference.json"))
-        .expect("ort_reference.json");
+fn has_classes(refs: &BTreeMap<String, f64>, name: &str, outputs: usize) -> bool {
     let key = if outputs > 1 {
         format!("{name}.qdq_u8_top1_vs_float")
     } else {
         "qdq_u8_top1_vs_float".into()
     };
-    parse_flat_json(&refs).contains_key(&key)
+    refs.contains_key(&key)
+}
+
+/// The generator's `ort_reference.json` of `net`.
+fn ort_reference(net: &str) -> BTreeMap<String, f64> {
+    let refs = std::fs::read_to_string(data_dir().join(net).join("ort_reference.json"))
+        .expect("ort_reference.json");
+    parse_flat_json(&refs)
 }
 
 fn check_prequantized(net: &str, file: &str) {
     let mut res = conformance(net, file).unwrap_or_else(|e| panic!("{net}/{file}: {e:#}"));
     let n = res.len();
+    let refs = ort_reference(net);
     for (name, ag) in res.iter_mut() {
-        if !has_classes(net, name, n) {
+        if !has_classes(&refs, name, n) {
             ag.top1 = None;
         }
     }
@@ -343,9 +355,7 @@ fn check_prequantized(net: &str, file: &str) {
 /// not drop below ORT's minus one sample.
 fn check_float(net: &str, file: &str) {
     let res = conformance(net, file).unwrap_or_else(|e| panic!("{net}/{file}: {e:#}"));
-    let refs = std::fs::read_to_string(data_dir().join(net).join("ort_reference.json"))
-        .expect("ort_reference.json");
-    let v: BTreeMap<String, f64> = parse_flat_json(&refs);
+    let v = ort_reference(net);
     let n = v["inputs"];
     let several = res.len() > 1;
     for (name, ag) in &res {
@@ -790,9 +800,7 @@ fn qoperator_files_compile_without_calibration() {
         )
         .unwrap();
         let t = tract_run_batch(&tract_load(&path).unwrap(), &x).unwrap();
-        let refs = parse_flat_json(
-            &std::fs::read_to_string(data_dir().join(net).join("ort_reference.json")).unwrap(),
-        );
+        let refs = ort_reference(net);
         assert_eq!(outs.len(), t.len(), "{net}: outputs");
         for (o, (tv, shape)) in outs.iter().zip(&t) {
             let ag = agreement(&o.float.data, tv, shape, o.quant.0);
@@ -813,7 +821,7 @@ fn qoperator_files_compile_without_calibration() {
                 ag.mean_abs / ort_err,
                 ort_err
             );
-            if has_classes(net, &o.name, outs.len())
+            if has_classes(&refs, &o.name, outs.len())
                 && let Some(t1) = ag.top1
             {
                 let ort_top1 = refs[&key("qop_top1_vs_float")];

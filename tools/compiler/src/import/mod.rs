@@ -163,6 +163,15 @@ fn input(n: &pb::NodeProto, k: usize) -> &str {
     n.input.get(k).map(String::as_str).unwrap_or("")
 }
 
+/// Axis `a` of a rank-`rank` tensor, negative counted from the end.
+fn axis(a: i64, rank: usize) -> Result<usize> {
+    let v = if a < 0 { a + rank as i64 } else { a };
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v < rank)
+        .ok_or_else(|| anyhow!("axis {a} outside a rank-{rank} tensor"))
+}
+
 /// The first output of node `n` (its only output the importer defines).
 fn output(n: &pb::NodeProto) -> String {
     n.output.first().cloned().unwrap_or_default()
@@ -319,6 +328,19 @@ impl Importer {
             },
             Value::Quantized(_) => bail!("input {name} must be a constant"),
         }
+    }
+
+    /// The integers of constant input `name` (int64 and int32 read exactly), `None` for an
+    /// absent optional input (empty name).
+    fn const_ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        if name.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(match self.raw(name)?.1 {
+            Data::I64(v) => v,
+            Data::I32(v) => v.iter().map(|&x| x as i64).collect(),
+            other => other.to_f32().iter().map(|&x| x as i64).collect(),
+        }))
     }
 
     /// Whether ONNX name `name` is a constant.

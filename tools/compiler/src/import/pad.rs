@@ -46,13 +46,7 @@ fn pad(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
             attrs::finite(n, "value", 0.0)?,
         )
     } else {
-        let p = imp
-            .raw(input(n, 1))?
-            .1
-            .to_f32()
-            .iter()
-            .map(|&v| v as i64)
-            .collect();
+        let p = imp.const_ints(input(n, 1))?.unwrap_or_default();
         let v = if input(n, 2).is_empty() {
             0.0
         } else {

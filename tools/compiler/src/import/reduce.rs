@@ -2,7 +2,7 @@
 //! max pool over the whole map.
 
 use super::registry::{Format, OpImporter, attr};
-use super::{Importer, attrs, input};
+use super::{Importer, attrs, axis, input};
 use crate::ir::Op;
 use anyhow::{Result, bail};
 use tract_onnx::pb;
@@ -43,26 +43,12 @@ pub(crate) const OPS: &[OpImporter] = &[
 fn axes(imp: &Importer, n: &pb::NodeProto, rank: usize) -> Result<Vec<usize>> {
     let raw: Vec<i64> = match attrs::ints(n, "axes")? {
         Some(a) => a.to_vec(),
-        None if !input(n, 1).is_empty() => imp
-            .raw(input(n, 1))?
-            .1
-            .to_f32()
-            .iter()
-            .map(|&v| v as i64)
-            .collect(),
-        None => bail!("reducing over every axis is not supported (give axes [2, 3])"),
+        None => match imp.const_ints(input(n, 1))? {
+            Some(a) => a,
+            None => bail!("reducing over every axis is not supported (give axes [2, 3])"),
+        },
     };
-    let mut out: Vec<usize> = raw
-        .iter()
-        .map(|&a| {
-            let r = rank as i64;
-            let v = if a < 0 { a + r } else { a };
-            usize::try_from(v)
-                .ok()
-                .filter(|&v| v < rank)
-                .ok_or_else(|| anyhow::anyhow!("axis {a} outside a rank-{rank} tensor"))
-        })
-        .collect::<Result<_>>()?;
+    let mut out: Vec<usize> = raw.iter().map(|&a| axis(a, rank)).collect::<Result<_>>()?;
     out.sort_unstable();
     out.dedup();
     Ok(out)

@@ -2,7 +2,7 @@
 //! selections `start + j * step`.
 
 use super::registry::{Format, OpImporter, attr};
-use super::{Importer, attrs, input, label};
+use super::{Importer, attrs, axis, input, label};
 use crate::ir::Op;
 use anyhow::{Result, bail};
 use tract_onnx::pb;
@@ -44,31 +44,6 @@ pub(crate) const OPS: &[OpImporter] = &[
     },
 ];
 
-/// Constant integer input `k` of `n`, or `None` when absent.
-fn ints_in(imp: &Importer, n: &pb::NodeProto, k: usize) -> Result<Option<Vec<i64>>> {
-    let name = input(n, k);
-    if name.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(
-        imp.raw(name)?
-            .1
-            .to_f32()
-            .iter()
-            .map(|&v| v as i64)
-            .collect(),
-    ))
-}
-
-/// An axis of a rank-`rank` tensor, negative counted from the end.
-fn axis(a: i64, rank: usize) -> Result<usize> {
-    let v = if a < 0 { a + rank as i64 } else { a };
-    usize::try_from(v)
-        .ok()
-        .filter(|&v| v < rank)
-        .ok_or_else(|| anyhow::anyhow!("axis {a} outside a rank-{rank} tensor"))
-}
-
 fn slice(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
     let x = imp.activation(input(n, 0), "input")?;
     let [c, h, w] = imp.image(x)?;
@@ -79,10 +54,10 @@ fn slice(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
         (get("starts")?, get("ends")?, get("axes")?, None)
     } else {
         (
-            ints_in(imp, n, 1)?,
-            ints_in(imp, n, 2)?,
-            ints_in(imp, n, 3)?,
-            ints_in(imp, n, 4)?,
+            imp.const_ints(input(n, 1))?,
+            imp.const_ints(input(n, 2))?,
+            imp.const_ints(input(n, 3))?,
+            imp.const_ints(input(n, 4))?,
         )
     };
     let (Some(starts), Some(ends)) = (starts, ends) else {
@@ -133,7 +108,7 @@ fn split(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
         bail!("only a split over the channel axis (1) is supported");
     }
     let parts = n.output.len();
-    let sizes: Vec<i64> = match (imp.opset < 13, ints_in(imp, n, 1)?) {
+    let sizes: Vec<i64> = match (imp.opset < 13, imp.const_ints(input(n, 1))?) {
         (true, _) => attrs::ints(n, "split")?
             .map(<[i64]>::to_vec)
             .unwrap_or_default(),

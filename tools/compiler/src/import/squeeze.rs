@@ -1,7 +1,7 @@
 //! Squeeze and Unsqueeze: views (reshapes) that keep the batch dimension 1.
 
 use super::registry::{Format, OpImporter, attr};
-use super::{Importer, attrs, input};
+use super::{Importer, attrs, axis, input};
 use crate::ir::Op;
 use anyhow::{Result, bail};
 use tract_onnx::pb;
@@ -31,37 +31,22 @@ pub(crate) const OPS: &[OpImporter] = &[
 
 /// The `axes` of a (un)squeeze from the attribute or the second input.
 fn axes(imp: &Importer, n: &pb::NodeProto) -> Result<Option<Vec<i64>>> {
-    Ok(match attrs::ints(n, "axes")? {
-        Some(a) => Some(a.to_vec()),
-        None if !input(n, 1).is_empty() => Some(
-            imp.raw(input(n, 1))?
-                .1
-                .to_f32()
-                .iter()
-                .map(|&v| v as i64)
-                .collect(),
-        ),
-        None => None,
-    })
+    match attrs::ints(n, "axes")? {
+        Some(a) => Ok(Some(a.to_vec())),
+        None => imp.const_ints(input(n, 1)),
+    }
 }
 
 fn squeeze(imp: &mut Importer, n: &pb::NodeProto, unsqueeze: bool) -> Result<()> {
     let x = imp.tensor_in(input(n, 0))?;
     let s = imp.shape(x);
     let axes = axes(imp, n)?;
-    let norm = |a: i64, rank: usize| -> Result<usize> {
-        let v = if a < 0 { a + rank as i64 } else { a };
-        usize::try_from(v)
-            .ok()
-            .filter(|&v| v < rank)
-            .ok_or_else(|| anyhow::anyhow!("axis {a} outside a rank-{rank} tensor"))
-    };
     let out: Vec<usize> = if unsqueeze {
         let Some(axes) = axes else {
             bail!("axes are required");
         };
         let rank = s.len() + axes.len();
-        let mut pos: Vec<usize> = axes.iter().map(|&a| norm(a, rank)).collect::<Result<_>>()?;
+        let mut pos: Vec<usize> = axes.iter().map(|&a| axis(a, rank)).collect::<Result<_>>()?;
         pos.sort_unstable();
         pos.dedup();
         if pos.len() != axes.len() {
@@ -79,7 +64,7 @@ fn squeeze(imp: &mut Importer, n: &pb::NodeProto, unsqueeze: bool) -> Result<()>
             .collect()
     } else {
         let drop: Vec<usize> = match axes {
-            Some(a) => a.iter().map(|&v| norm(v, s.len())).collect::<Result<_>>()?,
+            Some(a) => a.iter().map(|&v| axis(v, s.len())).collect::<Result<_>>()?,
             None => (1..s.len()).filter(|&i| s[i] == 1).collect(),
         };
         if let Some(&a) = drop.iter().find(|&&a| s[a] != 1) {
