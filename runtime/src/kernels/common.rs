@@ -11,12 +11,18 @@
 //!   LLVM vectorises on the host and keeps branch-free on the MCU; four output channels share
 //!   each input load;
 //! - depthwise convolution and pooling run over contiguous channels of one position, with a
-//!   small stack block of accumulators.
+//!   small stack block of accumulators;
+//! - a requantizing copy (Concat, Pad, Resize nearest, GatherChannels, MinMax) maps each
+//!   int8 value through a 256-entry table of the reference's own results ([`rescale_table`]),
+//!   or copies when that table is the identity.
 //!
 //! The arithmetic is the reference's: every product is `(x - in_zp) * w` (formed in i16, where
 //! it is exact because `Model::parse` bounds zero points to int8), accumulated in i32 with
 //! wrapping adds (addition modulo 2^32 is associative and commutative, so any summation order
 //! gives the reference's bits), then the same requantization and output stage.
+
+use crate::kernels::{OutputStage, Rescale};
+use crate::quant::multiply_by_quantized_multiplier;
 
 /// Independent partial sums per output channel in [`dot4`]: eight on targets with SIMD
 /// registers (LLVM turns each group into vector multiply-adds), one on scalar MCUs (where eight
@@ -68,6 +74,94 @@ pub(crate) fn dot4(acc: &mut [i32; BLOCK], x: &[i8], zp: i16, w: [&[i8]; BLOCK])
         a[1] = a[1].wrapping_add(xv * w1[i] as i32);
         a[2] = a[2].wrapping_add(xv * w2[i] as i32);
         a[3] = a[3].wrapping_add(xv * w3[i] as i32);
+    }
+}
+
+/// Element count below which a requantizing copy runs the reference's arithmetic instead of
+/// building a [`rescale_table`] (256 requantizations): the table pays off only past it.
+pub(crate) const TABLE_MIN: usize = 512;
+
+/// The requantizing copy `x -> stage.finish((x - zero_point) * M)` of every int8 value, as a
+/// table indexed by `x + 128`. Each entry is computed by the reference's own arithmetic, so a
+/// lookup gives the reference's byte for that value: exact by construction.
+#[inline]
+pub(crate) fn rescale_table(r: Rescale, stage: &OutputStage) -> [i8; 256] {
+    core::array::from_fn(|i| {
+        stage.finish(multiply_by_quantized_multiplier(
+            i as i32 - 128 - r.zero_point,
+            r.multiplier,
+            r.shift,
+        ))
+    })
+}
+
+/// Whether `table` (from [`rescale_table`]) leaves every value unchanged: the copy is then a
+/// plain copy.
+#[inline]
+pub(crate) fn is_identity(table: &[i8; 256]) -> bool {
+    table
+        .iter()
+        .enumerate()
+        .all(|(i, &v)| v as i32 == i as i32 - 128)
+}
+
+/// `dst[j] = table[src[j] + 128]`, or a plain copy for an identity table.
+#[inline]
+pub(crate) fn map_run(dst: &mut [i8], src: &[i8], table: &[i8; 256], identity: bool) {
+    if identity {
+        dst.copy_from_slice(src);
+    } else {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = table[(s as i32 + 128) as usize];
+        }
+    }
+}
+
+/// Channels whose tables [`per_channel_lookup`] holds at once: 4 KiB of stack on hosts,
+/// 1 KiB on MCUs.
+const TABLE_BLOCK: usize = if cfg!(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64"
+)) {
+    16
+} else {
+    4
+};
+
+/// A per-channel map of int8 values over an NHWC tensor of `channels` channels:
+/// `output[j] = entry(j % channels, input[j])`, through one 256-entry table per channel (built
+/// by calling `entry` once per value) for a block of channels at a time. Exact whenever
+/// `entry` is a function of its arguments; it pays off when there are more positions than 256.
+#[inline]
+pub(crate) fn per_channel_lookup(
+    input: &[i8],
+    channels: usize,
+    output: &mut [i8],
+    entry: impl Fn(usize, i8) -> i8,
+) {
+    let mut tables = [[0i8; 256]; TABLE_BLOCK];
+    let mut c0 = 0;
+    while c0 < channels {
+        let n = TABLE_BLOCK.min(channels - c0);
+        for (j, t) in tables.iter_mut().enumerate().take(n) {
+            for (i, e) in t.iter_mut().enumerate() {
+                *e = entry(c0 + j, (i as i32 - 128) as i8);
+            }
+        }
+        for (src, dst) in input
+            .chunks_exact(channels)
+            .zip(output.chunks_exact_mut(channels))
+        {
+            for ((o, &v), t) in dst[c0..c0 + n]
+                .iter_mut()
+                .zip(&src[c0..c0 + n])
+                .zip(&tables)
+            {
+                *o = t[(v as i32 + 128) as usize];
+            }
+        }
+        c0 += n;
     }
 }
 

@@ -1,7 +1,8 @@
-//! Channel concatenation with per-input rescaling. The reference is a single pass and is the
+//! Channel concatenation with per-input rescaling. `portable.rs` (a table per input) is the
 //! variant every target calls.
 
+pub mod portable;
 pub mod reference;
 
 /// The variant the interpreter calls.
-pub use reference::concat;
+pub use portable::concat;

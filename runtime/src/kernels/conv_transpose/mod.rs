@@ -1,6 +1,8 @@
-//! Transposed convolution (gather form). The reference is the variant every target calls.
+//! Transposed convolution (gather form). `portable.rs` (taps found once per position, dot
+//! products over input channels) is the variant every target calls.
 
+pub mod portable;
 pub mod reference;
 
 /// The variant the interpreter calls.
-pub use reference::conv_transpose;
+pub use portable::conv_transpose;

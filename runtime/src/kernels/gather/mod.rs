@@ -1,7 +1,8 @@
-//! Channel selection with a requantizing copy. The reference is a single pass and is the
-//! variant every target calls.
+//! Channel selection with a requantizing copy. `portable.rs` (one table) is the variant every
+//! target calls.
 
+pub mod portable;
 pub mod reference;
 
 /// The variant the interpreter calls.
-pub use reference::gather_channels;
+pub use portable::gather_channels;

@@ -1,7 +1,8 @@
-//! Element-wise maximum and minimum of two rescaled inputs. The reference is a single pass
-//! and is the variant every target calls.
+//! Element-wise maximum and minimum of two rescaled inputs. `portable.rs` (one table per
+//! input) is the variant every target calls.
 
+pub mod portable;
 pub mod reference;
 
 /// The variant the interpreter calls.
-pub use reference::minmax;
+pub use portable::minmax;

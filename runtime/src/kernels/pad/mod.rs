@@ -1,7 +1,8 @@
-//! Spatial padding (constant, reflect, edge) with a requantizing copy. The reference is a
-//! single pass and is the variant every target calls.
+//! Spatial padding (constant, reflect, edge) with a requantizing copy. `portable.rs` (one
+//! table, whole rows) is the variant every target calls.
 
+pub mod portable;
 pub mod reference;
 
 /// The variant the interpreter calls.
-pub use reference::pad;
+pub use portable::pad;

@@ -1,7 +1,8 @@
-//! Parametric ReLU with per-channel int8 slopes. The reference is a single pass and is the
+//! Parametric ReLU with per-channel int8 slopes. `portable.rs` (per-channel tables) is the
 //! variant every target calls.
 
+pub mod portable;
 pub mod reference;
 
 /// The variant the interpreter calls.
-pub use reference::prelu;
+pub use portable::prelu;

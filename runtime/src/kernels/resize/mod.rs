@@ -1,7 +1,8 @@
-//! Spatial resize, nearest and bilinear, with exact rational coordinates. The reference is a
-//! single pass and is the variant every target calls.
+//! Spatial resize, nearest and bilinear, with exact rational coordinates. `portable.rs`
+//! (coordinates once per row and column) is the variant every target calls.
 
+pub mod portable;
 pub mod reference;
 
 /// The variant the interpreter calls.
-pub use reference::resize;
+pub use portable::resize;
