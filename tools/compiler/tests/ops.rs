@@ -416,3 +416,47 @@ fn conv_transpose_geometry() {
         );
     }
 }
+
+/// A PyTorch-style `x.view(x.shape[0], -1)`: `Shape -> Gather -> Cast -> Unsqueeze -> Concat`
+/// computes the new shape from the activation's static shape. Shape and Cast are not ops the
+/// importer implements: tract's analysis evaluates the whole subgraph to a constant, the
+/// importer takes it as such (Gather, Unsqueeze and Concat of constants are folded too), and
+/// the Reshape (a flatten into a fully connected layer) reads it.
+#[test]
+fn shape_arithmetic_is_folded_by_tract() {
+    let to_int64 = int("to", 7);
+    let wg: Vec<f32> = (0..5 * 144)
+        .map(|i| ((i * 13 % 17) as f32 - 8.0) / 64.0)
+        .collect();
+    let m = net(
+        13,
+        vec![
+            node("Shape", "shape", &["a"], &["s"], vec![]),
+            node(
+                "Gather",
+                "batch",
+                &["s", "zero"],
+                &["n"],
+                vec![int("axis", 0)],
+            ),
+            node("Cast", "cast", &["n"], &["n64"], vec![to_int64]),
+            node("Unsqueeze", "unsq", &["n64", "axes"], &["n1"], vec![]),
+            node(
+                "Concat",
+                "spec",
+                &["n1", "minus_one"],
+                &["shp"],
+                vec![int("axis", 0)],
+            ),
+            node("Reshape", "view", &["a", "shp"], &["v"], vec![]),
+            node("Gemm", "fc", &["v", "wg"], &["y"], vec![int("transB", 1)]),
+        ],
+        vec![
+            f32s("wg", &[5, 144], &wg),
+            i64s("zero", &[], &[0]),
+            i64s("axes", &[1], &[0]),
+            i64s("minus_one", &[1], &[-1]),
+        ],
+    );
+    check(m, "folded shape arithmetic");
+}

@@ -1,7 +1,17 @@
 //! ONNX import: the compiler reads the node list into its [`Graph`] IR, resolving
 //! QuantizeLinear/DequantizeLinear pairs (QDQ) and QLinear* ops (QOperator) into real-valued
-//! nodes with quantization annotations; tract-onnx then types the whole graph and infers its
-//! shapes (operator set, types), and the output shapes are cross-checked.
+//! nodes with quantization annotations.
+//!
+//! tract does what it does well on both sides of that reading:
+//! - before it, tract's analysis of the file (its inference model, from the graph input and
+//!   the ops' semantics, ignoring the file's shape annotations) gives every named tensor's
+//!   shape and evaluates every subgraph computed from constants alone ([`TractFacts`]). Such
+//!   nodes are folded: their outputs are the constants tract computed, so the shape
+//!   arithmetic of PyTorch exports (`Shape`, `Cast`, `Gather`, `Concat` of shape vectors, ...)
+//!   needs no importer of its own; every tensor the importer creates is checked against
+//!   tract's shape for it, so a disagreement is an error naming the node;
+//! - after it, tract types and declutters the whole graph (operator set, types), and the
+//!   output shapes are cross-checked again.
 //!
 //! Each ONNX op is an [`OpImporter`] in the registry ([`registry`]): one file per op family
 //! (`conv.rs`, `gemm.rs`, ...) exports its entries as `OPS`, and [`FAMILIES`] lists the
@@ -156,6 +166,128 @@ pub(crate) struct Importer {
     add_outputs: HashSet<String>,
     /// `(node, input position)` of Adds reading such a float sum directly.
     float_add_reads: Vec<(usize, usize)>,
+    /// What tract's analysis of the file knows of its named tensors.
+    facts: TractFacts,
+}
+
+/// What tract's type and shape analysis of the file (its inference model, before the importer
+/// runs, from the graph input and the ops alone) knows of each named tensor: its concrete shape, and its value when it is computed from
+/// constants only (tract evaluates such subgraphs: shape arithmetic, casts, constant fills).
+/// Empty when tract cannot analyse the file; the check after import then reports why.
+#[derive(Default)]
+struct TractFacts {
+    shapes: HashMap<String, Vec<usize>>,
+    values: HashMap<String, (Vec<usize>, Data)>,
+}
+
+impl TractFacts {
+    /// Analyse `proto` with tract (a panic or an error leaves what was learnt so far).
+    fn of(proto: &pb::ModelProto) -> Self {
+        let mut facts = TractFacts::default();
+        let analysed = catch_panic(|| -> TractResult<InferenceModel> {
+            // Shapes from the ops' semantics, not from the file's annotations (`value_info`
+            // and output shapes, which exports can leave stale).
+            let mut model = onnx()
+                .with_ignore_value_info(true)
+                .with_ignore_output_shapes(true)
+                .model_for_proto_model(proto)?;
+            // Obstinate: analyse every node it can, past the ones it cannot.
+            let _ = model.analyse(true);
+            Ok(model)
+        });
+        let Ok(Ok(model)) = analysed else {
+            return facts;
+        };
+        for node in model.nodes() {
+            for (ix, out) in node.outputs.iter().enumerate() {
+                let Some(name) = model.outlet_label(OutletId::new(node.id, ix)) else {
+                    continue;
+                };
+                if let Ok(Some(shape)) = out.fact.shape.as_concrete_finite() {
+                    facts.shapes.insert(name.to_string(), shape.to_vec());
+                }
+                if let Some(v) = tract_onnx::tract_hir::infer::Factoid::concretize(&out.fact.value)
+                    && let Some(data) = tract_data(&v)
+                {
+                    facts
+                        .values
+                        .insert(name.to_string(), (v.shape().to_vec(), data));
+                }
+            }
+        }
+        facts
+    }
+
+    /// Whether tract computed every output of node `n` from constants.
+    fn folds(&self, n: &pb::NodeProto) -> bool {
+        let outs: Vec<&String> = n.output.iter().filter(|o| !o.is_empty()).collect();
+        !outs.is_empty() && outs.iter().all(|o| self.values.contains_key(*o))
+    }
+}
+
+/// A tract tensor as the importer's constant data (the element types constants carry).
+fn tract_data(t: &tract_onnx::prelude::Tensor) -> Option<Data> {
+    let dt = t.datum_type();
+    Some(if dt == f32::datum_type() {
+        Data::F32(
+            t.to_plain_array_view::<f32>()
+                .ok()?
+                .iter()
+                .copied()
+                .collect(),
+        )
+    } else if dt == i64::datum_type() {
+        Data::I64(
+            t.to_plain_array_view::<i64>()
+                .ok()?
+                .iter()
+                .copied()
+                .collect(),
+        )
+    } else if dt == i32::datum_type() {
+        Data::I32(
+            t.to_plain_array_view::<i32>()
+                .ok()?
+                .iter()
+                .copied()
+                .collect(),
+        )
+    } else if dt == i8::datum_type() {
+        Data::I8(
+            t.to_plain_array_view::<i8>()
+                .ok()?
+                .iter()
+                .copied()
+                .collect(),
+        )
+    } else if dt == u8::datum_type() {
+        Data::U8(
+            t.to_plain_array_view::<u8>()
+                .ok()?
+                .iter()
+                .copied()
+                .collect(),
+        )
+    } else if dt == TDim::datum_type() {
+        // Shape arithmetic: tract keeps dimensions symbolic until they are concrete.
+        Data::I64(
+            t.to_plain_array_view::<TDim>()
+                .ok()?
+                .iter()
+                .map(|d| d.to_i64().ok())
+                .collect::<Option<_>>()?,
+        )
+    } else if dt == bool::datum_type() {
+        Data::I64(
+            t.to_plain_array_view::<bool>()
+                .ok()?
+                .iter()
+                .map(|&b| b as i64)
+                .collect(),
+        )
+    } else {
+        return None;
+    })
 }
 
 /// Input `k` of node `n`, or `""` when absent.
@@ -275,6 +407,32 @@ impl Importer {
             bail!("the node has no (named) output");
         }
         (op.import)(self, n)
+    }
+
+    /// Whether node `n` of a supported op is folded: tract computed its outputs, and it reads
+    /// raw constants only (shape arithmetic: Gather, Concat, Unsqueeze, ... of shape vectors).
+    /// Quantize and dequantize nodes are never folded: the importer keeps the file's int8
+    /// weights and their scales, not the float values tract computes; nor are Constant nodes,
+    /// whose data the importer reads and checks itself.
+    fn folds(&self, n: &pb::NodeProto) -> bool {
+        !matches!(
+            n.op_type.as_str(),
+            "QuantizeLinear" | "DequantizeLinear" | "Constant"
+        ) && self.facts.folds(n)
+            && n.input
+                .iter()
+                .filter(|i| !i.is_empty())
+                .all(|i| matches!(self.values.get(i), Some(Value::Raw(..))))
+    }
+
+    /// Define the outputs of node `n` as the constants tract computed for them.
+    fn fold(&mut self, n: &pb::NodeProto) {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if let Some((dims, data)) = self.facts.values.get(o) {
+                self.values
+                    .insert(o.clone(), Value::Raw(dims.clone(), data.clone()));
+            }
+        }
     }
 
     /// A new IR tensor; its index.
@@ -496,6 +654,11 @@ impl Importer {
         if !fits(&shape) {
             bail!("output shape {shape:?} is too large");
         }
+        if let Some(theirs) = self.facts.shapes.get(out_name)
+            && *theirs != shape
+        {
+            bail!("output {out_name}: tract infers shape {theirs:?}, the importer {shape:?}");
+        }
         let t = self.add_tensor(out_name, shape, None);
         self.values.insert(out_name.to_string(), Value::Tensor(t));
         self.g.nodes.push(Node {
@@ -592,9 +755,15 @@ pub fn import(path: &Path) -> Result<Graph> {
                 path.display()
             )
         })?;
-    // Reject unsupported ops first, with the node's name.
+    let facts = TractFacts::of(&proto);
+    // Reject unsupported ops first, with the node's name. A node tract computes from
+    // constants alone is folded whatever its op (shape arithmetic of exports).
     let mut ops = Vec::with_capacity(graph.node.len());
     for n in &graph.node {
+        if find_op(&n.op_type).is_none() && facts.folds(n) {
+            ops.push(None);
+            continue;
+        }
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
             bail!(
                 "node {} ({}): operators of domain {} are not supported (only standard ONNX ops: {})",
@@ -612,7 +781,7 @@ pub fn import(path: &Path) -> Result<Graph> {
                 supported_ops().join(", ")
             );
         };
-        ops.push(op);
+        ops.push(Some(op));
     }
     let opset = proto
         .opset_import
@@ -637,6 +806,7 @@ pub fn import(path: &Path) -> Result<Graph> {
         opset,
         add_outputs: HashSet::new(),
         float_add_reads: Vec::new(),
+        facts,
     };
     for t in &graph.initializer {
         let (d, v) = read_tensor(t).with_context(|| format!("initializer {}", t.name))?;
@@ -691,8 +861,12 @@ pub fn import(path: &Path) -> Result<Graph> {
     imp.g.input = x;
     imp.values.insert(vi.name.clone(), Value::Tensor(x));
     for (n, op) in graph.node.iter().zip(ops) {
-        imp.node(op, n)
-            .with_context(|| format!("node {} ({})", label(n), n.op_type))?;
+        match op {
+            Some(op) if !imp.folds(n) => imp
+                .node(op, n)
+                .with_context(|| format!("node {} ({})", label(n), n.op_type))?,
+            _ => imp.fold(n),
+        }
     }
     imp.flatten_float_add_chains();
     for o in &graph.output {
