@@ -50,9 +50,44 @@ OPS = [
     "qlinearmatmul",
     "quantizelinear",
     "dequantizelinear",
+    "convtranspose",
+    "sigmoid",
+    "tanh",
+    "hardsigmoid",
+    "hardswish",
+    "leakyrelu",
+    "elu",
+    "prelu",
+    "mul",
+    "div",
+    "sub",
+    "max",
+    "min",
+    "mean",
+    "reduce_mean",
+    "reduce_max",
+    "constant_pad",  # Pad
+    "edge_pad",
+    "reflect_pad",
+    "wrap_pad",
+    "resize",
+    "slice",
+    "split",
+    "gather",
+    "squeeze",
+    "unsqueeze",
+    "transpose",
+    "batchnorm",
+    "softmax",
+    "identity",
+    "dropout",
+    "training_dropout",  # Dropout with training_mode
+    "constant",
 ]
-# Prefixes that look like an op above but belong to another op.
-NOT = ["convinteger", "convtranspose", "matmulinteger", "conv_transpose"]
+# Prefixes that look like an op above but belong to another op (ConvInteger, MatMulInteger,
+# SplitToSequence, GatherElements; `max_`/`min_`/`mean_` do not match MaxPool, MaxUnpool or
+# ConstantOfShape, and `gather_` does not match GatherND).
+NOT = ["convinteger", "matmulinteger", "split_to_sequence", "gather_elements"]
 
 
 def selected(name):

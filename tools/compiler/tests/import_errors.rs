@@ -422,6 +422,75 @@ fn malformed_nodes_are_errors_naming_the_node_and_the_problem() {
             "node add (Add)",
             "constant c of shape [3] is not a bias of 1 or 4 values",
         ),
+        (
+            "a ConvTranspose output_shape beyond an output_padding",
+            after_conv(
+                node(
+                    "ConvTranspose",
+                    "convt",
+                    &["h", "wt"],
+                    &["y"],
+                    vec![ints("strides", &[2, 2]), ints("output_shape", &[15, 13])],
+                ),
+                vec![f32s("wt", &[4, 2, 3, 3], &[1.0; 72])],
+            ),
+            "node convt (ConvTranspose)",
+            "output_shape [15, 13] must be from the unpadded output [13, 13]",
+        ),
+        (
+            "a ConvTranspose output_shape with pads",
+            after_conv(
+                node(
+                    "ConvTranspose",
+                    "convt",
+                    &["h", "wt"],
+                    &["y"],
+                    vec![ints("pads", &[1, 1, 1, 1]), ints("output_shape", &[13, 13])],
+                ),
+                vec![f32s("wt", &[4, 2, 3, 3], &[1.0; 72])],
+            ),
+            "node convt (ConvTranspose)",
+            "output_shape together with pads [1, 1, 1, 1] is not supported",
+        ),
+        (
+            "a SAME ConvTranspose whose kernel is shorter than its stride",
+            after_conv(
+                node(
+                    "ConvTranspose",
+                    "convt",
+                    &["h", "wt"],
+                    &["y"],
+                    vec![ints("strides", &[4, 4]), string("auto_pad", "SAME_UPPER")],
+                ),
+                vec![f32s("wt", &[4, 2, 3, 3], &[1.0; 72])],
+            ),
+            "node convt (ConvTranspose)",
+            "auto_pad SAME_UPPER: the kernel reaches 23 positions, fewer than the 24",
+        ),
+        (
+            "a Resize whose aspect ratio policy scales the channels",
+            after_conv(
+                node(
+                    "Resize",
+                    "resize",
+                    &["h", "", "", "sz"],
+                    &["y"],
+                    vec![string("keep_aspect_ratio_policy", "not_smaller")],
+                ),
+                vec![i64s("sz", &[4], &[1, 4, 16, 16])],
+            ),
+            "node resize (Resize)",
+            "only height and width may be resized",
+        ),
+        (
+            "Pad axes and pads of different lengths",
+            after_conv(
+                node("Pad", "pad", &["h", "p", "", "ax"], &["y"], vec![]),
+                vec![i64s("p", &[2], &[0, 1]), i64s("ax", &[2], &[2, 3])],
+            ),
+            "node pad (Pad)",
+            "pads [0, 1] must have two values per axis of axes [2, 3]",
+        ),
     ];
     assert!(cases.len() >= 12);
     for (i, (what, m, node, problem)) in cases.iter().enumerate() {

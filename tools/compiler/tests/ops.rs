@@ -302,6 +302,15 @@ fn data_movement_and_reductions() {
         ),
         "Transpose",
     );
+    // Inference: Dropout is the identity, whatever its ratio.
+    check(
+        net(
+            13,
+            vec![node("Dropout", "drop", &["a", "ratio"], &["y"], vec![])],
+            vec![f32s("ratio", &[], &[0.5])],
+        ),
+        "Dropout",
+    );
 }
 
 #[test]
@@ -366,6 +375,11 @@ fn resize_modes() {
         ("linear", "asymmetric", 0.5),
         ("nearest", "half_pixel", 1.5),
         ("nearest", "align_corners", 2.0),
+        // 6 x scale not whole: align_corners divides by 6 x scale - 1, not by the output
+        // length - 1 (ONNX's reference and tract)
+        ("linear", "align_corners", 0.6),
+        ("linear", "align_corners", 1.7),
+        ("nearest", "align_corners", 1.7),
     ] {
         let scales = f32s("sc", &[4], &[1.0, 1.0, scale, scale]);
         check(
@@ -384,6 +398,86 @@ fn resize_modes() {
                 vec![roi.clone(), scales],
             ),
             &format!("Resize {mode} {coord} x{scale}"),
+        );
+    }
+}
+
+/// Opset 18: sizes of some axes only (`axes`, in either order), and one scale for both axes
+/// (`keep_aspect_ratio_policy`), which the coordinates use too.
+#[test]
+fn resize_axes_and_aspect_ratio() {
+    let roi = f32s("roi", &[0], &[]);
+    for (axes, sizes, policy, mode) in [
+        ([2, 3], [9, 12], "not_larger", "linear"),
+        ([3, 2], [9, 12], "not_smaller", "nearest"),
+        ([-1, -2], [4, 3], "stretch", "linear"),
+    ] {
+        check(
+            net(
+                18,
+                vec![node(
+                    "Resize",
+                    "resize",
+                    &["a", "roi", "", "sz"],
+                    &["y"],
+                    vec![
+                        string("mode", mode),
+                        ints("axes", &axes),
+                        string("keep_aspect_ratio_policy", policy),
+                    ],
+                )],
+                vec![roi.clone(), i64s("sz", &[2], &sizes)],
+            ),
+            &format!("Resize {mode} axes {axes:?} sizes {sizes:?} {policy}"),
+        );
+    }
+}
+
+/// auto_pad SAME_UPPER / SAME_LOWER (output = input x stride) and output_shape (extra rows and
+/// columns at the end: the bias only).
+#[test]
+fn conv_transpose_auto_pad_and_output_shape() {
+    let w: Vec<f32> = (0..4 * 4 * 9)
+        .map(|i| ((i * 3 % 7) as f32 - 3.0) / 8.0)
+        .collect();
+    let wt = f32s("wt", &[4, 4, 3, 3], &w);
+    let bias = f32s("bias", &[4], &[0.25, -0.5, 0.125, 0.0]);
+    for (s, label, extra) in [
+        (2, "SAME_UPPER", vec![string("auto_pad", "SAME_UPPER")]),
+        (2, "SAME_LOWER", vec![string("auto_pad", "SAME_LOWER")]),
+        (1, "SAME_UPPER", vec![string("auto_pad", "SAME_UPPER")]),
+        // 13x13 reached: one more row
+        (
+            2,
+            "output_shape 14x13",
+            vec![ints("output_shape", &[14, 13])],
+        ),
+        // 18x18 reached, output_padding 1x2: one more row
+        (
+            3,
+            "output_shape 20x20, output_padding 1x2",
+            vec![
+                ints("output_shape", &[20, 20]),
+                ints("output_padding", &[1, 2]),
+            ],
+        ),
+    ] {
+        let mut attrs = vec![ints("strides", &[s, s])];
+        attrs.extend(extra);
+        let name = format!("ConvTranspose k3 s{s} {label}");
+        check(
+            net(
+                13,
+                vec![node(
+                    "ConvTranspose",
+                    "convt",
+                    &["a", "wt", "bias"],
+                    &["y"],
+                    attrs,
+                )],
+                vec![wt.clone(), bias.clone()],
+            ),
+            &name,
         );
     }
 }

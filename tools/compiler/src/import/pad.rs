@@ -22,7 +22,8 @@ pub(crate) const OPS: &[OpImporter] = &[OpImporter {
         ),
     ],
     formats: &[Format::Float, Format::Qdq],
-    note: "[1, C, H, W]; reflect pads smaller than the input; no axes input",
+    note: "[1, C, H, W]; reflect pads smaller than the input; an axes input (opset 18) names the \
+           axes the pads are for",
     import: pad,
 }];
 
@@ -35,9 +36,6 @@ fn pad(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
         "edge" => 2,
         other => bail!("mode {other} is not supported (constant, reflect, edge)"),
     };
-    if !input(n, 3).is_empty() {
-        bail!("the axes input is not supported");
-    }
     let (p, value): (Vec<i64>, f32) = if imp.opset < 11 {
         (
             attrs::ints(n, "pads")?
@@ -57,6 +55,26 @@ fn pad(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
             }
         };
         (p, v)
+    };
+    // opset 18: `axes` lists the axes `pads` is for ([begins, ends]); the others get none.
+    let p = match imp.const_ints(input(n, 3))? {
+        None => p,
+        Some(axes) => {
+            if p.len() != 2 * axes.len() {
+                bail!("pads {p:?} must have two values per axis of axes {axes:?}");
+            }
+            let mut full = vec![0i64; 8];
+            let mut seen = [false; 4];
+            for (i, &a) in axes.iter().enumerate() {
+                let a = super::axis(a, 4)?;
+                if std::mem::replace(&mut seen[a], true) {
+                    bail!("axes {axes:?} repeat an axis");
+                }
+                full[a] = p[i];
+                full[a + 4] = p[i + axes.len()];
+            }
+            full
+        }
     };
     let pads: Vec<usize> = match p.as_slice() {
         [0, 0, t, l, 0, 0, b, r] => [*t, *l, *b, *r]

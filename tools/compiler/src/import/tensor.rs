@@ -54,7 +54,9 @@ pub(crate) fn dtype_name(t: i32) -> &'static str {
         7 => "int64",
         10 => "float16",
         11 => "float64",
-        _ => "another type",
+        // the others by their ONNX name (BOOL, STRING, FLOAT8E4M3FN, ...)
+        _ => tract_onnx::pb::tensor_proto::DataType::try_from(t)
+            .map_or("an unknown type", |d| d.as_str_name()),
     }
 }
 
