@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Cargo runner for thumbv7em-none-eabihf: run an ELF on QEMU's mps2-an386 (Cortex-M4F) and exit
-# with the program's semihosting exit code.
+# Cargo runner for the Cortex-M targets: run an ELF on the QEMU board it was built for (mps2-an385,
+# -an386, -an500, -an505, mps3-an547) and exit with the program's semihosting exit code.
 #
 #   qemu-run.sh ELF [extra QEMU args...]
 #
 # Environment:
 #   QEMU_TIMEOUT         wall-clock limit in seconds (default 60); exit 124 when hit
-#   QEMU_MACHINE         QEMU machine (default mps2-an386), QEMU_CPU (default cortex-m4)
+#   QEMU_MACHINE         QEMU machine, QEMU_CPU its CPU (default: the board the ELF names in its
+#                        `edgeslim-qemu-board <machine> <cpu>;` marker, qemu-m4/src/board.rs;
+#                        mps2-an386 and cortex-m4 for an ELF without one)
 #   QEMU_RUN_LOG_FORMAT  defmt-print --log-format (default: defmt-print's own)
 #   QEMU_ICOUNT          -icount options (default shift=0,align=off,sleep=off: virtual time is
 #                        1 ns per instruction, so SysTick counts are exactly repeatable; set it
@@ -24,8 +26,16 @@ fi
 elf=$1
 shift
 
+# The board the program was built for, from its marker.
+machine=mps2-an386
+cpu=cortex-m4
+marker=$(grep -a -o -m 1 -E 'edgeslim-qemu-board [a-z0-9-]+ [a-z0-9-]+;' "$elf" | head -n 1)
+if [ -n "$marker" ]; then
+  read -r _ machine cpu <<<"${marker%;}"
+fi
+
 qemu=(timeout --kill-after=5 "${QEMU_TIMEOUT:-60}"
-  qemu-system-arm -machine "${QEMU_MACHINE:-mps2-an386}" -cpu "${QEMU_CPU:-cortex-m4}"
+  qemu-system-arm -machine "${QEMU_MACHINE:-$machine}" -cpu "${QEMU_CPU:-$cpu}"
   -display none -monitor none -serial none
   -semihosting-config enable=on,target=native)
 icount=${QEMU_ICOUNT-shift=0,align=off,sleep=off}

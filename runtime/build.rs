@@ -2,8 +2,8 @@
 //!
 //! `cfg(edgeslim_arm_dsp)`: the Arm DSP (SMLAD) kernel variants. Every ARMv7E-M core (the
 //! `thumbv7em-*` targets: Cortex-M4, M7) has the DSP extension; other Arm targets (e.g.
-//! `thumbv8m.main-*` for a Cortex-M33 or M55 built with `-C target-feature=+dsp`) opt in
-//! through the target feature. Reading the target here, rather than `cfg(target_feature =
+//! `thumbv8m.main-*` for a Cortex-M33 or M55 built with `-C target-cpu=cortex-m33` or `-C
+//! target-feature=+dsp`) opt in through the target feature. Reading the target here, rather than `cfg(target_feature =
 //! "dsp")` in the source, picks the DSP variants on stable Rust too, where Arm target features
 //! are not visible to `cfg`.
 

@@ -1,5 +1,7 @@
-//! Put memory.x where cortex-m-rt's link.x finds it, and turn the generated model assets into
-//! `$OUT_DIR/assets.rs` for the programs that run a model (`deploy`, `profile`).
+//! Put the board's memory map (`memory/<machine>.x` of the one board feature enabled, see
+//! `src/board.rs`) where cortex-m-rt's link.x finds it as `memory.x`, and turn the generated
+//! model assets into `$OUT_DIR/assets.rs` for the programs that run a model (`deploy`,
+//! `profile`).
 //!
 //! The assets are produced by the test pipeline, never committed: `cargo xtask firmware`
 //! compiles a bundled model with the host CLI into `target/firmware-assets/` (the directory in
@@ -34,9 +36,12 @@ mod cmsis_nn;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
-    fs::write(out.join("memory.x"), include_bytes!("memory.x"))?;
+    let board = board()?;
+    let memory = PathBuf::from("memory").join(format!("{board}.x"));
+    fs::copy(&memory, out.join("memory.x"))
+        .map_err(|e| format!("cannot copy {}: {e}", memory.display()))?;
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed={}", memory.display());
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=EDGESLIM_FW_ASSETS");
 
@@ -66,6 +71,29 @@ fn main() -> Result<(), Box<dyn Error>> {
     fs::write(out.join("assets.rs"), src)?;
     cmsis_nn::build()?;
     Ok(())
+}
+
+/// The board feature that is enabled (`src/board.rs`); exactly one must be.
+fn board() -> Result<&'static str, Box<dyn Error>> {
+    const BOARDS: [&str; 5] = [
+        "mps2-an385",
+        "mps2-an386",
+        "mps2-an500",
+        "mps2-an505",
+        "mps3-an547",
+    ];
+    let on: Vec<&str> = BOARDS
+        .into_iter()
+        .filter(|b| {
+            let var = format!("CARGO_FEATURE_{}", b.to_uppercase().replace('-', "_"));
+            env::var_os(var).is_some()
+        })
+        .collect();
+    match on.as_slice() {
+        [b] => Ok(b),
+        [] => Err(format!("no board feature enabled: enable one of {BOARDS:?}").into()),
+        _ => Err(format!("several board features enabled ({on:?}): enable exactly one").into()),
+    }
 }
 
 fn assets_source(dir: &Path) -> Result<String, Box<dyn Error>> {

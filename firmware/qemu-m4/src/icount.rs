@@ -2,9 +2,11 @@
 //!
 //! QEMU models no pipeline and (in 7.2) no DWT cycle counter. With
 //! `-icount shift=0,align=off,sleep=off` (which `qemu-run.sh` passes by default) virtual time
-//! advances exactly 1 ns per executed instruction, and SysTick counts the 25 MHz core clock of
-//! the mps2 boards in that virtual time: one tick is [`INSTRUCTIONS_PER_TICK`] = 40
-//! instructions, identical on every run. The 24-bit down-counter wraps every 0.67 s of virtual
+//! advances exactly 1 ns per executed instruction, and SysTick counts the board's core clock
+//! ([`crate::board::SYSCLK_HZ`]) in that virtual time, identically on every run: one tick is
+//! 40 instructions on the 25 MHz MPS2 boards (Cortex-M3, M4, M7), 50 on the 20 MHz mps2-an505
+//! (Cortex-M33) and 31.25 on the 32 MHz mps3-an547 (Cortex-M55), where [`instructions`] is
+//! therefore exact to one tick. The 24-bit down-counter wraps every 0.52 to 0.84 s of virtual
 //! time; [`Clock`] extends it to 64 bits as long as it is read at least that often.
 //!
 //! [`SegmentTimer`] is an interpreter [`Observer`] that charges the ticks between segment
@@ -16,9 +18,26 @@ use cortex_m::peripheral::syst::SystClkSource;
 use edgeslim_runtime::format::MAX_SEGMENTS;
 use edgeslim_runtime::{Observer, OpInfo};
 
-/// Instructions per SysTick tick under `-icount shift=0`: 1 ns per instruction, 40 ns per tick
-/// of the 25 MHz clock.
-pub const INSTRUCTIONS_PER_TICK: u64 = 40;
+/// Nanoseconds per tick as a reduced fraction `(numerator, denominator)`: `10^9 / SYSCLK_HZ`.
+const NS_PER_TICK: (u64, u64) = {
+    let (mut a, mut b) = (1_000_000_000u64, crate::board::SYSCLK_HZ as u64);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    (1_000_000_000 / a, crate::board::SYSCLK_HZ as u64 / a)
+};
+
+/// Instructions per SysTick tick under `-icount shift=0` (1 ns per instruction), rounded down:
+/// exact on the boards whose clock divides 1 GHz (40 at 25 MHz, 50 at 20 MHz); 31 for the
+/// 31.25 of the 32 MHz mps3-an547. Counts use [`instructions`].
+pub const INSTRUCTIONS_PER_TICK: u64 = NS_PER_TICK.0 / NS_PER_TICK.1;
+
+/// The instructions `ticks` SysTick ticks stand for under `-icount shift=0`: exact where a
+/// tick is a whole number of instructions, rounded down to a whole instruction otherwise.
+pub const fn instructions(ticks: u64) -> u64 {
+    // Below 2^64 / 125 ticks (over 10^7 s of virtual time) the product cannot overflow.
+    ticks * NS_PER_TICK.0 / NS_PER_TICK.1
+}
 
 const RELOAD: u32 = 0x00ff_ffff;
 

@@ -1,4 +1,6 @@
-//! Board support for QEMU's `mps2-an386` (Cortex-M4F at 25 MHz), the default firmware target.
+//! Board support for QEMU's Arm MPS2/MPS3 boards: the [`board`] a program is built for (one
+//! Cargo feature each; `mps2-an386`, a Cortex-M4F at 25 MHz, by default) and what every program
+//! shares.
 //!
 //! Linking this crate gives a program what every QEMU program here needs: the defmt logger
 //! (frames over semihosting to QEMU's stdout, decoded by `defmt-print`), a panic handler that
@@ -11,6 +13,7 @@
 //! `CMSIS_NN_DIR`) declares Arm's CMSIS-NN C API for the programs that measure against it.
 #![no_std]
 
+pub mod board;
 #[cfg(cmsis_nn)]
 pub mod cmsis_nn;
 pub mod icount;
@@ -38,11 +41,14 @@ pub mod assets {
 use defmt_semihosting as _;
 use embedded_hal::delay::DelayNs;
 
-/// The core clock of the mps2 boards in QEMU (SysTick also counts at this rate).
-pub const SYSCLK_HZ: u32 = 25_000_000;
+/// The core clock of the board in QEMU (SysTick also counts at this rate).
+pub const SYSCLK_HZ: u32 = board::SYSCLK_HZ;
 
 /// End the program: QEMU exits with `code` (semihosting `SYS_EXIT_EXTENDED`).
 pub fn exit(code: i32) -> ! {
+    // Keeps the board marker in every image (the linker drops unreferenced data): the runner
+    // reads the QEMU machine from it.
+    core::hint::black_box(board::QEMU_BOARD);
     semihosting::process::exit(code)
 }
 

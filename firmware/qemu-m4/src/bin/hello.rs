@@ -1,16 +1,20 @@
 //! The firmware toolchain end to end: boot, log through defmt, use heapless and embedded-hal,
-//! compute in the FPU, exit 0 through semihosting.
+//! compute in f32, exit 0 through semihosting.
 #![no_std]
 #![no_main]
 
 use cortex_m_rt::entry;
 use embedded_hal::delay::DelayNs;
 use heapless::Vec;
-use qemu_m4::{Delay, exit};
+use qemu_m4::{Delay, board, exit};
 
 #[entry]
 fn main() -> ! {
-    defmt::info!("hello from qemu-m4 (mps2-an386, Cortex-M4F)");
+    defmt::info!(
+        "hello from qemu-m4 ({=str}, {=str})",
+        board::MACHINE,
+        board::CORE
+    );
 
     // Fixed capacity: a full Vec refuses the push instead of allocating or panicking.
     let mut widths: Vec<u8, 4> = Vec::new();
@@ -29,9 +33,10 @@ fn main() -> ! {
 
     Delay.delay_us(10);
 
-    // eabihf: f32 arithmetic runs on the FPU, which cortex-m-rt enables before main.
+    // eabihf targets: f32 arithmetic runs on the FPU, which cortex-m-rt enables before main;
+    // the Cortex-M3 (eabi) computes it in software.
     let x = core::hint::black_box(1.5f32) * 2.25;
-    defmt::info!("fpu: 1.5 * 2.25 = {}", x);
+    defmt::info!("f32: 1.5 * 2.25 = {}", x);
 
     if !refused || x != 3.375 {
         defmt::error!("unexpected result");

@@ -46,7 +46,7 @@ use edgeslim_runtime::{
 };
 use qemu_m4::assets::{self, ARENA_BYTES, NUM_OPS};
 use qemu_m4::exit;
-use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK};
+use qemu_m4::icount::{Clock, instructions};
 
 /// Iterations of the calibration loop (as `profile`).
 const CALIBRATION_LOOPS: u32 = 100_000;
@@ -147,7 +147,7 @@ impl Observer for DataRun<'_, '_, '_, '_> {
 }
 
 fn instr(ticks: u64) -> u64 {
-    ticks * INSTRUCTIONS_PER_TICK
+    instructions(ticks)
 }
 
 /// The configurations to run: `widths.txt`, else the widest and the narrowest.
@@ -370,7 +370,7 @@ mod reference {
     use edgeslim_runtime::{Model, OpData, OpInfo, OpKind};
     use qemu_m4::assets::{MAX_OP_CHANNELS, MAX_OP_OUTPUT, MAX_OP_SCRATCH, MAX_OP_WEIGHTS};
     use qemu_m4::cmsis_nn::{self as cm, dims, tile};
-    use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK};
+    use qemu_m4::icount::{Clock, instructions};
 
     /// The op's parameters as CMSIS-NN takes them, in RAM.
     pub struct Bufs {
@@ -600,7 +600,7 @@ mod reference {
         if status != 0 {
             return (None, Check::Error);
         }
-        let instructions = ticks * INSTRUCTIONS_PER_TICK;
+        let instructions = instructions(ticks);
         for (j, (&a, &c)) in d.output.iter().zip(&b.out[..n_out]).enumerate() {
             if a != c {
                 return (Some(instructions), Check::Differ(j, a, c));

@@ -17,7 +17,7 @@ use cortex_m_rt::entry;
 use edgeslim_runtime::Model;
 use qemu_m4::assets::{self, MODEL, PARSE_BENCH, PARSE_BENCH_NAME};
 use qemu_m4::exit;
-use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK};
+use qemu_m4::icount::{Clock, instructions};
 
 /// Parses per measurement.
 const REPEATS: u64 = 16;
@@ -55,7 +55,7 @@ fn main() -> ! {
             blob.len(),
             model.num_ops(),
             model.num_tensors(),
-            (t1 - t0) * INSTRUCTIONS_PER_TICK / REPEATS
+            instructions(t1 - t0) / REPEATS
         );
     }
     exit(0)

@@ -1,0 +1,43 @@
+//! The QEMU board a program is built for: one Cargo feature per board, exactly one enabled
+//! (`mps2-an386` by default). A board is its QEMU machine and CPU, its core clock, and its
+//! memory map (`memory/<machine>.x`, chosen by `build.rs`); everything else (programs, logger,
+//! exit, the SysTick clock) is shared.
+//!
+//! | feature | QEMU machine | core | Rust target | clock |
+//! |---|---|---|---|---|
+//! | `mps2-an385` | `mps2-an385` | Cortex-M3 (no DSP, no FPU) | `thumbv7m-none-eabi` | 25 MHz |
+//! | `mps2-an386` | `mps2-an386` | Cortex-M4F | `thumbv7em-none-eabihf` | 25 MHz |
+//! | `mps2-an500` | `mps2-an500` | Cortex-M7 | `thumbv7em-none-eabihf` | 25 MHz |
+//! | `mps2-an505` | `mps2-an505` | Cortex-M33 (DSP, FPU, TrustZone; runs secure) | `thumbv8m.main-none-eabihf` | 20 MHz |
+//! | `mps3-an547` | `mps3-an547` | Cortex-M55 (DSP, FPU, MVE; runs secure) | `thumbv8m.main-none-eabihf` | 32 MHz |
+//!
+//! The runner (`qemu-run.sh`) starts the machine a program names in [`QEMU_BOARD`], so
+//! `cargo run --no-default-features --features mps2-an385 --target thumbv7m-none-eabi --bin
+//! deploy` runs on the Cortex-M3 without further flags.
+
+/// Defines the board constants and the runner's marker for one board.
+macro_rules! board {
+    ($machine:literal, $cpu:literal, $core:literal, $hz:literal) => {
+        /// QEMU's `-machine`.
+        pub const MACHINE: &str = $machine;
+        /// QEMU's `-cpu`.
+        pub const CPU: &str = $cpu;
+        /// The core, as a user names it.
+        pub const CORE: &str = $core;
+        /// The core clock in QEMU, which SysTick counts.
+        pub const SYSCLK_HZ: u32 = $hz;
+        /// Read by `qemu-run.sh` from the ELF: `edgeslim-qemu-board <machine> <cpu>;`.
+        pub static QEMU_BOARD: &str = concat!("edgeslim-qemu-board ", $machine, " ", $cpu, ";");
+    };
+}
+
+#[cfg(feature = "mps2-an385")]
+board!("mps2-an385", "cortex-m3", "Cortex-M3", 25_000_000);
+#[cfg(feature = "mps2-an386")]
+board!("mps2-an386", "cortex-m4", "Cortex-M4F", 25_000_000);
+#[cfg(feature = "mps2-an500")]
+board!("mps2-an500", "cortex-m7", "Cortex-M7", 25_000_000);
+#[cfg(feature = "mps2-an505")]
+board!("mps2-an505", "cortex-m33", "Cortex-M33", 20_000_000);
+#[cfg(feature = "mps3-an547")]
+board!("mps3-an547", "cortex-m55", "Cortex-M55", 32_000_000);
