@@ -554,3 +554,19 @@ fn shape_arithmetic_is_folded_by_tract() {
     );
     check(m, "folded shape arithmetic");
 }
+
+/// A QuantizeLinear without a zero point quantizes to uint8 with zero point 0 (ONNX's
+/// default), so negative values clamp to 0; its DequantizeLinear reads the same type.
+#[test]
+fn quantize_linear_without_zero_point_is_uint8() {
+    let m = net(
+        13,
+        vec![
+            node("QuantizeLinear", "q", &["a", "s"], &["aq"], vec![]),
+            node("DequantizeLinear", "dq", &["aq", "s"], &["y"], vec![]),
+        ],
+        vec![f32s("s", &[], &[0.05])],
+    );
+    let (max, _) = steps(&m, &m, &|_| {}, "uint8 QDQ without zero points");
+    assert!(max <= 1.01, "max {max} steps");
+}

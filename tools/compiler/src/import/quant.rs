@@ -63,7 +63,16 @@ fn quantize_linear(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
         imp.values.insert(output(n), Value::Tensor(t));
     } else {
         let x = imp.activation(inp(0), "input")?;
-        let q = imp.qparams(inp(1), Some(inp(2)))?;
+        let mut q = imp.qparams(inp(1), Some(inp(2)))?;
+        if inp(2).is_empty() {
+            // No zero point: 0 of the output type, uint8 unless `output_dtype` says int8
+            // (uint8 0 is int8 -128 in the runtime's int8 space).
+            q.zero_point = if attrs::int(n, "output_dtype", 0)? == 3 {
+                0
+            } else {
+                -128
+            };
+        }
         imp.annotate(x, q);
         imp.values.insert(output(n), Value::Quantized(x));
     }
@@ -76,7 +85,18 @@ fn dequantize_linear(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
     check_attributes(n)?;
     match imp.value(inp(0))?.clone() {
         Value::Quantized(x) | Value::Tensor(x) if imp.g.tensors[x].konst.is_none() => {
-            let q = imp.qparams(inp(1), Some(inp(2)))?;
+            let mut q = imp.qparams(inp(1), Some(inp(2)))?;
+            if inp(2).is_empty() {
+                // No zero point: 0 of the input's type, which its QuantizeLinear decided.
+                q.zero_point = match imp.g.tensors[x].quant {
+                    Some(p) => p.zero_point,
+                    None => bail!(
+                        "input {} has no zero point and no QuantizeLinear before it: its \
+                         integer type (and so the zero point 0 stands for) is unknown",
+                        inp(0)
+                    ),
+                };
+            }
             imp.annotate(x, q);
             imp.values.insert(output(n), Value::Tensor(x));
         }
