@@ -568,26 +568,31 @@ impl<'a> Model<'a> {
     pub fn weights(&self, op: &OpInfo) -> &'a [u8] {
         self.s
             .weights
-            .get(op.weights_off..op.weights_off + op.weights_len)
+            .get(op.weights_off..op.weights_off.saturating_add(op.weights_len))
             .unwrap_or(&[])
     }
 
-    /// The width entry of `op` for `key`.
+    /// The width entry of `op` for `key`: empty when it lies outside the params section (never
+    /// for a parsed model's op and a key below its `n_keys`; checked arithmetic, as the
+    /// record's words may be read before the op is validated).
     pub fn entry(&self, op: &OpInfo, key: usize) -> Entry<'a> {
-        let start = (op.params_off + key * op.param_words) * 4;
+        let range = key
+            .checked_mul(op.param_words)
+            .and_then(|w| w.checked_add(op.params_off))
+            .and_then(|w| w.checked_mul(4))
+            .and_then(|start| Some(start..start.checked_add(op.param_words.checked_mul(4)?)?));
         Entry {
-            bytes: self
-                .s
-                .params
-                .get(start..start + op.param_words * 4)
-                .unwrap_or(&[]),
+            bytes: range.and_then(|r| self.s.params.get(r)).unwrap_or(&[]),
         }
     }
 
-    /// The per-channel `(bias, multiplier, shift)` bytes of an entry with `n` channels.
+    /// The per-channel `(bias, multiplier, shift)` bytes of an entry with `n` channels (empty
+    /// when they lie outside the params section).
     pub fn channel_bytes(&self, e: &Entry<'_>, n: usize) -> &'a [u8] {
-        let start = e.channels() as usize * 4;
-        self.s.params.get(start..start + n * 12).unwrap_or(&[])
+        let range = (e.channels() as usize)
+            .checked_mul(4)
+            .and_then(|start| Some(start..start.checked_add(n.checked_mul(12)?)?));
+        range.and_then(|r| self.s.params.get(r)).unwrap_or(&[])
     }
 
     /// The width-entry key of `op` under `widths`.
@@ -1174,7 +1179,11 @@ impl<'a> Model<'a> {
         if ops::registration(op.kind).has_weights {
             let n_words = self.s.params.len() / 4;
             let ch = en.channels() as usize;
-            if ch.checked_add(out_ch * 3).is_none_or(|end| end > n_words) {
+            if out_ch
+                .checked_mul(3)
+                .and_then(|n| n.checked_add(ch))
+                .is_none_or(|end| end > n_words)
+            {
                 return Err(e(
                     "channels",
                     "per-channel table outside the params section",

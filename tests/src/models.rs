@@ -250,3 +250,73 @@ pub fn random_model(seed: u64) -> ModelDef {
     }
     b.def
 }
+
+/// A model holding every op kind of kinds 10-18 (and Conv2d, GlobalAvgPool, Reshape, fully
+/// connected and softmax), slimmed wherever the op allows, for the robustness tests and the
+/// fuzzing seeds: with `two_task_model` (kinds 1-9) their truncations and mutations reach
+/// every record's decoding and validation.
+///
+/// The encoder (widths 0.5, 1) is a slimmed conv, a table, PRelu, reflect padding, a
+/// squeeze-excitation product (per-channel broadcast), a same-shape product, a maximum and a
+/// bilinear downscale; decoder `up` (0.25, 0.5, 1) a slimmed strided transposed convolution
+/// with a cropping pad and output padding, a nearest upscale, edge and constant padding, a
+/// minimum and a slimmed head conv; decoder `head` (0.5, 1) a fixed-width conv, a channel
+/// selection, a transpose, a flatten, a fully connected layer and a softmax.
+pub fn every_op_model(seed: u64) -> ModelDef {
+    let mut b = Builder::new(
+        "every-op",
+        &[
+            ("encoder", &[0.5, 1.0]),
+            ("up", &[0.25, 0.5, 1.0]),
+            ("head", &[0.5, 1.0]),
+        ],
+        [6, 5, 2],
+        seed,
+    );
+    let x = b.def.input;
+    let c1 = b.conv(0, None, x, 6, 3, 1, 1, false, true, Act::Relu);
+    let l = b.lut(0, None, c1);
+    let p = b.prelu(0, None, l);
+    // Reflect: every pad below the input's 6 x 5.
+    let pd = b.pad(0, None, p, [1, 2, 3, 0], 1);
+    let g = b.pool(OpKind::GlobalAvgPool, 0, None, pd, 0, 1, 0);
+    let s = b.lut(0, None, g);
+    let se = b.mul(0, None, pd, s, Act::None);
+    let sq = b.mul(0, None, se, pd, Act::Relu);
+    let mx = b.minmax(0, None, sq, se, false);
+    let enc = b.resize(0, None, mx, [4, 3], true, 0, 0);
+    // up: 4 x 3 -> (3 * 2 + 3 + 1 - 2) x (2 * 2 + 3 + 1 - 2) = 8 x 6.
+    let u1 = b.conv_transpose(1, Some(0), enc, 4, 3, 2, 1, 1, true);
+    let u2 = b.resize(1, Some(0), u1, [11, 9], false, 1, 1);
+    let u3 = b.pad(1, Some(0), u2, [0, 1, 2, 0], 2);
+    let u4 = b.pad(1, Some(0), u3, [1, 0, 0, 1], 0);
+    let u5 = b.lut(1, Some(0), u4);
+    let u6 = b.minmax(1, Some(0), u4, u5, true);
+    let up = b.conv(1, Some(0), u6, 3, 1, 1, 0, false, true, Act::None);
+    b.task("up", 1, up);
+    // head: selection and transpose read whole (fixed-width) tensors.
+    let f = b.conv(2, Some(0), enc, 6, 1, 1, 0, false, false, Act::None);
+    let gc = b.gather(2, Some(0), f, 1, 2, 3);
+    let t = b.transpose(2, Some(0), gc, [2, 0, 1]);
+    let fl = b.flatten(2, Some(0), t);
+    let fc = b.fc(2, Some(0), fl, 5, false);
+    let sm = b.softmax(2, Some(0), fc);
+    b.task("head", 2, sm);
+    b.def
+}
+
+/// The valid blobs the robustness suite's truncations and mutations start from, and the seed
+/// corpus of the `parse_run` fuzz target (which writes them itself): the two-task model at two
+/// seeds (kinds 1-9), the every-op model (kinds 10-18) and three random models. Together they
+/// hold every op kind (the robustness test `blobs_hold_every_op_kind`).
+pub fn seed_blobs() -> Vec<Vec<u8>> {
+    use edgeslim_runtime::writer::example::{two_task_blob, two_task_model};
+    let mut defs = vec![two_task_model(99), every_op_model(3)];
+    defs.extend((0..3).map(random_model));
+    let mut v = vec![two_task_blob()];
+    v.extend(
+        defs.iter()
+            .map(|d| d.to_bytes_planned().unwrap_or_default()),
+    );
+    v
+}

@@ -7,7 +7,7 @@ use edgeslim_runtime::{Error, Input, Interpreter, Model, Section, TaskMask, Widt
 use edgeslim_tests::blob::{
     crc32, fix_crc, model_width_counts, random_i8, section, wc, width_configs,
 };
-use edgeslim_tests::models::random_model;
+use edgeslim_tests::models::{every_op_model, random_model, seed_blobs};
 
 /// Largest arena the robustness tests allocate for a mutated model.
 const MAX_ARENA: usize = 1 << 20;
@@ -44,13 +44,42 @@ fn run_everywhere(m: &Model<'_>) -> usize {
     ok
 }
 
+/// The blobs the truncation and mutation tests start from, the fuzzing seeds
+/// (`models::seed_blobs`); together they hold every op kind (`blobs_hold_every_op_kind`).
 fn blobs() -> Vec<Vec<u8>> {
-    let mut v = vec![
-        two_task_blob(),
-        two_task_model(99).to_bytes_planned().expect("writes"),
-    ];
-    v.extend((0..3).map(|s| random_model(s).to_bytes_planned().expect("writes")));
+    let v = seed_blobs();
+    assert!(v.iter().all(|b| !b.is_empty()), "every seed model writes");
     v
+}
+
+/// Every op kind the format defines (every value `OpKind::from_u32` accepts) that no blob of
+/// `blobs` holds.
+fn kinds_missing_from(blobs: &[Vec<u8>]) -> Vec<u32> {
+    use edgeslim_runtime::format::OpKind;
+    let mut seen = std::collections::BTreeSet::new();
+    for b in blobs {
+        let m = Model::parse(b).expect("every blob of the set parses");
+        for i in 0..m.num_ops() {
+            seen.insert(m.op(i).expect("op of a parsed model").kind as u32);
+        }
+    }
+    (0..=255u32)
+        .filter(|&k| OpKind::from_u32(k).is_some() && !seen.contains(&k))
+        .collect()
+}
+
+/// The truncation and mutation tests reach every op kind's record decoding and validation:
+/// the blob set holds each kind (1 to 18; 0 is no kind) at least once.
+#[test]
+fn blobs_hold_every_op_kind() {
+    use edgeslim_runtime::format::OpKind;
+    assert!(OpKind::from_u32(0).is_none(), "kind 0 is not an op kind");
+    assert!(OpKind::from_u32(18).is_some(), "kind 18 (MinMax) exists");
+    let missing = kinds_missing_from(&blobs());
+    assert!(
+        missing.is_empty(),
+        "op kinds {missing:?} are in no blob of the robustness set"
+    );
 }
 
 #[test]
@@ -390,19 +419,6 @@ fn huge_pool_windows_run_in_bounded_time() {
     assert!(t.elapsed().as_secs() < 5, "took {:?}", t.elapsed());
 }
 
-/// Not a test: writes valid blobs as seeds for the cargo-fuzz target
-/// (`runtime/fuzz/corpus/parse_run/`).
-#[test]
-#[ignore]
-fn write_fuzz_seeds() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/fuzz/corpus/parse_run");
-    std::fs::create_dir_all(&dir).expect("corpus directory");
-    for (i, b) in blobs().iter().enumerate() {
-        std::fs::write(dir.join(format!("seed-{i}.eslm")), b).expect("seed written");
-    }
-}
-
 /// Regression (found by `cargo fuzz run parse_run`): an op that writes the graph input, with
 /// an out-of-range segment. Validating an earlier op that reads the graph input looked up the
 /// input's quantization through its "producer" (that later, not yet validated op) and indexed
@@ -448,10 +464,10 @@ fn random_model_def_mutations_give_errors_or_models_that_run() {
     };
     let (mut parsed, mut total) = (0, 0);
     for i in 0..2500u64 {
-        let mut def = if i % 2 == 0 {
-            two_task_model(i)
-        } else {
-            random_model(i)
+        let mut def = match i % 3 {
+            0 => two_task_model(i),
+            1 => every_op_model(i),
+            _ => random_model(i),
         };
         for _ in 0..1 + r.below(3) {
             let n_t = def.tensors.len();
@@ -477,7 +493,8 @@ fn random_model_def_mutations_give_errors_or_models_that_run() {
                 }
                 5 => op.attrs[r.below(op_field::N_ATTRS)] = v as u32,
                 6 => op.wshape[r.below(4)] = r.below(20),
-                7 => op.kind = OpKind::from_u32(1 + r.below(9) as u32).expect("kind"),
+                // Any kind (1 to 18): a record of one kind read as another's.
+                7 => op.kind = OpKind::from_u32(1 + r.below(18) as u32).expect("kind"),
                 8 | 9 if !op.entries.is_empty() => {
                     let k = r.below(op.entries.len());
                     let e = &mut op.entries[k];
@@ -588,4 +605,713 @@ fn tensor_producer_fields_are_checked() {
             "tensor {t} producer {value}: {e}"
         );
     }
+}
+
+/// Each record of kinds 10-18 with a field its op's prepare must refuse: `Model::parse` gives
+/// `Error::Invalid` naming the op's record (or its width entries) and the field, and nothing
+/// panics.
+#[test]
+fn new_op_records_are_validated() {
+    use edgeslim_runtime::format::{OpKind, attr, op_field, size};
+    use edgeslim_runtime::ops::{
+        gather::attr as ga, lut::word as lw, minmax::attr as mma, mul::word as mw, pad::attr as pa,
+        resize::attr as ra, resize::word as rw, transpose::attr::PERM,
+    };
+    use edgeslim_runtime::writer::ModelDef;
+
+    let base = every_op_model(3);
+    let blob = base.to_bytes_planned().expect("writes");
+    let m = Model::parse(&blob).expect("the every-op model is valid");
+    // 2 x 3 x 2 width configurations, each on both tasks and on each alone.
+    assert_eq!(
+        run_everywhere(&m),
+        12 * 3,
+        "the every-op model runs everywhere"
+    );
+    // The index of the `nth` op of `kind`.
+    let find = |kind: OpKind, nth: usize| -> usize {
+        base.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.kind == kind)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("the every-op model has {nth} ops of {kind:?}"))
+            .0
+    };
+    let check = |what: &str,
+                 kind: OpKind,
+                 nth: usize,
+                 section: Section,
+                 field: &str,
+                 change: &dyn Fn(&mut ModelDef, usize)| {
+        let i = find(kind, nth);
+        let mut def = base.clone();
+        change(&mut def, i);
+        let blob = def.to_bytes_planned().expect("writes");
+        match Model::parse(&blob) {
+            Err(Error::Invalid {
+                section: s,
+                index,
+                field: f,
+                ..
+            }) if s == section && index == i as u32 && f == field => {}
+            other => panic!(
+                "{what}: expected Invalid {{ {section:?}, index {i}, {field:?} }}, got {other:?}"
+            ),
+        }
+    };
+    let ops = Section::Ops;
+    let params = Section::Params;
+    let set_attr = |k: usize, v: u32| move |d: &mut ModelDef, i: usize| d.ops[i].attrs[k] = v;
+
+    // Lut: an entry of 63 or 65 table words (the writer refuses to write one: the record's
+    // param_words is patched in the blob, the CRC fixed).
+    let (ops_off, _) = section(&blob, kind::OPS);
+    for (nth, words) in [
+        (0, lw::COUNT - 1),
+        (1, lw::COUNT + 1),
+        (0, 0),
+        (1, u32::MAX as usize - 8),
+    ] {
+        let i = find(OpKind::Lut, nth);
+        let at = ops_off + i * size::OP + op_field::PARAM_WORDS;
+        let mut b = blob.clone();
+        b[at..at + 4].copy_from_slice(&((8 + words) as u32).to_le_bytes());
+        fix_crc(&mut b);
+        match Model::parse(&b) {
+            Err(Error::Invalid {
+                section: Section::Ops,
+                index,
+                field: "param_words",
+                ..
+            }) if index == i as u32 => {}
+            other => panic!("lut table of {words} words: {other:?}"),
+        }
+    }
+
+    // Mul: a second input of another shape (not 1x1), a zero point that is not the producer's,
+    // a negative multiplier, a shift out of range.
+    // The first conv's 6 x 5 output beside the 9 x 7 padded tensor.
+    check("mul shape", OpKind::Mul, 1, ops, "inputs", &|d, i| {
+        d.ops[i].inputs[1] = d.ops[0].output;
+    });
+    check("mul in2_zp", OpKind::Mul, 1, params, "in2_zp", &|d, i| {
+        d.ops[i].entries[1].extra[mw::IN2_ZP] ^= 1;
+    });
+    check("mul multiplier", OpKind::Mul, 0, params, "mul", &|d, i| {
+        d.ops[i].entries[0].extra[mw::M] = -1;
+    });
+    check("mul shift", OpKind::Mul, 1, params, "mul", &|d, i| {
+        d.ops[i].entries[0].extra[mw::S] = 31;
+    });
+
+    // PRelu: slopes not [C, 1, 1, 1] (weights of the shape's size).
+    check("prelu wshape", OpKind::PRelu, 0, ops, "wshape", &|d, i| {
+        let op = &mut d.ops[i];
+        op.wshape[3] = 2;
+        op.weights = op.weights.repeat(2);
+    });
+    check(
+        "prelu positive multiplier",
+        OpKind::PRelu,
+        0,
+        params,
+        "prelu",
+        &|d, i| {
+            d.ops[i].entries[1].extra[0] = -7;
+        },
+    );
+
+    // Pad: reflect padding as large as the input (6 rows, 5 columns), an unknown mode, an
+    // output smaller than the input and its leading pad, a fill value outside int8.
+    check(
+        "reflect pad = input height",
+        OpKind::Pad,
+        0,
+        ops,
+        "attrs",
+        &|d, i| {
+            let op = &mut d.ops[i];
+            op.attrs[attr::PAD_TOP] = 6;
+            let out = op.output;
+            d.tensors[out].shape[0] += 5;
+        },
+    );
+    check(
+        "reflect bottom pad = input width",
+        OpKind::Pad,
+        0,
+        ops,
+        "attrs",
+        &|d, i| {
+            // Left 2, right 0 -> right 5 (the input's width).
+            let out = d.ops[i].output;
+            d.tensors[out].shape[1] += 5;
+        },
+    );
+    check(
+        "pad mode 3",
+        OpKind::Pad,
+        1,
+        ops,
+        "attrs",
+        &set_attr(pa::MODE, 3),
+    );
+    check(
+        "pad leading > output",
+        OpKind::Pad,
+        2,
+        ops,
+        "output",
+        &set_attr(attr::PAD_TOP, 99),
+    );
+    check(
+        "pad huge leading",
+        OpKind::Pad,
+        2,
+        ops,
+        "output",
+        &set_attr(attr::PAD_LEFT, u32::MAX),
+    );
+    check("pad fill value", OpKind::Pad, 1, params, "pad", &|d, i| {
+        d.ops[i].entries[0].extra[0] = 128;
+    });
+
+    // Resize: zero scales, a fraction past 2^24, an unknown mode, coordinate mode or rule,
+    // an output past 2^16 rows, a negative multiplier.
+    for (what, k, v) in [
+        ("resize zero h_num", ra::H_NUM, 0),
+        ("resize zero h_den", ra::H_DEN, 0),
+        ("resize zero w_num", ra::W_NUM, 0),
+        ("resize zero w_den", ra::W_DEN, 0),
+        ("resize w_num past 2^24", ra::W_NUM, (1 << 24) + 1),
+        ("resize h_den u32::MAX", ra::H_DEN, u32::MAX),
+        ("resize mode 2", ra::MODE, 2),
+        ("resize coord 4", ra::COORD, 4),
+        ("resize nearest 4", ra::NEAREST, 4),
+    ] {
+        check(what, OpKind::Resize, 0, ops, "attrs", &set_attr(k, v));
+        check(what, OpKind::Resize, 1, ops, "attrs", &set_attr(k, v));
+    }
+    check(
+        "resize output rows past 2^16",
+        OpKind::Resize,
+        1,
+        ops,
+        "output",
+        &|d, i| {
+            let out = d.ops[i].output;
+            d.tensors[out].shape[0] = (1 << 16) + 1;
+        },
+    );
+    check(
+        "resize multiplier",
+        OpKind::Resize,
+        0,
+        params,
+        "resize",
+        &|d, i| {
+            d.ops[i].entries[1].extra[rw::M] = i32::MIN;
+        },
+    );
+
+    // ConvTranspose: an output longer than the geometry gives (4 x 3 input, 3 x 3 kernel,
+    // stride 2, pad 1 -> at most 8 + 1 rows), a huge crop, zero stride, dilation or groups,
+    // groups that do not divide the channels, a depthwise flag, weights narrower than the
+    // active input channels.
+    check(
+        "conv transpose rows",
+        OpKind::ConvTranspose,
+        0,
+        ops,
+        "output",
+        &|d, i| {
+            let out = d.ops[i].output;
+            d.tensors[out].shape[0] = 10;
+        },
+    );
+    check(
+        "conv transpose columns",
+        OpKind::ConvTranspose,
+        0,
+        ops,
+        "output",
+        &|d, i| {
+            let out = d.ops[i].output;
+            d.tensors[out].shape[1] = 9;
+        },
+    );
+    check(
+        "conv transpose huge pad",
+        OpKind::ConvTranspose,
+        0,
+        ops,
+        "output",
+        &set_attr(attr::PAD_TOP, u32::MAX),
+    );
+    check(
+        "conv transpose stride 0",
+        OpKind::ConvTranspose,
+        0,
+        ops,
+        "attrs",
+        &set_attr(attr::STRIDE_H, 0),
+    );
+    check(
+        "conv transpose dilation 0",
+        OpKind::ConvTranspose,
+        0,
+        ops,
+        "attrs",
+        &set_attr(attr::DIL_W, 0),
+    );
+    check(
+        "conv transpose groups 0",
+        OpKind::ConvTranspose,
+        0,
+        ops,
+        "attrs",
+        &set_attr(attr::GROUPS, 0),
+    );
+    check(
+        "conv transpose groups 3",
+        OpKind::ConvTranspose,
+        0,
+        ops,
+        "attrs",
+        &set_attr(attr::GROUPS, 3),
+    );
+    check(
+        "conv transpose depthwise",
+        OpKind::ConvTranspose,
+        0,
+        ops,
+        "attrs",
+        &set_attr(attr::DEPTHWISE, 1),
+    );
+    check(
+        "conv transpose narrow weights",
+        OpKind::ConvTranspose,
+        0,
+        params,
+        "in_ch",
+        &|d, i| {
+            let op = &mut d.ops[i];
+            let i_full = op.wshape[3];
+            op.weights = op.weights.chunks(i_full).map(|row| row[0]).collect();
+            op.wshape[3] = 1;
+        },
+    );
+
+    // Transpose: repeated axes, an axis past 2, an output that is not the permuted input,
+    // a quantization change.
+    for (what, perm) in [
+        ("transpose repeated axis", [0u32, 0, 1]),
+        ("transpose axis 3", [3, 0, 1]),
+        ("transpose axis u32::MAX", [2, u32::MAX, 0]),
+    ] {
+        check(what, OpKind::Transpose, 0, ops, "attrs", &|d, i| {
+            for (k, &p) in perm.iter().enumerate() {
+                d.ops[i].attrs[PERM + k] = p;
+            }
+        });
+    }
+    check(
+        "transpose shape",
+        OpKind::Transpose,
+        0,
+        ops,
+        "output",
+        &|d, i| {
+            // [2, 0, 1] of [4, 3, 3] is [3, 4, 3]; [1, 2, 0] would be [3, 3, 4].
+            for (k, p) in [1u32, 2, 0].into_iter().enumerate() {
+                d.ops[i].attrs[PERM + k] = p;
+            }
+        },
+    );
+    check(
+        "transpose zero point",
+        OpKind::Transpose,
+        0,
+        params,
+        "out_zp",
+        &|d, i| {
+            d.ops[i].entries[0].out_zp ^= 1;
+        },
+    );
+
+    // GatherChannels: reading past the input's 6 channels (1 + 2 * 2 = 5 is the last read),
+    // step 0, a start past the end, a step that wraps.
+    check(
+        "gather start past",
+        OpKind::GatherChannels,
+        0,
+        ops,
+        "attrs",
+        &set_attr(ga::START, 2),
+    );
+    check(
+        "gather step",
+        OpKind::GatherChannels,
+        0,
+        ops,
+        "attrs",
+        &set_attr(ga::STEP, 3),
+    );
+    check(
+        "gather step 0",
+        OpKind::GatherChannels,
+        0,
+        ops,
+        "attrs",
+        &set_attr(ga::STEP, 0),
+    );
+    check(
+        "gather start u32::MAX",
+        OpKind::GatherChannels,
+        0,
+        ops,
+        "attrs",
+        &set_attr(ga::START, u32::MAX),
+    );
+    check(
+        "gather step u32::MAX",
+        OpKind::GatherChannels,
+        0,
+        ops,
+        "attrs",
+        &set_attr(ga::STEP, u32::MAX),
+    );
+    check(
+        "gather more outputs",
+        OpKind::GatherChannels,
+        0,
+        ops,
+        "attrs",
+        &|d, i| {
+            let out = d.ops[i].output;
+            d.tensors[out].shape[2] = 4;
+            for e in &mut d.ops[i].entries {
+                e.out_ch = 4;
+            }
+        },
+    );
+
+    // MinMax: an unknown mode, inputs of two shapes, a second zero point not the producer's.
+    check(
+        "minmax mode",
+        OpKind::MinMax,
+        0,
+        ops,
+        "inputs",
+        &set_attr(mma::MODE, 2),
+    );
+    check(
+        "minmax shapes",
+        OpKind::MinMax,
+        0,
+        ops,
+        "inputs",
+        &|d, i| {
+            d.ops[i].inputs[1] = d.ops[0].output;
+        },
+    );
+    check(
+        "minmax in2_zp",
+        OpKind::MinMax,
+        1,
+        params,
+        "in2_zp",
+        &|d, i| {
+            d.ops[i].entries[4].extra[0] ^= 1;
+        },
+    );
+}
+
+/// `def` parses to `Error::Invalid` naming `section`, record `index` and `field`.
+fn assert_invalid(
+    what: &str,
+    def: &edgeslim_runtime::writer::ModelDef,
+    section: Section,
+    index: usize,
+    field: &str,
+) {
+    let blob = def.to_bytes_planned().expect("writes");
+    match Model::parse(&blob) {
+        Err(Error::Invalid {
+            section: s,
+            index: i,
+            field: f,
+            ..
+        }) if s == section && i == index as u32 && f == field => {}
+        other => panic!(
+            "{what}: expected Invalid {{ {section:?}, index {index}, {field:?} }}, got {other:?}"
+        ),
+    }
+}
+
+/// Geometry whose arithmetic overflows a 32-bit `usize` but not a 64-bit one (`(k - 1) *
+/// dilation`, `(out - 1) * stride`, `in + pad`, `out + pad`, an output side past `isize` on
+/// 32 bits) is refused on every target, naming the op and field: validation bounds every
+/// padded coordinate by `ops::MAX_COORD` (2^31 - 1) whatever the width of `usize`, so the
+/// kernels never see a geometry that wraps. Run on i686 by `cargo xtask target32`.
+#[test]
+fn geometry_past_32_bit_usize_is_refused_everywhere() {
+    use edgeslim_runtime::format::{OpKind, attr};
+    use edgeslim_runtime::ops::MAX_COORD;
+    use edgeslim_runtime::writer::ModelDef;
+    assert_eq!(MAX_COORD, (1 << 31) - 1, "the bound is 32-bit isize::MAX");
+    let two = two_task_model(5);
+    let every = every_op_model(3);
+    let nth = |d: &ModelDef, kind: OpKind, n: usize| {
+        d.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.kind == kind)
+            .nth(n)
+            .unwrap_or_else(|| panic!("the model has {} ops of {kind:?}", n + 1))
+            .0
+    };
+    let big = 1u32 << 31;
+    // (what, model, kind, nth op of the kind, [(attribute, value)], field).
+    type Case<'a> = (
+        &'a str,
+        &'a ModelDef,
+        OpKind,
+        usize,
+        &'a [(usize, u32)],
+        &'a str,
+    );
+    let cases: &[Case<'_>] = &[
+        // A 3x3 conv on 8x8 (stride 1, pad 1): (3 - 1) * 2^31 = 2^32.
+        (
+            "conv dilation_h 2^31",
+            &two,
+            OpKind::Conv2d,
+            0,
+            &[(attr::DIL_H, big)],
+            "attrs",
+        ),
+        (
+            "conv dilation_w 2^31 + 1",
+            &two,
+            OpKind::Conv2d,
+            0,
+            &[(attr::DIL_W, big + 1)],
+            "attrs",
+        ),
+        // (8 - 1) * 2^31.
+        (
+            "conv stride_h 2^31",
+            &two,
+            OpKind::Conv2d,
+            0,
+            &[(attr::STRIDE_H, big)],
+            "attrs",
+        ),
+        // 8 + 2^32 - 2.
+        (
+            "conv pad_top",
+            &two,
+            OpKind::Conv2d,
+            0,
+            &[(attr::PAD_TOP, u32::MAX - 1)],
+            "attrs",
+        ),
+        (
+            "conv pad_left 2^31",
+            &two,
+            OpKind::Conv2d,
+            0,
+            &[(attr::PAD_LEFT, big)],
+            "attrs",
+        ),
+        // The depthwise conv (stride 2, 4x4 output): 3 * 2^31.
+        (
+            "depthwise stride_w",
+            &two,
+            OpKind::Conv2d,
+            1,
+            &[(attr::STRIDE_W, big)],
+            "attrs",
+        ),
+        // MaxPool 2x2 stride 2 to 2x2: (2 - 1) * (2^31 + 7).
+        (
+            "pool stride_w",
+            &two,
+            OpKind::MaxPool,
+            0,
+            &[(attr::STRIDE_W, big + 7)],
+            "attrs",
+        ),
+        // A window of 2^32 - 1 with padding 2^32 - 2 (below the window): 4 + 2^32 - 2.
+        (
+            "pool pad_top",
+            &two,
+            OpKind::MaxPool,
+            0,
+            &[(attr::KERNEL_H, u32::MAX), (attr::PAD_TOP, u32::MAX - 1)],
+            "attrs",
+        ),
+        // The transposed 3x3 conv (stride 2, 4x3 -> 8x6): (3 - 1) * 2^31, and 8 + 2^32 - 1.
+        (
+            "conv-transpose dilation",
+            &every,
+            OpKind::ConvTranspose,
+            0,
+            &[(attr::DIL_H, big)],
+            "attrs",
+        ),
+        (
+            "conv-transpose pad_left",
+            &every,
+            OpKind::ConvTranspose,
+            0,
+            &[(attr::PAD_LEFT, u32::MAX)],
+            "output",
+        ),
+    ];
+    for &(what, base, kind, n, set, field) in cases {
+        let mut def = base.clone();
+        let i = nth(&def, kind, n);
+        for &(a, v) in set {
+            def.ops[i].attrs[a] = v;
+        }
+        assert_invalid(what, &def, Section::Ops, i, field);
+    }
+
+    // A padded output side of 2^31 + 3 (one column, one channel: 2 GiB of arena, which the
+    // plan only records): its rows compared as `isize` would turn negative on 32 bits.
+    let mut b = edgeslim_runtime::writer::example::Builder::new(
+        "tall-pad",
+        &[("encoder", &[1.0])],
+        [3, 1, 1],
+        9,
+    );
+    let x = b.def.input;
+    let p = b.pad(0, None, x, [1, 0, 0, 0], 0);
+    b.task("tall", 0, p);
+    let mut def = b.def;
+    assert!(
+        Model::parse(&def.to_bytes_planned().expect("writes")).is_ok(),
+        "the small pad model is valid"
+    );
+    let i = nth(&def, OpKind::Pad, 0);
+    def.ops[i].attrs[attr::PAD_TOP] = big;
+    def.tensors[p].shape[0] = big as usize + 3;
+    assert_invalid("pad output side 2^31 + 3", &def, Section::Ops, i, "output");
+    // One row less than the leading padding needs: refused by checked subtraction.
+    def.ops[i].attrs[attr::PAD_TOP] = u32::MAX;
+    def.tensors[p].shape[0] = 2;
+    assert_invalid(
+        "pad output below top padding",
+        &def,
+        Section::Ops,
+        i,
+        "output",
+    );
+}
+
+/// Tensor records whose element count (`h * w * c`) or arena end (`offset + bytes`) wraps a
+/// 32-bit `usize` are refused on every target (patched in the blob: the writer would compute
+/// the same products).
+#[test]
+fn tensor_sizes_past_32_bit_usize_are_refused_everywhere() {
+    use edgeslim_runtime::format::size;
+    let blob = two_task_blob();
+    let m = Model::parse(&blob).expect("parses");
+    let (t_off, _) = section(&blob, kind::TENSORS);
+    // The first conv's output (tensor 1, 8x8x8 at full width).
+    let t = 1;
+    assert_eq!(m.tensor(t).map(|x| (x.h, x.w, x.c)), Some((8, 8, 8)));
+    let patch = |fields: &[(usize, u32)]| {
+        let mut b = blob.clone();
+        for &(off, v) in fields {
+            let at = t_off + t * size::TENSOR + off;
+            b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        fix_crc(&mut b);
+        Model::parse(&b).map(|_| ())
+    };
+    // h, w, c at record offsets 8, 12, 16; the arena offset at 28.
+    for (what, fields, field) in [
+        (
+            "2^16 x 2^16 x 1",
+            &[(8, 1 << 16), (12, 1 << 16), (16, 1)][..],
+            "shape",
+        ),
+        (
+            "2^31 x 2 x 2",
+            &[(8, 1 << 31), (12, 2), (16, 2)][..],
+            "shape",
+        ),
+        ("offset 2^32 - 4", &[(28, u32::MAX - 3)][..], "offset"),
+    ] {
+        match patch(fields) {
+            Err(Error::Invalid {
+                section: Section::Tensors,
+                index: 1,
+                field: f,
+                ..
+            }) if f == field => {}
+            other => {
+                panic!("tensor {what}: expected Invalid {{ Tensors, 1, {field:?} }}, got {other:?}")
+            }
+        }
+    }
+}
+
+/// Geometry just within `ops::MAX_COORD` is valid and runs on every target: a dilation of
+/// 2^29 + 1 puts every tap of the 3x3 conv but its first row and column's (`oy + ky * dil -
+/// 1`, pad 1) outside the 8x8 input, so it computes tap (0, 0) only, on 32-bit targets
+/// without wrapping.
+#[test]
+fn geometry_within_the_coordinate_range_runs_everywhere() {
+    use edgeslim_runtime::format::{OpKind, attr};
+    let mut def = two_task_model(5);
+    let i = def
+        .ops
+        .iter()
+        .position(|o| o.kind == OpKind::Conv2d)
+        .expect("a conv");
+    def.ops[i].attrs[attr::DIL_H] = (1 << 29) + 1;
+    def.ops[i].attrs[attr::DIL_W] = (1 << 29) + 1;
+    let blob = def.to_bytes_planned().expect("writes");
+    let m = Model::parse(&blob).expect("a dilation within the coordinate range is valid");
+    assert_eq!(
+        run_everywhere(&m),
+        12 * 3,
+        "runs at every width on every task"
+    );
+    // The same outputs as the undilated conv with only tap (0, 0): the weights of the other
+    // taps zeroed (dilated, they never reach the input); with padding 1 tap (0, 0) reads the
+    // same input position either way.
+    let mut corner = two_task_model(5);
+    let [o, kh, kw, ci] = corner.ops[i].wshape;
+    for oc in 0..o {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                if (ky, kx) != (0, 0) {
+                    let at = ((oc * kh + ky) * kw + kx) * ci;
+                    corner.ops[i].weights[at..at + ci].fill(0);
+                }
+            }
+        }
+    }
+    let cblob = corner.to_bytes_planned().expect("writes");
+    let cm = Model::parse(&cblob).expect("valid");
+    let outputs = |m: &Model<'_>| {
+        let mut arena = vec![0u8; m.arena_bytes()];
+        let mut it = Interpreter::new(m, &mut arena).expect("arena");
+        let x = random_i8(m.input_len(), 11);
+        let outs = it
+            .run(Input::I8(&x), &WidthConfig::full(m), TaskMask::all(m))
+            .expect("runs");
+        outs.iter().map(|o| o.data.to_vec()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        outputs(&m),
+        outputs(&cm),
+        "the dilated taps read only padding"
+    );
 }

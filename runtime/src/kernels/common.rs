@@ -167,6 +167,9 @@ pub(crate) fn per_channel_lookup(
 
 /// The kernel taps `k` in `0..k_n` whose input coordinate `start + k * dil - pad` lies in
 /// `0..n` (`dil >= 1`): the window clipped to the input, as one range.
+///
+/// No overflow: a validated model keeps `start` (a window's first padded coordinate) and
+/// `n + pad` within [`MAX_COORD`](crate::ops::MAX_COORD) (`ops::check_window`).
 #[inline]
 pub(crate) fn taps(
     start: usize,

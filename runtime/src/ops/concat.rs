@@ -45,7 +45,11 @@ fn prepare_entry(e: &PrepareEntry<'_, '_>) -> Result<(), Error> {
         {
             return Err(e.err("concat", "zero point, multiplier or shift out of range"));
         }
-        sum += ch;
+        // Checked: on 32-bit targets the channels of overlapping (not yet rejected) inputs
+        // can add up past `usize`.
+        sum = sum
+            .checked_add(ch)
+            .ok_or(e.err("out_ch", "concat output must hold all input channels"))?;
     }
     if sum != e.en.out_ch() {
         return Err(e.err("out_ch", "concat output must hold all input channels"));

@@ -1,7 +1,7 @@
 //! Conv2d: regular, grouped, depthwise (with a channel multiplier) and pointwise convolution
 //! with per-output-channel requantization. Kernels: `kernels/conv/`.
 
-use super::{Invoke, Prepare, PrepareEntry, Registration, check_window, no_words};
+use super::{Invoke, Prepare, PrepareEntry, Registration, check_window, coord, no_words, span};
 use crate::error::Error;
 use crate::format::attr;
 use crate::kernels::{self, ChannelQuant, ConvGeometry};
@@ -48,12 +48,19 @@ fn prepare(p: &Prepare<'_, '_>) -> Result<(), Error> {
         return Err(p.err("wshape", "depthwise weights have one input column"));
     }
     let g = geometry(op, 1);
-    // The dilated window: (k - 1) * dilation + 1 taps (weight dimensions are >= 1 here).
-    let span = |k: usize, d: usize| (k - 1).saturating_mul(d).saturating_add(1);
-    let window = [
-        span(op.wshape[1], g.dilation[0]),
-        span(op.wshape[2], g.dilation[1]),
-    ];
+    // The dilated window: (k - 1) * dilation + 1 taps (weight dimensions are >= 1 here). The
+    // reference kernel forms `oy * stride + ky * dilation` for every tap before clipping it:
+    // the last window's end is held within `MAX_COORD`, so that never overflows.
+    let out = [p.output.h, p.output.w];
+    let mut window = [0; 2];
+    for a in 0..2 {
+        window[a] = span(op.wshape[1 + a], g.dilation[a])
+            .filter(|&s| coord(out[a] - 1, g.stride[a], s).is_some())
+            .ok_or(p.err(
+                "attrs",
+                "dilated window past the coordinate range (2^31 - 1)",
+            ))?;
+    }
     check_window(p, window, g.stride, g.pad)
 }
 

@@ -6,7 +6,7 @@
 //! first-k slimming reads the first rows and columns as for Conv2d. Kernels:
 //! `kernels/conv_transpose/`.
 
-use super::{Invoke, Prepare, PrepareEntry, Registration, no_words};
+use super::{Invoke, Prepare, PrepareEntry, Registration, coord, no_words};
 use crate::error::Error;
 use crate::format::attr;
 use crate::kernels::{self, ChannelQuant, ConvGeometry};
@@ -42,6 +42,34 @@ fn prepare(p: &Prepare<'_, '_>) -> Result<(), Error> {
     }
     if !p.output.c.is_multiple_of(g.groups) || !p.input.c.is_multiple_of(g.groups) {
         return Err(p.err("attrs", "channels do not split into the groups"));
+    }
+    // ONNX's output size is `(in - 1) stride + (k - 1) dil + 1 + output_padding - pad_top -
+    // pad_bottom` with `output_padding < max(stride, dil)` and `pad_bottom >= 0`, so the
+    // output and its leading crop end within `(in - 1) stride + (k - 1) dil + max(stride,
+    // dil)` (computed in u64, saturating: a larger bound only accepts more). The kernels form
+    // `o + pad` for every output coordinate `o` and `k * dil` for every tap `k`: both are held
+    // within `MAX_COORD`, so they never overflow, on 32-bit targets included.
+    let [_, kh, kw, _] = p.op.wshape;
+    let fits = |out: usize, n: usize, k: usize, a: usize| {
+        let (s, d) = (g.stride[a] as u64, g.dilation[a] as u64);
+        let end = (n as u64 - 1)
+            .saturating_mul(s)
+            .saturating_add((k as u64 - 1).saturating_mul(d))
+            .saturating_add(s.max(d));
+        coord(out, 1, g.pad[a]).is_some_and(|last| last as u64 <= end)
+    };
+    if coord(kh - 1, g.dilation[0], 0).is_none() || coord(kw - 1, g.dilation[1], 0).is_none() {
+        return Err(p.err(
+            "attrs",
+            "dilated kernel past the coordinate range (2^31 - 1)",
+        ));
+    }
+    if !fits(p.output.h, p.input.h, kh, 0) || !fits(p.output.w, p.input.w, kw, 1) {
+        return Err(p.err(
+            "output",
+            "output and leading pad larger than the transposed convolution's geometry gives, \
+             or past the coordinate range (2^31 - 1)",
+        ));
     }
     Ok(())
 }

@@ -186,7 +186,37 @@ pub(crate) fn no_prepare(_: &Prepare<'_, '_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// A convolution or pooling window's last output position must start inside the padded input.
+/// Largest coordinate, extent or padding a validated geometry reaches: `i32::MAX`, which is
+/// `isize::MAX` on 32-bit targets. Kernels form padded coordinates (`oy * stride + ky *
+/// dilation`, `n + pad`, `o + pad`) in `usize` and some compare them as `isize`; when every
+/// such value is at most this, none overflows or changes sign on any target. The bound does not
+/// depend on the width of `usize`, so a blob parses on a 32-bit MCU exactly when it parses on a
+/// 64-bit host.
+pub const MAX_COORD: usize = i32::MAX as usize;
+
+/// `a * b + c` when it is at most [`MAX_COORD`] (computed in `u64`: record fields are `u32`,
+/// so nothing wraps on any target).
+pub(crate) fn coord(a: usize, b: usize, c: usize) -> Option<usize> {
+    (a as u64)
+        .checked_mul(b as u64)
+        .and_then(|v| v.checked_add(c as u64))
+        .filter(|&v| v <= MAX_COORD as u64)
+        .map(|v| v as usize)
+}
+
+/// The padded extent of a window of `k` taps `dil` apart: `(k - 1) * dil + 1`, at most
+/// [`MAX_COORD`].
+pub(crate) fn span(k: usize, dil: usize) -> Option<usize> {
+    coord(k.saturating_sub(1), dil, 1)
+}
+
+/// A convolution or pooling window's last output position must start inside the padded input
+/// (or within a window of its end), and the last window's start `(out - 1) * stride` and the
+/// padded input `in + pad` must be at most [`MAX_COORD`] along each axis. The kernels rely on
+/// this: the padded coordinates of the taps they clip to the input (`oy * stride + ky`, below
+/// `in + pad`) and `n + pad` never overflow, on 32-bit targets included. A window may be
+/// larger (a pooling window is clipped to the input before any coordinate is formed); a
+/// convolution also bounds its window's end ([`span`], `conv::prepare`).
 pub(crate) fn check_window(
     p: &Prepare<'_, '_>,
     window: [usize; 2],
@@ -194,13 +224,19 @@ pub(crate) fn check_window(
     pad: [usize; 2],
 ) -> Result<(), Error> {
     let (t, out) = (p.input, p.output);
-    // Saturating: on 32-bit targets a hostile record must not wrap around.
-    let last_y = (out.h - 1).saturating_mul(stride[0]);
-    let last_x = (out.w - 1).saturating_mul(stride[1]);
-    if last_y >= t.h.saturating_add(pad[0]).saturating_add(window[0])
-        || last_x >= t.w.saturating_add(pad[1]).saturating_add(window[1])
-    {
-        return Err(p.err("output", "output larger than the input geometry allows"));
+    for (a, (o, n)) in [(out.h, t.h), (out.w, t.w)].into_iter().enumerate() {
+        let (Some(last), Some(padded)) = (
+            coord(o.saturating_sub(1), stride[a], 0),
+            coord(n, 1, pad[a]),
+        ) else {
+            return Err(p.err(
+                "attrs",
+                "stride or padding past the coordinate range (2^31 - 1)",
+            ));
+        };
+        if last as u64 >= padded as u64 + window[a] as u64 {
+            return Err(p.err("output", "output larger than the input geometry allows"));
+        }
     }
     Ok(())
 }

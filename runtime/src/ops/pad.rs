@@ -4,7 +4,7 @@
 //! output the input's quantization, as it does); channels are untouched, so slimming follows
 //! the input. Kernels: `kernels/pad/`.
 
-use super::{Invoke, Prepare, PrepareEntry, Registration, valid_multiplier};
+use super::{Invoke, MAX_COORD, Prepare, PrepareEntry, Registration, valid_multiplier};
 use crate::error::Error;
 use crate::format::attr as fattr;
 use crate::kernels::{self, PadMode, Rescale};
@@ -51,14 +51,22 @@ fn prepare(p: &Prepare<'_, '_>) -> Result<(), Error> {
         ));
     };
     let (top, left) = (a[fattr::PAD_TOP] as usize, a[fattr::PAD_LEFT] as usize);
-    // Saturating: a hostile record must not wrap around on 32-bit targets.
-    if out.h < t.h.saturating_add(top) || out.w < t.w.saturating_add(left) {
+    // The kernels compare output coordinates with the padding as `isize`: the output's sides
+    // (hence the input's and the padding) are held within `MAX_COORD`, so no cast changes sign
+    // on 32-bit targets.
+    if out.h > MAX_COORD || out.w > MAX_COORD {
+        return Err(p.err(
+            "output",
+            "padded output side past the coordinate range (2^31 - 1)",
+        ));
+    }
+    let rest = |o: usize, n: usize, lead: usize| o.checked_sub(n)?.checked_sub(lead);
+    let (Some(bottom), Some(right)) = (rest(out.h, t.h, top), rest(out.w, t.w, left)) else {
         return Err(p.err(
             "output",
             "output smaller than the input and its leading padding",
         ));
-    }
-    let (bottom, right) = (out.h - t.h - top, out.w - t.w - left);
+    };
     if m == PadMode::Reflect && (top.max(bottom) >= t.h || left.max(right) >= t.w) {
         return Err(p.err("attrs", "reflect padding must be smaller than the input"));
     }

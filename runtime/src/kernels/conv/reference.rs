@@ -12,6 +12,10 @@ use crate::quant::multiply_by_quantized_multiplier;
 /// `0 .. cin_g`. Padding contributes nothing (the input zero point, i.e. real zero).
 /// Per output channel: `acc = bias + sum((x - in_zp) * w)`, then requantize, add the output
 /// zero point and clamp.
+///
+/// The padded coordinates `oy * stride + ky * dilation` and the padding fit `isize` on every
+/// target: `Model::parse` holds the last window's end and `in + pad` within
+/// [`MAX_COORD`](crate::ops::MAX_COORD) (`ops::conv::prepare`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     geo: &ConvGeometry,

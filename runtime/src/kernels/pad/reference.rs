@@ -7,6 +7,9 @@ use crate::quant::multiply_by_quantized_multiplier;
 /// The input row (or column) that output row `i` reads, for `pad` leading rows over an input
 /// of `n` rows: `None` for a constant fill. Reflect mirrors about the first and last row
 /// without repeating them (`pad < n`, checked by the op's prepare); edge repeats them.
+///
+/// `i`, `pad` and `n` are at most [`MAX_COORD`](crate::ops::MAX_COORD) (the op's prepare
+/// bounds the output's sides), so the `isize` arithmetic is exact on 32-bit targets too.
 pub fn source(i: usize, pad: usize, n: usize, mode: PadMode) -> Option<usize> {
     let j = i as isize - pad as isize;
     let n = n as isize;
@@ -17,7 +20,9 @@ pub fn source(i: usize, pad: usize, n: usize, mode: PadMode) -> Option<usize> {
         PadMode::Constant => None,
         PadMode::Edge => Some(j.clamp(0, n - 1) as usize),
         PadMode::Reflect => {
-            let r = if j < 0 { -j } else { 2 * (n - 1) - j };
+            // `(n - 1) - (j - (n - 1))` is `2 (n - 1) - j` without forming `2 (n - 1)`, which
+            // would overflow `isize` on 32-bit targets for sides near `MAX_COORD`.
+            let r = if j < 0 { -j } else { (n - 1) - (j - (n - 1)) };
             Some(r.clamp(0, n - 1) as usize)
         }
     }
