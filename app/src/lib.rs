@@ -292,6 +292,12 @@ impl<B: InputPin, S: Read<u8>> App<B, S> {
         self.selector.level()
     }
 
+    /// Change the level from the program itself (a schedule, a battery monitor), as a serial
+    /// command would.
+    pub fn apply(&mut self, cmd: Command) -> Result<usize, CommandError> {
+        self.selector.apply(cmd)
+    }
+
     /// Poll the button once and read the serial bytes that are waiting (at most
     /// [`MAX_BYTES_PER_POLL`]); `on_event` sees each event in order. Never blocks.
     pub fn poll(&mut self, mut on_event: impl FnMut(Event<B::Error, S::Error>)) {

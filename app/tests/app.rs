@@ -190,12 +190,21 @@ fn app_reads_a_bounded_number_of_bytes_per_poll() {
     let (_, mut serial) = app.release();
     serial.done();
 
-    // Without inputs nothing ever happens.
+    // Without inputs nothing ever happens; the program itself can still change the level.
     let mut app = App::new(None::<Button<NoButton>>, NoSerial, 4, 3).expect("4 levels");
     for _ in 0..3 {
         app.poll(|e| panic!("unexpected event {e:?}"));
     }
     assert_eq!(app.level(), 3);
+    assert_eq!(app.apply(Command::Next), Ok(0));
+    assert_eq!(
+        app.apply(Command::Level(4)),
+        Err(CommandError::NoSuchLevel {
+            level: 4,
+            levels: 4
+        })
+    );
+    assert_eq!(app.level(), 0);
 }
 
 struct FakeClock {

@@ -17,7 +17,7 @@
 
 /// Defines the board constants and the runner's marker for one board.
 macro_rules! board {
-    ($machine:literal, $cpu:literal, $core:literal, $hz:literal) => {
+    ($machine:literal, $cpu:literal, $core:literal, $hz:literal, $flash:literal) => {
         /// QEMU's `-machine`.
         pub const MACHINE: &str = $machine;
         /// QEMU's `-cpu`.
@@ -26,18 +26,50 @@ macro_rules! board {
         pub const CORE: &str = $core;
         /// The core clock in QEMU, which SysTick counts.
         pub const SYSCLK_HZ: u32 = $hz;
+        /// Where the image starts (`FLASH` in `memory/<machine>.x`): the vector table.
+        pub const FLASH_ORIGIN: usize = $flash;
         /// Read by `qemu-run.sh` from the ELF: `edgeslim-qemu-board <machine> <cpu>;`.
         pub static QEMU_BOARD: &str = concat!("edgeslim-qemu-board ", $machine, " ", $cpu, ";");
     };
 }
 
 #[cfg(feature = "mps2-an385")]
-board!("mps2-an385", "cortex-m3", "Cortex-M3", 25_000_000);
+board!(
+    "mps2-an385",
+    "cortex-m3",
+    "Cortex-M3",
+    25_000_000,
+    0x0000_0000
+);
 #[cfg(feature = "mps2-an386")]
-board!("mps2-an386", "cortex-m4", "Cortex-M4F", 25_000_000);
+board!(
+    "mps2-an386",
+    "cortex-m4",
+    "Cortex-M4F",
+    25_000_000,
+    0x0000_0000
+);
 #[cfg(feature = "mps2-an500")]
-board!("mps2-an500", "cortex-m7", "Cortex-M7", 25_000_000);
+board!(
+    "mps2-an500",
+    "cortex-m7",
+    "Cortex-M7",
+    25_000_000,
+    0x0000_0000
+);
 #[cfg(feature = "mps2-an505")]
-board!("mps2-an505", "cortex-m33", "Cortex-M33", 20_000_000);
+board!(
+    "mps2-an505",
+    "cortex-m33",
+    "Cortex-M33",
+    20_000_000,
+    0x1000_0000
+);
 #[cfg(feature = "mps3-an547")]
-board!("mps3-an547", "cortex-m55", "Cortex-M55", 32_000_000);
+board!(
+    "mps3-an547",
+    "cortex-m55",
+    "Cortex-M55",
+    32_000_000,
+    0x1000_0000
+);

@@ -76,6 +76,26 @@ impl Clock {
     }
 }
 
+/// SysTick ticks per second of the board QEMU models (one instruction per cycle at
+/// [`crate::board::SYSCLK_HZ`]) under `-icount shift=0`, where virtual time runs one
+/// instruction per nanosecond: `SYSCLK_HZ^2 / 10^9` (625 kHz at 25 MHz, 400 kHz at 20 MHz,
+/// 1.024 MHz at 32 MHz). Times from it are the latency table's (CPI 1 at the board clock).
+pub const MODELLED_TICK_HZ: u32 = {
+    let hz = crate::board::SYSCLK_HZ as u64;
+    (hz * hz / 1_000_000_000) as u32
+};
+
+/// Inference times in the board's time at CPI 1 ([`MODELLED_TICK_HZ`]), not QEMU's
+/// virtual time.
+impl edgeslim_app::Ticks for Clock {
+    fn now(&mut self) -> u64 {
+        Clock::now(self)
+    }
+    fn hz(&self) -> u32 {
+        MODELLED_TICK_HZ
+    }
+}
+
 /// Charges ticks to segments: from an op of segment `s` starting until an op of another
 /// segment starts (or the last op ends) counts for `s`. The interpreter's dispatch between two
 /// ops of a segment is part of that segment; what runs before the first op (input quantization,

@@ -17,6 +17,7 @@ pub mod board;
 #[cfg(cmsis_nn)]
 pub mod cmsis_nn;
 pub mod icount;
+pub mod memory;
 
 /// The generated model assets (`build.rs`): the blob, the input samples, the bundle's levels.
 pub mod assets {

@@ -73,8 +73,9 @@ enum Cmd {
     },
     /// Per-task accuracy at every width configuration, through the runtime.
     Eval(choose::EvalArgs),
-    /// Latency table: every segment at every width, plus the fixed overhead.
-    Profile(choose::ProfileArgs),
+    /// Latency table: every segment at every width, plus the fixed overhead; on the host, from
+    /// a device's `profile` log, or in QEMU's Cortex-M4.
+    Profile(profile::ProfileArgs),
     /// Best width configuration under a latency budget and task preferences.
     Search(choose::SearchArgs),
     /// Deployment table: budget levels -> width configurations, JSON and Rust for firmware.
@@ -123,7 +124,7 @@ fn main() {
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Eval(a) => return choose::eval(a),
-        Cmd::Profile(a) => return choose::profile(a),
+        Cmd::Profile(a) => return profile::profile(a),
         Cmd::Search(a) => return choose::search(a),
         Cmd::Bundle(a) => return choose::bundle(a),
         Cmd::Demo(a) => return choose::demo(a),

@@ -56,6 +56,128 @@ pub struct MeasuredConfig {
     pub latency_us: f64,
 }
 
+/// The counter of a device log whose ticks are instructions: QEMU with `-icount shift=0`.
+pub const COUNTER_QEMU_ICOUNT: &str = "qemu-icount";
+
+/// The counter of a device log whose ticks are core clock cycles: a real board's SysTick.
+pub const COUNTER_CYCLES: &str = "cycles";
+
+/// The calibration loop of a device log: a loop of known length, and the ticks it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Instructions the loop executes.
+    pub instructions: u64,
+    /// Ticks it took.
+    pub ticks: u64,
+}
+
+/// How the ticks of a device log became microseconds: every latency of the table is
+/// `ticks * us_per_tick`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversion {
+    /// [`COUNTER_QEMU_ICOUNT`] (a tick is [`instructions_per_tick`](Self::instructions_per_tick)
+    /// instructions, timed at [`cycles_per_instruction`](Self::cycles_per_instruction) and
+    /// [`clock_mhz`](Self::clock_mhz)) or [`COUNTER_CYCLES`] (a tick is one cycle of the core
+    /// clock at `clock_mhz`).
+    pub counter: String,
+    /// `qemu-icount` only: instructions per tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions_per_tick: Option<f64>,
+    /// `qemu-icount` only: the cycles per instruction assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles_per_instruction: Option<f64>,
+    /// The core clock assumed (`qemu-icount`) or counted (`cycles`), MHz.
+    pub clock_mhz: f64,
+    /// Microseconds per tick: `instructions_per_tick * cycles_per_instruction / clock_mhz` for
+    /// `qemu-icount`, `1 / clock_mhz` for `cycles`.
+    pub us_per_tick: f64,
+    /// The log's calibration loop, which told the counter apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+impl Conversion {
+    fn validate(&self) -> Result<()> {
+        let positive = |f: &str, v: f64| -> Result<()> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    format!("conversion.{f}"),
+                    format!("{v} is not a finite number > 0"),
+                ))
+            }
+        };
+        positive("clock_mhz", self.clock_mhz)?;
+        positive("us_per_tick", self.us_per_tick)?;
+        let want = match self.counter.as_str() {
+            COUNTER_QEMU_ICOUNT => {
+                let (Some(ipt), Some(cpi)) =
+                    (self.instructions_per_tick, self.cycles_per_instruction)
+                else {
+                    return Err(Error::invalid(
+                        "conversion",
+                        "a qemu-icount conversion states instructions_per_tick and \
+                         cycles_per_instruction",
+                    ));
+                };
+                positive("instructions_per_tick", ipt)?;
+                positive("cycles_per_instruction", cpi)?;
+                ipt * cpi / self.clock_mhz
+            }
+            COUNTER_CYCLES => {
+                if self.instructions_per_tick.is_some() || self.cycles_per_instruction.is_some() {
+                    return Err(Error::invalid(
+                        "conversion",
+                        "a cycles conversion counts cycles: no instructions_per_tick or \
+                         cycles_per_instruction",
+                    ));
+                }
+                1.0 / self.clock_mhz
+            }
+            other => {
+                return Err(Error::invalid(
+                    "conversion.counter",
+                    format!(
+                        "expected {COUNTER_QEMU_ICOUNT:?} or {COUNTER_CYCLES:?}, found {other:?}"
+                    ),
+                ));
+            }
+        };
+        if (self.us_per_tick - want).abs() > 1e-12 * want {
+            return Err(Error::invalid(
+                "conversion.us_per_tick",
+                format!(
+                    "{} does not follow from the conversion stated ({want})",
+                    self.us_per_tick
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Latency of one op of the model (tables converted from a device log): the same layout as
+/// its segment's [`SegmentLatency`], and the ops of a segment add up to the segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpLatency {
+    /// Index of the op in the model.
+    pub index: usize,
+    /// The op's kind (`Conv2d`, `FullyConnected`, ...).
+    pub kind: String,
+    /// Name of its segment.
+    pub segment: String,
+    /// Latency at each width of its segment, microseconds (a decoder's op: the mean over
+    /// encoder widths, as its segment's).
+    pub latency_us: Vec<f64>,
+    /// Decoder ops only: latency at encoder width `e` (rows) and its segment's width `d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_encoder_us: Option<Vec<Vec<f64>>>,
+}
+
+/// The sums of a segment's op latencies: per width, and per encoder width and width.
+type OpSums = (Vec<f64>, Vec<Vec<f64>>);
+
 /// A latency table for one model on one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencyTable {
@@ -74,6 +196,13 @@ pub struct LatencyTable {
     /// Optional directly measured whole configurations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<MeasuredConfig>,
+    /// Tables converted from a device log: how its ticks became microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Conversion>,
+    /// Optional per-op latencies, by increasing op index; those of a segment add up to its
+    /// latency at every width (and every encoder width).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<OpLatency>,
 }
 
 /// How well the additive model predicts the measured configurations.
@@ -218,6 +347,124 @@ impl LatencyTable {
                     format!("configs[{c}].latency_us"),
                     format!("{} is not a finite latency > 0", cfg.latency_us),
                 ));
+            }
+        }
+        if let Some(c) = &self.conversion {
+            c.validate()?;
+        }
+        self.validate_ops()
+    }
+
+    /// The per-op rules: each op's layout is its segment's, indices increase, and the ops of
+    /// a segment add up to the segment's latency (to a relative 1e-9: sums of microseconds).
+    fn validate_ops(&self) -> Result<()> {
+        let n_enc = self.segments.first().map_or(0, |s| s.widths.len());
+        // sums[s]: (latency per width, per encoder width and width) of the ops of segment s.
+        let mut sums: Vec<Option<OpSums>> = vec![None; self.segments.len()];
+        for (i, op) in self.ops.iter().enumerate() {
+            let f = format!("ops[{i}]");
+            if i > 0 && op.index <= self.ops[i - 1].index {
+                return Err(Error::invalid(
+                    format!("{f}.index"),
+                    format!("{} does not follow {}", op.index, self.ops[i - 1].index),
+                ));
+            }
+            let s = self.segment_index(&op.segment).ok_or_else(|| {
+                Error::invalid(
+                    format!("{f}.segment"),
+                    format!("no segment called {:?}", op.segment),
+                )
+            })?;
+            let n = self.segments[s].widths.len();
+            if op.latency_us.len() != n {
+                return Err(Error::invalid(
+                    format!("{f}.latency_us"),
+                    format!(
+                        "has {} entries, segment {:?} has {n} widths",
+                        op.latency_us.len(),
+                        op.segment
+                    ),
+                ));
+            }
+            for (j, &v) in op.latency_us.iter().enumerate() {
+                check_nonneg(format!("{f}.latency_us[{j}]"), v)?;
+            }
+            let has_rows = self.segments[s].by_encoder_us.is_some();
+            match &op.by_encoder_us {
+                Some(_) if !has_rows => {
+                    return Err(Error::invalid(
+                        format!("{f}.by_encoder_us"),
+                        format!("segment {:?} has no by_encoder_us", op.segment),
+                    ));
+                }
+                None if has_rows => {
+                    return Err(Error::invalid(
+                        format!("{f}.by_encoder_us"),
+                        format!("missing: segment {:?} has one", op.segment),
+                    ));
+                }
+                Some(rows) if rows.len() != n_enc || rows.iter().any(|r| r.len() != n) => {
+                    return Err(Error::invalid(
+                        format!("{f}.by_encoder_us"),
+                        format!("must be {n_enc} rows (encoder widths) of {n} values"),
+                    ));
+                }
+                _ => {}
+            }
+            let rows = op.by_encoder_us.as_deref().unwrap_or(&[]);
+            for (e, row) in rows.iter().enumerate() {
+                for (d, &v) in row.iter().enumerate() {
+                    check_nonneg(format!("{f}.by_encoder_us[{e}][{d}]"), v)?;
+                }
+            }
+            let (lat, by) = sums[s].get_or_insert_with(|| {
+                (
+                    vec![0.0; n],
+                    vec![vec![0.0; n]; if has_rows { n_enc } else { 0 }],
+                )
+            });
+            for (acc, v) in lat.iter_mut().zip(&op.latency_us) {
+                *acc += v;
+            }
+            for (acc_row, row) in by.iter_mut().zip(rows) {
+                for (acc, v) in acc_row.iter_mut().zip(row) {
+                    *acc += v;
+                }
+            }
+        }
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-3);
+        for (s, sum) in sums.iter().enumerate() {
+            let Some((lat, by)) = sum else { continue };
+            let seg = &self.segments[s];
+            for (d, (&got, &want)) in lat.iter().zip(&seg.latency_us).enumerate() {
+                if !close(got, want) {
+                    return Err(Error::invalid(
+                        "ops",
+                        format!(
+                            "the ops of segment {:?} add up to {got} us at width {d}, the segment \
+                             takes {want}",
+                            seg.name
+                        ),
+                    ));
+                }
+            }
+            for (e, (got_row, want_row)) in by
+                .iter()
+                .zip(seg.by_encoder_us.as_deref().unwrap_or(&[]))
+                .enumerate()
+            {
+                for (d, (&got, &want)) in got_row.iter().zip(want_row).enumerate() {
+                    if !close(got, want) {
+                        return Err(Error::invalid(
+                            "ops",
+                            format!(
+                                "the ops of segment {:?} add up to {got} us at encoder width {e}, \
+                                 width {d}; the segment takes {want}",
+                                seg.name
+                            ),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -375,5 +622,97 @@ impl LatencyTable {
             worst_index,
             predicted_us: predicted,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-segment device table with a conversion and ops that add up.
+    fn device_table() -> LatencyTable {
+        let json = r#"{"format": "edgeslim.latency/1", "model_hash": "h", "target": "m4",
+            "unit": "us", "overhead_us": 1.6,
+            "segments": [{"name": "encoder", "widths": [0.5, 1.0], "latency_us": [16.0, 32.0]},
+                         {"name": "digit", "widths": [1.0], "latency_us": [12.0],
+                          "by_encoder_us": [[8.0], [16.0]]}],
+            "conversion": {"counter": "qemu-icount", "instructions_per_tick": 40.0,
+                           "cycles_per_instruction": 1.0, "clock_mhz": 25.0, "us_per_tick": 1.6,
+                           "calibration": {"instructions": 2000000, "ticks": 50000}},
+            "ops": [{"index": 0, "kind": "Conv2d", "segment": "encoder", "latency_us": [6.4, 12.8]},
+                    {"index": 1, "kind": "Conv2d", "segment": "encoder", "latency_us": [9.6, 19.2]},
+                    {"index": 2, "kind": "FullyConnected", "segment": "digit",
+                     "latency_us": [12.0], "by_encoder_us": [[8.0], [16.0]]}]}"#;
+        LatencyTable::from_json_str("t", json).unwrap()
+    }
+
+    fn invalid(t: &LatencyTable) -> String {
+        t.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn device_tables_round_trip_and_old_tables_still_load() {
+        let t = device_table();
+        let again = LatencyTable::from_json_str("again", &t.to_json_string().unwrap()).unwrap();
+        assert_eq!(again, t);
+        let mut old = t.clone();
+        old.conversion = None;
+        old.ops.clear();
+        let text = old.to_json_string().unwrap();
+        assert!(!text.contains("conversion") && !text.contains("\"ops\""));
+        assert_eq!(LatencyTable::from_json_str("old", &text).unwrap(), old);
+    }
+
+    #[test]
+    fn ops_must_add_up_to_their_segment() {
+        let mut t = device_table();
+        t.ops[1].latency_us[0] = 9.0;
+        assert!(invalid(&t).contains("add up to"), "{}", invalid(&t));
+        let mut t = device_table();
+        if let Some(rows) = t.ops[2].by_encoder_us.as_mut() {
+            rows[1][0] = 15.0;
+        }
+        assert!(invalid(&t).contains("encoder width 1"), "{}", invalid(&t));
+        let mut t = device_table();
+        t.ops.swap(0, 1);
+        assert!(invalid(&t).contains("ops[1].index"), "{}", invalid(&t));
+        let mut t = device_table();
+        t.ops[2].segment = "bold".into();
+        assert!(invalid(&t).contains("ops[2].segment"), "{}", invalid(&t));
+        let mut t = device_table();
+        t.ops[2].by_encoder_us = None;
+        assert!(
+            invalid(&t).contains("ops[2].by_encoder_us"),
+            "{}",
+            invalid(&t)
+        );
+    }
+
+    #[test]
+    fn the_conversion_must_follow_from_what_it_states() {
+        let mut t = device_table();
+        if let Some(c) = t.conversion.as_mut() {
+            c.us_per_tick = 1.5;
+        }
+        assert!(invalid(&t).contains("us_per_tick"), "{}", invalid(&t));
+        let mut t = device_table();
+        if let Some(c) = t.conversion.as_mut() {
+            c.counter = COUNTER_CYCLES.into();
+        }
+        assert!(invalid(&t).contains("counts cycles"), "{}", invalid(&t));
+        if let Some(c) = t.conversion.as_mut() {
+            c.instructions_per_tick = None;
+            c.cycles_per_instruction = None;
+            c.us_per_tick = 1.0 / c.clock_mhz;
+        }
+        t.validate().unwrap();
+        if let Some(c) = t.conversion.as_mut() {
+            c.counter = "sundial".into();
+        }
+        assert!(
+            invalid(&t).contains("conversion.counter"),
+            "{}",
+            invalid(&t)
+        );
     }
 }

@@ -41,6 +41,8 @@
 //!         })
 //!         .collect(),
 //!     configs: vec![],
+//!     conversion: None,
+//!     ops: vec![],
 //! };
 //! let tasks = vec![
 //!     TaskSpec { name: "digit".into(), segment: "digit".into(), metric: "accuracy".into() },
@@ -80,7 +82,9 @@ pub mod sweep;
 pub use bundle::{BUNDLE_FORMAT, Bundle, BundleLevel, BundleMode, PreferenceWeight};
 pub use config::{SegmentWidths, TaskMask, WidthConfig};
 pub use error::{Error, Result};
-pub use latency::{AdditiveCheck, LatencyTable, MeasuredConfig, SegmentLatency};
+pub use latency::{
+    AdditiveCheck, Calibration, Conversion, LatencyTable, MeasuredConfig, OpLatency, SegmentLatency,
+};
 pub use metrics::{MetricPoint, MetricTable, TaskMetrics, TaskSpec};
 #[cfg(feature = "plot")]
 pub use plot::{PlotSpec, plot_report, plot_search};

@@ -1,22 +1,25 @@
 //! Step 7: build the firmware workspace (`firmware/`, its own workspace) and run each of its
 //! programs in QEMU through the runner of `firmware/.cargo/config.toml`.
 //!
-//! A program is a binary of a member crate: `src/bin/<name>.rs`, `src/bin/<name>/main.rs` or
-//! `src/main.rs`. It passes when QEMU exits 0 (the program's semihosting exit code) and, when
+//! A program is a binary target of a member crate, as `cargo metadata --no-deps` on
+//! `firmware/Cargo.toml` lists them (the `cargo_metadata` crate; run from the root, so the
+//! firmware's `.cargo/config.toml`, which only matters for builds, is not read). It passes
+//! when QEMU exits 0 (the program's semihosting exit code) and, when
 //! `<member>/snapshots/<name>.log` exists, when its decoded defmt log equals that file.
 //! `XTASK_BLESS=1 cargo xtask firmware` rewrites the snapshots.
 //!
 //! Around that, the model pipeline of [`crate::deploy`]: before building, the host CLI
 //! compiles the model and cuts input samples into `target/firmware-assets/` (the firmware's
 //! `build.rs` reads them through `EDGESLIM_FW_ASSETS`); the `profile` program runs first and
-//! its log becomes a latency table and, through `edgeslim bundle --from-table`, the `deploy`
-//! program's levels. After the runs, `deploy`'s outputs are compared value by value with the
+//! its log becomes a latency table (`edgeslim profile --from-log`) and, through `edgeslim
+//! bundle --from-table`, the `deploy` program's levels. After the runs, `deploy`'s outputs are compared value by value with the
 //! host CLI on the same samples, and `profile`'s second log must equal its first.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+use cargo_metadata::{MetadataCommand, TargetKind};
 
 use crate::cmd::{display, on_path};
 use crate::deploy::{self, Assets};
@@ -60,7 +63,7 @@ impl Program {
 
 pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
     let fw = ctx.root.join("firmware");
-    if members(ctx)?.is_empty() {
+    if !has_members(ctx)? {
         return Ok(Outcome::Skipped(
             "firmware/Cargo.toml has no members yet".to_owned(),
         ));
@@ -150,7 +153,8 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
                 }
                 println!("`{PROFILE_BIN}`: second run logged the same counts as the first");
             } else if p.bin == DEPLOY_BIN {
-                deploy::check_deploy(ctx, &assets, &log, first)?;
+                deploy::check_deploy(ctx, &assets, &log)?;
+                crate::boards::check_memory(&log, "mps2-an386")?;
                 check_refusal(&fw_cargo, &assets, p)?;
             }
         }
@@ -178,6 +182,9 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
             }
             println!("`{}`: log matches {}", p.bin, snapshot.display());
         }
+    }
+    if model_pipeline {
+        crate::boards::run_all(ctx, &assets, &fw_cargo)?;
     }
     Ok(Outcome::Done)
 }
@@ -276,161 +283,108 @@ pub fn has_members(ctx: &Ctx) -> Result<bool> {
 
 /// Does the firmware workspace have programs to run (and so logs to decode)?
 pub fn has_programs(ctx: &Ctx) -> Result<bool> {
-    Ok(!programs(ctx)?.is_empty())
+    Ok(members(ctx)?.iter().any(|m| !m.bins.is_empty()))
 }
 
-/// The member directories of the firmware workspace (`members = [...]`, `dir/*` globs).
-fn members(ctx: &Ctx) -> Result<Vec<PathBuf>> {
-    let fw = ctx.root.join("firmware");
-    let manifest = fw.join("Cargo.toml");
+/// One member crate of the firmware workspace.
+struct Member {
+    package: String,
+    dir: PathBuf,
+    /// Its binary targets, sorted.
+    bins: Vec<String>,
+}
+
+/// The members of the firmware workspace, from `cargo metadata --no-deps`.
+fn members(ctx: &Ctx) -> Result<Vec<Member>> {
+    let manifest = ctx.root.join("firmware/Cargo.toml");
     if !manifest.is_file() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(&manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    let mut dirs = Vec::new();
-    for pattern in string_array(&text, "members") {
-        if let Some(parent) = pattern.strip_suffix("/*") {
-            let parent = fw.join(parent);
-            let entries = std::fs::read_dir(&parent)
-                .with_context(|| format!("listing {}", parent.display()))?;
-            for e in entries {
-                let path = e?.path();
-                if path.join("Cargo.toml").is_file() {
-                    dirs.push(path);
-                }
+    let meta = MetadataCommand::new()
+        .cargo_path(&ctx.cargo)
+        .manifest_path(&manifest)
+        .current_dir(&ctx.root)
+        .no_deps()
+        .exec()
+        .with_context(|| format!("`cargo metadata` of {}", manifest.display()))?;
+    let mut out: Vec<Member> = meta
+        .workspace_packages()
+        .into_iter()
+        .map(|p| {
+            let mut bins: Vec<String> = p
+                .targets
+                .iter()
+                .filter(|t| t.kind.contains(&TargetKind::Bin))
+                .map(|t| t.name.clone())
+                .collect();
+            bins.sort();
+            Member {
+                package: p.name.to_string(),
+                dir: p
+                    .manifest_path
+                    .parent()
+                    .map_or_else(|| ctx.root.join("firmware"), |d| d.as_std_path().to_owned()),
+                bins,
             }
-        } else if pattern.contains(['*', '?', '[']) {
-            bail!("firmware/Cargo.toml: only `dir/*` globs are supported in members: `{pattern}`");
-        } else {
-            dirs.push(fw.join(pattern));
-        }
-    }
-    dirs.sort();
-    Ok(dirs)
-}
-
-fn programs(ctx: &Ctx) -> Result<Vec<Program>> {
-    let mut out = Vec::new();
-    for dir in members(ctx)? {
-        let manifest = dir.join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest)
-            .with_context(|| format!("reading {}", manifest.display()))?;
-        let package = package_name(&text)
-            .with_context(|| format!("no [package] name in {}", manifest.display()))?;
-        let mut bins = Vec::new();
-        if dir.join("src/main.rs").is_file() {
-            bins.push(package.clone());
-        }
-        bins.extend(bin_names(&dir.join("src/bin"))?);
-        for bin in bins {
-            out.push(Program {
-                package: package.clone(),
-                bin,
-                member_dir: dir.clone(),
-            });
-        }
-    }
+        })
+        .collect();
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
     Ok(out)
 }
 
-fn bin_names(dir: &Path) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    if !dir.is_dir() {
-        return Ok(names);
-    }
-    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = e?.path();
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-        match name {
-            Some(n) if path.extension().is_some_and(|x| x == "rs") => names.push(n),
-            Some(n) if path.join("main.rs").is_file() => names.push(n),
-            _ => {}
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// The strings of a TOML string array `key = ["a", "b"]` (possibly over several lines).
-/// Enough for the manifests of this repository; not a TOML parser.
-fn string_array(text: &str, key: &str) -> Vec<String> {
-    let mut lines = text.lines().map(|l| l.split('#').next().unwrap_or(""));
-    let mut body = String::new();
-    let mut found = false;
-    for line in lines.by_ref() {
-        if let Some((k, v)) = line.split_once('=')
-            && k.trim() == key
-            && v.trim_start().starts_with('[')
-        {
-            body.push_str(v);
-            found = true;
-            break;
-        }
-    }
-    if !found {
-        return Vec::new();
-    }
-    while !body.contains(']') {
-        match lines.next() {
-            Some(l) => body.push_str(l),
-            None => break,
-        }
-    }
-    let inner = body
-        .split_once('[')
-        .map_or("", |(_, r)| r.split(']').next().unwrap_or(""));
-    inner
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').trim_matches('\'').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// `name = "..."` of the `[package]` table.
-fn package_name(text: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package
-            && let Some((k, v)) = line.split_once('=')
-            && k.trim() == "name"
-        {
-            return Some(v.trim().trim_matches('"').to_owned());
-        }
-    }
-    None
+fn programs(ctx: &Ctx) -> Result<Vec<Program>> {
+    Ok(members(ctx)?
+        .into_iter()
+        .flat_map(|m| {
+            m.bins.into_iter().map(move |bin| Program {
+                package: m.package.clone(),
+                bin,
+                member_dir: m.dir.clone(),
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The firmware workspace of this repository, read through `cargo metadata`: its board
+    /// crate and the programs `cargo xtask firmware` runs.
     #[test]
-    fn members_one_line_and_multi_line() {
-        assert_eq!(
-            string_array("members = []\n", "members"),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            string_array("[workspace]\nmembers = [\"qemu-m4\", 'b']\n", "members"),
-            ["qemu-m4", "b"]
-        );
-        let multi =
-            "members = [\n  \"qemu-m4\", # the board\n  \"boards/*\",\n]\nexclude = [\"x\"]";
-        assert_eq!(string_array(multi, "members"), ["qemu-m4", "boards/*"]);
-        assert_eq!(
-            string_array("resolver = \"3\"", "members"),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn package_name_only_from_package_table() {
-        let t = "[workspace]\nname = \"no\"\n[package]\nname = \"qemu-m4\"\n[dependencies]\n";
-        assert_eq!(package_name(t).as_deref(), Some("qemu-m4"));
-        assert_eq!(package_name("[lib]\nname = \"x\""), None);
+    fn firmware_members_and_programs() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .expect("the workspace root")
+            .to_path_buf();
+        let ctx = Ctx {
+            root: root.clone(),
+            cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            quick: false,
+        };
+        let members = members(&ctx).unwrap();
+        assert!(members.iter().any(|m| m.package == "qemu-m4"));
+        assert!(members.iter().all(|m| m.dir.join("Cargo.toml").is_file()));
+        let programs = programs(&ctx).unwrap();
+        for bin in ["deploy", "profile", "parse"] {
+            assert!(
+                programs.iter().any(|p| p.bin == bin),
+                "no `{bin}` program among {:?}",
+                programs.iter().map(|p| &p.bin).collect::<Vec<_>>()
+            );
+        }
+        // Every program is a source file of its member.
+        for p in &programs {
+            let dir = p.member_dir.join("src");
+            assert!(
+                dir.join("bin").join(format!("{}.rs", p.bin)).is_file()
+                    || dir.join("bin").join(&p.bin).join("main.rs").is_file()
+                    || dir.join("main.rs").is_file(),
+                "{}",
+                p.bin
+            );
+        }
+        assert!(has_programs(&ctx).unwrap() && has_members(&ctx).unwrap());
     }
 }

@@ -8,6 +8,7 @@
 //!                               bundle), build and run every program, check deploy bit-exact
 //! cargo xtask bench-m4         kernels, then the bundled models op by op (the CLI), on the
 //!                               Cortex-M4 in QEMU beside CMSIS-NN (CMSIS_NN_DIR)
+//! cargo xtask target32         runtime tests and robustness suite on i686 (32-bit usize)
 //! cargo xtask fmt|clippy|host-tests|models    one step alone
 //! ```
 //!
@@ -15,11 +16,13 @@
 //! Each step prints a banner and its time; the first failing step stops the run and is named.
 
 mod bench_m4;
+mod boards;
 mod checks;
 mod cmd;
 mod deploy;
 mod firmware;
 mod setup;
+mod target32;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -43,6 +46,9 @@ commands:
              (edgeslim portable and arm_dsp), then of the bundled models op by op
              (edgeslim bench --target cortex-m4), beside CMSIS-NN when CMSIS_NN_DIR
              names a CMSIS-NN checkout (else \"not measured\")
+  target32   the runtime's tests and the robustness suite on i686-unknown-linux-gnu
+             (32-bit usize); installs the rustup target and gcc-multilib. Not part of
+             `test`: it builds tract for i686 (about an hour on a loaded 2-core machine)
   fmt | clippy | host-tests | models
              one step of `test` alone
 
@@ -84,6 +90,7 @@ enum Step {
     Models,
     Firmware,
     BenchM4,
+    Target32,
 }
 
 impl Step {
@@ -97,6 +104,7 @@ impl Step {
             Step::Models => "model checks",
             Step::Firmware => "firmware in QEMU",
             Step::BenchM4 => "Cortex-M4 kernel bench in QEMU",
+            Step::Target32 => "32-bit target (i686) tests",
         }
     }
 
@@ -110,6 +118,7 @@ impl Step {
             Step::Models => checks::models(ctx),
             Step::Firmware => firmware::firmware(ctx),
             Step::BenchM4 => bench_m4::bench_m4(ctx),
+            Step::Target32 => target32::run(ctx),
         }
     }
 }
@@ -167,6 +176,7 @@ fn real_main() -> Result<ExitCode> {
         ("models", _) => &[Step::Models],
         ("firmware", _) => &[Step::Firmware],
         ("bench-m4", _) => &[Step::BenchM4],
+        ("target32", _) => &[Step::Target32],
         (other, _) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
     if quick && command != "test" {

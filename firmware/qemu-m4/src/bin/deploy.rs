@@ -3,13 +3,28 @@
 //!
 //! At load the bundle is checked against the model (`MODEL_BODY_CRC`/`MODEL_BYTES` against
 //! `Model::hash_parts()`, and the hash string): levels searched for another model are refused
-//! with exit code 2. Then every level runs every input sample and logs each int8 output:
+//! with exit code 2. Then every level runs every input sample and logs each int8 output and
+//! the time of each inference:
 //!
 //! ```text
 //! level <l> budget_us <b> widths <[u8]> mask <m>
 //! out <level> <sample> <output name> argmax <a> shape <h> <w> <c> data <[i8], NHWC>
+//! infer level <l> budget_us <b> time_us <t> ticks <n> within_budget <yes|no>
 //! checksum <FNV-1a 32 of every logged int8 value, in log order>
+//! memory board <machine> flash <bytes> text <b> rodata <b> ram <statics + stack peak> data <b> bss <b> arena <b> stack_peak <b>
 //! ```
+//!
+//! `flash` is what the image takes (code, read-only data with the model blob and the samples,
+//! `.data`'s initial values); `ram` the statics (the arena among `.bss`) plus the stack's
+//! high-water mark, measured by painting the free stack at the start of `main`
+//! (`qemu_m4::memory`).
+//!
+//! The level is chosen by the application logic of `edgeslim-app` (`app/`), as on a real
+//! board: a button press or a serial command (`level <n>`, `next`, ...) changes it between
+//! inferences. QEMU's boards have neither wired here, so the program's own schedule steps
+//! through every level in order (`App::apply(Command::Next)`); a real board passes its HAL's
+//! pin and UART to `App::new`. Times are the modelled board's (one instruction per cycle at its
+//! clock, as in the latency table), from SysTick under `-icount`.
 //!
 //! `cargo xtask firmware` runs the same samples and levels through the host CLI
 //! (`edgeslim run --raw`) and requires every value to be equal.
@@ -17,9 +32,11 @@
 #![no_main]
 
 use cortex_m_rt::entry;
+use edgeslim_app::{App, Button, Command, Event, Inference, NoButton, NoSerial, timed};
 use edgeslim_runtime::{Input, Interpreter, TaskMask, WidthConfig};
 use qemu_m4::assets::{self, ARENA_BYTES, levels};
-use qemu_m4::exit;
+use qemu_m4::icount::Clock;
+use qemu_m4::{board, exit, memory};
 
 /// FNV-1a, 32 bits.
 struct Fnv(u32);
@@ -35,6 +52,7 @@ impl Fnv {
 
 #[entry]
 fn main() -> ! {
+    memory::paint_stack();
     if !assets::AVAILABLE || !assets::HAS_LEVELS {
         defmt::error!(
             "no model or no bundle was generated ({=str}); run `cargo xtask firmware`",
@@ -84,8 +102,32 @@ fn main() -> ! {
         }
     };
 
+    let Some(core) = cortex_m::Peripherals::take() else {
+        defmt::error!("core peripherals already taken");
+        exit(1)
+    };
+    let mut clock = Clock::start(core.SYST);
+    let Some(mut app) = App::new(None::<Button<NoButton>>, NoSerial, levels::LEVELS.len(), 0)
+    else {
+        defmt::error!("the bundle has no levels");
+        exit(1)
+    };
+
     let mut sum = Fnv(0x811c_9dc5);
-    for (l, (budget_us, widths, mask)) in levels::LEVELS.iter().enumerate() {
+    for step in 0..levels::LEVELS.len() {
+        // Inputs first (none on QEMU), then the schedule's level.
+        app.poll(|e| match e {
+            Event::Level { level, .. } | Event::Status(level) => {
+                defmt::info!("input: level {=usize}", level)
+            }
+            Event::Rejected(e) => defmt::warn!("input refused: {}", defmt::Display2Format(&e)),
+            Event::ButtonError(e) | Event::SerialError(e) => match e {},
+        });
+        let l = app.level();
+        let Some((budget_us, widths, mask)) = levels::LEVELS.get(l) else {
+            defmt::error!("level {=usize} is not in the bundle", l);
+            exit(1)
+        };
         defmt::info!(
             "level {=usize} budget_us {=u32} widths {=[u8]} mask {=u32}",
             l,
@@ -101,7 +143,10 @@ fn main() -> ! {
             }
         };
         for (s, x) in assets::SAMPLES.iter().enumerate() {
-            let outputs = match interp.run(Input::F32(x), &widths, TaskMask(*mask)) {
+            let (run, ticks) = timed(&mut clock, || {
+                interp.run(Input::F32(x), &widths, TaskMask(*mask))
+            });
+            let outputs = match run {
                 Ok(o) => o,
                 Err(e) => {
                     defmt::error!("level {=usize} sample {=usize}: {}", l, s, e);
@@ -122,8 +167,32 @@ fn main() -> ! {
                     o.data
                 );
             }
+            let inference = Inference {
+                level: l,
+                budget_us: *budget_us,
+                ticks,
+                hz: qemu_m4::icount::MODELLED_TICK_HZ,
+            };
+            defmt::info!("{}", defmt::Display2Format(&inference));
+        }
+        if step + 1 < levels::LEVELS.len() && app.apply(Command::Next).is_err() {
+            defmt::error!("no next level after {=usize}", l);
+            exit(1)
         }
     }
     defmt::info!("checksum {=u32:08x}", sum.0);
+    let m = memory::Sections::get();
+    defmt::info!(
+        "memory board {=str} flash {=usize} text {=usize} rodata {=usize} ram {=usize} data {=usize} bss {=usize} arena {=usize} stack_peak {=usize}",
+        board::MACHINE,
+        m.flash(),
+        m.text,
+        m.rodata,
+        m.ram_static() + memory::stack_peak(),
+        m.data,
+        m.bss,
+        ARENA_BYTES,
+        memory::stack_peak()
+    );
     exit(0)
 }

@@ -4,34 +4,95 @@
 //! Every encoder width runs with every decoder width (all tasks, decoder `s` at
 //! `min(k, widths_s - 1)` for `k` over the widest decoder's widths), so each decoder is timed
 //! at every (encoder width, decoder width) pair; then each decoder alone at the narrowest and
-//! widest configuration. Each configuration runs once observed (segment ticks) and once
+//! widest configuration. Each configuration runs once observed (op and segment ticks) and once
 //! unobserved (whole-inference ticks). The whole program is deterministic under `-icount`, so
 //! two QEMU runs log the same ticks (xtask checks that); two runs of one configuration within a
 //! program may differ by a tick, as they start at another phase of the 40-instruction tick.
-//! The log, which `cargo xtask firmware` turns into an `edgeslim.latency/1` table:
+//!
+//! The observed run reads the clock when each op starts and ends: an op is charged from its
+//! start until the next op starts (the interpreter's dispatch between them included), the last
+//! op until it ends; a segment is charged its ops' ticks, so the segment ticks of a run are
+//! exactly the sums of its op ticks. The log, which `edgeslim profile --from-log` turns into
+//! an `edgeslim.latency/1` table (`tools/cli/src/profile/log.rs` parses it):
 //!
 //! ```text
 //! calibrate instructions <n> ticks <t>     (a loop of n instructions took t ticks)
-//! marked run ticks <t>                     (the widest inference between the plugin markers)
 //! model_hash esm-crc32:<crc>:<bytes>
 //! segment <i> <name> <multiplier f32 bits [u32]>
 //! task <i> <name> segment <s>
-//! run widths <[u8]> mask <m> total <ticks> observed <ticks> segments <[u64] ticks per segment>
+//! op <i> <kind> segment <s>
+//! run widths <[u8]> mask <m> total <ticks> observed <ticks> segments <[u64] ticks per segment> ops <[u64] ticks per op, 0 for ops that did not run>
+//! marked run ticks <t>                     (the widest inference between the plugin markers)
+//! done
 //! ```
 #![no_std]
 #![no_main]
 
 use cortex_m_rt::entry;
 use edgeslim_runtime::format::{MAX_SEGMENTS, MAX_WIDTHS};
-use edgeslim_runtime::{Input, Interpreter, TaskMask, WidthConfig};
-use qemu_m4::assets::{self, ARENA_BYTES};
+use edgeslim_runtime::{Input, Interpreter, Observer, OpInfo, TaskMask, WidthConfig};
+use qemu_m4::assets::{self, ARENA_BYTES, NUM_OPS};
 use qemu_m4::exit;
-use qemu_m4::icount::{
-    Clock, INSTRUCTIONS_PER_TICK, SegmentTimer, edgeslim_icount_start, edgeslim_icount_stop,
-};
+use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK, edgeslim_icount_start, edgeslim_icount_stop};
 
 /// Iterations of the calibration loop.
 const CALIBRATION_LOOPS: u32 = 1_000_000;
+
+/// Charges ticks to ops and their segments: from an op starting until the next op starts, the
+/// last op until it ends. What runs before the first op (input quantization, validation) and
+/// after the last is the overhead.
+struct OpTimer<'c> {
+    clock: &'c mut Clock,
+    /// Ticks per op of the last run.
+    ops: [u64; NUM_OPS],
+    /// Ticks per segment of the last run: the sums of its ops'.
+    segments: [u64; MAX_SEGMENTS],
+    /// The running op: (index, segment, start tick).
+    current: Option<(usize, usize, u64)>,
+    last_end: u64,
+}
+
+impl<'c> OpTimer<'c> {
+    fn new(clock: &'c mut Clock) -> Self {
+        OpTimer {
+            clock,
+            ops: [0; NUM_OPS],
+            segments: [0; MAX_SEGMENTS],
+            current: None,
+            last_end: 0,
+        }
+    }
+
+    /// Charge the running op up to `now`.
+    fn close(&mut self, now: u64) {
+        if let Some((i, s, since)) = self.current.take() {
+            if let Some(t) = self.ops.get_mut(i) {
+                *t += now - since;
+            }
+            if let Some(t) = self.segments.get_mut(s) {
+                *t += now - since;
+            }
+        }
+    }
+
+    /// Close the last op at its end; call after a run.
+    fn finish(&mut self) {
+        let end = self.last_end;
+        self.close(end);
+    }
+}
+
+impl Observer for OpTimer<'_> {
+    fn op_start(&mut self, index: usize, op: &OpInfo) {
+        let now = self.clock.now();
+        self.close(now);
+        self.current = Some((index, op.segment, now));
+    }
+
+    fn op_end(&mut self, _index: usize, _op: &OpInfo) {
+        self.last_end = self.clock.now();
+    }
+}
 
 #[entry]
 fn main() -> ! {
@@ -90,6 +151,17 @@ fn main() -> ! {
             );
         }
     }
+    let n_ops = model.num_ops().min(NUM_OPS);
+    for i in 0..n_ops {
+        if let Some(op) = model.op(i) {
+            defmt::info!(
+                "op {=usize} {=str} segment {=usize}",
+                i,
+                op.kind.name(),
+                op.segment
+            );
+        }
+    }
 
     let Some(arena) = cortex_m::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
         exit(1)
@@ -113,15 +185,15 @@ fn main() -> ! {
         let Ok(widths) = WidthConfig::from_indices(idx) else {
             exit(1)
         };
-        let mut timer = SegmentTimer::new(&mut clock);
-        let t0 = timer.clock().now();
+        let mut timer = OpTimer::new(&mut clock);
+        let t0 = timer.clock.now();
         if let Err(e) = interp.run_observed(Input::F32(x), &widths, mask, &mut timer) {
             defmt::error!("run {=[u8]}: {}", idx, e);
             exit(1);
         }
-        let t1 = timer.clock().now();
+        let t1 = timer.clock.now();
         timer.finish();
-        let seg = timer.ticks;
+        let (seg, ops) = (timer.segments, timer.ops);
         let observed = t1 - t0;
         let t0 = clock.now();
         if let Err(e) = interp.run(Input::F32(x), &widths, mask) {
@@ -130,12 +202,13 @@ fn main() -> ! {
         }
         let total = clock.now() - t0;
         defmt::info!(
-            "run widths {=[u8]} mask {=u32} total {=u64} observed {=u64} segments {}",
+            "run widths {=[u8]} mask {=u32} total {=u64} observed {=u64} segments {} ops {}",
             idx,
             mask.0,
             total,
             observed,
-            &seg[..n_seg]
+            &seg[..n_seg],
+            &ops[..n_ops]
         );
     };
 

@@ -44,6 +44,8 @@ use super::{
 pub const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 /// The program that runs the model op by op.
 pub const PROGRAM: &str = "opbench";
+/// The command, for errors.
+const WHAT: &str = "bench --target cortex-m4";
 /// Instructions per SysTick tick under `-icount shift=0` (`qemu_m4::icount`).
 pub const INSTRUCTIONS_PER_TICK: u64 = 40;
 /// What is set up by `cargo xtask setup`.
@@ -344,8 +346,8 @@ fn parse_op<'a>(it: &mut impl Iterator<Item = &'a str>, m: &str) -> Result<LogOp
 // ---- finding and running the firmware ----
 
 /// The repository's firmware directory: `EDGESLIM_FIRMWARE_DIR`, else `firmware/` in the
-/// current directory or one of its parents.
-pub fn firmware_dir() -> Result<PathBuf> {
+/// current directory or one of its parents. `what` names the command in the error.
+pub fn firmware_dir(what: &str) -> Result<PathBuf> {
     let is_fw =
         |d: &Path| d.join("qemu-m4/Cargo.toml").is_file() && d.join("qemu-run.sh").is_file();
     if let Some(d) = std::env::var_os("EDGESLIM_FIRMWARE_DIR").filter(|d| !d.is_empty()) {
@@ -366,9 +368,9 @@ pub fn firmware_dir() -> Result<PathBuf> {
         }
     }
     bail!(
-        "no firmware directory: `bench --target cortex-m4` builds the firmware of the edgeslim \
-         repository (firmware/qemu-m4), and {} is not inside a checkout of it; run it from the \
-         repository or set EDGESLIM_FIRMWARE_DIR to its firmware/ directory",
+        "no firmware directory: `{what}` builds the firmware of the edgeslim repository \
+         (firmware/qemu-m4), and {} is not inside a checkout of it; run it from the repository \
+         or set EDGESLIM_FIRMWARE_DIR to its firmware/ directory",
         cwd.display()
     )
 }
@@ -382,8 +384,9 @@ fn on_path(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The tools the M4 bench needs, each missing one named with the fix.
-pub fn check_tools(cmsis: bool) -> Result<()> {
+/// The tools a firmware build and QEMU run need, each missing one named with the fix; `what`
+/// names the command in the error.
+pub fn check_tools(cmsis: bool, what: &str) -> Result<()> {
     let mut missing = Vec::new();
     if !Path::new(DEBIAN_RUSTC).is_file() {
         missing.push(format!(
@@ -407,15 +410,17 @@ pub fn check_tools(cmsis: bool) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    bail!(
-        "`bench --target cortex-m4` needs {}: {SETUP_HINT}",
-        missing.join(", ")
-    )
+    bail!("`{what}` needs {}: {SETUP_HINT}", missing.join(", "))
 }
 
 /// Write the assets into a directory named by their content (so that the same bench reuses
 /// the last build), atomically: a complete directory or none.
-fn write_assets(root: &Path, blob: &[u8], sample: &[f32], widths: &[Vec<u8>]) -> Result<PathBuf> {
+pub fn write_assets(
+    root: &Path,
+    blob: &[u8],
+    sample: &[f32],
+    widths: &[Vec<u8>],
+) -> Result<PathBuf> {
     let samples: Vec<u8> = sample.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut text =
         String::from("# width indices per configuration, encoder first (edgeslim bench)\n");
@@ -467,8 +472,14 @@ fn spinner(show: bool, msg: &str) -> ProgressBar {
     bar
 }
 
-/// `cargo build` of `opbench` with these assets; the ELF's path.
-fn build(fw: &Path, assets: &Path, cmsis: Option<&Path>, progress: bool) -> Result<PathBuf> {
+/// `cargo build` of the firmware program `program` with these assets; the ELF's path.
+fn build(
+    fw: &Path,
+    program: &str,
+    assets: &Path,
+    cmsis: Option<&Path>,
+    progress: bool,
+) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut c = Command::new(cargo);
     c.current_dir(fw)
@@ -478,7 +489,7 @@ fn build(fw: &Path, assets: &Path, cmsis: Option<&Path>, progress: bool) -> Resu
             "-p",
             "qemu-m4",
             "--bin",
-            PROGRAM,
+            program,
             "--message-format=json-render-diagnostics",
         ])
         .env("RUSTC", DEBIAN_RUSTC)
@@ -497,7 +508,7 @@ fn build(fw: &Path, assets: &Path, cmsis: Option<&Path>, progress: bool) -> Resu
     };
     let bar = spinner(
         progress,
-        &format!("building the firmware ({PROGRAM}, {})", fw.display()),
+        &format!("building the firmware ({program}, {})", fw.display()),
     );
     let out = c
         .stdout(Stdio::piped())
@@ -508,7 +519,7 @@ fn build(fw: &Path, assets: &Path, cmsis: Option<&Path>, progress: bool) -> Resu
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         bail!(
-            "building the firmware program `{PROGRAM}` in {} failed ({}):\n{}",
+            "building the firmware program `{program}` in {} failed ({}):\n{}",
             fw.display(),
             out.status,
             stderr.trim_end()
@@ -520,17 +531,24 @@ fn build(fw: &Path, assets: &Path, cmsis: Option<&Path>, progress: bool) -> Resu
             continue;
         };
         if v["reason"] == "compiler-artifact"
-            && v["target"]["name"] == PROGRAM
+            && v["target"]["name"] == program
             && let Some(exe) = v["executable"].as_str()
         {
             return Ok(PathBuf::from(exe));
         }
     }
-    bail!("cargo built no `{PROGRAM}` program in {}", fw.display())
+    bail!("cargo built no `{program}` program in {}", fw.display())
 }
 
-/// Run the ELF through the firmware's runner; the decoded log.
-fn run(fw: &Path, elf: &Path, configs: usize, progress: bool) -> Result<String> {
+/// Run the ELF of `program` through the firmware's runner; the decoded log. `status` turns a
+/// log line into a new spinner message (progress through a long run).
+fn run(
+    fw: &Path,
+    program: &str,
+    elf: &Path,
+    progress: bool,
+    status: &dyn Fn(&str) -> Option<String>,
+) -> Result<String> {
     let mut c = Command::new(fw.join("qemu-run.sh"));
     c.current_dir(fw)
         .arg(elf)
@@ -557,16 +575,8 @@ fn run(fw: &Path, elf: &Path, configs: usize, progress: bool) -> Result<String> 
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines() {
             let line = line.context("reading the firmware's log")?;
-            if let Some(k) = line
-                .split_whitespace()
-                .skip_while(|w| *w != "config")
-                .nth(1)
-                && line.contains(" widths ")
-            {
-                bar.set_message(format!(
-                    "running in QEMU: configuration {} of {configs}",
-                    k.parse::<usize>().map_or(0, |k| k + 1)
-                ));
+            if let Some(msg) = status(&line) {
+                bar.set_message(msg);
             }
             log.push_str(&line);
             log.push('\n');
@@ -580,9 +590,29 @@ fn run(fw: &Path, elf: &Path, configs: usize, progress: bool) -> Result<String> 
             Some(124) => "timed out (EDGESLIM_QEMU_TIMEOUT seconds, default 1800)".to_owned(),
             _ => format!("failed ({status})"),
         };
-        bail!("`{PROGRAM}` {why} in QEMU:\n{}{}", log, stderr.trim_end());
+        bail!("`{program}` {why} in QEMU:\n{}{}", log, stderr.trim_end());
     }
     Ok(log)
+}
+
+/// Build the firmware program `program` with the assets in `assets` (with CMSIS-NN from
+/// `cmsis`), run a copy of its ELF in QEMU (another build may replace the ELF meanwhile) and
+/// return its decoded log.
+pub fn build_and_run(
+    fw: &Path,
+    program: &str,
+    assets: &Path,
+    cmsis: Option<&Path>,
+    progress: bool,
+    status: &dyn Fn(&str) -> Option<String>,
+) -> Result<String> {
+    let elf = build(fw, program, assets, cmsis, progress)?;
+    let copy = assets.join(format!("{program}-{}.elf", std::process::id()));
+    std::fs::copy(&elf, &copy)
+        .with_context(|| format!("copying {} to {}", elf.display(), copy.display()))?;
+    let log = run(fw, program, &copy, progress, status);
+    let _ = std::fs::remove_file(&copy);
+    log
 }
 
 // ---- the bench ----
@@ -601,7 +631,7 @@ pub struct Setup {
 
 /// Find the firmware and the tools; every missing piece is named with its fix.
 pub fn preflight() -> Result<Setup> {
-    let fw = firmware_dir()?;
+    let fw = firmware_dir(WHAT)?;
     let cmsis = match std::env::var_os("CMSIS_NN_DIR").filter(|d| !d.is_empty()) {
         Some(d) => {
             let d = PathBuf::from(&d);
@@ -621,11 +651,11 @@ pub fn preflight() -> Result<Setup> {
         }
         None => None,
     };
-    check_tools(cmsis.is_some())?;
+    check_tools(cmsis.is_some(), WHAT)?;
     Ok(Setup { fw, cmsis })
 }
 
-pub fn bench_m4(a: &BenchArgs, p: &Prepared, setup: Setup) -> Result<BenchReport> {
+pub(super) fn bench_m4(a: &BenchArgs, p: &Prepared, setup: Setup) -> Result<BenchReport> {
     let Setup { fw, cmsis } = setup;
     let repo = fw
         .parent()
@@ -643,14 +673,19 @@ pub fn bench_m4(a: &BenchArgs, p: &Prepared, setup: Setup) -> Result<BenchReport
         &indices,
     )?;
     let progress = !a.json;
-    let elf = build(&fw, &assets, cmsis.as_deref(), progress)?;
-    // Run a copy: another build may replace the ELF meanwhile.
-    let copy = assets.join(format!("{PROGRAM}-{}.elf", std::process::id()));
-    std::fs::copy(&elf, &copy)
-        .with_context(|| format!("copying {} to {}", elf.display(), copy.display()))?;
-    let log = run(&fw, &copy, configs.len(), progress);
-    let _ = std::fs::remove_file(&copy);
-    let log = log?;
+    let n = configs.len();
+    let status = |line: &str| {
+        let k = line
+            .split_whitespace()
+            .skip_while(|w| *w != "config")
+            .nth(1)
+            .filter(|_| line.contains(" widths "))?;
+        Some(format!(
+            "running in QEMU: configuration {} of {n}",
+            k.parse::<usize>().map_or(0, |k| k + 1)
+        ))
+    };
+    let log = build_and_run(&fw, PROGRAM, &assets, cmsis.as_deref(), progress, &status)?;
     let parsed = parse(&log).with_context(|| format!("the `{PROGRAM}` log:\n{log}"))?;
     ensure!(
         parsed.configs.len() == configs.len(),

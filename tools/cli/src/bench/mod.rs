@@ -19,7 +19,7 @@
 //!   (`m4.rs`).
 
 mod host;
-mod m4;
+pub(crate) mod m4;
 mod ort;
 pub mod stats;
 mod tract;

@@ -112,6 +112,8 @@ pub fn latency_table(rng: &mut Rng, segs: &[SegmentWidths], monotone: bool) -> L
             })
             .collect(),
         configs: vec![],
+        conversion: None,
+        ops: vec![],
     }
 }
 
@@ -228,6 +230,8 @@ pub fn two_task_problem(prefs: &str) -> Problem {
             })
             .collect(),
         configs: vec![],
+        conversion: None,
+        ops: vec![],
     };
     let mut points = Vec::new();
     for e in 0..4 {
@@ -309,6 +313,8 @@ pub fn grid_problem(seed: u64, decoders: usize, widths: usize) -> Problem {
             })
             .collect(),
         configs: vec![],
+        conversion: None,
+        ops: vec![],
     };
     let specs: Vec<TaskSpec> = segs[1..]
         .iter()
