@@ -178,28 +178,14 @@ pub struct LogOp {
     pub difference: Option<(usize, i8, i8)>,
 }
 
+/// One number of a log line (the profile log's parser, the line named in the error).
 fn num<T: std::str::FromStr>(s: Option<&str>, what: &str, line: &str) -> Result<T> {
-    let s = s.ok_or_else(|| anyhow!("no {what} in `{line}`"))?;
-    s.parse()
-        .map_err(|_| anyhow!("bad {what} `{s}` in `{line}`"))
+    crate::profile::log::num(s, what).with_context(|| format!("in `{line}`"))
 }
 
-/// `[1, -2, 3]` as numbers.
+/// A `[1, -2, 3]` list of a log line (the profile log's parser, the line named in the error).
 fn list<T: std::str::FromStr>(s: &str, line: &str) -> Result<Vec<T>> {
-    let inner = s
-        .trim()
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .ok_or_else(|| anyhow!("expected a [..] list in `{line}`"))?;
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            v.parse()
-                .map_err(|_| anyhow!("bad number `{v}` in `{line}`"))
-        })
-        .collect()
+    crate::profile::log::list(s, "numbers").with_context(|| format!("in `{line}`"))
 }
 
 /// Expect `key` as the next token.

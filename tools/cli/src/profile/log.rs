@@ -90,8 +90,8 @@ fn message(line: &str) -> Result<Option<&str>> {
     Ok(None)
 }
 
-/// `[1, 2, 3]` as numbers.
-fn list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>> {
+/// `[1, 2, 3]` as numbers (also the firmware bench logs' lists, `bench::m4`).
+pub(crate) fn list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>> {
     let inner = s
         .trim()
         .strip_prefix('[')
@@ -108,7 +108,8 @@ fn list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>> {
         .collect()
 }
 
-fn num<T: std::str::FromStr>(s: Option<&str>, what: &str) -> Result<T> {
+/// One number, named `what` in the error.
+pub(crate) fn num<T: std::str::FromStr>(s: Option<&str>, what: &str) -> Result<T> {
     let s = s.ok_or_else(|| anyhow!("no {what}"))?;
     s.parse().map_err(|_| anyhow!("bad {what} `{s}`"))
 }
