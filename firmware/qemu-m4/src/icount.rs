@@ -8,15 +8,9 @@
 //! (Cortex-M33) and 31.25 on the 32 MHz mps3-an547 (Cortex-M55), where [`instructions`] is
 //! therefore exact to one tick. The 24-bit down-counter wraps every 0.52 to 0.84 s of virtual
 //! time; [`Clock`] extends it to 64 bits as long as it is read at least that often.
-//!
-//! [`SegmentTimer`] is an interpreter [`Observer`] that charges the ticks between segment
-//! switches to the running segment, so one inference yields the cost of the encoder and of
-//! every decoder that ran.
 
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
-use edgeslim_runtime::format::MAX_SEGMENTS;
-use edgeslim_runtime::{Observer, OpInfo};
 
 /// Nanoseconds per tick as a reduced fraction `(numerator, denominator)`: `10^9 / SYSCLK_HZ`.
 const NS_PER_TICK: (u64, u64) = {
@@ -93,72 +87,6 @@ impl edgeslim_app::Ticks for Clock {
     }
     fn hz(&self) -> u32 {
         MODELLED_TICK_HZ
-    }
-}
-
-/// Charges ticks to segments: from an op of segment `s` starting until an op of another
-/// segment starts (or the last op ends) counts for `s`. The interpreter's dispatch between two
-/// ops of a segment is part of that segment; what runs before the first op (input quantization,
-/// validation) and after the last is not: it is the overhead.
-pub struct SegmentTimer<'c> {
-    clock: &'c mut Clock,
-    /// Ticks per segment of the last run(s) since [`reset`](Self::reset).
-    pub ticks: [u64; MAX_SEGMENTS],
-    current: Option<usize>,
-    since: u64,
-    last_end: u64,
-}
-
-impl<'c> SegmentTimer<'c> {
-    /// A timer reading `clock`.
-    pub fn new(clock: &'c mut Clock) -> Self {
-        SegmentTimer {
-            clock,
-            ticks: [0; MAX_SEGMENTS],
-            current: None,
-            since: 0,
-            last_end: 0,
-        }
-    }
-
-    /// Zero every segment's ticks.
-    pub fn reset(&mut self) {
-        self.ticks = [0; MAX_SEGMENTS];
-        self.current = None;
-    }
-
-    /// Close the running segment at the end of the last op; call after a run.
-    pub fn finish(&mut self) {
-        if let Some(s) = self.current.take()
-            && let Some(t) = self.ticks.get_mut(s)
-        {
-            *t += self.last_end - self.since;
-        }
-    }
-
-    /// The clock.
-    pub fn clock(&mut self) -> &mut Clock {
-        self.clock
-    }
-}
-
-impl Observer for SegmentTimer<'_> {
-    fn op_start(&mut self, _index: usize, op: &OpInfo) {
-        if self.current == Some(op.segment) {
-            return;
-        }
-        let now = self.clock.now();
-        if let Some(s) = self.current
-            && let Some(t) = self.ticks.get_mut(s)
-        {
-            *t += now - self.since;
-        }
-        self.current = Some(op.segment);
-        self.since = now;
-    }
-
-    fn op_end(&mut self, _index: usize, _op: &OpInfo) {
-        self.last_end = self.clock.now();
     }
 }
 
