@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Cargo runner for the Cortex-M targets: run an ELF on the QEMU board it was built for (mps2-an385,
-# -an386, -an500, -an505, mps3-an547) and exit with the program's semihosting exit code.
+# Cargo runner for the firmware targets: run an ELF on the QEMU board it was built for (Arm:
+# mps2-an385, -an386, -an500, -an505, mps3-an547 with qemu-system-arm; RISC-V: virt with
+# qemu-system-riscv32, no firmware) and exit with the program's semihosting exit code.
 #
 #   qemu-run.sh ELF [extra QEMU args...]
 #
@@ -11,8 +12,8 @@
 #                        mps2-an386 and cortex-m4 for an ELF without one)
 #   QEMU_RUN_LOG_FORMAT  defmt-print --log-format (default: defmt-print's own)
 #   QEMU_ICOUNT          -icount options (default shift=0,align=off,sleep=off: virtual time is
-#                        1 ns per instruction, so SysTick counts are exactly repeatable; set it
-#                        empty to run on host time)
+#                        1 ns per instruction, so SysTick and mcycle counts are exactly
+#                        repeatable; set it empty to run on host time)
 #
 # The QEMU flags avoid its known hangs (docs/firmware-toolchain.md): no -nographic, stdin from
 # /dev/null, no monitor/serial on stdio, and a timeout. defmt frames arrive on stdout through
@@ -34,8 +35,16 @@ if [ -n "$marker" ]; then
   read -r _ machine cpu <<<"${marker%;}"
 fi
 
+# The architecture from the ELF header (e_machine, 2 bytes little-endian at offset 18): 243 is
+# RISC-V, whose virt board starts the ELF itself (-bios none: QEMU's reset code jumps to the
+# start of DRAM, where the image begins); anything else is Arm.
+system=(qemu-system-arm)
+if [ "$(od -An -t u2 -j 18 -N 2 "$elf" | tr -d ' ')" = 243 ]; then
+  system=(qemu-system-riscv32 -bios none)
+fi
+
 qemu=(timeout --kill-after=5 "${QEMU_TIMEOUT:-60}"
-  qemu-system-arm -machine "${QEMU_MACHINE:-$machine}" -cpu "${QEMU_CPU:-$cpu}"
+  "${system[@]}" -machine "${QEMU_MACHINE:-$machine}" -cpu "${QEMU_CPU:-$cpu}"
   -display none -monitor none -serial none
   -semihosting-config enable=on,target=native)
 icount=${QEMU_ICOUNT-shift=0,align=off,sleep=off}

@@ -1,5 +1,6 @@
-//! Put the board's memory map (`memory/<machine>.x` of the one board feature enabled, see
-//! `src/board.rs`) where cortex-m-rt's link.x finds it as `memory.x`, and turn the generated
+//! Put the board's memory map (`memory/<feature>.x` of the one board feature enabled, see
+//! `src/board.rs`) where the runtime's link.x (cortex-m-rt's or riscv-rt's) finds it as
+//! `memory.x`, and turn the generated
 //! model assets into `$OUT_DIR/assets.rs` for the programs that run a model (`deploy`,
 //! `profile`).
 //!
@@ -75,12 +76,13 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 /// The board feature that is enabled (`src/board.rs`); exactly one must be.
 fn board() -> Result<&'static str, Box<dyn Error>> {
-    const BOARDS: [&str; 5] = [
+    const BOARDS: [&str; 6] = [
         "mps2-an385",
         "mps2-an386",
         "mps2-an500",
         "mps2-an505",
         "mps3-an547",
+        "virt-rv32",
     ];
     let on: Vec<&str> = BOARDS
         .into_iter()

@@ -1,7 +1,8 @@
 //! The QEMU board a program is built for: one Cargo feature per board, exactly one enabled
 //! (`mps2-an386` by default). A board is its QEMU machine and CPU, its core clock, and its
-//! memory map (`memory/<machine>.x`, chosen by `build.rs`); everything else (programs, logger,
-//! exit, the SysTick clock) is shared.
+//! memory map (`memory/<feature>.x`, chosen by `build.rs`); everything else (programs, logger,
+//! exit) is shared, and what differs by architecture (runtime, clock) is chosen by
+//! `target_arch` in the crate's modules.
 //!
 //! | feature | QEMU machine | core | Rust target | clock |
 //! |---|---|---|---|---|
@@ -10,6 +11,11 @@
 //! | `mps2-an500` | `mps2-an500` | Cortex-M7 | `thumbv7em-none-eabihf` | 25 MHz |
 //! | `mps2-an505` | `mps2-an505` | Cortex-M33 (DSP, FPU, TrustZone; runs secure) | `thumbv8m.main-none-eabihf` | 20 MHz |
 //! | `mps3-an547` | `mps3-an547` | Cortex-M55 (DSP, FPU, MVE; runs secure) | `thumbv8m.main-none-eabihf` | 32 MHz |
+//! | `virt-rv32` | `virt` (`-bios none`) | RV32IMAC (QEMU's `rv32` CPU) | `riscv32imac-unknown-none-elf` | 25 MHz modelled |
+//!
+//! QEMU's RISC-V `virt` board has no core clock of its own (its CLINT timer runs at 10 MHz);
+//! its programs count instructions with `mcycle` (`src/icount.rs`) and model times at 25 MHz,
+//! one instruction per cycle, as the 25 MHz MPS2 boards', so budgets compare like for like.
 //!
 //! The runner (`qemu-run.sh`) starts the machine a program names in [`QEMU_BOARD`], so
 //! `cargo run --no-default-features --features mps2-an385 --target thumbv7m-none-eabi --bin
@@ -24,9 +30,11 @@ macro_rules! board {
         pub const CPU: &str = $cpu;
         /// The core, as a user names it.
         pub const CORE: &str = $core;
-        /// The core clock in QEMU, which SysTick counts.
+        /// The core clock: on Arm, the clock SysTick counts in QEMU; on RISC-V, the modelled
+        /// clock (QEMU's `virt` has none).
         pub const SYSCLK_HZ: u32 = $hz;
-        /// Where the image starts (`FLASH` in `memory/<machine>.x`): the vector table.
+        /// Where the image starts (`FLASH` in `memory/<feature>.x`): the vector table on Arm,
+        /// the reset code on RISC-V.
         pub const FLASH_ORIGIN: usize = $flash;
         /// Read by `qemu-run.sh` from the ELF: `edgeslim-qemu-board <machine> <cpu>;`.
         pub static QEMU_BOARD: &str = concat!("edgeslim-qemu-board ", $machine, " ", $cpu, ";");
@@ -73,3 +81,5 @@ board!(
     32_000_000,
     0x1000_0000
 );
+#[cfg(feature = "virt-rv32")]
+board!("virt", "rv32", "RV32IMAC", 25_000_000, 0x8000_0000);

@@ -1,15 +1,19 @@
-//! Board support for QEMU's Arm MPS2/MPS3 boards: the [`board`] a program is built for (one
-//! Cargo feature each; `mps2-an386`, a Cortex-M4F at 25 MHz, by default) and what every program
-//! shares.
+//! Board support for QEMU's boards: the Arm MPS2/MPS3 boards (Cortex-M3, M4F, M7, M33, M55)
+//! and the RISC-V `virt` board (RV32IMAC). The [`board`] a program is built for is one Cargo
+//! feature each (`mps2-an386`, a Cortex-M4F at 25 MHz, by default); what differs between the
+//! two architectures (reset and link script, the timer, the stack pointer, a busy loop) is
+//! chosen by `target_arch` here, in [`icount`] and in [`memory`], and every program is the same
+//! source on both.
 //!
 //! Linking this crate gives a program what every QEMU program here needs: the defmt logger
 //! (frames over semihosting to QEMU's stdout, decoded by `defmt-print`), a panic handler that
-//! logs and exits with code 101, and [`exit`], whose code becomes QEMU's exit status. A program
-//! passes in `cargo xtask firmware` when it exits 0.
+//! logs and exits with code 101, [`exit`], whose code becomes QEMU's exit status, the
+//! [`entry`] attribute of the architecture's runtime (`cortex-m-rt` or `riscv-rt`) and
+//! [`singleton!`]. A program passes in `cargo xtask firmware` when it exits 0.
 //!
 //! [`assets`] holds the model the test pipeline generated (see `build.rs`) and [`icount`] the
-//! SysTick clock and per-segment timer that turn QEMU's `-icount` virtual time into exactly
-//! repeatable instruction counts. `cmsis_nn` (only when the firmware was built with
+//! clock (SysTick on Arm, `mcycle` on RISC-V) that turns QEMU's `-icount` virtual time into
+//! exactly repeatable instruction counts. `cmsis_nn` (only when the firmware was built with
 //! `CMSIS_NN_DIR`) declares Arm's CMSIS-NN C API for the programs that measure against it.
 #![no_std]
 
@@ -42,7 +46,49 @@ pub mod assets {
 use defmt_semihosting as _;
 use embedded_hal::delay::DelayNs;
 
-/// The core clock of the board in QEMU (SysTick also counts at this rate).
+/// The program's entry point (`#[entry] fn main() -> !`), from the architecture's runtime.
+#[cfg(target_arch = "arm")]
+pub use cortex_m_rt::entry;
+/// The program's entry point (`#[entry] fn main() -> !`), from the architecture's runtime.
+#[cfg(target_arch = "riscv32")]
+pub use riscv_rt::entry;
+
+#[doc(hidden)]
+pub use critical_section as __critical_section;
+
+/// `singleton!(NAME: Type = expr)`: a `&'static mut Type` initialised with `expr` the first
+/// time this line runs, `None` every later time. The value lives in a static (in `.bss` when
+/// `expr` is zeroes), not on the stack. The same as `cortex_m::singleton!`, for every
+/// architecture here.
+#[macro_export]
+macro_rules! singleton {
+    ($name:ident: $ty:ty = $expr:expr) => {
+        $crate::__critical_section::with(|_| {
+            // A MaybeUninit and a flag, not an Option: an Option's niche could make the
+            // initializer non-zero and move the whole static from `.bss` into `.data`.
+            static mut $name: (::core::mem::MaybeUninit<$ty>, bool) =
+                (::core::mem::MaybeUninit::uninit(), false);
+            let cell = &raw mut $name;
+            // SAFETY: the static is reached only through this block, inside a critical section
+            // (nothing else runs on this single core meanwhile): reading the flag races with
+            // nothing.
+            let taken = unsafe { (*cell).1 };
+            if taken {
+                None
+            } else {
+                let value = $expr;
+                // SAFETY: as above, and the flag is set before the one `&mut` to the value is
+                // handed out, so no second reference to it can ever exist.
+                unsafe {
+                    (*cell).1 = true;
+                    Some((*cell).0.write(value))
+                }
+            }
+        })
+    };
+}
+
+/// The core clock of the board (on Arm SysTick counts it in QEMU; see [`icount`]).
 pub const SYSCLK_HZ: u32 = board::SYSCLK_HZ;
 
 /// End the program: QEMU exits with `code` (semihosting `SYS_EXIT_EXTENDED`).
@@ -60,7 +106,11 @@ pub struct Delay;
 impl DelayNs for Delay {
     fn delay_ns(&mut self, ns: u32) {
         let cycles = u64::from(ns) * u64::from(SYSCLK_HZ) / 1_000_000_000;
-        cortex_m::asm::delay(u32::try_from(cycles).unwrap_or(u32::MAX));
+        let cycles = u32::try_from(cycles).unwrap_or(u32::MAX);
+        #[cfg(target_arch = "arm")]
+        cortex_m::asm::delay(cycles);
+        #[cfg(target_arch = "riscv32")]
+        riscv::asm::delay(cycles);
     }
 }
 

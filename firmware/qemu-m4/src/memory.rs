@@ -34,6 +34,24 @@ fn addr(s: &'static u8) -> usize {
     core::ptr::from_ref(s) as usize
 }
 
+/// The current stack pointer (the main stack on Arm).
+#[inline(always)]
+fn stack_pointer() -> usize {
+    #[cfg(target_arch = "arm")]
+    let sp = cortex_m::register::msp::read() as usize;
+    #[cfg(target_arch = "riscv32")]
+    let sp = {
+        let sp: usize;
+        // SAFETY: copies the stack pointer into a register the asm owns; nothing is read or
+        // written in memory and no other register changes.
+        unsafe {
+            core::arch::asm!("mv {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    };
+    sp
+}
+
 /// The program's memory by section, in bytes.
 #[derive(Debug, Clone, Copy, defmt::Format)]
 pub struct Sections {
@@ -78,7 +96,7 @@ impl Sections {
 /// Paint the free stack (see the module documentation). Call it first in `main`.
 #[inline(never)]
 pub fn paint_stack() {
-    let sp = cortex_m::register::msp::read() as usize;
+    let sp = stack_pointer();
     let start = addr(&__euninit);
     let end = sp.saturating_sub(MARGIN);
     let mut p = start;
@@ -87,7 +105,7 @@ pub fn paint_stack() {
         // `__euninit`, there is no heap) and that the stack, which grows down from
         // `_stack_start`, has not reached: the current frame and its callees live above
         // `sp - MARGIN`. The address is 4-aligned (`__euninit` is, by cortex-m-rt's link.x
-        // assertion on `__sheap`, and p moves by 4), so a volatile word write there is sound and
+        // assertion on `__sheap` and riscv-rt's `ALIGN(4)` before it, and p moves by 4), so a volatile word write there is sound and
         // changes nothing any Rust value owns.
         unsafe { core::ptr::write_volatile(p as *mut u32, PATTERN) };
         p += 4;
@@ -98,7 +116,7 @@ pub fn paint_stack() {
 pub fn stack_peak() -> usize {
     let start = addr(&__euninit);
     let top = addr(&_stack_start);
-    let sp = cortex_m::register::msp::read() as usize;
+    let sp = stack_pointer();
     let mut p = start;
     while p + 4 <= sp {
         // SAFETY: `p` is 4-aligned RAM between the end of the statics and the current stack

@@ -17,8 +17,8 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::entry;
 use edgeslim_runtime::kernels::{self, ChannelQuant, ConvGeometry, OutputStage, Shape};
+use qemu_m4::entry;
 use qemu_m4::exit;
 use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK, instructions};
 
@@ -318,11 +318,10 @@ fn fc(
 
 #[entry]
 fn main() -> ! {
-    let Some(p) = cortex_m::Peripherals::take() else {
+    let Some(mut clock) = Clock::take() else {
         exit(1)
     };
-    let mut clock = Clock::start(p.SYST);
-    let Some(b) = cortex_m::singleton!(BUFS: Bufs = Bufs {
+    let Some(b) = qemu_m4::singleton!(BUFS: Bufs = Bufs {
         input: [0; MAX_ACT],
         weights: [0; MAX_W],
         #[cfg(cmsis_nn)]

@@ -31,10 +31,10 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::entry;
 use edgeslim_app::{App, Button, Command, Event, Inference, NoButton, NoSerial, timed};
 use edgeslim_runtime::{Input, Interpreter, TaskMask, WidthConfig};
 use qemu_m4::assets::{self, ARENA_BYTES, levels};
+use qemu_m4::entry;
 use qemu_m4::icount::Clock;
 use qemu_m4::{board, exit, memory};
 
@@ -90,7 +90,7 @@ fn main() -> ! {
     );
 
     // Exactly the plan's size: the interpreter refuses anything smaller.
-    let Some(arena) = cortex_m::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
+    let Some(arena) = qemu_m4::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
         defmt::error!("arena already taken");
         exit(1)
     };
@@ -102,11 +102,10 @@ fn main() -> ! {
         }
     };
 
-    let Some(core) = cortex_m::Peripherals::take() else {
-        defmt::error!("core peripherals already taken");
+    let Some(mut clock) = Clock::take() else {
+        defmt::error!("the clock is taken already");
         exit(1)
     };
-    let mut clock = Clock::start(core.SYST);
     let Some(mut app) = App::new(None::<Button<NoButton>>, NoSerial, levels::LEVELS.len(), 0)
     else {
         defmt::error!("the bundle has no levels");

@@ -3,9 +3,9 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::entry;
 use embedded_hal::delay::DelayNs;
 use heapless::Vec;
+use qemu_m4::entry;
 use qemu_m4::{Delay, board, exit};
 
 #[entry]

@@ -10,8 +10,8 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::entry;
 use edgeslim_runtime::kernels::{self, ChannelQuant, ConvGeometry, OutputStage, Shape};
+use qemu_m4::entry;
 use qemu_m4::exit;
 
 /// Cases of each kind.
@@ -94,7 +94,7 @@ struct Bufs {
 
 #[entry]
 fn main() -> ! {
-    let Some(b) = cortex_m::singleton!(BUFS: Bufs = Bufs {
+    let Some(b) = qemu_m4::singleton!(BUFS: Bufs = Bufs {
         input: [0; MAX_IN],
         weights: [0; MAX_W],
         quant: [0; MAX_CH * ChannelQuant::STRIDE],

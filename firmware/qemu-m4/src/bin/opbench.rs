@@ -39,12 +39,12 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::entry;
 use edgeslim_runtime::format::{MAX_SEGMENTS, attr};
 use edgeslim_runtime::{
     Input, Interpreter, Model, Observer, OpData, OpInfo, OpKind, TaskMask, WidthConfig,
 };
 use qemu_m4::assets::{self, ARENA_BYTES, NUM_OPS};
+use qemu_m4::entry;
 use qemu_m4::exit;
 use qemu_m4::icount::{Clock, instructions};
 
@@ -171,11 +171,10 @@ fn main() -> ! {
         );
         exit(1);
     }
-    let Some(p) = cortex_m::Peripherals::take() else {
-        defmt::error!("peripherals already taken");
+    let Some(mut clock) = Clock::take() else {
+        defmt::error!("the clock is taken already");
         exit(1)
     };
-    let mut clock = Clock::start(p.SYST);
     let model = assets::model();
     defmt::info!(
         "opbench model {=str} ops {=usize} cmsis_nn {=str}",
@@ -185,7 +184,7 @@ fn main() -> ! {
     );
     // The tick-to-instruction factor, checked by the CLI: a loop of 2n instructions.
     let t0 = clock.now();
-    cortex_m::asm::delay(CALIBRATION_LOOPS - 1);
+    qemu_m4::icount::spin(CALIBRATION_LOOPS);
     let t1 = clock.now();
     defmt::info!(
         "calibrate instructions {=u64} ticks {=u64}",
@@ -193,13 +192,13 @@ fn main() -> ! {
         t1 - t0
     );
 
-    let Some(arena) = cortex_m::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
+    let Some(arena) = qemu_m4::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
         exit(1)
     };
-    let Some(bufs) = cortex_m::singleton!(BUFS: reference::Bufs = reference::Bufs::new()) else {
+    let Some(bufs) = qemu_m4::singleton!(BUFS: reference::Bufs = reference::Bufs::new()) else {
         exit(1)
     };
-    let Some(r) = cortex_m::singleton!(RESULTS: Results = Results {
+    let Some(r) = qemu_m4::singleton!(RESULTS: Results = Results {
         ran: [false; NUM_OPS],
         ticks: [0; NUM_OPS],
         macs: [0; NUM_OPS],

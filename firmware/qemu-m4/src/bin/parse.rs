@@ -13,9 +13,9 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::entry;
 use edgeslim_runtime::Model;
 use qemu_m4::assets::{self, MODEL, PARSE_BENCH, PARSE_BENCH_NAME};
+use qemu_m4::entry;
 use qemu_m4::exit;
 use qemu_m4::icount::{Clock, instructions};
 
@@ -28,11 +28,10 @@ fn main() -> ! {
         defmt::error!("no models were generated; run `cargo xtask firmware`");
         exit(1);
     }
-    let Some(p) = cortex_m::Peripherals::take() else {
-        defmt::error!("peripherals already taken");
+    let Some(mut clock) = Clock::take() else {
+        defmt::error!("the clock is taken already");
         exit(1)
     };
-    let mut clock = Clock::start(p.SYST);
     for blob in [&MODEL.0[..], &PARSE_BENCH.0[..]] {
         let t0 = clock.now();
         let mut last = None;

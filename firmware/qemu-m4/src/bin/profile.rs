@@ -1,5 +1,6 @@
-//! Per-segment cost of the generated model in exactly repeatable SysTick ticks under QEMU
-//! `-icount shift=0` (one tick = 40 instructions, see `qemu_m4::icount`).
+//! Per-segment cost of the generated model in exactly repeatable clock ticks under QEMU
+//! `-icount shift=0` (one SysTick tick = 40 instructions on the 25 MHz Arm boards, one `mcycle`
+//! count = one instruction on RISC-V; see `qemu_m4::icount`).
 //!
 //! Every encoder width runs with every decoder width (all tasks, decoder `s` at
 //! `min(k, widths_s - 1)` for `k` over the widest decoder's widths), so each decoder is timed
@@ -28,10 +29,10 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::entry;
 use edgeslim_runtime::format::{MAX_SEGMENTS, MAX_WIDTHS};
 use edgeslim_runtime::{Input, Interpreter, Observer, OpInfo, TaskMask, WidthConfig};
 use qemu_m4::assets::{self, ARENA_BYTES, NUM_OPS};
+use qemu_m4::entry;
 use qemu_m4::exit;
 use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK, edgeslim_icount_start, edgeslim_icount_stop};
 
@@ -103,16 +104,15 @@ fn main() -> ! {
         );
         exit(1);
     }
-    let Some(p) = cortex_m::Peripherals::take() else {
-        defmt::error!("peripherals already taken");
+    let Some(mut clock) = Clock::take() else {
+        defmt::error!("the clock is taken already");
         exit(1)
     };
-    let mut clock = Clock::start(p.SYST);
-    // Calibration: `delay(n)` is a `subs; bne` loop of n + 1 iterations, 2(n + 1)
-    // instructions; under -icount shift=0 they must take 2(n + 1) / 40 ticks (xtask checks).
+    // Calibration: `spin(n)` is a two-instruction loop of n passes, 2n instructions; under
+    // -icount shift=0 they must take 2n / INSTRUCTIONS_PER_TICK ticks (xtask checks on the M4).
     let t0 = clock.now();
     edgeslim_icount_start();
-    cortex_m::asm::delay(CALIBRATION_LOOPS - 1);
+    qemu_m4::icount::spin(CALIBRATION_LOOPS);
     edgeslim_icount_stop();
     let t1 = clock.now();
     defmt::info!(
@@ -124,8 +124,9 @@ fn main() -> ! {
     let (crc, bytes) = model.hash_parts();
     defmt::info!("model_hash esm-crc32:{=u32:08x}:{=usize}", crc, bytes);
     defmt::info!(
-        "instructions_per_tick {=u64} (qemu -icount shift=0, SysTick at 25 MHz)",
-        INSTRUCTIONS_PER_TICK
+        "instructions_per_tick {=u64} (qemu -icount shift=0, {=str})",
+        INSTRUCTIONS_PER_TICK,
+        qemu_m4::icount::TIMER
     );
     let n_seg = model.num_segments();
     let mut n_widths = [0usize; MAX_SEGMENTS];
@@ -163,7 +164,7 @@ fn main() -> ! {
         }
     }
 
-    let Some(arena) = cortex_m::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
+    let Some(arena) = qemu_m4::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
         exit(1)
     };
     let mut interp = match Interpreter::new(&model, arena) {
