@@ -1,6 +1,7 @@
 //! Step 1: install what is missing, skip what is present, say what gets installed.
 //!
-//! - Debian packages of `docs/firmware-toolchain.md` (the thumb toolchain and QEMU),
+//! - Debian packages of `docs/firmware-toolchain.md` (the thumb toolchain and QEMU for Arm and
+//!   RISC-V),
 //! - Python packages of `models/requirements-check.txt`,
 //! - `defmt-print`, once the firmware workspace has programs whose logs need decoding.
 
@@ -12,7 +13,8 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{cmd, on_path, output, run, succeeds};
 use crate::{Ctx, Outcome, firmware};
 
-/// Debian packages for the thumb cross-build and QEMU. `rust-web-llvm` provides
+/// Debian packages for the thumb and RISC-V cross-builds and QEMU (`qemu-system-misc` has
+/// `qemu-system-riscv32`). `rust-web-llvm` provides
 /// `/usr/bin/rust-lld` as a link to lld-22 without depending on it, hence `lld-22`. `gcc` builds
 /// the QEMU instruction-count plugin and `binutils`' `nm` finds its marker functions.
 pub const APT_PACKAGES: &[&str] = &[
@@ -22,6 +24,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "rust-web-llvm",
     "lld-22",
     "qemu-system-arm",
+    "qemu-system-misc",
     "gcc",
     "binutils",
 ];
