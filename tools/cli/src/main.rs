@@ -85,6 +85,27 @@ enum Cmd {
     /// Inference time of edgeslim (at chosen widths), tract and ONNX Runtime on one input, side
     /// by side, and whether their outputs agree.
     Bench(bench::BenchArgs),
+    /// Write a model blob (or one segment of it) at one width configuration as an int8 TFLite
+    /// flatbuffer, for the TFLite / LiteRT interpreter, TFLite Micro or Vela.
+    Export {
+        /// The model blob.
+        model: PathBuf,
+        /// Write TFLite (the one export format).
+        #[arg(long, required = true)]
+        tflite: bool,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Width multipliers, e.g. encoder=0.5,digit=1.0 (others at full width).
+        #[arg(long, default_value = "")]
+        width: String,
+        /// Tasks whose outputs the graph computes (default: all).
+        #[arg(long, default_value = "")]
+        tasks: String,
+        /// Export only this segment: its inputs are what it reads of other segments.
+        #[arg(long)]
+        segment: Option<String>,
+    },
     /// The ONNX operators `compile` accepts: inputs, attributes, formats and restrictions.
     Ops {
         /// Print the Markdown table of docs/operators.md instead of plain text.
@@ -174,6 +195,78 @@ fn real_main(cli: Cli) -> Result<()> {
                     r.arena_lower_bound,
                     r.calib_samples,
                     r.seconds
+                );
+            }
+        }
+        Cmd::Export {
+            model,
+            tflite: _,
+            output,
+            width,
+            tasks,
+            segment,
+        } => {
+            let blob = std::fs::read(&model)
+                .with_context(|| format!("cannot read {}", model.display()))?;
+            let m = edgeslim_runtime::Model::parse(&blob)
+                .map_err(|e| anyhow!("{}: invalid model blob: {e}", model.display()))?;
+            let widths = parse_widths(&m, &width)?;
+            let mut mask = parse_tasks(&m, &tasks)?;
+            let segment = match segment {
+                None => None,
+                Some(name) => {
+                    let s = m.segment_index(&name).ok_or_else(|| {
+                        let names: Vec<&str> = (0..m.num_segments())
+                            .filter_map(|i| m.segment(i).map(|s| s.name))
+                            .collect();
+                        anyhow!("no segment {name:?} (the model has {})", names.join(", "))
+                    })?;
+                    if tasks.trim().is_empty() && s > 0 {
+                        // A decoder alone: the tasks it computes.
+                        mask = edgeslim_runtime::TaskMask(0);
+                        for t in 0..m.num_tasks() {
+                            if m.task_segment(t) == s {
+                                mask = mask.with(t);
+                            }
+                        }
+                    }
+                    Some(s)
+                }
+            };
+            let opts = edgeslim_tflite::ExportOptions {
+                widths,
+                tasks: mask,
+                part: segment.map_or(edgeslim_tflite::Part::All, edgeslim_tflite::Part::Segment),
+            };
+            let e = edgeslim_tflite::export(&m, &opts)
+                .with_context(|| format!("{}: TFLite export", model.display()))?;
+            std::fs::write(&output, &e.bytes)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            let ports = |p: &[edgeslim_tflite::Port]| {
+                p.iter()
+                    .map(|p| {
+                        format!(
+                            "{} {:?} (scale {}, zero point {})",
+                            p.name, p.shape, p.scale, p.zero_point
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            println!(
+                "{} -> {}: {} TFLite operators, {} B; inputs: {}; outputs: {}",
+                model.display(),
+                output.display(),
+                e.operators,
+                e.bytes.len(),
+                ports(&e.inputs),
+                ports(&e.outputs)
+            );
+            if e.multiplier_mismatches.0 > 0 {
+                println!(
+                    "note: {} of {} per-channel multipliers are not reproducible from a float32 \
+                     filter scale; TFLite derives the nearest one",
+                    e.multiplier_mismatches.0, e.multiplier_mismatches.1
                 );
             }
         }
