@@ -314,3 +314,107 @@ fn resnet8_qdq_matches_litert() {
         8,
     );
 }
+
+/// Every op of a network that does not export whole (it holds ops with no TFLite form yet),
+/// alone at full width on the runtime's own input of it: the ops that export are within one
+/// step of the runtime; `must` lists kinds that must be among them.
+fn check_ops(rel: &str, inputs: &str, samples: usize, must: &[OpKind]) {
+    let path = workspace().join(rel);
+    let opts = CompileOptions {
+        calib: None,
+        max_calib_samples: 0,
+        progress: false,
+    };
+    let c = compile(&path, &opts).unwrap_or_else(|e| panic!("{rel}: compile: {e:#}"));
+    let model = Model::parse(&c.blob).expect("parse");
+    let x = read_f32(&path.with_file_name(inputs)).expect("inputs");
+    let xs = quantized_inputs(&model, &x, samples);
+    let w = WidthConfig::full(&model);
+    let all = TaskMask::all(&model);
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut interp = Interpreter::new(&model, &mut arena).expect("interpreter");
+    let mut runs = Vec::new();
+    for q in &xs {
+        let mut cap = Capture {
+            model,
+            tensors: HashMap::new(),
+        };
+        cap.tensors.insert(model.input_index(), q.clone());
+        interp
+            .run_observed(Input::I8(q), &w, all, &mut cap)
+            .expect("run");
+        runs.push(cap.tensors);
+    }
+    let mut tally = Tally::default();
+    let (mut covered, mut refused) = (Vec::new(), Vec::new());
+    for i in 0..model.num_ops() {
+        let kind = model.op(i).expect("op").kind;
+        let o = ExportOptions {
+            widths: w,
+            tasks: all,
+            part: Part::Op(i),
+        };
+        match export(&model, &o) {
+            Ok(_) => {
+                check_export(&format!("{rel} op {i}"), &model, &o, &runs, 1, &mut tally);
+                covered.push(kind);
+            }
+            Err(edgeslim_tflite::ExportError::Unsupported { .. }) => refused.push(kind.name()),
+            Err(e) => panic!("{rel} op {i}: {e}"),
+        }
+    }
+    refused.sort();
+    refused.dedup();
+    let pct = 100.0 * tally.equal as f64 / tally.elements.max(1) as f64;
+    eprintln!(
+        "{rel}: {} of {} ops alone, {} elements, {pct:.3}% equal, max {} step; not exported: {}",
+        covered.len(),
+        model.num_ops(),
+        tally.elements,
+        tally.max_diff,
+        refused.join(", ")
+    );
+    for k in must {
+        assert!(
+            covered.contains(k),
+            "{rel}: no {} op was exported and compared",
+            k.name()
+        );
+    }
+    assert!(
+        pct >= 99.0,
+        "{rel}: only {pct:.2}% of single-op elements equal LiteRT's"
+    );
+}
+
+#[test]
+fn yolo_ops_match_litert() {
+    check_ops(
+        "tests/data/conformance/yolo_tiny_96/model_qdq_u8.onnx",
+        "inputs.npy",
+        2,
+        &[
+            OpKind::Conv2d,
+            OpKind::Lut,
+            OpKind::Transpose,
+            OpKind::MaxPool,
+            OpKind::Concat,
+        ],
+    );
+}
+
+#[test]
+fn tcn_and_mobilenetv3_ops_match_litert() {
+    check_ops(
+        "tests/data/conformance/kws_tcn_49x10/model_qdq_u8.onnx",
+        "inputs.npy",
+        4,
+        &[OpKind::Conv2d, OpKind::Pad],
+    );
+    check_ops(
+        "tests/data/conformance/mobilenetv3_small_96/model_qdq_u8.onnx",
+        "inputs.npy",
+        2,
+        &[OpKind::Conv2d, OpKind::Lut, OpKind::Add],
+    );
+}

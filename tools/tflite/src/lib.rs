@@ -20,7 +20,10 @@
 //! | AvgPool | `AVERAGE_POOL_2D` (+ `QUANTIZE`), or `MEAN` over the window when it covers the input |
 //! | GlobalAvgPool | `MEAN` over H and W |
 //! | Reshape | `RESHAPE` |
-//! | Concat | `CONCATENATION` on channels |
+//! | Concat | `QUANTIZE` of each input at another quantization, `CONCATENATION` on channels |
+//! | Lut (the int8 tables of Sigmoid, Tanh, HardSwish, LeakyRelu, ...) | `CAST` to int32, `ADD` 128, `GATHER` from the 256-entry table |
+//! | Transpose | `TRANSPOSE` |
+//! | Pad (constant, reflect) | `PAD` / `PADV2` / `MIRROR_PAD` |
 //!
 //! Padding that is neither TFLite's `SAME` nor `VALID` becomes an explicit `PAD` (zero point)
 //! or `PADV2` (-128, before a max pool) and a `VALID` operator; a fused clamp that is neither
@@ -539,16 +542,155 @@ impl<'a, 'm> Ex<'a, 'm> {
                     .collect::<Result<Vec<_>, _>>()?;
                 let out = self.activation(o.output)?;
                 let en = self.m.entry(o, self.m.key(o, &self.w));
-                self.emit_clamped(op::CONCATENATION, 3, xs, out, en.act(), |act| {
+                // int8 CONCATENATION takes inputs at the output's quantization: requantize
+                // the others first (the runtime rescales each input the same way).
+                let (s, zp) = self.quant(out);
+                let mut ins = Vec::with_capacity(xs.len());
+                for x in xs {
+                    if self.quant(x) == (s, zp) {
+                        ins.push(x);
+                    } else {
+                        let name = self.g.tensors[x as usize].name.clone();
+                        let shape = self.shape(x);
+                        let q = self.temp(format!("{name}/requantized"), shape, s, zp);
+                        self.requantize(x, q);
+                        ins.push(q);
+                    }
+                }
+                self.emit_clamped(op::CONCATENATION, 3, ins, out, en.act(), |act| {
                     Options::Concat { axis: 3, act }
                 });
                 Ok(())
             }
+            OpKind::Lut => self.lut(o),
+            OpKind::Transpose => {
+                let x = self.activation(self.m.op_input(o, 0))?;
+                let out = self.activation(o.output)?;
+                let p = edgeslim_runtime::ops::transpose::perm(o)
+                    .ok_or_else(|| unsupported("invalid permutation"))?;
+                let xs = self.shape(x);
+                let perm = [0, 1 + p[0] as i32, 1 + p[1] as i32, 1 + p[2] as i32];
+                if perm.map(|a| xs[a as usize]).to_vec() != self.shape(out) {
+                    return Err(unsupported("the permuted active shape is not the output's"));
+                }
+                let pt = self.const_i32(format!("op{i}/perm"), vec![4], &perm);
+                self.push(op::TRANSPOSE, 2, vec![x, pt], vec![out], Options::Transpose);
+                Ok(())
+            }
+            OpKind::Pad => self.pad_op(i, o, &unsupported),
             _ => Err(unsupported(
                 "no TFLite form yet (exported: Conv2d, FullyConnected, Add, MaxPool, AvgPool, \
-                 GlobalAvgPool, Reshape, Concat)",
+                 GlobalAvgPool, Reshape, Concat, Lut, Transpose, Pad)",
             )),
         }
+    }
+
+    /// A 256-entry table op: `out = table[x + 128]` as `GATHER` on int32 indices, exact.
+    fn lut(&mut self, o: &OpInfo) -> Result<(), ExportError> {
+        let x = self.activation(self.m.op_input(o, 0))?;
+        let out = self.activation(o.output)?;
+        let en = self.m.entry(o, self.m.key(o, &self.w));
+        let table = edgeslim_runtime::ops::lut::table(&en).to_vec();
+        let (s_out, zp_out) = self.quant(out);
+        let name = self.g.tensors[out as usize].name.clone();
+        let shape = self.shape(x);
+        let idx = self.tensor(Tensor {
+            shape: shape.clone(),
+            ty: tensor_type::INT32,
+            buffer: 0,
+            name: format!("{name}/as_int32"),
+            quant: None,
+        });
+        self.push(op::CAST, 1, vec![x], vec![idx], Options::None);
+        let offset = self.const_i32(format!("{name}/offset"), vec![1], &[128]);
+        let shifted = self.tensor(Tensor {
+            shape,
+            ty: tensor_type::INT32,
+            buffer: 0,
+            name: format!("{name}/index"),
+            quant: None,
+        });
+        self.push(
+            op::ADD,
+            1,
+            vec![idx, offset],
+            vec![shifted],
+            Options::Add {
+                act: Activation::None,
+            },
+        );
+        let buffer = self.buffer(table.iter().map(|&v| v as u8).collect());
+        let t = self.tensor(Tensor {
+            shape: vec![256],
+            ty: tensor_type::INT8,
+            buffer,
+            name: format!("{name}/table"),
+            quant: Self::per_tensor(s_out, zp_out),
+        });
+        self.push(
+            op::GATHER,
+            1,
+            vec![t, shifted],
+            vec![out],
+            Options::Gather { axis: 0 },
+        );
+        Ok(())
+    }
+
+    /// Pad with a constant (`PAD` with the zero point, or `PADV2`) or by reflection
+    /// (`MIRROR_PAD`), when the copy keeps the quantization.
+    fn pad_op(
+        &mut self,
+        i: usize,
+        o: &OpInfo,
+        unsupported: &dyn Fn(&str) -> ExportError,
+    ) -> Result<(), ExportError> {
+        use edgeslim_runtime::kernels::PadMode;
+        use edgeslim_runtime::ops::pad::{mode, word};
+        let x = self.activation(self.m.op_input(o, 0))?;
+        let out = self.activation(o.output)?;
+        let en = self.m.entry(o, self.m.key(o, &self.w));
+        if self.quant(x) != self.quant(out) || en.act() != (-128, 127) {
+            return Err(unsupported("a Pad that requantizes or clamps"));
+        }
+        let (xs, os) = (self.shape(x), self.shape(out));
+        let (top, left) = (
+            o.attrs[attr::PAD_TOP] as i32,
+            o.attrs[attr::PAD_LEFT] as i32,
+        );
+        let (bottom, right) = (os[1] - xs[1] - top, os[2] - xs[2] - left);
+        if bottom < 0 || right < 0 {
+            return Err(unsupported("a Pad that crops"));
+        }
+        let pads = [0, 0, top, bottom, left, right, 0, 0];
+        let pt = self.const_i32(format!("op{i}/paddings"), vec![4, 2], &pads);
+        let (s, zp) = self.quant(out);
+        match mode(o) {
+            Some(PadMode::Constant) => {
+                let v = en.extra(word::VALUE).clamp(-128, 127) as i8;
+                if v as i32 == zp {
+                    self.push(op::PAD, 2, vec![x, pt], vec![out], Options::Pad);
+                } else {
+                    let c = self.const_i8(format!("op{i}/pad_value"), v, s, zp);
+                    self.push(op::PADV2, 2, vec![x, pt, c], vec![out], Options::PadV2);
+                }
+            }
+            Some(PadMode::Reflect) => {
+                self.push(
+                    op::MIRROR_PAD,
+                    2,
+                    vec![x, pt],
+                    vec![out],
+                    Options::MirrorPad { mode: 0 },
+                );
+            }
+            _ => {
+                return Err(unsupported(
+                    "edge padding (TFLite's MIRROR_PAD repeats no edge)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The `(bias, multiplier, shift)` of the first `n` channels of an entry.

@@ -27,6 +27,10 @@ pub mod op {
     pub const CONCATENATION: i32 = 2;
     pub const CONV_2D: i32 = 3;
     pub const DEPTHWISE_CONV_2D: i32 = 4;
+    pub const GATHER: i32 = 36;
+    pub const TRANSPOSE: i32 = 39;
+    pub const CAST: i32 = 53;
+    pub const MIRROR_PAD: i32 = 100;
     pub const MAX_POOL_2D: i32 = 17;
     pub const RESHAPE: i32 = 22;
     pub const PAD: i32 = 34;
@@ -103,6 +107,12 @@ pub enum Options {
     PadV2,
     /// `QuantizeOptions` (union index 89).
     Quantize,
+    /// `GatherOptions` (union index 23).
+    Gather { axis: i32 },
+    /// `TransposeOptions` (union index 26).
+    Transpose,
+    /// `MirrorPadOptions` (union index 77): mode 0 is `REFLECT`.
+    MirrorPad { mode: i8 },
 }
 
 /// `QuantizationParameters`: per-tensor (one entry) or per-channel along `dimension`.
@@ -254,6 +264,17 @@ fn options<'b>(
         Options::MaxMin => (39, b.start_table()),
         Options::PadV2 => (43, b.start_table()),
         Options::Quantize => (89, b.start_table()),
+        Options::Gather { axis } => {
+            let s = b.start_table();
+            b.push_slot::<i32>(slot(0), *axis, 0);
+            (23, s)
+        }
+        Options::Transpose => (26, b.start_table()),
+        Options::MirrorPad { mode } => {
+            let s = b.start_table();
+            b.push_slot::<i8>(slot(0), *mode, 0);
+            (77, s)
+        }
     };
     Some((ty, b.end_table(start).as_union_value()))
 }
