@@ -265,6 +265,11 @@ pub(crate) mod dsp {
         ];
         let w0 = rows[first * w_row..].as_ptr();
         let w1 = rows[second * w_row..].as_ptr();
+        if n <= SHORT_GROUPS {
+            // SAFETY: the bounds asserted above, which are what `dot_2x2_short` requires.
+            unsafe { dot_2x2_short(col, w0, w1, w_row, out) };
+            return;
+        }
         // SAFETY: the block reads, per pair j < pairs, `16 * n` bytes of `col` (exactly
         // `col`, 4-byte aligned elements as `LDRD` needs) and `4 * n` bytes from rows
         // `first + 2j` and `second + 2j` (the pointers start at those rows and step by
@@ -336,6 +341,150 @@ pub(crate) mod dsp {
                 // Holds the address of `ctx` until it is pushed, then the first `LDRD` target.
                 c0 = inout(reg) ctx.as_mut_ptr() => _,
             );
+        }
+    }
+
+    /// Longest dot product, in groups of four values, of [`dot_2x2_short`].
+    pub(crate) const SHORT_GROUPS: usize = 4;
+
+    /// The first group of [`dot_2x2_short`]'s unrolled body: as [`group_2x2`], but `SMUAD`
+    /// starts each accumulator (no zeroing) and the buffer is read at fixed offsets.
+    macro_rules! group_2x2_first {
+        () => {
+            concat!(
+                "ldr {wa}, [{w0}], #4\n",
+                "ldr {wb}, [{w1}], #4\n",
+                "sxtb16 {wah}, {wa}, ror #8\n",
+                "sxtb16 {wa}, {wa}\n",
+                "sxtb16 {wbh}, {wb}, ror #8\n",
+                "sxtb16 {wb}, {wb}\n",
+                "ldrd {c0}, r7, [{col}]\n",
+                "smuad {a0}, {wa}, {c0}\n",
+                "smlad {a0}, {wah}, r7, {a0}\n",
+                "smuad {a2}, {wb}, {c0}\n",
+                "smlad {a2}, {wbh}, r7, {a2}\n",
+                "ldrd {c0}, r7, [{col}, #8]\n",
+                "smuad {a1}, {wa}, {c0}\n",
+                "smlad {a1}, {wah}, r7, {a1}\n",
+                "smuad {a3}, {wb}, {c0}\n",
+                "smlad {a3}, {wbh}, r7, {a3}\n",
+            )
+        };
+    }
+
+    /// A later group of [`dot_2x2_short`]'s body, its two positions' words at byte offsets
+    /// `$p0` and `$p1` of the buffer.
+    macro_rules! group_2x2_at {
+        ($p0:literal, $p1:literal) => {
+            concat!(
+                "ldr {wa}, [{w0}], #4\n",
+                "ldr {wb}, [{w1}], #4\n",
+                "sxtb16 {wah}, {wa}, ror #8\n",
+                "sxtb16 {wa}, {wa}\n",
+                "sxtb16 {wbh}, {wb}, ror #8\n",
+                "sxtb16 {wb}, {wb}\n",
+                "ldrd {c0}, r7, [{col}, #",
+                $p0,
+                "]\n",
+                "smlad {a0}, {wa}, {c0}, {a0}\n",
+                "smlad {a0}, {wah}, r7, {a0}\n",
+                "smlad {a2}, {wb}, {c0}, {a2}\n",
+                "smlad {a2}, {wbh}, r7, {a2}\n",
+                "ldrd {c0}, r7, [{col}, #",
+                $p1,
+                "]\n",
+                "smlad {a1}, {wa}, {c0}, {a1}\n",
+                "smlad {a1}, {wah}, r7, {a1}\n",
+                "smlad {a3}, {wb}, {c0}, {a3}\n",
+                "smlad {a3}, {wbh}, r7, {a3}\n",
+            )
+        };
+    }
+
+    /// [`dot_2x2_rows`] for dot products of at most [`SHORT_GROUPS`] groups (pointwise from 4-16
+    /// channels, the layers of narrow configurations): the groups are unrolled, the buffer
+    /// read at fixed offsets and each accumulator started by `SMUAD`, so a row pair costs its
+    /// `16 * n` instructions and 8 more (store, the step to the next pair, the loop test)
+    /// where the general loop spends about 29 around them. The row pointers run from `w0`,
+    /// `w1` by `2 * w_row` per pair until `w0` has passed `out.len()` pairs.
+    ///
+    /// # Safety
+    ///
+    /// `1 <= col.len() <= SHORT_GROUPS`, `4 * col.len() <= w_row`, `out` not empty, and for
+    /// every `j < out.len()` the `4 * col.len()` bytes at `w0 + 2 * j * w_row` and at
+    /// `w1 + 2 * j * w_row` readable.
+    #[inline(always)]
+    unsafe fn dot_2x2_short(
+        col: &[[u32; 4]],
+        w0: *const i8,
+        w1: *const i8,
+        w_row: usize,
+        out: &mut [[i32; 4]],
+    ) {
+        let n = col.len();
+        let step = 2 * w_row - 4 * n;
+        // Compared as an address, never dereferenced: where `w0` is after the last pair.
+        let end = (w0 as usize).wrapping_add(out.len() * 2 * w_row);
+        macro_rules! short_loop {
+            ($($group:ident!($($arg:literal),*)),* $(,)?) => {
+                // SAFETY: per pair j < out.len() the body reads `16 * n` bytes of `col` at
+                // fixed offsets below `16 * n` (4-byte aligned elements, as `LDRD` needs) and
+                // `4 * n` bytes at `w0`, `w1` (post-incremented, then stepped to the next
+                // pair's rows by `step`: the caller's bounds), byte loads need no alignment
+                // (see `group_2x2`); it writes pair j's four sums to `out[j]` (`STRD`, 4-byte
+                // aligned), updates the store pointer it pushed and restores r7 and sp before
+                // it ends. `w0` advances by exactly `2 * w_row` per pair, so it meets `end`
+                // after `out.len() >= 1` pairs. Every other changed register is an output
+                // operand; flags are not declared preserved.
+                unsafe {
+                    core::arch::asm!(
+                        "push {{r7}}",
+                        "push {{{wah}}}",
+                        "push {{{wa}}}",
+                        "2:",
+                        $($group!($($arg),*),)*
+                        "ldrd {wa}, {wah}, [sp]",
+                        "strd {a0}, {a1}, [{wa}], #8",
+                        "strd {a2}, {a3}, [{wa}], #8",
+                        "str {wa}, [sp]",
+                        "add {w0}, {w0}, {wah}",
+                        "add {w1}, {w1}, {wah}",
+                        "cmp {w0}, {end}",
+                        "bne 2b",
+                        "add sp, sp, #8",
+                        "pop {{r7}}",
+                        w0 = inout(reg) w0 => _,
+                        w1 = inout(reg) w1 => _,
+                        col = in(reg) col.as_ptr(),
+                        end = in(reg) end,
+                        a0 = out(reg) _,
+                        a1 = out(reg) _,
+                        a2 = out(reg) _,
+                        a3 = out(reg) _,
+                        wa = inout(reg) out.as_mut_ptr() => _,
+                        wah = inout(reg) step => _,
+                        wb = out(reg) _,
+                        wbh = out(reg) _,
+                        c0 = out(reg) _,
+                    )
+                }
+            };
+        }
+        match n {
+            1 => short_loop!(group_2x2_first!()),
+            2 => short_loop!(group_2x2_first!(), group_2x2_at!("16", "24")),
+            3 => short_loop!(
+                group_2x2_first!(),
+                group_2x2_at!("16", "24"),
+                group_2x2_at!("32", "40"),
+            ),
+            // `n == 4` (`1 <= n <= SHORT_GROUPS`).
+            _ => short_loop!(
+                group_2x2_first!(),
+                group_2x2_at!("16", "24"),
+                group_2x2_at!("32", "40"),
+                group_2x2_at!("48", "56"),
+            ),
         }
     }
 
