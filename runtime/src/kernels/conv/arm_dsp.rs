@@ -1038,9 +1038,28 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
     let pointwise = kh == 1 && kw == 1;
     let cin = ins.c;
-    let w_row = kh * kw * i_full;
     let n_out = outs.c;
     let n_pos = outs.h * outs.w;
+    // A `kxk` window whose length is not a multiple of 4 (a first layer's 27 values): when
+    // the weights fit [`W_PAD`], their rows are copied with zeros up to the next multiple of
+    // 4 and the window's bytes with the zero point (a widened 0), so every value goes
+    // through the `asm!` groups and none through the scalar tail loop.
+    let k_pad = k_len.next_multiple_of(4);
+    let mut wpad_buf = [const { MaybeUninit::<i8>::uninit() }; W_PAD];
+    let (rows, w_row, k_len) = if !pointwise && k_pad != k_len && n_out * k_pad <= W_PAD {
+        // `kxk` rows are exactly `k_len = kh * kw * i_full` long.
+        let padded = prefix(&mut wpad_buf, n_out * k_pad, 0);
+        for (d, w) in padded
+            .chunks_exact_mut(k_pad)
+            .zip(p.weights.chunks_exact(k_len))
+        {
+            d[..k_len].copy_from_slice(w);
+        }
+        (&*padded, k_pad, k_pad)
+    } else {
+        let w_row = kh * kw * i_full;
+        (&p.weights[..n_out * w_row], w_row, k_len)
+    };
     let groups = k_len / 4;
     let off = lanes_of_neg(p.zp);
     let mut col_buf = [const { MaybeUninit::<[u32; 4]>::uninit() }; COL_GROUPS];
@@ -1092,7 +1111,6 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
             widen::<1>(src, off, p.zp, col, &mut tails[1]);
         }
     };
-    let rows = &p.weights[..n_out * w_row];
     let mut cache_buf = [const { MaybeUninit::<Requant>::uninit() }; 2 * PAIR_BLOCK];
     let mut sums_buf = [const { MaybeUninit::<[i32; 4]>::uninit() }; PAIR_BLOCK];
     let sums = prefix(&mut sums_buf, PAIR_BLOCK.min(n_out.div_ceil(2)), [0; 4]);
@@ -1152,6 +1170,9 @@ struct Block<'a> {
     c0: usize,
     cache: Option<&'a [Requant]>,
 }
+
+/// Bytes of [`matrix`]'s padded copy of short `kxk` weights (1 KiB on the stack).
+const W_PAD: usize = 1024;
 
 /// Row pairs run per call of [`dsp::dot_2x2_rows`] (their sums, 512 bytes, on the stack).
 const PAIR_BLOCK: usize = 32;
