@@ -770,13 +770,10 @@ pub(crate) mod dsp {
         hi: i8,
     ) {
         let n = out0.len();
-        assert!(
-            n > 0
-                && out1.len() == n
-                && cache.len() >= n
-                && 4 * sums.len() >= 2 * n
-                && cache[..n].iter().all(|q| (1..=30).contains(&q.r))
-        );
+        assert!(n > 0 && out1.len() == n && cache.len() >= n && 4 * sums.len() >= 2 * n);
+        // Every `Requant` comes from `Requant::fast`, so its shift `r` is in 1..=30, as the
+        // argument of `requant_store` needs (not a memory-safety condition: checked there per
+        // call, here not per block of channels).
         let end = out0.as_ptr() as u32 + n as u32;
         macro_rules! pairs_loop {
             ([$($clamp:literal),*] $(, $name:ident = $value:expr)*) => {
@@ -1069,7 +1066,23 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     let mut bytes_buf = [const { MaybeUninit::<i8>::uninit() }; COL_LEN];
     let bytes = prefix(&mut bytes_buf, k_len, p.zp as i8);
     // Gathers position `q`'s operand and widens it into `SLOT`.
+    // A pointwise convolution whose output positions are its input positions (stride 1, no
+    // padding): position `q` reads input pixel `q`, no window arithmetic per position.
+    let same_pixels = pointwise
+        && geo.stride == [1, 1]
+        && geo.pad == [0, 0]
+        && outs.h == ins.h
+        && outs.w == ins.w;
     let mut gather = |q: usize, slot: usize, col: &mut [[u32; 4]], tails: &mut [[i32; 3]; 2]| {
+        if same_pixels {
+            let src = &input[q * cin..][..k_len];
+            if slot == 0 {
+                widen::<0>(src, off, p.zp, col, &mut tails[0]);
+            } else {
+                widen::<1>(src, off, p.zp, col, &mut tails[1]);
+            }
+            return;
+        }
         let (oy, ox) = (q / outs.w, q % outs.w);
         let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
         let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
