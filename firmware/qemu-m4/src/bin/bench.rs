@@ -24,7 +24,7 @@ use qemu_m4::icount::{Clock, INSTRUCTIONS_PER_TICK, instructions};
 
 const MAX_ACT: usize = 25 * 5 * 64;
 const MAX_W: usize = 12 * 1024;
-const MAX_CH: usize = 64;
+const MAX_CH: usize = 192;
 /// CMSIS-NN's scratch buffer.
 #[cfg(cmsis_nn)]
 const SCRATCH: usize = 16 * 1024;
@@ -395,6 +395,43 @@ fn main() -> ! {
     input[..n].copy_from_slice(&dsp[..n]);
     let second = conv(&pw, &mut rng, b, &mut clock);
     first.add(second).log("dscnn_block_dw_pw_64_25x5");
+    // Small-channel shapes of MobileNetV2-0.35 and the narrow configurations: an expand 1x1
+    // from 8 channels, a 1x1 of 4 to 8 channels, depthwise 3x3 over a 3x3 map of 192 channels.
+    for l in [
+        Conv {
+            name: "pointwise_8x48_12x12",
+            h: 12,
+            w: 12,
+            cin: 8,
+            cout: 48,
+            k: 1,
+            pad: 0,
+            depthwise: false,
+        },
+        Conv {
+            name: "pointwise_4x8_16x16",
+            h: 16,
+            w: 16,
+            cin: 4,
+            cout: 8,
+            k: 1,
+            pad: 0,
+            depthwise: false,
+        },
+        Conv {
+            name: "depthwise3x3_192_3x3",
+            h: 3,
+            w: 3,
+            cin: 192,
+            cout: 192,
+            k: 3,
+            pad: 1,
+            depthwise: true,
+        },
+    ] {
+        fresh_input(b, &mut rng);
+        conv(&l, &mut rng, b, &mut clock).log(l.name);
+    }
     defmt::info!("done");
     exit(0)
 }

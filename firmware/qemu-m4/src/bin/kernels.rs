@@ -152,6 +152,9 @@ fn conv_case(case: u32, rng: &mut Rng, b: &mut Bufs) -> u64 {
     let mut dilation = [1, 1];
     let mut big = Big::No;
     let (groups, cin_g, cout_g, k) = match kind {
+        // A third with short dot products (the unrolled path of at most 16 values) and
+        // more than 64 output channels (row pairs across the 32-pair blocks).
+        Kind::Pointwise if rng.chance(33) => (1, rng.range(1, 20), rng.range(1, 80), [1, 1]),
         Kind::Pointwise => (1, rng.range(1, 70), rng.range(1, 40), [1, 1]),
         Kind::Kxk => {
             if rng.chance(15) {
