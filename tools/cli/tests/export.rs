@@ -47,7 +47,8 @@ fn fails(args: &[&str]) -> String {
 
 #[test]
 fn export_writes_tflite_and_names_what_it_cannot_export() {
-    let dir = scratch();
+    let dir = scratch().join("export");
+    std::fs::create_dir_all(&dir).expect("dir");
     let blob = dir.join("digits.esm");
     let blob_s = blob.to_str().expect("utf-8 path");
     ok(&["compile", "models/digits-mtl/model.onnx", "-o", blob_s]);
@@ -128,5 +129,59 @@ fn export_writes_tflite_and_names_what_it_cannot_export() {
         err.contains("cannot be exported to TFLite") && err.contains("op "),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn npu_profile_through_vela_feeds_search_and_bundle() {
+    let dir = scratch().join("npu");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let blob = dir.join("digits.esm");
+    let blob_s = blob.to_str().expect("utf-8 path");
+    ok(&["compile", "models/digits-mtl/model.onnx", "-o", blob_s]);
+    let table = dir.join("npu.json");
+    let table_s = table.to_str().expect("utf-8 path");
+    ok(&[
+        "profile",
+        blob_s,
+        "--target",
+        "ethos-u55-128",
+        "-o",
+        table_s,
+    ]);
+    let t = edgeslim_search::LatencyTable::load(&table).expect("a valid latency table");
+    assert_eq!(t.target, "ethos-u55-128");
+    assert_eq!(t.segments.len(), 3, "encoder and two decoders");
+    let conv = t.conversion.as_ref().expect("the clock is stated");
+    assert!(conv.clock_mhz > 0.0);
+    // Vela's estimate grows with the width: the widest encoder costs more than the narrowest,
+    // and a decoder behind the widest encoder more than behind the narrowest.
+    let enc = &t.segments[0].latency_us;
+    assert!(enc[enc.len() - 1] > enc[0], "encoder {enc:?}");
+    for s in &t.segments[1..] {
+        let rows = s.by_encoder_us.as_ref().expect("per encoder width");
+        let last = rows[0].len() - 1;
+        assert!(
+            rows[rows.len() - 1][last] > rows[0][last],
+            "{}: {rows:?}",
+            s.name
+        );
+    }
+    let budget = format!("{}us", (t.overhead_us + enc[enc.len() - 1]) * 4.0);
+    let out = ok(&[
+        "search",
+        blob_s,
+        "--budget",
+        &budget,
+        "--target",
+        "ethos-u55-128",
+        "--from-table",
+        table_s,
+        "--data",
+        "models/digits-mtl/eval.npz",
+    ]);
+    assert!(out.contains("exact:"), "{out}");
+    let err = fails(&["profile", blob_s, "--target", "ethos-u55-128", "--cpi", "2"]);
+    assert!(err.contains("--cpi"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

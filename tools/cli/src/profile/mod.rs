@@ -15,6 +15,7 @@ pub mod configs;
 pub mod device;
 pub mod host;
 pub mod log;
+pub mod npu;
 pub mod qemu;
 
 use std::path::PathBuf;
@@ -33,8 +34,9 @@ pub struct ProfileArgs {
     /// The model blob.
     pub model: PathBuf,
     /// `host` measures here; `cortex-m4-qemu` builds the firmware's `profile` program with
-    /// this model and runs it in QEMU; any other target (a board) needs `--from-log` or
-    /// `--from-table`.
+    /// this model and runs it in QEMU; `ethos-u55-128` (and ethos-u55-32/64/256,
+    /// ethos-u65-256/512) estimates each segment with Arm's Vela compiler; any other target (a
+    /// board) needs `--from-log` or `--from-table`.
     #[arg(long, default_value = "host")]
     pub target: String,
     /// A latency table measured elsewhere, format edgeslim.latency/1.
@@ -69,6 +71,34 @@ pub struct ProfileArgs {
 
 /// `edgeslim profile`.
 pub fn profile(a: ProfileArgs) -> Result<()> {
+    if npu::TARGETS.contains(&a.target.as_str()) && a.from_table.is_none() && a.from_log.is_none() {
+        for (flag, set) in [
+            ("--clock-mhz", a.clock_mhz.is_some()),
+            ("--cpi", a.cpi.is_some()),
+            ("--input", a.input.is_some()),
+        ] {
+            if set {
+                bail!(
+                    "{flag} does not apply to --target {} (Vela's estimate)",
+                    a.target
+                );
+            }
+        }
+        let blob = choose::load_blob(&a.model)?;
+        let model = Model::parse(&blob).map_err(|e| anyhow!("invalid model blob: {e}"))?;
+        let hash = choose::model_hash(&model, &blob);
+        let work = npu::work_dir(&hash, &a.target);
+        let table = npu::latency_table(&model, &hash, &a.target, &work)?;
+        eprintln!("Vela's inputs and reports: {}", work.display());
+        match &a.output {
+            Some(p) => {
+                table.save(p)?;
+                println!("wrote {}", p.display());
+            }
+            None => println!("{}", table.to_json_string()?),
+        }
+        return Ok(());
+    }
     let device = a.from_log.is_some() || (a.target == qemu::TARGET && a.from_table.is_none());
     if !device {
         for (flag, set) in [
