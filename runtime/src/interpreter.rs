@@ -104,6 +104,19 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         self.run_observed(input, widths, tasks, &mut ())
     }
 
+    /// [`run`](Self::run), handing whole segments to an [`Accelerator`] first: each segment
+    /// that runs is offered once, before its first op; the CPU runs every op of the segments
+    /// it declines, exactly as [`run`](Self::run) does.
+    pub fn run_accelerated<A: Accelerator>(
+        &mut self,
+        input: Input<'_>,
+        widths: &WidthConfig,
+        tasks: TaskMask,
+        accelerator: &mut A,
+    ) -> Result<Outputs<'_>, Error> {
+        self.run_inner(input, widths, tasks, &mut (), accelerator)
+    }
+
     /// [`run`](Self::run) with per-op hooks.
     pub fn run_observed<O: Observer>(
         &mut self,
@@ -111,6 +124,17 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         widths: &WidthConfig,
         tasks: TaskMask,
         observer: &mut O,
+    ) -> Result<Outputs<'_>, Error> {
+        self.run_inner(input, widths, tasks, observer, &mut CpuOnly)
+    }
+
+    fn run_inner<O: Observer, A: Accelerator>(
+        &mut self,
+        input: Input<'_>,
+        widths: &WidthConfig,
+        tasks: TaskMask,
+        observer: &mut O,
+        accelerator: &mut A,
     ) -> Result<Outputs<'_>, Error> {
         let m = self.model;
         widths.validate(&m)?;
@@ -155,11 +179,22 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 segments |= 1 << m.task_segment(t);
             }
         }
+        let (mut offered, mut accelerated) = (0u32, 0u32);
         for i in 0..m.num_ops() {
             let op = m
                 .op(i)
                 .ok_or(invalid(Section::Ops, i as u32, "kind", "unreadable op"))?;
-            if segments & (1 << op.segment) == 0 {
+            let bit = 1u32 << op.segment;
+            if segments & bit == 0 {
+                continue;
+            }
+            if A::OFFERS && offered & bit == 0 {
+                offered |= bit;
+                if accelerator.run_segment(&m, op.segment, widths, self.arena)? {
+                    accelerated |= bit;
+                }
+            }
+            if accelerated & bit != 0 {
                 continue;
             }
             observer.op_start(i, &op);
@@ -172,6 +207,71 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             tasks,
         })
     }
+}
+
+/// A device the interpreter can hand a whole segment to (an NPU driver, say), with the CPU as
+/// the fallback for whatever it declines.
+///
+/// [`Interpreter::run_accelerated`] offers each segment that runs once, in the model's order,
+/// before its first op. Accepting means computing, into `arena` at the planned offsets and the
+/// active widths, every tensor of the segment that later ops or the outputs read; the CPU then
+/// skips the segment's ops. Declining (`Ok(false)`) leaves the segment to the CPU, bit-exact as
+/// without an accelerator. An implementation may also run part of a segment itself and the
+/// rest on the CPU, op by op, with [`run_op`].
+pub trait Accelerator {
+    /// Whether [`run_segment`](Self::run_segment) can accept anything: `false` compiles the
+    /// offers out (the CPU-only interpreter).
+    const OFFERS: bool = true;
+
+    /// Run `segment` of `model` at `widths` on the device, or return `Ok(false)`.
+    fn run_segment(
+        &mut self,
+        model: &Model<'_>,
+        segment: usize,
+        widths: &WidthConfig,
+        arena: &mut [u8],
+    ) -> Result<bool, Error>;
+}
+
+/// No accelerator: every segment runs on the CPU.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuOnly;
+
+impl Accelerator for CpuOnly {
+    const OFFERS: bool = false;
+
+    fn run_segment(
+        &mut self,
+        _: &Model<'_>,
+        _: usize,
+        _: &WidthConfig,
+        _: &mut [u8],
+    ) -> Result<bool, Error> {
+        Ok(false)
+    }
+}
+
+/// Run op `index` of `model` on the CPU (the interpreter's own kernels) in `arena` at
+/// `widths`: the fallback an [`Accelerator`] uses for the ops of a segment it does not run
+/// itself. `arena` must be at least the model's arena size; the op's inputs must already be in
+/// it.
+pub fn run_op(
+    model: &Model<'_>,
+    arena: &mut [u8],
+    index: usize,
+    widths: &WidthConfig,
+) -> Result<(), Error> {
+    if arena.len() < model.arena_bytes() {
+        return Err(Error::ArenaTooSmall {
+            needed: model.arena_bytes(),
+            given: arena.len(),
+        });
+    }
+    widths.validate(model)?;
+    let op = model
+        .op(index)
+        .ok_or(invalid(Section::Ops, index as u32, "kind", "no such op"))?;
+    exec(model, arena, index, &op, widths, &mut ())
 }
 
 fn stage(e: &Entry<'_>) -> OutputStage {

@@ -41,7 +41,9 @@ pub mod writer;
 
 pub use error::{Error, Section};
 pub use format::OpKind;
-pub use interpreter::{Input, Interpreter, Observer, OpData, OutputView, Outputs};
+pub use interpreter::{
+    Accelerator, CpuOnly, Input, Interpreter, Observer, OpData, OutputView, Outputs, run_op,
+};
 pub use kernels::Shape;
 pub use model::{Entry, Model, OpInfo, OutputInfo, SegmentInfo, TaskInfo, TensorInfo};
 pub use width::{TaskMask, WidthConfig};
