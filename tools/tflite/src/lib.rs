@@ -31,7 +31,7 @@
 //! Any other op is refused with an error naming it.
 
 use edgeslim_runtime::format::attr;
-use edgeslim_runtime::{Model, OpInfo, OpKind, TaskMask, WidthConfig};
+use edgeslim_runtime::{Entry, Model, OpInfo, OpKind, TaskMask, WidthConfig};
 use std::collections::HashMap;
 
 pub mod schema;
@@ -387,6 +387,13 @@ impl<'a, 'm> Ex<'a, 'm> {
         Ok(i)
     }
 
+    /// The TFLite tensors of op `o`'s first input and output, and its width entry.
+    fn io(&mut self, o: &OpInfo) -> Result<(i32, i32, Entry<'m>), ExportError> {
+        let x = self.activation(self.m.op_input(o, 0))?;
+        let out = self.activation(o.output)?;
+        Ok((x, out, self.m.entry(o, self.m.key(o, &self.w))))
+    }
+
     fn shape(&self, i: i32) -> Vec<i32> {
         self.g.tensors[i as usize].shape.clone()
     }
@@ -587,9 +594,7 @@ impl<'a, 'm> Ex<'a, 'm> {
 
     /// A 256-entry table op: `out = table[x + 128]` as `GATHER` on int32 indices, exact.
     fn lut(&mut self, o: &OpInfo) -> Result<(), ExportError> {
-        let x = self.activation(self.m.op_input(o, 0))?;
-        let out = self.activation(o.output)?;
-        let en = self.m.entry(o, self.m.key(o, &self.w));
+        let (x, out, en) = self.io(o)?;
         let table = edgeslim_runtime::ops::lut::table(&en).to_vec();
         let (s_out, zp_out) = self.quant(out);
         let name = self.g.tensors[out as usize].name.clone();
@@ -647,9 +652,7 @@ impl<'a, 'm> Ex<'a, 'm> {
     ) -> Result<(), ExportError> {
         use edgeslim_runtime::kernels::PadMode;
         use edgeslim_runtime::ops::pad::{mode, word};
-        let x = self.activation(self.m.op_input(o, 0))?;
-        let out = self.activation(o.output)?;
-        let en = self.m.entry(o, self.m.key(o, &self.w));
+        let (x, out, en) = self.io(o)?;
         if self.quant(x) != self.quant(out) || en.act() != (-128, 127) {
             return Err(unsupported("a Pad that requantizes or clamps"));
         }
@@ -694,9 +697,8 @@ impl<'a, 'm> Ex<'a, 'm> {
     }
 
     /// The `(bias, multiplier, shift)` of the first `n` channels of an entry.
-    fn channels(&self, o: &OpInfo, n: usize) -> Vec<(i32, i32, i32)> {
-        let en = self.m.entry(o, self.m.key(o, &self.w));
-        let b = self.m.channel_bytes(&en, n);
+    fn channels(&self, en: &Entry<'_>, n: usize) -> Vec<(i32, i32, i32)> {
+        let b = self.m.channel_bytes(en, n);
         b.chunks_exact(12)
             .map(|c| {
                 let w = |k: usize| i32::from_le_bytes([c[k], c[k + 1], c[k + 2], c[k + 3]]);
@@ -765,10 +767,7 @@ impl<'a, 'm> Ex<'a, 'm> {
                 "grouped convolution (TFLite's CONV_2D takes one group here)",
             ));
         }
-        let in_t = self.m.op_input(o, 0);
-        let mut x = self.activation(in_t)?;
-        let out = self.activation(o.output)?;
-        let en = self.m.entry(o, self.m.key(o, &self.w));
+        let (mut x, out, en) = self.io(o)?;
         let (s_in, _) = self.quant(x);
         let (s_out, _) = self.quant(out);
         let (xs, os) = (self.shape(x), self.shape(out));
@@ -776,7 +775,7 @@ impl<'a, 'm> Ex<'a, 'm> {
         let [wo, kh, kw, wi] = o.wshape;
         let w = self.m.weights(o);
         let wt = |idx: usize| w.get(idx).map(|&b| b as i8).unwrap_or(0);
-        let ch = self.channels(o, out_c);
+        let ch = self.channels(&en, out_c);
         if ch.len() != out_c || out_c > wo {
             return Err(unsupported(
                 "channel table shorter than the active channels",
@@ -871,9 +870,7 @@ impl<'a, 'm> Ex<'a, 'm> {
         o: &OpInfo,
         unsupported: &dyn Fn(&str) -> ExportError,
     ) -> Result<(), ExportError> {
-        let x = self.activation(self.m.op_input(o, 0))?;
-        let out = self.activation(o.output)?;
-        let en = self.m.entry(o, self.m.key(o, &self.w));
+        let (x, out, en) = self.io(o)?;
         let (xs, os) = (self.shape(x), self.shape(out));
         let positions = (xs[1] * xs[2]) as usize;
         let (in_c, out_c) = (xs[3] as usize, os[3] as usize);
@@ -914,7 +911,7 @@ impl<'a, 'm> Ex<'a, 'm> {
                 }
             }
         }
-        let ch = self.channels(o, out_c);
+        let ch = self.channels(&en, out_c);
         if ch.len() != out_c {
             return Err(unsupported(
                 "channel table shorter than the active channels",
@@ -951,10 +948,8 @@ impl<'a, 'm> Ex<'a, 'm> {
                 "an Add of more than two inputs (a flattened chain of float Adds)",
             ));
         }
-        let a = self.activation(self.m.op_input(o, 0))?;
+        let (a, out, en) = self.io(o)?;
         let b = self.activation(self.m.op_input(o, 1))?;
-        let out = self.activation(o.output)?;
-        let en = self.m.entry(o, self.m.key(o, &self.w));
         // The effective real multiplier of each input must be its scale over the output's
         // (a plain Add or Sub); a scaled one (ONNX Mean) has no TFLite form here.
         let (s_out, _) = self.quant(out);
@@ -1001,9 +996,7 @@ impl<'a, 'm> Ex<'a, 'm> {
     ) -> Result<(), ExportError> {
         let a = &o.attrs;
         let max = o.kind == OpKind::MaxPool;
-        let mut x = self.activation(self.m.op_input(o, 0))?;
-        let out = self.activation(o.output)?;
-        let en = self.m.entry(o, self.m.key(o, &self.w));
+        let (mut x, out, en) = self.io(o)?;
         let (xs, os) = (self.shape(x), self.shape(out));
         let k = [a[attr::KERNEL_H] as usize, a[attr::KERNEL_W] as usize];
         let stride = [a[attr::STRIDE_H] as usize, a[attr::STRIDE_W] as usize];
@@ -1097,9 +1090,7 @@ impl<'a, 'm> Ex<'a, 'm> {
     }
 
     fn global_pool(&mut self, o: &OpInfo) -> Result<(), ExportError> {
-        let x = self.activation(self.m.op_input(o, 0))?;
-        let out = self.activation(o.output)?;
-        let en = self.m.entry(o, self.m.key(o, &self.w));
+        let (x, out, en) = self.io(o)?;
         self.mean(x, out, en.act())
     }
 }
