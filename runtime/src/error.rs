@@ -158,6 +158,18 @@ pub enum Error {
         /// The limit.
         limit: u32,
     },
+    /// An accelerator's description of a job is inconsistent (an NPU command stream that is
+    /// malformed, a transfer outside the arena or the NPU's buffers, a misaligned buffer):
+    /// nothing ran on the device, and the fault is in what was built or deployed, not in the
+    /// model.
+    Accelerator {
+        /// Index of the job (an NPU driver: its stream table's index).
+        index: u32,
+        /// The field or buffer at fault.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -230,6 +242,11 @@ impl fmt::Display for Error {
             Error::Capacity { what, limit } => {
                 write!(f, "{what} exceeds this runtime's limit of {limit}")
             }
+            Error::Accelerator {
+                index,
+                field,
+                reason,
+            } => write!(f, "accelerator job {index}, `{field}`: {reason}"),
         }
     }
 }
