@@ -13,6 +13,7 @@
 //! | `model.esm` | the compiled model blob (`edgeslim compile`) |
 //! | `samples.f32` | input samples, NHWC float32 little-endian, back to back |
 //! | `levels.rs` | the bundle's Rust levels (`edgeslim bundle`), absent before profiling |
+//! | `npu/` | with `edgeslim bundle --npu <config>`: the Vela command streams and weights `levels.rs` includes (feature `ethos-u55`; without it the NPU items are cut off) |
 //! | `parse-bench.esm` | a second, larger model whose parse cost the `parse` program measures |
 //! | `widths.txt` | optional: the width configurations `opbench` runs, one a line, width indices encoder first (`2,1,1`); absent: the widest and the narrowest |
 //!
@@ -182,19 +183,99 @@ fn assets_source(dir: &Path) -> Result<String, Box<dyn Error>> {
 
     let levels = dir.join("levels.rs");
     if levels.is_file() {
-        writeln!(s, "/// Whether a bundle's levels were generated.")?;
-        writeln!(s, "pub const HAS_LEVELS: bool = true;")?;
-        writeln!(s, "/// The bundle's levels (`edgeslim bundle`).")?;
-        writeln!(
-            s,
-            "pub mod levels {{ include!({:?}); }}",
-            levels.canonicalize()?.display().to_string()
-        )?;
+        s.push_str(&levels_source(&levels)?);
     } else {
-        s.push_str(NO_LEVELS);
+        s.push_str(&no_levels());
     }
     Ok(s)
 }
+
+/// Whether the `ethos-u55` feature (the NPU driver) is on.
+fn npu_feature() -> bool {
+    env::var_os("CARGO_FEATURE_ETHOS_U55").is_some()
+}
+
+/// Where the NPU items of a bundle's levels begin (`edgeslim bundle --npu <config>` appends
+/// them after `LEVELS`, from `pub const NPU_CONFIG` and the doc comment before it), if it has
+/// any.
+fn npu_items_start(text: &str) -> Option<usize> {
+    let mut start = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("pub const NPU_CONFIG:") {
+            return Some(start.unwrap_or(at));
+        }
+        if t.starts_with("///") {
+            start.get_or_insert(at);
+        } else {
+            start = None;
+        }
+        at += line.len();
+    }
+    None
+}
+
+/// The `levels` module. With the `ethos-u55` feature it always has the NPU items: the
+/// bundle's, or an empty table (every segment on the CPU) when it has none. Without the
+/// feature the bundle's NPU items, which name the driver's types, are cut off (in a copy in
+/// `OUT_DIR`).
+fn levels_source(levels: &Path) -> Result<String, Box<dyn Error>> {
+    let text =
+        fs::read_to_string(levels).map_err(|e| format!("cannot read {}: {e}", levels.display()))?;
+    let npu = npu_items_start(&text);
+    let with_npu = npu_feature();
+    let mut s = String::new();
+    writeln!(s, "/// Whether a bundle's levels were generated.")?;
+    writeln!(s, "pub const HAS_LEVELS: bool = true;")?;
+    let path = match (npu, with_npu) {
+        (Some(at), false) => {
+            let cpu = &text[..at];
+            if cpu.contains("edgeslim_ethos_u") {
+                return Err(format!(
+                    "{}: NPU items before `pub const NPU_CONFIG`: cannot build it without the \
+                     `ethos-u55` feature",
+                    levels.display()
+                )
+                .into());
+            }
+            let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?)
+                .join("levels-cpu.rs");
+            fs::write(&out, cpu)?;
+            out
+        }
+        _ => levels.canonicalize()?,
+    };
+    writeln!(
+        s,
+        "/// Whether the bundle's NPU command streams are built in (feature `ethos-u55`)."
+    )?;
+    writeln!(
+        s,
+        "pub const HAS_NPU_STREAMS: bool = {};",
+        npu.is_some() && with_npu
+    )?;
+    writeln!(s, "/// The bundle's levels (`edgeslim bundle`).")?;
+    writeln!(s, "pub mod levels {{")?;
+    writeln!(s, "    include!({:?});", path.display().to_string())?;
+    if with_npu && npu.is_none() {
+        s.push_str(NPU_EMPTY);
+    }
+    writeln!(s, "}}")?;
+    Ok(s)
+}
+
+/// The NPU items of a bundle without command streams (feature `ethos-u55`): no stream, so the
+/// driver declines every segment and the CPU runs it.
+const NPU_EMPTY: &str = r#"
+    /// No NPU command streams in this bundle: every segment runs on the CPU.
+    pub const NPU_CONFIG: &str = "";
+    pub const NPU_SCRATCH_BYTES: usize = 0;
+    pub const NPU_FAST_SCRATCH_BYTES: usize = 0;
+    pub static NPU_STREAMS: [edgeslim_ethos_u::Stream; 0] = [];
+    pub static LEVEL_NPU: [&[u16]; LEVELS.len()] = [&[]; LEVELS.len()];
+    pub const LEVEL_NPU_FLASH: [u32; LEVELS.len()] = [0; LEVELS.len()];
+"#;
 
 /// `widths.txt`: one configuration a line, comma-separated width indices (one per segment,
 /// encoder first); blank lines and `#` comments ignored.
@@ -270,8 +351,14 @@ fn write_op_maxima(s: &mut String, model: &Model<'_>) -> Result<(), Box<dyn Erro
     Ok(())
 }
 
-const NO_LEVELS: &str = r#"/// Whether a bundle's levels were generated.
+/// No bundle yet: an empty level table that matches no model (and with the `ethos-u55`
+/// feature no NPU stream).
+fn no_levels() -> String {
+    let mut s = String::from(
+        r#"/// Whether a bundle's levels were generated.
 pub const HAS_LEVELS: bool = false;
+/// Whether the bundle's NPU command streams are built in (feature `ethos-u55`).
+pub const HAS_NPU_STREAMS: bool = false;
 /// No bundle yet: an empty level table that matches no model.
 pub mod levels {
     pub const MODEL_HASH: &str = "";
@@ -279,8 +366,14 @@ pub mod levels {
     pub const MODEL_BYTES: usize = 0;
     pub const SEGMENTS: usize = 0;
     pub const LEVELS: [(u32, [u8; SEGMENTS], u32); 0] = [];
+"#,
+    );
+    if npu_feature() {
+        s.push_str(NPU_EMPTY);
+    }
+    s.push_str("}\n");
+    s
 }
-"#;
 
 /// The second model of the `parse` program (`parse-bench.esm`, compiled by `cargo xtask
 /// firmware` from models/mcu-bench-mtl), or an empty blob.
@@ -330,6 +423,6 @@ fn no_assets(why: &str) -> String {
          pub const MAX_OP_SCRATCH: usize = 0;\n"
     );
     s.push_str(NO_PARSE_BENCH);
-    s.push_str(NO_LEVELS);
+    s.push_str(&no_levels());
     s
 }

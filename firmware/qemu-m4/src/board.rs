@@ -83,3 +83,13 @@ board!(
 );
 #[cfg(feature = "virt-rv32")]
 board!("virt", "rv32", "RV32IMAC", 25_000_000, 0x8000_0000);
+
+/// The Ethos-U55's registers on Corstone-300 (SSE-300, the MPS3 AN547 image): `0x4810_2000`
+/// non-secure, `0x5810_2000` secure. This firmware runs secure (the M55 starts secure and
+/// nothing switches it), so it uses the secure alias, and the driver resets the NPU into the
+/// secure, privileged level. QEMU 7.2's `mps3-an547` does not model the NPU: it maps an
+/// unimplemented-device window at `0x4810_2000` (named "U55 timing adapter 0" in its memory
+/// tree, reached from the secure alias) that reads as zero and ignores writes, so the probe
+/// reads `ID` = 0 and finds no NPU, without a fault.
+#[cfg(feature = "mps3-an547")]
+pub const ETHOS_U55_BASE: usize = 0x5810_2000;

@@ -22,6 +22,11 @@ pub mod board;
 pub mod cmsis_nn;
 pub mod icount;
 pub mod memory;
+#[cfg(feature = "ethos-u55")]
+pub mod npu;
+
+#[cfg(all(feature = "ethos-u55", not(feature = "mps3-an547")))]
+compile_error!("the `ethos-u55` feature is for the `mps3-an547` board (Corstone-300) only");
 
 /// The generated model assets (`build.rs`): the blob, the input samples, the bundle's levels.
 pub mod assets {

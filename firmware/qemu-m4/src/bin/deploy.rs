@@ -28,6 +28,18 @@
 //!
 //! `cargo xtask firmware` runs the same samples and levels through the host CLI
 //! (`edgeslim run --raw`) and requires every value to be equal.
+//!
+//! With the `ethos-u55` feature (board `mps3-an547`, Corstone-300) each inference runs through
+//! the Ethos-U55 driver (`edgeslim-ethos-u`): every segment is offered to the NPU, which runs
+//! it when the bundle has its Vela command stream, and the CPU runs what it declines. The
+//! driver's findings and counts are logged:
+//!
+//! ```text
+//! npu: <Ethos-U at <base>: ID .. CONFIG .., <n> MACs per cycle | none at <base> ...>
+//! npu streams <k> for <config>, scratch <b> fast scratch <b>
+//! npu level <l> streams <[stream indices]> flash <bytes>
+//! npu offered <n> accepted <n> declined <n> no_npu <n> no_stream <n> mismatched <n> faults <n> timeouts <n>
+//! ```
 #![no_std]
 #![no_main]
 
@@ -102,6 +114,8 @@ fn main() -> ! {
         }
     };
 
+    let mut acc = npu::accelerator();
+
     let Some(mut clock) = Clock::take() else {
         defmt::error!("the clock is taken already");
         exit(1)
@@ -134,6 +148,7 @@ fn main() -> ! {
             &widths[..],
             *mask
         );
+        npu::level(l);
         let widths = match WidthConfig::from_indices(widths) {
             Ok(w) => w,
             Err(e) => {
@@ -143,7 +158,7 @@ fn main() -> ! {
         };
         for (s, x) in assets::SAMPLES.iter().enumerate() {
             let (run, ticks) = timed(&mut clock, || {
-                interp.run(Input::F32(x), &widths, TaskMask(*mask))
+                interp.run_accelerated(Input::F32(x), &widths, TaskMask(*mask), &mut acc)
             });
             let outputs = match run {
                 Ok(o) => o,
@@ -179,6 +194,7 @@ fn main() -> ! {
             exit(1)
         }
     }
+    npu::report(&acc);
     defmt::info!("checksum {=u32:08x}", sum.0);
     let m = memory::Sections::get();
     defmt::info!(
@@ -194,4 +210,120 @@ fn main() -> ! {
         memory::stack_peak()
     );
     exit(0)
+}
+
+/// The Ethos-U55 driver over the bundle's command streams (feature `ethos-u55`).
+#[cfg(feature = "ethos-u55")]
+mod npu {
+    use edgeslim_ethos_u::{Aligned, Config, EthosU, Mmio};
+    use qemu_m4::assets::{ARENA_BYTES, HAS_NPU_STREAMS, levels};
+    use qemu_m4::{board, exit};
+
+    /// What `deploy` hands segments to.
+    pub type Accel = EthosU<'static, Mmio>;
+
+    /// The driver, its scratch buffers in two statics of the bundle's sizes, its stream table
+    /// checked against the arena (a table that does not fit ends the program, exit 1).
+    pub fn accelerator() -> Accel {
+        let Some(regs) = qemu_m4::npu::registers() else {
+            defmt::error!("npu: the registers are taken already");
+            exit(1)
+        };
+        const S: usize = levels::NPU_SCRATCH_BYTES;
+        const F: usize = levels::NPU_FAST_SCRATCH_BYTES;
+        let Some(scratch) = qemu_m4::singleton!(NPU_SCRATCH: Aligned<[u8; S]> = Aligned([0; S]))
+        else {
+            defmt::error!("npu: scratch taken already");
+            exit(1)
+        };
+        let Some(fast) = qemu_m4::singleton!(NPU_FAST: Aligned<[u8; F]> = Aligned([0; F])) else {
+            defmt::error!("npu: fast scratch taken already");
+            exit(1)
+        };
+        let base = board::ETHOS_U55_BASE as u32;
+        let npu = EthosU::new(
+            regs,
+            &levels::NPU_STREAMS,
+            &mut scratch.0,
+            &mut fast.0,
+            Config::default(),
+        );
+        match npu.hardware() {
+            Some(hw) => defmt::info!(
+                "npu: Ethos-U at {=u32:#010x}: ID {=u32:#010x} CONFIG {=u32:#010x}, {=u32} MACs per cycle",
+                base,
+                hw.id,
+                hw.config,
+                hw.macs()
+            ),
+            None => defmt::info!(
+                "npu: none at {=u32:#010x} (ID and CONFIG name no Ethos-U): every segment runs on the CPU",
+                base
+            ),
+        }
+        if !HAS_NPU_STREAMS {
+            defmt::info!("npu: the bundle has no NPU command streams");
+        }
+        defmt::info!(
+            "npu streams {=usize} for {=str}, scratch {=usize} fast scratch {=usize}",
+            levels::NPU_STREAMS.len(),
+            levels::NPU_CONFIG,
+            S,
+            F
+        );
+        if let Err(e) = npu.check(ARENA_BYTES) {
+            defmt::error!("npu: the bundle's streams do not fit: {}", e);
+            exit(1)
+        }
+        npu
+    }
+
+    /// The streams level `l` runs on the NPU and their flash bytes.
+    pub fn level(l: usize) {
+        let streams: &[u16] = levels::LEVEL_NPU.get(l).copied().unwrap_or(&[]);
+        let flash = levels::LEVEL_NPU_FLASH.get(l).copied().unwrap_or(0);
+        defmt::info!(
+            "npu level {=usize} streams {=[?]} flash {=u32}",
+            l,
+            streams,
+            flash
+        );
+    }
+
+    /// What the driver did with the offers.
+    pub fn report(npu: &Accel) {
+        let s = npu.stats();
+        defmt::info!(
+            "npu offered {=u32} accepted {=u32} declined {=u32} no_npu {=u32} no_stream {=u32} mismatched {=u32} faults {=u32} timeouts {=u32}",
+            s.offered,
+            s.accepted,
+            s.declined(),
+            s.no_npu,
+            s.no_stream,
+            s.mismatched,
+            s.faults,
+            s.timeouts
+        );
+        if s.faults > 0 || s.timeouts > 0 {
+            defmt::warn!(
+                "npu: last failure STATUS {=u32:#010x} QREAD {=u32}",
+                s.last_status,
+                s.last_qread
+            );
+        }
+    }
+}
+
+/// Without the `ethos-u55` feature: the CPU alone (the interpreter's offers compile out).
+#[cfg(not(feature = "ethos-u55"))]
+mod npu {
+    pub type Accel = edgeslim_runtime::CpuOnly;
+
+    pub fn accelerator() -> Accel {
+        edgeslim_runtime::CpuOnly
+    }
+
+    pub fn level(_: usize) {}
+
+    pub fn report(_: &Accel) {}
 }
