@@ -1,4 +1,7 @@
-//! Minimal `.npy` / `.npz` reading and `.npy` writing (little-endian, C order).
+//! Minimal `.npy` / `.npz` reading and `.npy` writing (little-endian, C order): the project's
+//! one owner of the NumPy file formats (the compiler re-exports it as `edgeslim_compiler::npy`,
+//! xtask reads the CLI's outputs with it).
+#![deny(missing_docs)]
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
