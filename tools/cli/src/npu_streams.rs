@@ -16,7 +16,7 @@ use edgeslim_runtime::{Model, WidthConfig};
 use edgeslim_search::{Bundle, NpuStream, NpuStreams, NpuTransfer};
 use edgeslim_tflite::{ExportOptions, Part, Port, export};
 
-use crate::profile::npu::{TARGETS, tasks_of, vela};
+use crate::profile::npu::{TARGETS, cpu_operators, run_vela, tasks_of, vela};
 
 /// One Vela raw compilation (`<stem>_vela.npz`), the entries firmware needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,30 +143,9 @@ pub fn parse_raw(npz: &[u8], what: &str) -> Result<Raw> {
 
 /// Compile `tflite` with Vela's raw output; `None` when Vela leaves operators on the CPU.
 fn compile_raw(vela: &str, tflite: &Path, config: &str, dir: &Path) -> Result<Option<Raw>> {
-    let out = Command::new(vela)
-        .arg("--accelerator-config")
-        .arg(config)
-        .arg("--output-format")
-        .arg("raw")
-        .arg("--output-dir")
-        .arg(dir)
-        .arg(tflite)
-        .output()
-        .with_context(|| format!("cannot run {vela}"))?;
+    let stdout = run_vela(vela, tflite, config, dir, &["--output-format", "raw"])?;
     let what = tflite.display().to_string();
-    if !out.status.success() {
-        bail!(
-            "{what}: Vela failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let cpu = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("CPU operators = "))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse::<usize>().ok())
-        .ok_or_else(|| anyhow!("{what}: Vela's report has no 'CPU operators' line"))?;
+    let cpu = cpu_operators(&stdout, &what)?;
     if cpu > 0 {
         return Ok(None);
     }

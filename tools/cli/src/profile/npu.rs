@@ -67,12 +67,7 @@ pub fn parse_estimate(csv: &str, stdout: &str, what: &str) -> Result<Estimate> {
             .filter(|x| x.is_finite() && *x >= 0.0)
             .ok_or_else(|| anyhow!("{what}: Vela's {col} is {v:?}, not a number >= 0"))
     };
-    let cpu = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("CPU operators = "))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse::<usize>().ok())
-        .ok_or_else(|| anyhow!("{what}: Vela's report has no 'CPU operators' line"))?;
+    let cpu = cpu_operators(stdout, what)?;
     let cpu_ops: Vec<String> = stdout
         .lines()
         .filter_map(|l| l.trim().strip_prefix("CPU: "))
@@ -171,24 +166,48 @@ pub(crate) fn vela() -> Result<String> {
     Ok(v)
 }
 
-/// Compile `tflite` with Vela for `target` in `dir` and read its estimate.
-fn compile(vela: &str, tflite: &Path, target: &str, dir: &Path) -> Result<Estimate> {
+/// The `N` of Vela's `CPU operators = N` report line.
+pub(crate) fn cpu_operators(stdout: &str, what: &str) -> Result<usize> {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CPU operators = "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or_else(|| anyhow!("{what}: Vela's report has no 'CPU operators' line"))
+}
+
+/// Run Vela on `tflite` for `target` with its outputs in `dir` (and `extra` arguments); its
+/// console report.
+pub(crate) fn run_vela(
+    vela: &str,
+    tflite: &Path,
+    target: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<String> {
     let out = Command::new(vela)
         .arg("--accelerator-config")
         .arg(target)
-        .arg("--show-cpu-operations")
+        .args(extra)
         .arg("--output-dir")
         .arg(dir)
         .arg(tflite)
         .output()
         .with_context(|| format!("cannot run {vela}"))?;
-    let what = tflite.display().to_string();
     if !out.status.success() {
         bail!(
-            "{what}: Vela failed: {}",
+            "{}: Vela failed: {}",
+            tflite.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Compile `tflite` with Vela for `target` in `dir` and read its estimate.
+fn compile(vela: &str, tflite: &Path, target: &str, dir: &Path) -> Result<Estimate> {
+    let stdout = run_vela(vela, tflite, target, dir, &["--show-cpu-operations"])?;
+    let what = tflite.display().to_string();
     let stem = tflite
         .file_stem()
         .and_then(|s| s.to_str())
@@ -203,7 +222,7 @@ fn compile(vela: &str, tflite: &Path, target: &str, dir: &Path) -> Result<Estima
         })
         .ok_or_else(|| anyhow!("{what}: Vela wrote no summary CSV in {}", dir.display()))?;
     let text = std::fs::read_to_string(&csv)?;
-    parse_estimate(&text, &String::from_utf8_lossy(&out.stdout), &what)
+    parse_estimate(&text, &stdout, &what)
 }
 
 /// The tasks computed by segment `s` (all tasks for the encoder).
