@@ -207,7 +207,7 @@ impl Ex<'_, '_> {
         }
         let ch = self.channels(&en, c);
         let w = self.m.weights(o);
-        if ch.len() != c || w.len() < c || self.shape(out) != self.shape(x) {
+        if c == 0 || ch.len() != c || w.len() < c || self.shape(out) != self.shape(x) {
             return Err(refuse(
                 "slopes or channel table shorter than the active channels",
             ));

@@ -25,7 +25,7 @@ const FLAGS: [(bool, bool); 3] = [(false, false), (false, true), (true, false)];
 /// `n_in` inputs and `n_out` outputs (its reference kernel's `GetNearestNeighbor`, in float32).
 pub fn tflite_nearest(x: usize, n_in: usize, n_out: usize, align: bool, half: bool) -> i64 {
     let scale = if align && n_out > 1 {
-        (n_in - 1) as f32 / (n_out - 1) as f32
+        n_in.saturating_sub(1) as f32 / (n_out - 1) as f32
     } else {
         n_in as f32 / n_out as f32
     };
@@ -49,6 +49,9 @@ pub fn tflite_bilinear(
     half: bool,
 ) -> Option<BTreeMap<i64, i64>> {
     let (x, n_in, n_out) = (x as i64, n_in as i64, n_out as i64);
+    if n_in < 1 || n_out < 1 {
+        return None;
+    }
     let scale = if align && n_out > 1 {
         (1024 * (n_in - 1) + (n_out - 1) / 2) / (n_out - 1)
     } else {
@@ -93,6 +96,9 @@ fn weights(taps: [(i64, i64); 2]) -> BTreeMap<i64, i64> {
 /// The TFLite flags under which TFLite reads exactly what the runtime reads along both axes
 /// (`sizes`: `[(n_in, n_out); 2]`), if any.
 pub fn flags_for(g: &ResizeGeometry, sizes: [(usize, usize); 2]) -> Option<(bool, bool)> {
+    if sizes.iter().any(|&(n_in, n_out)| n_in == 0 || n_out == 0) {
+        return None;
+    }
     FLAGS.into_iter().find(|&(align, half)| {
         sizes.iter().enumerate().all(|(axis, &(n_in, n_out))| {
             (0..n_out).all(|x| {
