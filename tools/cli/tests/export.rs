@@ -5,6 +5,48 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// The compiler tests' in-memory ONNX models (tract-onnx's protobuf types).
+#[path = "../../compiler/tests/common/mod.rs"]
+mod onnx;
+
+/// `x [1, 4, 6, 6] -> Conv 1x1 -> Resize nearest (asymmetric, ceil) x2 -> y`, with its
+/// calibration data (`calib.npy` beside it, which `compile` reads).
+fn write_resize_ceil(path: &Path) {
+    use onnx::{f32s, node, string};
+    use prost::Message;
+    let w: Vec<f32> = (0..16).map(|i| ((i * 5 % 9) as f32 - 4.0) / 6.0).collect();
+    let m = onnx::model(
+        &[1, 4, 6, 6],
+        vec![
+            node("Conv", "conv", &["x", "w"], &["a"], vec![]),
+            node(
+                "Resize",
+                "resize",
+                &["a", "roi", "scales"],
+                &["y"],
+                vec![
+                    string("mode", "nearest"),
+                    string("coordinate_transformation_mode", "asymmetric"),
+                    string("nearest_mode", "ceil"),
+                ],
+            ),
+        ],
+        vec![
+            f32s("w", &[4, 4, 1, 1], &w),
+            f32s("roi", &[0], &[]),
+            f32s("scales", &[4], &[1.0, 1.0, 2.0, 2.0]),
+        ],
+    );
+    std::fs::write(path, m.encode_to_vec()).expect("write model");
+    let x = edgeslim_compiler::Array {
+        shape: vec![4, 4, 6, 6],
+        data: (0..4 * 4 * 36)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect(),
+    };
+    edgeslim_compiler::write_f32(&path.with_file_name("calib.npy"), &x).expect("write calib");
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -109,24 +151,30 @@ fn export_writes_tflite_and_names_what_it_cannot_export() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!root().join("never.tflite").exists());
 
-    // An op with no TFLite form yet is named with its index and kind.
-    let unet = dir.join("unet.esm");
-    let unet_s = unet.to_str().expect("utf-8 path");
+    // An op with no TFLite form is named with its index and kind: a nearest Resize rounding
+    // up (ONNX's `ceil`), which no TFLite align_corners / half_pixel_centers setting reads.
+    let model = dir.join("resize_ceil.onnx");
+    write_resize_ceil(&model);
+    let resize = dir.join("resize.esm");
+    let resize_s = resize.to_str().expect("utf-8 path");
     ok(&[
         "compile",
-        "tests/data/conformance/unet_segdepth_64/model_qdq_u8.onnx",
+        model.to_str().expect("utf-8 path"),
         "-o",
-        unet_s,
+        resize_s,
     ]);
     let err = fails(&[
         "export",
-        unet_s,
+        resize_s,
         "--tflite",
         "-o",
-        dir.join("unet.tflite").to_str().expect("utf-8 path"),
+        dir.join("resize.tflite").to_str().expect("utf-8 path"),
     ]);
     assert!(
-        err.contains("cannot be exported to TFLite") && err.contains("op "),
+        err.contains("cannot be exported to TFLite")
+            && err.contains("op ")
+            && err.contains("Resize")
+            && err.contains("ceil"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
