@@ -149,6 +149,11 @@ pub struct BundleArgs {
     /// Output directory for bundle.json and bundle.rs.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// For an Ethos-U board: compile every segment each level runs with Vela for this
+    /// configuration (ethos-u55-128, ...) and carry the command streams (`npu/` beside the
+    /// bundle, named in bundle.json and included by bundle.rs).
+    #[arg(long)]
+    pub npu: Option<String>,
 }
 
 /// Options of `edgeslim demo`.
@@ -447,19 +452,102 @@ pub fn bundle(a: BundleArgs) -> Result<()> {
         "paper" => BundleMode::Paper,
         other => bail!("--mode {other:?}: expected exact or paper"),
     };
-    let b = Bundle::build(&p, &budgets, mode)?;
+    let mut b = Bundle::build(&p, &budgets, mode)?;
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("cannot create {}", a.output.display()))?;
+    if let Some(config) = &a.npu {
+        let work = crate::profile::npu::work_dir(&b.model_hash, &format!("{config}-raw"));
+        let cpu = crate::npu_streams::attach(&m, &mut b, config, &a.output, &work)?;
+        for (s, e, w) in cpu {
+            println!(
+                "segment {s} at encoder width {e}, width {w}: Vela leaves operators on the CPU; \
+                 no command stream, the firmware runs it on the CPU"
+            );
+        }
+    }
     b.save_json(&a.output.join("bundle.json"))?;
     b.save_rust(&a.output.join("bundle.rs"))?;
-    for l in &b.levels {
-        println!(
+    for (i, l) in b.levels.iter().enumerate() {
+        print!(
             "budget {:>8} us: widths {:?}, predicted {:.1} us, score {:.4}",
             l.budget_us, l.multipliers, l.predicted_latency_us, l.score
         );
+        match &b.npu {
+            Some(n) => println!(
+                ", {} NPU stream(s), {} bytes of flash",
+                n.levels[i].len(),
+                n.level_flash_bytes(i)
+            ),
+            None => println!(),
+        }
     }
     println!("wrote {}/bundle.json and bundle.rs", a.output.display());
     Ok(())
+}
+
+/// `edgeslim inspect MODEL --bundle FILE`: the bundle's levels (checked to be for this model)
+/// with the NPU command streams each carries and their flash, as text and as JSON.
+pub fn bundle_summary(blob: &[u8], path: &Path) -> Result<(String, serde_json::Value)> {
+    use std::fmt::Write as _;
+    let m = parse(blob)?;
+    let b = Bundle::load(path, &model_hash(&m, blob))?;
+    let mut t = String::new();
+    writeln!(
+        t,
+        "bundle {} ({} levels, target {})",
+        path.display(),
+        b.levels.len(),
+        b.target
+    )?;
+    let mut levels = Vec::new();
+    for (i, l) in b.levels.iter().enumerate() {
+        write!(
+            t,
+            "  level {i}: budget {} us, widths {:?}, tasks {:#x}, predicted {:.1} us",
+            l.budget_us, l.multipliers, l.task_mask, l.predicted_latency_us
+        )?;
+        let mut j = serde_json::json!({
+            "budget_us": l.budget_us,
+            "widths": l.widths,
+            "task_mask": l.task_mask,
+            "predicted_latency_us": l.predicted_latency_us,
+        });
+        if let Some(n) = &b.npu {
+            let segs: Vec<u8> = n.levels[i]
+                .iter()
+                .filter_map(|&k| n.streams.get(usize::from(k)).map(|s| s.segment))
+                .collect();
+            write!(
+                t,
+                ", NPU segments {segs:?}, {} bytes of NPU flash",
+                n.level_flash_bytes(i)
+            )?;
+            j["npu_segments"] = serde_json::json!(segs);
+            j["npu_flash_bytes"] = serde_json::json!(n.level_flash_bytes(i));
+        }
+        writeln!(t)?;
+        levels.push(j);
+    }
+    let mut j = serde_json::json!({ "target": b.target, "levels": levels });
+    if let Some(n) = &b.npu {
+        let (scratch, fast) = n.scratch_bytes();
+        writeln!(
+            t,
+            "  NPU {}: {} command streams, {} bytes of flash in all (command streams and \
+             weights), scratch {scratch} bytes, fast scratch {fast} bytes",
+            n.config,
+            n.streams.len(),
+            n.total_flash_bytes()
+        )?;
+        j["npu"] = serde_json::json!({
+            "config": n.config,
+            "streams": n.streams.len(),
+            "flash_bytes": n.total_flash_bytes(),
+            "scratch_bytes": scratch,
+            "fast_scratch_bytes": fast,
+        });
+    }
+    Ok((t, j))
 }
 
 /// Accuracy per task and median latency of `model` at one configuration, on `set`.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 mod bench;
 mod choose;
 mod evaluate;
+mod npu_streams;
 mod profile;
 
 #[derive(Parser)]
@@ -50,6 +51,10 @@ enum Cmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Also a bundle of this model (`edgeslim bundle`): its levels, and the flash of the
+        /// NPU command streams each carries.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
     },
     /// Run a model blob on float NCHW input.
     Run {
@@ -270,14 +275,29 @@ fn real_main(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Cmd::Inspect { model, json } => {
+        Cmd::Inspect {
+            model,
+            json,
+            bundle,
+        } => {
             let blob = std::fs::read(&model)
                 .with_context(|| format!("cannot read {}", model.display()))?;
             let r = inspect(&blob).with_context(|| format!("{}", model.display()))?;
+            let b = match &bundle {
+                Some(p) => Some(choose::bundle_summary(&blob, p)?),
+                None => None,
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                let mut v = serde_json::to_value(&r)?;
+                if let (Some((_, j)), Some(o)) = (b, v.as_object_mut()) {
+                    o.insert("bundle".into(), j);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", r.to_text());
+                if let Some((t, _)) = b {
+                    print!("{t}");
+                }
             }
         }
         Cmd::Run {

@@ -23,7 +23,7 @@ pub mod import;
 pub mod inspect;
 pub mod ir;
 pub mod manifest;
-pub mod npy;
+pub use edgeslim_npy as npy;
 pub mod passes;
 pub mod reference;
 pub mod run;

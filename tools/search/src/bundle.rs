@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{MAX_TASKS, SegmentWidths, validate_segments};
 use crate::error::{Error, Result, parse_json, read_text, to_json, write_text};
+use crate::npu::NpuStreams;
 use crate::search::{ExactMethod, Problem, SearchResult};
 
 /// The `format` string of a bundle.
@@ -94,6 +95,9 @@ pub struct Bundle {
     pub tasks: Vec<String>,
     /// Levels by strictly increasing budget.
     pub levels: Vec<BundleLevel>,
+    /// For an Ethos-U board: the Vela command streams of each level's segments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npu: Option<NpuStreams>,
 }
 
 impl Bundle {
@@ -145,6 +149,7 @@ impl Bundle {
             segments: metrics.segments.clone(),
             tasks: metrics.tasks.iter().map(|t| t.name.clone()).collect(),
             levels,
+            npu: None,
         };
         bundle.validate()?;
         Ok(bundle)
@@ -312,6 +317,9 @@ impl Bundle {
                 ));
             }
         }
+        if let Some(n) = &self.npu {
+            crate::npu::validate(self, n)?;
+        }
         Ok(())
     }
 
@@ -391,6 +399,9 @@ impl Bundle {
             );
         }
         let _ = writeln!(s, "];");
+        if let Some(n) = &self.npu {
+            crate::npu::rust_items(&mut s, n);
+        }
         s
     }
 }
@@ -447,6 +458,7 @@ mod tests {
                 predicted_latency_us: 90.0,
                 score: 0.9,
             }],
+            npu: None,
         }
     }
 

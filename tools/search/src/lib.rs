@@ -14,6 +14,7 @@
 //! | [`sweep`](mod@sweep) | controllability: Spearman per task, hypervolume ratio |
 //! | `plot` | latency vs score plots, SVG or PNG (feature `plot`, on by default) |
 //! | [`bundle`] | `edgeslim.bundle/1` budget levels as JSON and as a Rust `const` table |
+//! | [`npu`] | a bundle's Ethos-U command streams per level (Vela), their flash cost |
 //!
 //! ```
 //! use edgeslim_search::*;
@@ -74,6 +75,7 @@ pub mod config;
 pub mod error;
 pub mod latency;
 pub mod metrics;
+pub mod npu;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod search;
@@ -86,6 +88,7 @@ pub use latency::{
     AdditiveCheck, Calibration, Conversion, LatencyTable, MeasuredConfig, OpLatency, SegmentLatency,
 };
 pub use metrics::{MetricPoint, MetricTable, TaskMetrics, TaskSpec};
+pub use npu::{NpuStream, NpuStreams, NpuTransfer};
 #[cfg(feature = "plot")]
 pub use plot::{PlotSpec, plot_report, plot_search};
 pub use search::{

@@ -13,9 +13,18 @@
 //! | edgeslim op | TFLite |
 //! |---|---|
 //! | Conv2d (one group) | `CONV_2D`, per-channel int8 filter `[O, KH, KW, I]` |
+//! | Conv2d (grouped) | `CONV_2D` version 6, filter `[O, KH, KW, I / groups]` |
 //! | Conv2d (depthwise) | `DEPTHWISE_CONV_2D`, filter `[1, KH, KW, O]` |
 //! | FullyConnected | `RESHAPE` to `[1, 1, 1, positions * channels]` + `CONV_2D` 1x1 (per-channel) |
 //! | Add (two inputs, plain or subtracting) | `ADD` / `SUB` |
+//! | Add (more inputs, or scaled: ONNX Mean) | a chain of `ADD` / `SUB`, then `MUL` by a constant 1 at scale `r` when every input is scaled by `r` |
+//! | Mul (same shape, or one value per channel) | `MUL` |
+//! | Max / Min | `ADD` of a constant 0 to requantize an input at another quantization, `MAXIMUM` / `MINIMUM` |
+//! | PRelu | `PRELU` when the slopes share one multiplier; else `MAXIMUM`/`MINIMUM` at the zero point, a 1x1 `DEPTHWISE_CONV_2D` of the slopes (per-channel) and `ADD` |
+//! | Softmax | `SOFTMAX` (output scale 1/256, zero point -128; `beta` chosen to reproduce the blob's multiplier) |
+//! | GatherChannels | `GATHER` on axis 3, constant int32 indices |
+//! | Resize (nearest, bilinear) | `RESIZE_NEAREST_NEIGHBOR` / `RESIZE_BILINEAR` with the `align_corners` / `half_pixel_centers` under which TFLite reads the runtime's positions and weights |
+//! | ConvTranspose (no dilation) | `TRANSPOSE_CONV` (per-channel, bias), `SAME`/`VALID`, or `VALID` + `SLICE` for other padding; groups: `SPLIT`, one `TRANSPOSE_CONV` per group, `CONCATENATION` |
 //! | MaxPool | `MAX_POOL_2D` (+ `QUANTIZE` when the output is requantized) |
 //! | AvgPool | `AVERAGE_POOL_2D` (+ `QUANTIZE`), or `MEAN` over the window when it covers the input |
 //! | GlobalAvgPool | `MEAN` over H and W |
@@ -23,17 +32,24 @@
 //! | Concat | `QUANTIZE` of each input at another quantization, `CONCATENATION` on channels |
 //! | Lut (the int8 tables of Sigmoid, Tanh, HardSwish, LeakyRelu, ...) | `CAST` to int32, `ADD` 128, `GATHER` from the 256-entry table |
 //! | Transpose | `TRANSPOSE` |
-//! | Pad (constant, reflect) | `PAD` / `PADV2` / `MIRROR_PAD` |
+//! | Pad (constant, reflect, edge) | `PAD` / `PADV2` / `MIRROR_PAD` (`REFLECT`; edge: `SYMMETRIC` by one row or column at a time) |
 //!
 //! Padding that is neither TFLite's `SAME` nor `VALID` becomes an explicit `PAD` (zero point)
 //! or `PADV2` (-128, before a max pool) and a `VALID` operator; a fused clamp that is neither
 //! `RELU` nor `RELU6` at the output's quantization becomes `MAXIMUM`/`MINIMUM` with constants.
-//! Any other op is refused with an error naming it.
+//! What has no TFLite form is refused with an error naming the op: a dilated transposed
+//! convolution, a Resize whose positions or weights no flag setting reproduces, an
+//! Add whose inputs are scaled by different factors, a Softmax output labelled other than
+//! 1/256.
 
 use edgeslim_runtime::format::attr;
 use edgeslim_runtime::{Entry, Model, OpInfo, OpKind, TaskMask, WidthConfig};
 use std::collections::HashMap;
 
+mod channels;
+mod conv_transpose;
+mod elementwise;
+mod resize;
 pub mod schema;
 
 use schema::{Activation, Options, Padding, Quant, Tensor, op, tensor_type};
@@ -272,6 +288,12 @@ fn real(m: i32, s: i32) -> f64 {
     m as f64 / 2f64.powi(31) * 2f64.powi(s)
 }
 
+/// Whether the blob's `(m, s)` is the real multiplier `want` (within 1e-3: the compiler
+/// derives it from the same float scales TFLite does; anything else is another computation).
+fn rescales_by(m: i32, s: i32, want: f64) -> bool {
+    want > 0.0 && want.is_finite() && (real(m, s) / want - 1.0).abs() <= 1e-3
+}
+
 /// A per-channel filter scale for which TFLite derives `(m, s)` from `s_in` and `s_out`, or
 /// the nearest float that does (`false`: not exactly).
 pub fn filter_scale(s_in: f32, s_out: f32, m: i32, s: i32) -> (f32, bool) {
@@ -412,6 +434,9 @@ impl<'a, 'm> Ex<'a, 'm> {
         if opcode == n {
             self.g.opcodes.push((code, version));
         }
+        // One operator code per builtin, at the highest version any of its uses needs.
+        let v = &mut self.g.opcodes[opcode as usize].1;
+        *v = (*v).max(version);
         self.g.operators.push(schema::Operator {
             opcode,
             inputs,
@@ -585,10 +610,13 @@ impl<'a, 'm> Ex<'a, 'm> {
                 Ok(())
             }
             OpKind::Pad => self.pad_op(i, o, &unsupported),
-            _ => Err(unsupported(
-                "no TFLite form yet (exported: Conv2d, FullyConnected, Add, MaxPool, AvgPool, \
-                 GlobalAvgPool, Reshape, Concat, Lut, Transpose, Pad)",
-            )),
+            OpKind::Mul => self.mul(i, o, &unsupported),
+            OpKind::MinMax => self.minmax(i, o, &unsupported),
+            OpKind::PRelu => self.prelu(i, o, &unsupported),
+            OpKind::Softmax => self.softmax(i, o, &unsupported),
+            OpKind::GatherChannels => self.gather_channels(i, o, &unsupported),
+            OpKind::Resize => self.resize(i, o, &unsupported),
+            OpKind::ConvTranspose => self.conv_transpose(i, o, &unsupported),
         }
     }
 
@@ -634,7 +662,7 @@ impl<'a, 'm> Ex<'a, 'm> {
         });
         self.push(
             op::GATHER,
-            1,
+            2,
             vec![t, shifted],
             vec![out],
             Options::Gather { axis: 0 },
@@ -687,11 +715,39 @@ impl<'a, 'm> Ex<'a, 'm> {
                     Options::MirrorPad { mode: 0 },
                 );
             }
-            _ => {
-                return Err(unsupported(
-                    "edge padding (TFLite's MIRROR_PAD repeats no edge)",
-                ));
+            Some(PadMode::Edge) => {
+                // MIRROR_PAD's SYMMETRIC mode repeats the border row once: padding by one
+                // row or column at a time, as many times as the widest side needs, repeats it
+                // as often as edge padding does (a copy: exact).
+                let sides = [top, bottom, left, right];
+                let steps = sides.iter().copied().max().unwrap_or(0);
+                let mut cur = x;
+                let mut shape = xs.clone();
+                for k in 0..steps {
+                    let p = sides.map(|v| i32::from(v > k));
+                    shape[1] += p[0] + p[1];
+                    shape[2] += p[2] + p[3];
+                    let next = if k + 1 == steps {
+                        out
+                    } else {
+                        self.temp(format!("op{i}/edge{k}"), shape.clone(), s, zp)
+                    };
+                    let pads = [0, 0, p[0], p[1], p[2], p[3], 0, 0];
+                    let pt = self.const_i32(format!("op{i}/paddings{k}"), vec![4, 2], &pads);
+                    self.push(
+                        op::MIRROR_PAD,
+                        2,
+                        vec![cur, pt],
+                        vec![next],
+                        Options::MirrorPad { mode: 1 },
+                    );
+                    cur = next;
+                }
+                if steps == 0 {
+                    self.push(op::PAD, 2, vec![x, pt], vec![out], Options::Pad);
+                }
             }
+            None => return Err(unsupported("an unknown padding mode")),
         }
         Ok(())
     }
@@ -762,11 +818,7 @@ impl<'a, 'm> Ex<'a, 'm> {
     ) -> Result<(), ExportError> {
         let a = &o.attrs;
         let depthwise = a[attr::DEPTHWISE] == 1;
-        if !depthwise && a[attr::GROUPS] != 1 {
-            return Err(unsupported(
-                "grouped convolution (TFLite's CONV_2D takes one group here)",
-            ));
-        }
+        let groups = (a[attr::GROUPS] as usize).max(1);
         let (mut x, out, en) = self.io(o)?;
         let (s_in, _) = self.quant(x);
         let (s_out, _) = self.quant(out);
@@ -831,15 +883,20 @@ impl<'a, 'm> Ex<'a, 'm> {
                 },
             );
         } else {
-            if in_c > wi {
+            // A grouped convolution is TFLite's CONV_2D with a filter of `in_c / groups`
+            // columns (version 6): output channel `o` reads the input channels of group
+            // `o / (out_c / groups)`, as the runtime's.
+            let cin_g = in_c / groups;
+            if in_c % groups != 0 || out_c % groups != 0 || cin_g > wi {
                 return Err(unsupported(
-                    "more active input channels than weight columns",
+                    "active channels that do not split into the groups, or more active input \
+                     channels than weight columns",
                 ));
             }
-            let mut data = Vec::with_capacity(out_c * kh * kw * in_c);
+            let mut data = Vec::with_capacity(out_c * kh * kw * cin_g);
             for oc in 0..out_c {
                 for t in 0..kh * kw {
-                    for ic in 0..in_c {
+                    for ic in 0..cin_g {
                         data.push(wt((oc * kh * kw + t) * wi + ic));
                     }
                 }
@@ -847,12 +904,13 @@ impl<'a, 'm> Ex<'a, 'm> {
             let (f, b) = self.filter_and_bias(
                 &name,
                 data,
-                vec![out_c as i32, kh as i32, kw as i32, in_c as i32],
+                vec![out_c as i32, kh as i32, kw as i32, cin_g as i32],
                 0,
                 &ch,
                 (s_in, s_out),
             );
-            self.emit_clamped(op::CONV_2D, 3, vec![x, f, b], out, en.act(), |act| {
+            let version = if groups > 1 { 6 } else { 3 };
+            self.emit_clamped(op::CONV_2D, version, vec![x, f, b], out, en.act(), |act| {
                 Options::Conv2d {
                     padding,
                     stride: stride_i,
@@ -933,52 +991,6 @@ impl<'a, 'm> Ex<'a, 'm> {
                 act,
             }
         });
-        Ok(())
-    }
-
-    fn add(
-        &mut self,
-        _i: usize,
-        o: &OpInfo,
-        unsupported: &dyn Fn(&str) -> ExportError,
-    ) -> Result<(), ExportError> {
-        use edgeslim_runtime::ops::add::word;
-        if o.n_inputs != 2 {
-            return Err(unsupported(
-                "an Add of more than two inputs (a flattened chain of float Adds)",
-            ));
-        }
-        let (a, out, en) = self.io(o)?;
-        let b = self.activation(self.m.op_input(o, 1))?;
-        // The effective real multiplier of each input must be its scale over the output's
-        // (a plain Add or Sub); a scaled one (ONNX Mean) has no TFLite form here.
-        let (s_out, _) = self.quant(out);
-        let left = 2f64.powi(en.extra(word::LEFT_SHIFT));
-        let outm = real(en.extra(word::MO), en.extra(word::SO));
-        let mut signs = [0f64; 2];
-        for (k, (t, mw, sw)) in [(a, word::M1, word::S1), (b, word::M2, word::S2)]
-            .into_iter()
-            .enumerate()
-        {
-            let eff = real(en.extra(mw), en.extra(sw)) * left * outm;
-            let want = self.quant(t).0 as f64 / s_out as f64;
-            let r = eff / want;
-            if (r.abs() - 1.0).abs() > 1e-3 {
-                return Err(unsupported(
-                    "a scaled Add (ONNX Mean, or Sub with a scale) has no TFLite form here",
-                ));
-            }
-            signs[k] = r.signum();
-        }
-        match signs {
-            [1.0, 1.0] => self.emit_clamped(op::ADD, 2, vec![a, b], out, en.act(), |act| {
-                Options::Add { act }
-            }),
-            [1.0, -1.0] => self.emit_clamped(op::SUB, 2, vec![a, b], out, en.act(), |act| {
-                Options::Sub { act }
-            }),
-            _ => return Err(unsupported("an Add that negates its first input")),
-        }
         Ok(())
     }
 
@@ -1066,6 +1078,79 @@ impl<'a, 'm> Ex<'a, 'm> {
         let q = self.like(out, "requantized");
         self.requantize(tmp, q);
         self.clamp(q, out, act);
+    }
+
+    /// Write an operator that has no fused activation into `out`, then the clamp `act` (into
+    /// `out` directly when `act` is all of int8).
+    fn emit_unfused(
+        &mut self,
+        code: i32,
+        version: i32,
+        inputs: Vec<i32>,
+        out: i32,
+        act: (i8, i8),
+        options: Options,
+    ) {
+        if act == (-128, 127) {
+            self.push(code, version, inputs, vec![out], options);
+            return;
+        }
+        let raw = self.like(out, "unclamped");
+        self.push(code, version, inputs, vec![raw], options);
+        self.clamp(raw, out, act);
+    }
+
+    /// Write an operator whose values come out at quantization `q` (a copy such as `GATHER`
+    /// or `RESIZE_NEAREST_NEIGHBOR`, which keeps its input's) into `out`: directly when `out`
+    /// has that quantization, else into a temporary that a `QUANTIZE` requantizes; then the
+    /// clamp `act`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_at(
+        &mut self,
+        code: i32,
+        version: i32,
+        inputs: Vec<i32>,
+        q: (f32, i32),
+        out: i32,
+        act: (i8, i8),
+        options: Options,
+    ) {
+        if self.quant(out) == q {
+            self.emit_unfused(code, version, inputs, out, act, options);
+            return;
+        }
+        let name = self.g.tensors[out as usize].name.clone();
+        let shape = self.shape(out);
+        let tmp = self.temp(format!("{name}/unrequantized"), shape, q.0, q.1);
+        self.push(code, version, inputs, vec![tmp], options);
+        self.rescale(tmp, out, act);
+    }
+
+    /// Tensor `x` at quantization `q`: itself when it has it, else [`Self::rescale`]d.
+    fn at_quant(&mut self, x: i32, q: (f32, i32)) -> i32 {
+        if self.quant(x) == q {
+            return x;
+        }
+        let name = self.g.tensors[x as usize].name.clone();
+        let shape = self.shape(x);
+        let t = self.temp(format!("{name}/requantized"), shape, q.0, q.1);
+        self.rescale(x, t, (-128, 127));
+        t
+    }
+
+    /// Requantize `x` into `out` (another quantization) with the clamp `act`, as an `ADD` of
+    /// a constant 0 at `x`'s scale rather than a `QUANTIZE`: TFLite's int8 `QUANTIZE` applies
+    /// its multiplier to the 9-bit difference itself (`SaturatingRoundingDoublingHighMul`
+    /// rounds it to an integer before the shift rounds again), which differs from one
+    /// rounding on several percent of values at small scale ratios; `ADD` first shifts its
+    /// inputs left by 20 bits, so only ties round differently.
+    fn rescale(&mut self, x: i32, out: i32, act: (i8, i8)) {
+        let (scale, _) = self.quant(x);
+        let name = self.g.tensors[x as usize].name.clone();
+        let zero = self.const_i8(format!("{name}/zero"), 0, scale, 0);
+        self.emit_clamped(op::ADD, 2, vec![x, zero], out, act, |act| Options::Add {
+            act,
+        });
     }
 
     fn mean(&mut self, x: i32, out: i32, act: (i8, i8)) -> Result<(), ExportError> {

@@ -32,13 +32,21 @@ pub mod op {
     pub const CAST: i32 = 53;
     pub const MIRROR_PAD: i32 = 100;
     pub const MAX_POOL_2D: i32 = 17;
+    pub const MUL: i32 = 18;
     pub const RESHAPE: i32 = 22;
+    pub const RESIZE_BILINEAR: i32 = 23;
+    pub const SOFTMAX: i32 = 25;
+    pub const SPLIT: i32 = 49;
     pub const PAD: i32 = 34;
     pub const MEAN: i32 = 40;
     pub const SUB: i32 = 41;
+    pub const PRELU: i32 = 54;
     pub const MAXIMUM: i32 = 55;
     pub const MINIMUM: i32 = 57;
     pub const PADV2: i32 = 60;
+    pub const SLICE: i32 = 65;
+    pub const TRANSPOSE_CONV: i32 = 67;
+    pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
     pub const QUANTIZE: i32 = 114;
 }
 
@@ -89,12 +97,21 @@ pub enum Options {
         filter: [i32; 2],
         act: Activation,
     },
+    /// `SoftmaxOptions` (union index 9).
+    Softmax { beta: f32 },
     /// `ConcatenationOptions` (union index 10).
     Concat { axis: i32, act: Activation },
     /// `AddOptions` (union index 11).
     Add { act: Activation },
+    /// `ResizeBilinearOptions` (union index 15).
+    ResizeBilinear {
+        align_corners: bool,
+        half_pixel_centers: bool,
+    },
     /// `ReshapeOptions` (union index 17).
     Reshape { new_shape: Vec<i32> },
+    /// `MulOptions` (union index 21).
+    Mul { act: Activation },
     /// `PadOptions` (union index 22).
     Pad,
     /// `ReducerOptions` (union index 27).
@@ -111,8 +128,23 @@ pub enum Options {
     Gather { axis: i32 },
     /// `TransposeOptions` (union index 26).
     Transpose,
-    /// `MirrorPadOptions` (union index 77): mode 0 is `REFLECT`.
+    /// `MirrorPadOptions` (union index 77): mode 0 is `REFLECT`, 1 `SYMMETRIC`.
     MirrorPad { mode: i8 },
+    /// `SliceOptions` (union index 48).
+    Slice,
+    /// `SplitOptions` (union index 35).
+    Split { num_splits: i32 },
+    /// `TransposeConvOptions` (union index 49).
+    TransposeConv {
+        padding: Padding,
+        stride: [i32; 2],
+        act: Activation,
+    },
+    /// `ResizeNearestNeighborOptions` (union index 74).
+    ResizeNearest {
+        align_corners: bool,
+        half_pixel_centers: bool,
+    },
 }
 
 /// `QuantizationParameters`: per-tensor (one entry) or per-channel along `dimension`.
@@ -270,6 +302,55 @@ fn options<'b>(
             (23, s)
         }
         Options::Transpose => (26, b.start_table()),
+        Options::Softmax { beta } => {
+            let s = b.start_table();
+            b.push_slot::<f32>(slot(0), *beta, 0.0);
+            (9, s)
+        }
+        // ResizeBilinearOptions: new_height 0 and new_width 1 (deprecated), align_corners 2,
+        // half_pixel_centers 3.
+        Options::ResizeBilinear {
+            align_corners,
+            half_pixel_centers,
+        } => {
+            let s = b.start_table();
+            b.push_slot::<bool>(slot(2), *align_corners, false);
+            b.push_slot::<bool>(slot(3), *half_pixel_centers, false);
+            (15, s)
+        }
+        Options::Mul { act } => {
+            let s = b.start_table();
+            b.push_slot::<i8>(slot(0), *act as i8, 0);
+            (21, s)
+        }
+        Options::Slice => (48, b.start_table()),
+        Options::Split { num_splits } => {
+            let s = b.start_table();
+            b.push_slot::<i32>(slot(0), *num_splits, 0);
+            (35, s)
+        }
+        // TransposeConvOptions: padding 0, stride_w 1, stride_h 2, fused activation 3.
+        Options::TransposeConv {
+            padding,
+            stride,
+            act,
+        } => {
+            let s = b.start_table();
+            b.push_slot::<i8>(slot(0), *padding as i8, 0);
+            b.push_slot::<i32>(slot(1), stride[1], 0);
+            b.push_slot::<i32>(slot(2), stride[0], 0);
+            b.push_slot::<i8>(slot(3), *act as i8, 0);
+            (49, s)
+        }
+        Options::ResizeNearest {
+            align_corners,
+            half_pixel_centers,
+        } => {
+            let s = b.start_table();
+            b.push_slot::<bool>(slot(0), *align_corners, false);
+            b.push_slot::<bool>(slot(1), *half_pixel_centers, false);
+            (74, s)
+        }
         Options::MirrorPad { mode } => {
             let s = b.start_table();
             b.push_slot::<i8>(slot(0), *mode, 0);

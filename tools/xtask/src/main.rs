@@ -1,7 +1,8 @@
 //! `cargo xtask`: the one entry point for setup and every check, cheapest first.
 //!
 //! ```text
-//! cargo xtask test [--quick]   setup, fmt, clippy, host tests, thumb build, model checks, firmware
+//! cargo xtask test [--quick]   setup, fmt, clippy, host tests, thumb build, model checks, firmware,
+//!                               32-bit target
 //! cargo xtask setup            install what is missing (Debian and Python packages, defmt-print)
 //! cargo xtask thumb            the no_std thumbv7em-none-eabihf build of the runtime
 //! cargo xtask firmware         generate the model assets, profile in QEMU (latency table,
@@ -47,8 +48,8 @@ commands:
              (edgeslim bench --target cortex-m4), beside CMSIS-NN when CMSIS_NN_DIR
              names a CMSIS-NN checkout (else \"not measured\")
   target32   the runtime's tests and the robustness suite on i686-unknown-linux-gnu
-             (32-bit usize); installs the rustup target and gcc-multilib. Not part of
-             `test`: it builds tract for i686 (about an hour on a loaded 2-core machine)
+             (32-bit usize); installs the rustup target and gcc-multilib; the last step
+             of `test` (the suite's crate depends on the runtime alone: about 2 minutes)
   fmt | clippy | host-tests | models
              one step of `test` alone
 
@@ -160,6 +161,7 @@ fn real_main() -> Result<ExitCode> {
             Step::Thumb,
             Step::Models,
             Step::Firmware,
+            Step::Target32,
         ],
         ("test", true) => &[
             Step::Setup,

@@ -5,7 +5,8 @@
 //! that on a 32-bit host target, `i686-unknown-linux-gnu`, where the tests run natively:
 //!
 //! - the runtime's own tests (unit and integration, with and without `std`),
-//! - the robustness suite (`tests/tests/robustness.rs`: truncations, mutations, every op's
+//! - the robustness suite (`tests/robustness/tests/robustness.rs`, crate `edgeslim-robustness`,
+//!   which depends on the runtime alone: truncations, mutations, every op's
 //!   record checks and the crafted records that wrap a 32-bit `usize`),
 //! - clippy on the runtime for that target (code behind `cfg`s the 64-bit build skips).
 //!
@@ -52,10 +53,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             &["-p", "edgeslim-runtime", "--features", "std"],
             "the runtime's tests (std)",
         ),
-        (
-            &["-p", "edgeslim-tests", "--test", "robustness"],
-            "the robustness suite",
-        ),
+        (&["-p", "edgeslim-robustness"], "the robustness suite"),
     ];
     for (args, what) in tests {
         let mut c = cargo(&["test"]);

@@ -42,6 +42,10 @@ pub struct ProfileArgs {
     /// A latency table measured elsewhere, format edgeslim.latency/1.
     #[arg(long, conflicts_with = "from_log")]
     pub from_table: Option<PathBuf>,
+    /// Ethos-U targets: the per-op latency table of the CPU beside the NPU (the Cortex-M55's,
+    /// from `--from-log`), whose costs are added for the ops Vela leaves on the CPU.
+    #[arg(long)]
+    pub cpu_table: Option<PathBuf>,
     /// The firmware `profile` program's log (defmt text, from QEMU or a board): converted to
     /// a table with per-segment and per-op latencies.
     #[arg(long)]
@@ -88,7 +92,11 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
         let model = Model::parse(&blob).map_err(|e| anyhow!("invalid model blob: {e}"))?;
         let hash = choose::model_hash(&model, &blob);
         let work = npu::work_dir(&hash, &a.target);
-        let table = npu::latency_table(&model, &hash, &a.target, &work)?;
+        let cpu = match &a.cpu_table {
+            Some(p) => Some(edgeslim_search::LatencyTable::load(p)?),
+            None => None,
+        };
+        let table = npu::latency_table(&model, &hash, &a.target, &work, cpu.as_ref())?;
         eprintln!("Vela's inputs and reports: {}", work.display());
         match &a.output {
             Some(p) => {
@@ -98,6 +106,13 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
             None => println!("{}", table.to_json_string()?),
         }
         return Ok(());
+    }
+    if a.cpu_table.is_some() {
+        bail!(
+            "--cpu-table applies to the Ethos-U targets ({}), not {}",
+            npu::TARGETS.join(", "),
+            a.target
+        );
     }
     let device = a.from_log.is_some() || (a.target == qemu::TARGET && a.from_table.is_none());
     if !device {

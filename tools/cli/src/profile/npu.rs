@@ -23,13 +23,16 @@ pub const TARGETS: &[&str] = &[
     "ethos-u65-512",
 ];
 
-/// One Vela compilation: its estimate and the clock it assumes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One Vela compilation: its estimate, the clock it assumes, the operators it leaves on the CPU.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
-    /// Estimated cycles of one inference (`cycles_total`).
+    /// Estimated NPU cycles of one inference (`cycles_total`; CPU operators not included).
     pub cycles: f64,
     /// The core clock of the system configuration, Hz.
     pub clock_hz: f64,
+    /// Output tensor names of the TFLite operators left on the CPU
+    /// (`--show-cpu-operations`).
+    pub cpu_ops: Vec<String>,
 }
 
 /// The value of `column` in Vela's one-row summary CSV (`text`); the network name column is
@@ -54,7 +57,8 @@ fn csv_field(text: &str, column: &str) -> Option<String> {
     row.get(k).map(|v| v.trim().to_string())
 }
 
-/// Parse Vela's summary CSV and its console report (`CPU operators = N`).
+/// Parse Vela's summary CSV and its console report (`CPU operators = N` and, with
+/// `--show-cpu-operations`, one `CPU: <type> = <output tensor> (...)` line per such operator).
 pub fn parse_estimate(csv: &str, stdout: &str, what: &str) -> Result<Estimate> {
     let num = |col: &str| -> Result<f64> {
         let v = csv_field(csv, col).ok_or_else(|| anyhow!("{what}: no {col} in Vela's summary"))?;
@@ -63,16 +67,17 @@ pub fn parse_estimate(csv: &str, stdout: &str, what: &str) -> Result<Estimate> {
             .filter(|x| x.is_finite() && *x >= 0.0)
             .ok_or_else(|| anyhow!("{what}: Vela's {col} is {v:?}, not a number >= 0"))
     };
-    let cpu = stdout
+    let cpu = cpu_operators(stdout, what)?;
+    let cpu_ops: Vec<String> = stdout
         .lines()
-        .find_map(|l| l.trim().strip_prefix("CPU operators = "))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse::<usize>().ok())
-        .ok_or_else(|| anyhow!("{what}: Vela's report has no 'CPU operators' line"))?;
-    if cpu > 0 {
+        .filter_map(|l| l.trim().strip_prefix("CPU: "))
+        .filter_map(|l| l.split_once(" = ").map(|(_, r)| r))
+        .map(|r| r.rsplit_once(" (").map_or(r, |(n, _)| n).trim().to_string())
+        .collect();
+    if cpu_ops.len() != cpu {
         bail!(
-            "{what}: Vela leaves {cpu} operator(s) on the CPU (e.g. the GATHER of a table op); \
-             their cost is not in its estimate and this profile does not add it"
+            "{what}: Vela reports {cpu} CPU operator(s) but lists {}",
+            cpu_ops.len()
         );
     }
     let clock_hz = num("core_clock")?;
@@ -82,11 +87,70 @@ pub fn parse_estimate(csv: &str, stdout: &str, what: &str) -> Result<Estimate> {
     Ok(Estimate {
         cycles: num("cycles_total")?,
         clock_hz,
+        cpu_ops,
     })
 }
 
+/// The blob op a TFLite operator Vela left on the CPU comes from: the exporter names an
+/// operator's output after the blob op's output tensor, or that name and a `/` suffix for the
+/// operators it adds (a table op's `CAST`, `ADD`, `GATHER`). The longest match wins.
+pub fn op_of_tflite_tensor(model: &Model<'_>, name: &str) -> Option<usize> {
+    (0..model.num_ops())
+        .filter_map(|i| {
+            let out = model.tensor(model.op(i)?.output)?.name;
+            let hit = name == out
+                || name
+                    .strip_prefix(out)
+                    .is_some_and(|rest| rest.starts_with('/'));
+            hit.then_some((out.len(), i))
+        })
+        .max()
+        .map(|(_, i)| i)
+}
+
+/// The CPU cost of the blob ops behind `cpu_ops` at encoder width `e` and segment width `d`, from
+/// `table` (per-op latencies, e.g. the Cortex-M55's from `edgeslim profile --from-log`): each
+/// blob op once, however many of its TFLite operators stayed on the CPU. Returns the cost and
+/// the ops.
+pub fn cpu_cost(
+    model: &Model<'_>,
+    table: &LatencyTable,
+    cpu_ops: &[String],
+    e: usize,
+    d: usize,
+    what: &str,
+) -> Result<(f64, Vec<usize>)> {
+    let mut ops: Vec<usize> = cpu_ops
+        .iter()
+        .map(|n| {
+            op_of_tflite_tensor(model, n).ok_or_else(|| {
+                anyhow!("{what}: Vela's CPU operator {n:?} matches no op of the model")
+            })
+        })
+        .collect::<Result<_>>()?;
+    ops.sort_unstable();
+    ops.dedup();
+    let mut us = 0.0;
+    for &i in &ops {
+        let row = table.ops.iter().find(|o| o.index == i).ok_or_else(|| {
+            anyhow!(
+                "{what}: the CPU table ({}) has no latency for op {i}, which Vela leaves on the CPU",
+                table.target
+            )
+        })?;
+        let v = match &row.by_encoder_us {
+            Some(rows) => rows.get(e).and_then(|r| r.get(d)),
+            None => row.latency_us.get(d),
+        };
+        us += v.copied().ok_or_else(|| {
+            anyhow!("{what}: the CPU table has no latency for op {i} at widths ({e}, {d})")
+        })?;
+    }
+    Ok((us, ops))
+}
+
 /// The `vela` command (`EDGESLIM_VELA`, default `vela`), checked to run.
-fn vela() -> Result<String> {
+pub(crate) fn vela() -> Result<String> {
     let v = std::env::var("EDGESLIM_VELA").unwrap_or_else(|_| "vela".into());
     let ok = Command::new(&v)
         .arg("--version")
@@ -102,23 +166,48 @@ fn vela() -> Result<String> {
     Ok(v)
 }
 
-/// Compile `tflite` with Vela for `target` in `dir` and read its estimate.
-fn compile(vela: &str, tflite: &Path, target: &str, dir: &Path) -> Result<Estimate> {
+/// The `N` of Vela's `CPU operators = N` report line.
+pub(crate) fn cpu_operators(stdout: &str, what: &str) -> Result<usize> {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CPU operators = "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or_else(|| anyhow!("{what}: Vela's report has no 'CPU operators' line"))
+}
+
+/// Run Vela on `tflite` for `target` with its outputs in `dir` (and `extra` arguments); its
+/// console report.
+pub(crate) fn run_vela(
+    vela: &str,
+    tflite: &Path,
+    target: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<String> {
     let out = Command::new(vela)
         .arg("--accelerator-config")
         .arg(target)
+        .args(extra)
         .arg("--output-dir")
         .arg(dir)
         .arg(tflite)
         .output()
         .with_context(|| format!("cannot run {vela}"))?;
-    let what = tflite.display().to_string();
     if !out.status.success() {
         bail!(
-            "{what}: Vela failed: {}",
+            "{}: Vela failed: {}",
+            tflite.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Compile `tflite` with Vela for `target` in `dir` and read its estimate.
+fn compile(vela: &str, tflite: &Path, target: &str, dir: &Path) -> Result<Estimate> {
+    let stdout = run_vela(vela, tflite, target, dir, &["--show-cpu-operations"])?;
+    let what = tflite.display().to_string();
     let stem = tflite
         .file_stem()
         .and_then(|s| s.to_str())
@@ -133,11 +222,11 @@ fn compile(vela: &str, tflite: &Path, target: &str, dir: &Path) -> Result<Estima
         })
         .ok_or_else(|| anyhow!("{what}: Vela wrote no summary CSV in {}", dir.display()))?;
     let text = std::fs::read_to_string(&csv)?;
-    parse_estimate(&text, &String::from_utf8_lossy(&out.stdout), &what)
+    parse_estimate(&text, &stdout, &what)
 }
 
 /// The tasks computed by segment `s` (all tasks for the encoder).
-fn tasks_of(model: &Model<'_>, s: usize) -> TaskMask {
+pub(crate) fn tasks_of(model: &Model<'_>, s: usize) -> TaskMask {
     if s == 0 {
         return TaskMask::all(model);
     }
@@ -151,13 +240,27 @@ fn tasks_of(model: &Model<'_>, s: usize) -> TaskMask {
 }
 
 /// The latency table of `model` on `target`: every segment at every width (a decoder at every
-/// encoder width too), each one network compiled by Vela.
+/// encoder width too), each one network compiled by Vela. A segment with operators Vela leaves
+/// on the CPU adds their cost from `cpu` (a per-op table of the CPU beside the NPU, the
+/// Cortex-M55's); without one it is an error. Each compilation with CPU operators is printed.
 pub fn latency_table(
     model: &Model<'_>,
     hash: &str,
     target: &str,
     work: &Path,
+    cpu: Option<&LatencyTable>,
 ) -> Result<LatencyTable> {
+    if let Some(c) = cpu {
+        if c.model_hash != hash {
+            bail!("the CPU table is for model {}, not {hash}", c.model_hash);
+        }
+        if c.ops.is_empty() {
+            bail!(
+                "the CPU table ({}) has no per-op latencies: profile the CPU with per-op timing",
+                c.target
+            );
+        }
+    }
     let vela = vela()?;
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
     let n_seg = model.num_segments();
@@ -189,7 +292,28 @@ pub fn latency_table(
         }
         clock = Some(est.clock_hz);
         bar.inc(1);
-        Ok(est.cycles / est.clock_hz * 1e6)
+        let npu_us = est.cycles / est.clock_hz * 1e6;
+        if est.cpu_ops.is_empty() {
+            return Ok(npu_us);
+        }
+        let what = format!("segment {s} at encoder width {e}, width {d}");
+        let Some(table) = cpu else {
+            bail!(
+                "{what}: Vela leaves {} operator(s) on the CPU ({}); their cost is not in its \
+                 estimate: pass --cpu-table with the per-op table of the CPU beside the NPU \
+                 (the Cortex-M55's, from `edgeslim profile --from-log`)",
+                est.cpu_ops.len(),
+                est.cpu_ops.join(", ")
+            );
+        };
+        let (cpu_us, ops) = cpu_cost(model, table, &est.cpu_ops, e, d, &what)?;
+        bar.suspend(|| {
+            eprintln!(
+                "{what}: NPU {npu_us:.2} us + CPU {cpu_us:.2} us (ops {ops:?} on {})",
+                table.target
+            );
+        });
+        Ok(npu_us + cpu_us)
     };
     let mut segments = Vec::with_capacity(n_seg);
     let enc: Vec<f64> = (0..n_enc).map(|e| run(0, e, e)).collect::<Result<_>>()?;
@@ -268,17 +392,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_vela_summary_and_refuses_cpu_fallback() {
+    fn reads_vela_summary_and_its_cpu_operators() {
         let csv = "experiment,network,core_clock,inference_time,cycles_total\n\
                    default,\"a,b\",500000000.0,0.0007,363781\n";
         let e = parse_estimate(csv, "CPU operators = 0 (0.0%)\n", "x").expect("parses");
         assert_eq!(e.cycles, 363781.0);
         assert_eq!(e.clock_hz, 5e8);
+        assert!(e.cpu_ops.is_empty());
+        let listed = "CPU operators = 2 (40.0%)\n   CPU: Passthrough = s/as_int32 (outputs [1, \
+                      8, 8, 8])\n   CPU: Passthrough = s (outputs [1, 8, 8, 8])\nNPU operators = 3\n";
+        let e = parse_estimate(csv, listed, "x").expect("parses");
+        assert_eq!(e.cpu_ops, vec!["s/as_int32".to_string(), "s".to_string()]);
         let err = parse_estimate(csv, "CPU operators = 3 (7.1%)\n", "x").unwrap_err();
-        assert!(
-            err.to_string().contains("3 operator(s) on the CPU"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("lists 0"), "{err}");
         assert!(parse_estimate(csv, "", "x").is_err());
         assert!(parse_estimate("a,b\n1,2\n", "CPU operators = 0", "x").is_err());
     }

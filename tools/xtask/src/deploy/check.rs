@@ -117,27 +117,16 @@ pub fn fnv1a(data: impl IntoIterator<Item = i8>) -> u32 {
     })
 }
 
-/// An int8 `.npy` array the host CLI wrote: shape and data (through `npyz`).
+/// An int8 `.npy` array the host CLI wrote: shape and data (the project's npy reader).
 pub fn read_npy_i8(path: &Path) -> Result<(Vec<usize>, Vec<i8>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{}: not a .npy file", path.display()))?;
-    let shape = npy
-        .shape()
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: shape {:?}", path.display(), npy.shape()))?;
-    let data: Vec<i8> = npy
-        .into_vec()
-        .with_context(|| format!("{}: not int8 data", path.display()))?;
-    ensure!(
-        data.len() == shape.iter().product::<usize>(),
-        "{}: {} values for shape {shape:?}",
-        path.display(),
-        data.len()
-    );
-    Ok((shape, data))
+    match edgeslim_npy::read_npy(path)? {
+        edgeslim_npy::NpyData::I8(a) => Ok((a.shape, a.data)),
+        other => bail!(
+            "{}: int8 data expected, found another element type (shape {:?})",
+            path.display(),
+            other.shape()
+        ),
+    }
 }
 
 /// Step 4: the deploy log's levels must be the bundle's; each goes through the host CLI on

@@ -1,4 +1,7 @@
-//! Minimal `.npy` / `.npz` reading and `.npy` writing (little-endian, C order).
+//! Minimal `.npy` / `.npz` reading and `.npy` writing (little-endian, C order): the project's
+//! one owner of the NumPy file formats (the compiler re-exports it as `edgeslim_compiler::npy`,
+//! xtask reads the CLI's outputs with it).
+#![deny(missing_docs)]
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
@@ -174,9 +177,29 @@ pub fn parse_npy(b: &[u8]) -> Result<NpyData> {
         "<i4" => take!(i32, 4, I32),
         "|i1" => take!(i8, 1, I8),
         "|u1" => take!(u8, 1, U8),
+        // Fixed-width byte strings (`np.bytes_`): bytes, with the width as a last axis.
+        d if d
+            .strip_prefix("|S")
+            .is_some_and(|w| w.parse::<usize>().is_ok()) =>
+        {
+            let w: usize = d[2..].parse().unwrap_or(0);
+            let len = n
+                .checked_mul(w)
+                .ok_or_else(|| anyhow!("npy byte-string array too large"))?;
+            if body.len() < len {
+                bail!("truncated .npy data: {} bytes for {len}", body.len());
+            }
+            let mut shape = shape;
+            shape.push(w);
+            NpyData::U8(Array {
+                shape,
+                data: body[..len].to_vec(),
+            })
+        }
         d => {
             bail!(
-                "unsupported .npy element type {d} (float16, float32, float64, int64, int32, int8, uint8)"
+                "unsupported .npy element type {d} (float16, float32, float64, int64, int32, \
+                 int8, uint8, fixed-width bytes)"
             )
         }
     })
@@ -252,6 +275,20 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyData>> {
 
 /// Parse `.npz` bytes.
 pub fn parse_npz(b: &[u8]) -> Result<BTreeMap<String, NpyData>> {
+    parse_npz_entries(b, |_| true)
+}
+
+/// Parse the arrays of `.npz` bytes named in `keys` (others, pickled objects among them, are
+/// not read); an error names a key that is missing.
+pub fn parse_npz_only(b: &[u8], keys: &[&str]) -> Result<BTreeMap<String, NpyData>> {
+    let out = parse_npz_entries(b, |k| keys.contains(&k))?;
+    if let Some(k) = keys.iter().find(|k| !out.contains_key(**k)) {
+        bail!("no array {k:?}");
+    }
+    Ok(out)
+}
+
+fn parse_npz_entries(b: &[u8], keep: impl Fn(&str) -> bool) -> Result<BTreeMap<String, NpyData>> {
     let eocd = (0..b.len().saturating_sub(21))
         .rev()
         .find(|&i| b[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
@@ -307,6 +344,10 @@ pub fn parse_npz(b: &[u8]) -> Result<BTreeMap<String, NpyData>> {
             x += 4 + sz;
         }
         p = xend + clen;
+        let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
+        if !keep(&key) {
+            continue;
+        }
         let lnlen = u16le(b, local + 26)?;
         let lxlen = u16le(b, local + 28)?;
         let start = local + 30 + lnlen + lxlen;
@@ -324,7 +365,6 @@ pub fn parse_npz(b: &[u8]) -> Result<BTreeMap<String, NpyData>> {
             }
             m => bail!("zip entry {name}: compression method {m} not supported"),
         };
-        let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
         out.insert(
             key,
             parse_npy(&data).with_context(|| format!("entry {name}"))?,
@@ -353,6 +393,22 @@ mod tests {
             NpyData::I8(b)
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// numpy's fixed-width bytes (`|S5`, what `np.savez` makes of a Python `bytes`) read as
+    /// bytes with the width as the last axis, trailing zero bytes kept.
+    #[test]
+    fn byte_strings_read_as_bytes() {
+        let a = parse_npy(&npy_bytes("|S5", &[], b"COP1\0"));
+        assert_eq!(
+            a.unwrap_or_else(|e| panic!("{e}")),
+            NpyData::U8(Array {
+                shape: vec![5],
+                data: b"COP1\0".to_vec()
+            })
+        );
+        assert!(parse_npy(&npy_bytes("|S5", &[], b"COP")).is_err());
+        assert!(parse_npy(&npy_bytes("|Sx", &[], b"COP")).is_err());
     }
 
     /// float16 files (numpy's `<f2`) widen exactly: the bit patterns of 1.0, -2.5, the largest
