@@ -130,6 +130,13 @@ pub struct EthosU<'a, R: Registers> {
     stats: Stats,
 }
 
+/// Whether stream `s` uses a fast scratch region of its own. Vela names a fast scratch region
+/// even when it has none (Vela 5.2 for an Ethos-U55: region 0, the weights', with 0 bytes);
+/// its base pointer is then left alone.
+fn fast_in_use(s: &Stream) -> bool {
+    s.fast_scratch_bytes > 0 && s.fast_scratch_region != s.scratch_region
+}
+
 fn bad(index: usize, field: &'static str, reason: &'static str) -> Error {
     Error::Accelerator {
         index: index as u32,
@@ -211,12 +218,12 @@ impl<'a, R: Registers> EthosU<'a, R> {
         Ok(())
     }
 
-    /// The buffer and declared size of `region` of stream `s`, or `None` when the region is
-    /// neither of its scratch regions. The scratch region wins when both are the same.
+    /// The declared size of `region` of stream `s`, or `None` when the region is neither of
+    /// its scratch regions in use. The scratch region wins when both are the same.
     fn region_bytes(&self, s: &Stream, region: u8) -> Option<u32> {
         if region == s.scratch_region {
             Some(s.scratch_bytes)
-        } else if region == s.fast_scratch_region {
+        } else if fast_in_use(s) && region == s.fast_scratch_region {
             Some(s.fast_scratch_bytes)
         } else {
             None
@@ -260,7 +267,9 @@ impl<'a, R: Registers> EthosU<'a, R> {
                 return Err(bad(index, "region", "past the NPU's eight base pointers"));
             }
         }
-        if s.weight_region == s.scratch_region || s.weight_region == s.fast_scratch_region {
+        if s.weight_region == s.scratch_region
+            || (fast_in_use(s) && s.weight_region == s.fast_scratch_region)
+        {
             return Err(bad(index, "weight_region", "shared with a scratch region"));
         }
         if s.scratch_bytes as usize > self.scratch.len() {
@@ -273,7 +282,7 @@ impl<'a, R: Registers> EthosU<'a, R> {
         if s.scratch_bytes > 0 && !self.aligned(self.scratch.as_ptr() as usize) {
             return Err(bad(index, "scratch", "buffer not 16-byte aligned"));
         }
-        if s.fast_scratch_region != s.scratch_region {
+        if fast_in_use(s) {
             if s.fast_scratch_bytes as usize > self.fast_scratch.len() {
                 return Err(bad(
                     index,
@@ -281,7 +290,7 @@ impl<'a, R: Registers> EthosU<'a, R> {
                     "larger than the fast scratch buffer",
                 ));
             }
-            if s.fast_scratch_bytes > 0 && !self.aligned(self.fast_scratch.as_ptr() as usize) {
+            if !self.aligned(self.fast_scratch.as_ptr() as usize) {
                 return Err(bad(index, "fast_scratch", "buffer not 16-byte aligned"));
             }
         }
@@ -356,7 +365,7 @@ impl<'a, R: Registers> EthosU<'a, R> {
         // The NPU writes the scratch buffers: their addresses come from mutable pointers.
         let scratch = self.scratch.as_mut_ptr() as usize;
         let fast = self.fast_scratch.as_mut_ptr() as usize;
-        let separate_fast = s.fast_scratch_region != s.scratch_region;
+        let separate_fast = fast_in_use(s);
         self.regs.clean_dcache(commands, p.bytes);
         self.regs
             .clean_dcache(s.weights.as_ptr() as usize, s.weights.len());

@@ -81,8 +81,8 @@ pub struct Stream {
     pub weight_region: u8,
     /// Vela's base-pointer region of the scratch.
     pub scratch_region: u8,
-    /// Vela's base-pointer region of the fast scratch (the scratch region when Vela does not
-    /// spill, as for an Ethos-U55 in its `Shared_Sram` memory mode).
+    /// Vela's base-pointer region of the fast scratch; unused when `fast_scratch_bytes` is 0
+    /// (Vela 5.2 then names region 0 for an Ethos-U55) or it is the scratch region.
     pub fast_scratch_region: u8,
     /// Scratch bytes the stream uses.
     pub scratch_bytes: u32,

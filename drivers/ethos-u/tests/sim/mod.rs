@@ -106,8 +106,8 @@ pub fn segment_io(model: &Model<'_>, seg: usize) -> (Vec<usize>, Vec<usize>) {
     (inputs, outputs.into_iter().collect())
 }
 
-/// Regions as Vela numbers them for an Ethos-U55 (weights 0, scratch 1; the fast scratch in
-/// region 1 too when it does not spill, else region 2).
+/// Regions as Vela numbers them for an Ethos-U55 (weights 0, scratch 1; without a fast
+/// scratch Vela 5.2 names region 0 for it, with 0 bytes; with one, region 2).
 pub struct Layout {
     pub fast_region: u8,
     /// Put the outputs in the fast scratch region (when it is separate).
@@ -118,7 +118,7 @@ pub struct Layout {
 impl Default for Layout {
     fn default() -> Self {
         Layout {
-            fast_region: 1,
+            fast_region: 0,
             outputs_fast: false,
             config: U55_128_CONFIG,
         }
@@ -305,14 +305,15 @@ impl Sim {
             self.scratch.0 as u64,
             "BASEP scratch"
         );
-        if s.fast_scratch_region != s.scratch_region {
+        let fast = s.fast_scratch_bytes > 0 && s.fast_scratch_region != s.scratch_region;
+        if fast {
             assert_eq!(
                 basep(s.fast_scratch_region),
                 self.fast.0 as u64,
                 "BASEP fast scratch"
             );
         }
-        let last = if s.fast_scratch_region != s.scratch_region {
+        let last = if fast {
             s.fast_scratch_region
         } else {
             s.scratch_region
