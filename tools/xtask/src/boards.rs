@@ -10,6 +10,10 @@
 //!   host CLI's (`deploy::check_deploy`): bit-exact on every core; its flash and RAM within
 //!   [`FLASH_BUDGET`] and [`RAM_BUDGET`];
 //! - `profile`: the model's per-op cost on that core, to its last line.
+//!
+//! Then [`NPU_BOARD`]: the Cortex-M55 again with the Ethos-U55 driver (feature `ethos-u55`),
+//! its `deploy` over the bundle's Vela command streams. QEMU has no NPU: the driver must find
+//! none, decline every segment, and the outputs must still equal the host's.
 
 use std::process::Command;
 
@@ -68,6 +72,16 @@ pub const OTHER_BOARDS: [Board; 5] = [
     },
 ];
 
+/// The Corstone-300 variant: `mps3-an547` with the Ethos-U55 driver (`firmware/README.md`,
+/// "Ethos-U55 (Corstone-300)").
+pub const NPU_BOARD: Board = Board {
+    feature: "mps3-an547,ethos-u55",
+    machine: "mps3-an547",
+    target: "thumbv8m.main-none-eabihf",
+    core: "Cortex-M55 with the Ethos-U55 driver",
+    qemu: "qemu-system-arm",
+};
+
 /// Upper bounds for the `deploy` image of the bundled model (`deploy::MODEL`) on every board,
 /// from its `memory` line: flash (code, read-only data with the model blob and the 8 samples,
 /// `.data`'s initial values; 204-221 KB measured on 2026-12-03, 220,856 B on the RV32IMAC) and
@@ -76,10 +90,24 @@ pub const OTHER_BOARDS: [Board; 5] = [
 pub const FLASH_BUDGET: usize = 240 * 1024;
 /// See [`FLASH_BUDGET`].
 pub const RAM_BUDGET: usize = 12 * 1024;
+/// What the Corstone-300 variant ([`NPU_BOARD`]) may take beyond [`FLASH_BUDGET`] and
+/// [`RAM_BUDGET`]: the bundle's Vela command streams and weights in flash and the NPU scratch in
+/// RAM, with the driver (2026-12-03, digits-mtl's 7 streams for ethos-u55-128: flash 264,332 B
+/// against 224,668 B without the feature, RAM 11,120 B against 9,532 B with 1,408 B of scratch).
+pub const NPU_EXTRA_BUDGET: (usize, usize) = (48 * 1024, 2 * 1024);
 
 /// The `memory board <m> flash <n> ... ram <n> ...` line of a `deploy` log, checked against
 /// the budgets; returns (flash, ram).
 pub fn check_memory(log: &str, machine: &str) -> Result<(usize, usize)> {
+    check_memory_within(log, machine, (FLASH_BUDGET, RAM_BUDGET))
+}
+
+/// [`check_memory`] against other budgets (flash, RAM).
+pub fn check_memory_within(
+    log: &str,
+    machine: &str,
+    (flash_budget, ram_budget): (usize, usize),
+) -> Result<(usize, usize)> {
     let line = log
         .lines()
         .find_map(|l| l.split_once("memory board ").map(|(_, r)| r))
@@ -101,12 +129,61 @@ pub fn check_memory(log: &str, machine: &str) -> Result<(usize, usize)> {
     );
     let (flash, ram) = (field("flash")?, field("ram")?);
     ensure!(
-        flash <= FLASH_BUDGET && ram <= RAM_BUDGET,
-        "`deploy` on {machine}: flash {flash} B (budget {FLASH_BUDGET}), RAM {ram} B (budget \
-         {RAM_BUDGET}) in {line:?}"
+        flash <= flash_budget && ram <= ram_budget,
+        "`deploy` on {machine}: flash {flash} B (budget {flash_budget}), RAM {ram} B (budget \
+         {ram_budget}) in {line:?}"
     );
     println!("`deploy` on {machine}: flash {flash} B, RAM {ram} B (statics + stack peak)");
     Ok((flash, ram))
+}
+
+/// The NPU lines of a `deploy` log built with the `ethos-u55` feature, in QEMU (which has no
+/// NPU): the driver found none, the bundle carried command streams for `config`, and every
+/// offered segment was declined for want of an NPU. Returns the number of offers.
+pub fn check_npu_declined(log: &str, config: &str) -> Result<u32> {
+    let msg = |p: &str| {
+        log.lines()
+            .find_map(|l| l.split_once(p).map(|(_, r)| r.trim()))
+    };
+    ensure!(
+        msg("npu: none at ").is_some(),
+        "`deploy` with the Ethos-U55 driver found an NPU in QEMU, which has none"
+    );
+    let streams = msg("npu streams ").context("no `npu streams` line")?;
+    let (n, rest) = streams
+        .split_once(" for ")
+        .with_context(|| format!("malformed {streams:?}"))?;
+    let n: usize = n
+        .parse()
+        .with_context(|| format!("bad count in {streams:?}"))?;
+    ensure!(
+        n > 0 && rest.split(',').next().map(str::trim) == Some(config),
+        "the bundle's NPU streams are missing or not for {config}: {streams:?}"
+    );
+    let counts = msg("npu offered ").context("no `npu offered` line")?;
+    let words: Vec<&str> = counts.split_whitespace().collect();
+    let field = |k: &str| -> Result<u32> {
+        let i = words
+            .iter()
+            .position(|w| *w == k)
+            .with_context(|| format!("no {k} in {counts:?}"))?;
+        words
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("bad {k} in {counts:?}"))
+    };
+    let offered: u32 = words
+        .first()
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("bad offer count in {counts:?}"))?;
+    ensure!(
+        offered > 0
+            && field("accepted")? == 0
+            && field("declined")? == offered
+            && field("no_npu")? == offered,
+        "in QEMU every offer must be declined for want of an NPU: {counts:?}"
+    );
+    Ok(offered)
 }
 
 /// The firmware package the boards share.
@@ -189,6 +266,23 @@ pub fn run_all(ctx: &Ctx, assets: &Assets, fw_cargo: &dyn Fn(&[&str]) -> Command
             board.machine
         );
     }
+    let board = &NPU_BOARD;
+    println!("== {} ({}, {})", board.feature, board.core, board.target);
+    let log = run(fw_cargo, board, "deploy")?;
+    deploy::check_deploy(ctx, assets, &log)
+        .with_context(|| format!("`deploy` on {} ({})", board.machine, board.core))?;
+    let offers = check_npu_declined(&log, deploy::NPU_CONFIG)?;
+    println!(
+        "`deploy` on {} with the Ethos-U55 driver: no NPU in QEMU, {offers} offers declined, \
+         every output equal to the host's",
+        board.machine
+    );
+    let (flash, ram) = NPU_EXTRA_BUDGET;
+    check_memory_within(
+        &log,
+        board.machine,
+        (FLASH_BUDGET + flash, RAM_BUDGET + ram),
+    )?;
     Ok(())
 }
 
@@ -216,5 +310,40 @@ mod tests {
         );
         assert!(check_memory("INFO  checksum 1234\n", "mps2-an386").is_err());
         assert!(check_memory(&ok.replace("flash 219000", "flash x"), "mps2-an386").is_err());
+    }
+
+    #[test]
+    fn npu_lines_are_checked() {
+        let ok = "INFO  npu: none at 0x58102000 (ID and CONFIG name no Ethos-U): every segment \
+                  runs on the CPU\n\
+                  INFO  npu streams 7 for ethos-u55-128, scratch 3072 fast scratch 0\n\
+                  INFO  npu offered 80 accepted 0 declined 80 no_npu 80 no_stream 0 \
+                  mismatched 0 faults 0 timeouts 0\n";
+        assert_eq!(check_npu_declined(ok, "ethos-u55-128").ok(), Some(80));
+        assert!(
+            check_npu_declined(ok, "ethos-u55-256").is_err(),
+            "other config"
+        );
+        let found = ok.replace("npu: none at", "npu: Ethos-U at");
+        assert!(
+            check_npu_declined(&found, "ethos-u55-128").is_err(),
+            "an NPU in QEMU"
+        );
+        let empty = ok.replace("streams 7", "streams 0");
+        assert!(
+            check_npu_declined(&empty, "ethos-u55-128").is_err(),
+            "no streams"
+        );
+        let ran = ok.replace("accepted 0 declined 80", "accepted 1 declined 79");
+        assert!(
+            check_npu_declined(&ran, "ethos-u55-128").is_err(),
+            "accepted in QEMU"
+        );
+        let none = ok.replace("offered 80", "offered 0");
+        assert!(
+            check_npu_declined(&none, "ethos-u55-128").is_err(),
+            "nothing offered"
+        );
+        assert!(check_npu_declined("INFO  checksum 1\n", "ethos-u55-128").is_err());
     }
 }

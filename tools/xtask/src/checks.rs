@@ -58,7 +58,8 @@ pub fn host_tests(ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// The runtime must build for a Cortex-M4F with `core` only: no std, no alloc.
+/// The runtime (and the Ethos-U driver on it) must build for a Cortex-M4F with `core` only:
+/// no std, no alloc.
 pub const THUMB_TARGET: &str = "thumbv7em-none-eabihf";
 
 pub fn thumb(ctx: &Ctx) -> Result<Outcome> {
@@ -72,18 +73,19 @@ pub fn thumb(ctx: &Ctx) -> Result<Outcome> {
         c.env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
             .args(["build", "-p", "edgeslim-runtime", "--no-default-features"]);
-        if let Some(f) = features {
-            c.args(["--features", f]);
-        }
+        match features {
+            Some(f) => c.args(["--features", f]),
+            None => c.args(["-p", "edgeslim-ethos-u"]),
+        };
         c.args(["--target", THUMB_TARGET, "-Zbuild-std=core", "--release"])
             .arg("--target-dir")
             .arg(&target_dir);
         let what = features.map_or("no features".to_owned(), |f| format!("--features {f}"));
         run(&mut c).with_context(|| {
             format!(
-                "edgeslim-runtime does not build for {THUMB_TARGET} with core only ({what}). The \
-                 toolchain was checked above, so this is most likely runtime code that needs \
-                 std/alloc or does not compile without them"
+                "edgeslim-runtime (or edgeslim-ethos-u) does not build for {THUMB_TARGET} with \
+                 core only ({what}). The toolchain was checked above, so this is most likely \
+                 code that needs std/alloc or does not compile without them"
             )
         })?;
     }

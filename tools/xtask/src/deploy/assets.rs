@@ -48,6 +48,10 @@ impl Assets {
     pub fn bundle_dir(&self) -> PathBuf {
         self.dir.join("bundle")
     }
+    /// The bundle's NPU command streams and weights, where `levels.rs` includes them from.
+    pub fn npu_dir(&self) -> PathBuf {
+        self.dir.join("npu")
+    }
 }
 
 /// The host CLI as the host tests built it: `cargo test --no-run --workspace` is the build
@@ -117,6 +121,11 @@ pub fn generate_model(ctx: &Ctx, assets: &Assets) -> Result<()> {
             std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
         }
     }
+    let npu = assets.npu_dir();
+    if npu.exists() {
+        std::fs::remove_dir_all(&npu).with_context(|| format!("removing {}", npu.display()))?;
+    }
+    std::fs::create_dir_all(&npu).with_context(|| format!("creating {}", npu.display()))?;
     // Compiles bundled model `name` to `out` with the host CLI.
     let compile = |name: &str, out: &Path| -> Result<()> {
         let src = ctx.root.join("models").join(name);

@@ -1,6 +1,7 @@
 //! Steps 2 and 3: the `profile` program's log to a latency table through the CLI (`edgeslim
 //! profile --from-log`, which owns the conversion), checks on the table, then `search` and
-//! `bundle --from-table`; the bundle's Rust levels become `levels.rs`.
+//! `bundle --from-table` (with Vela's command streams for [`NPU_CONFIG`]); the bundle's Rust
+//! levels become `levels.rs`, its `npu/` files `npu/` beside it.
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -10,7 +11,7 @@ use edgeslim_search::LatencyTable;
 use edgeslim_search::latency::COUNTER_QEMU_ICOUNT;
 
 use super::assets::{Assets, TABLE_TARGET, edgeslim};
-use super::{INSTRUCTIONS_PER_TICK, MODEL, PREFER, TARGET};
+use super::{INSTRUCTIONS_PER_TICK, MODEL, NPU_CONFIG, PREFER, TARGET};
 use crate::Ctx;
 use crate::cmd::run;
 
@@ -157,8 +158,10 @@ pub fn bundle(ctx: &Ctx, assets: &Assets, profile_log: &str) -> Result<()> {
     let mut c = edgeslim(ctx, assets)?;
     c.arg("bundle");
     from(&mut c);
+    // With Vela's command streams for the Corstone-300 build (`--npu`): its levels.rs
+    // includes them from `npu/` beside itself; the other builds' build.rs cuts them off.
     c.args(["--budgets", &list.join(",")])
-        .args(["--prefer", PREFER, "--data"])
+        .args(["--prefer", PREFER, "--npu", NPU_CONFIG, "--data"])
         .arg(&data)
         .arg("-o")
         .arg(assets.bundle_dir());
@@ -166,6 +169,14 @@ pub fn bundle(ctx: &Ctx, assets: &Assets, profile_log: &str) -> Result<()> {
     let rs = assets.bundle_dir().join("bundle.rs");
     std::fs::copy(&rs, assets.levels())
         .with_context(|| format!("copying {} to {}", rs.display(), assets.levels().display()))?;
+    let (from, to) = (assets.bundle_dir().join("npu"), assets.npu_dir());
+    for entry in std::fs::read_dir(&from).with_context(|| format!("listing {}", from.display()))? {
+        let path = entry?.path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, to.join(name))
+                .with_context(|| format!("copying {} to {}", path.display(), to.display()))?;
+        }
+    }
     Ok(())
 }
 

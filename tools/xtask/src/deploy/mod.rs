@@ -35,6 +35,9 @@ pub const PARSE_MODEL: &str = "mcu-bench-mtl";
 pub const PARSE_BUDGET: u64 = 1_400_000;
 /// Input samples taken from the front of the model's eval set.
 pub const SAMPLES: usize = 8;
+/// The Ethos-U configuration the bundle's NPU command streams are compiled for (`edgeslim
+/// bundle --npu`): the Corstone-300 build of `deploy` (feature `ethos-u55`) carries them.
+pub const NPU_CONFIG: &str = "ethos-u55-128";
 /// The CLI's target for QEMU's Cortex-M4 logs; the table it writes is named
 /// `cortex-m4-qemu-icount-25mhz-cpi1` (instructions at one per cycle at 25 MHz).
 pub const TARGET: &str = "cortex-m4-qemu";
