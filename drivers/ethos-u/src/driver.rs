@@ -251,7 +251,7 @@ impl<'a, R: Registers> EthosU<'a, R> {
             .get(index)
             .ok_or(bad(index, "index", "no such stream"))?;
         let p = payload::parse(s.command_stream).map_err(|r| bad(index, "command_stream", r))?;
-        let commands = s.command_stream.as_ptr() as usize + p.offset;
+        let commands = (s.command_stream.as_ptr() as usize).wrapping_add(p.offset);
         if !self.aligned(commands) {
             return Err(bad(
                 index,
@@ -361,7 +361,7 @@ impl<'a, R: Registers> EthosU<'a, R> {
         // Q-channels off while running: the NPU is neither clock-gated nor powered down under
         // its own command stream (Arm's driver requests power for the inference the same way).
         self.regs.write(regs::CMD, 0);
-        let commands = s.command_stream.as_ptr() as usize + p.offset;
+        let commands = (s.command_stream.as_ptr() as usize).wrapping_add(p.offset);
         // The NPU writes the scratch buffers: their addresses come from mutable pointers.
         let scratch = self.scratch.as_mut_ptr() as usize;
         let fast = self.fast_scratch.as_mut_ptr() as usize;
