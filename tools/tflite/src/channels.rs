@@ -68,7 +68,7 @@ impl Ex<'_, '_> {
     }
 
     /// Channel selection as `GATHER` on the channel axis with constant int32 indices (a copy
-    /// at the input's quantization), then a `QUANTIZE` when the output's differs.
+    /// at the input's quantization), then an `ADD` of 0 when the output's differs.
     pub(crate) fn gather_channels(
         &mut self,
         i: usize,

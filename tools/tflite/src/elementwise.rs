@@ -146,7 +146,7 @@ impl Ex<'_, '_> {
     }
 
     /// `MAXIMUM`/`MINIMUM` of the two inputs, each first requantized to the output's
-    /// quantization (`QUANTIZE`, where it differs), as the runtime does: rounding to a common
+    /// quantization (an `ADD` of 0, where it differs), as the runtime does: rounding to a common
     /// scale keeps the order, so only the requantization rounds.
     pub(crate) fn minmax(
         &mut self,
@@ -183,11 +183,11 @@ impl Ex<'_, '_> {
     /// PRelu. TFLite's `PRELU` has one scale for all its slopes: when the blob's per-channel
     /// multipliers of the negative side are all one `(m, s)`, the slopes become a `[1, 1, 1,
     /// C]` int8 constant of a scale for which TFLite derives that multiplier. Otherwise the
-    /// op is `MAXIMUM` and `MINIMUM` with the zero point (the two sides), a `QUANTIZE` of the
-    /// non-negative side, a 1x1 `DEPTHWISE_CONV_2D` with per-channel scales and the slopes
-    /// as weights for the negative side, and an `ADD` of the two at the output's quantization
-    /// (exact: one of the two is the zero point, and an `ADD` of tensors of the output's
-    /// quantization rescales by powers of two).
+    /// op is `MAXIMUM` and `MINIMUM` with the zero point (the two sides), an `ADD` of 0
+    /// requantizing the non-negative side, a 1x1 `DEPTHWISE_CONV_2D` with per-channel scales
+    /// and the slopes as weights for the negative side, and an `ADD` of the two at the
+    /// output's quantization (exact: one of the two is the zero point, and an `ADD` of
+    /// tensors of the output's quantization rescales by powers of two).
     pub(crate) fn prelu(
         &mut self,
         i: usize,

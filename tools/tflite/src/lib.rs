@@ -25,11 +25,11 @@
 //! | GatherChannels | `GATHER` on axis 3, constant int32 indices |
 //! | Resize (nearest, bilinear) | `RESIZE_NEAREST_NEIGHBOR` / `RESIZE_BILINEAR` with the `align_corners` / `half_pixel_centers` under which TFLite reads the runtime's positions and weights |
 //! | ConvTranspose (no dilation) | `TRANSPOSE_CONV` (per-channel, bias), `SAME`/`VALID`, or `VALID` + `SLICE` for other padding; groups: `SPLIT`, one `TRANSPOSE_CONV` per group, `CONCATENATION` |
-//! | MaxPool | `MAX_POOL_2D` (+ `QUANTIZE` when the output is requantized) |
-//! | AvgPool | `AVERAGE_POOL_2D` (+ `QUANTIZE`), or `MEAN` over the window when it covers the input |
+//! | MaxPool | `MAX_POOL_2D` (+ an `ADD` of 0 when the output is requantized) |
+//! | AvgPool | `AVERAGE_POOL_2D` (+ an `ADD` of 0), or `MEAN` over the window when it covers the input |
 //! | GlobalAvgPool | `MEAN` over H and W |
 //! | Reshape | `RESHAPE` |
-//! | Concat | `QUANTIZE` of each input at another quantization, `CONCATENATION` on channels |
+//! | Concat | an `ADD` of 0 requantizing each input at another quantization, `CONCATENATION` on channels |
 //! | Lut (the int8 tables of Sigmoid, Tanh, HardSwish, LeakyRelu, ...) | `CAST` to int32, `ADD` 128, `GATHER` from the 256-entry table |
 //! | Transpose | `TRANSPOSE` |
 //! | Pad (constant, reflect, edge) | `PAD` / `PADV2` / `MIRROR_PAD` (`REFLECT`; edge: `SYMMETRIC` by one row or column at a time) |
@@ -995,9 +995,10 @@ impl<'a, 'm> Ex<'a, 'm> {
     }
 
     /// Requantize `tmp` (at the input's quantization) into `out` when their quantization
-    /// differs.
+    /// differs: an `ADD` of 0 ([`rescale`](Self::rescale)), which rounds once as the runtime
+    /// does, where TFLite's `QUANTIZE` rounds twice.
     fn requantize(&mut self, tmp: i32, out: i32) {
-        self.push(op::QUANTIZE, 2, vec![tmp], vec![out], Options::Quantize);
+        self.rescale(tmp, out, (-128, 127));
     }
 
     fn pool(
@@ -1069,15 +1070,9 @@ impl<'a, 'm> Ex<'a, 'm> {
         Ok(())
     }
 
-    /// `QUANTIZE` from `tmp` to `out`, then the clamp `act` if it is not the whole int8 range.
+    /// Requantize `tmp` into `out` with the clamp `act` ([`rescale`](Self::rescale)).
     fn requantize_clamped(&mut self, tmp: i32, out: i32, act: (i8, i8)) {
-        if act == (-128, 127) {
-            self.requantize(tmp, out);
-            return;
-        }
-        let q = self.like(out, "requantized");
-        self.requantize(tmp, q);
-        self.clamp(q, out, act);
+        self.rescale(tmp, out, act);
     }
 
     /// Write an operator that has no fused activation into `out`, then the clamp `act` (into
@@ -1102,7 +1097,7 @@ impl<'a, 'm> Ex<'a, 'm> {
 
     /// Write an operator whose values come out at quantization `q` (a copy such as `GATHER`
     /// or `RESIZE_NEAREST_NEIGHBOR`, which keeps its input's) into `out`: directly when `out`
-    /// has that quantization, else into a temporary that a `QUANTIZE` requantizes; then the
+    /// has that quantization, else into a temporary that an `ADD` of 0 requantizes; then the
     /// clamp `act`.
     #[allow(clippy::too_many_arguments)]
     fn emit_at(

@@ -125,8 +125,8 @@ const NEAREST: [&str; 4] = ["round_prefer_floor", "round_prefer_ceil", "floor", 
 
 impl Ex<'_, '_> {
     /// Resize: nearest as `RESIZE_NEAREST_NEIGHBOR` (a copy at the input's quantization, then
-    /// a `QUANTIZE` where the output's differs), bilinear as `RESIZE_BILINEAR` (which rounds
-    /// its interpolation to the input's quantization; the same `QUANTIZE` after it).
+    /// an `ADD` of 0 where the output's differs), bilinear as `RESIZE_BILINEAR` (which rounds
+    /// its interpolation to the input's quantization; the same `ADD` after it).
     pub(crate) fn resize(
         &mut self,
         i: usize,
