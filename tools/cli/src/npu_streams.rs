@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, bail};
 use edgeslim_compiler::NpyData;
@@ -212,14 +211,9 @@ pub fn attach(
     if !TARGETS.contains(&config) {
         bail!("--npu {config:?}: expected one of {}", TARGETS.join(", "));
     }
-    let vela = vela()?;
-    let version = Command::new(&vela)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let (vela, version) = vela()?;
     let npu_dir = out.join("npu");
-    for d in [&npu_dir, &work.to_path_buf()] {
+    for d in [npu_dir.as_path(), work] {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
     let mut streams: Vec<NpuStream> = Vec::new();

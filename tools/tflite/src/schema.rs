@@ -47,7 +47,6 @@ pub mod op {
     pub const SLICE: i32 = 65;
     pub const TRANSPOSE_CONV: i32 = 67;
     pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
-    pub const QUANTIZE: i32 = 114;
 }
 
 /// `Padding`.
@@ -122,8 +121,6 @@ pub enum Options {
     MaxMin,
     /// `PadV2Options` (union index 43).
     PadV2,
-    /// `QuantizeOptions` (union index 89).
-    Quantize,
     /// `GatherOptions` (union index 23).
     Gather { axis: i32 },
     /// `TransposeOptions` (union index 26).
@@ -295,7 +292,6 @@ fn options<'b>(
         }
         Options::MaxMin => (39, b.start_table()),
         Options::PadV2 => (43, b.start_table()),
-        Options::Quantize => (89, b.start_table()),
         Options::Gather { axis } => {
             let s = b.start_table();
             b.push_slot::<i32>(slot(0), *axis, 0);

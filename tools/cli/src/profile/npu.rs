@@ -149,21 +149,20 @@ pub fn cpu_cost(
     Ok((us, ops))
 }
 
-/// The `vela` command (`EDGESLIM_VELA`, default `vela`), checked to run.
-pub(crate) fn vela() -> Result<String> {
+/// The `vela` command (`EDGESLIM_VELA`, default `vela`), checked to run, and the version it
+/// reports.
+pub(crate) fn vela() -> Result<(String, String)> {
     let v = std::env::var("EDGESLIM_VELA").unwrap_or_else(|_| "vela".into());
-    let ok = Command::new(&v)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        bail!(
+    match Command::new(&v).arg("--version").output() {
+        Ok(o) if o.status.success() => {
+            let version = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            Ok((v, version))
+        }
+        _ => bail!(
             "Vela not found ({v} --version fails): pip install ethos-u-vela, or set \
              EDGESLIM_VELA to its command"
-        );
+        ),
     }
-    Ok(v)
 }
 
 /// The `N` of Vela's `CPU operators = N` report line.
@@ -261,7 +260,7 @@ pub fn latency_table(
             );
         }
     }
-    let vela = vela()?;
+    let (vela, _) = vela()?;
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
     let n_seg = model.num_segments();
     let n_enc = model.num_widths(0);
