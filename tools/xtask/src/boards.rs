@@ -92,9 +92,9 @@ pub const FLASH_BUDGET: usize = 240 * 1024;
 pub const RAM_BUDGET: usize = 12 * 1024;
 /// What the Corstone-300 variant ([`NPU_BOARD`]) may take beyond [`FLASH_BUDGET`] and
 /// [`RAM_BUDGET`]: the bundle's Vela command streams and weights in flash and the NPU scratch in
-/// RAM, with the driver (2026-12-03, digits-mtl's 7 streams for ethos-u55-128, 35,536 B: flash
-/// 264,332 B against 224,668 B without the feature, RAM 11,120 B against 9,532 B with 1,408 B
-/// of scratch).
+/// RAM, with the driver (2026-12-03, `cargo xtask test` on a fresh clone: digits-mtl's 7
+/// streams for ethos-u55-128, 35,536 B; flash 264,604 B against 224,940 B without the feature,
+/// RAM 11,120 B against 9,532 B with 1,408 B of scratch).
 pub const NPU_EXTRA_BUDGET: (usize, usize) = (48 * 1024, 2 * 1024);
 
 /// The `memory board <m> flash <n> ... ram <n> ...` line of a `deploy` log, checked against
