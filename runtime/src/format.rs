@@ -9,10 +9,11 @@
 /// `ESLM`.
 pub const MAGIC: [u8; 4] = *b"ESLM";
 /// The format version this runtime writes and reads. Version 2 added each tensor's producer
-/// (so that `Model::parse` runs in time linear in the ops and tensors); version 1 blobs are
+/// (so that `Model::parse` runs in time linear in the ops and tensors); version 3 added encoder
+/// stages (the graph's `encoder_segments`) and each segment's `in_segment`. Older blobs are
 /// refused with [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion): recompile the
 /// model.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 32;
 /// Bytes of one section-table entry.
@@ -24,7 +25,7 @@ pub const WEIGHT_ALIGN: usize = 16;
 /// "None" in optional u32 fields.
 pub const NONE: u32 = u32::MAX;
 
-/// Most segments (encoder + decoders) a model may have.
+/// Most segments (encoder stages + decoders) a model may have.
 pub const MAX_SEGMENTS: usize = 16;
 /// Most widths one segment may have.
 pub const MAX_WIDTHS: usize = 8;
@@ -184,14 +185,44 @@ impl OpKind {
     }
 }
 
+/// Byte offsets of the fields of the graph record.
+pub mod graph_field {
+    /// Tensor index of the model input.
+    pub const INPUT: usize = 0;
+    /// Input scale, f32 bits.
+    pub const INPUT_SCALE: usize = 4;
+    /// Input zero point.
+    pub const INPUT_ZP: usize = 8;
+    /// Arena bytes.
+    pub const ARENA_BYTES: usize = 12;
+    /// Model name (string reference).
+    pub const NAME: usize = 16;
+    /// Number of encoder stages: segments `0..encoder_segments` are the encoder's stages (they
+    /// always run), the rest are decoders.
+    pub const ENCODER_SEGMENTS: usize = 24;
+}
+
+/// Byte offsets of the fields of a segment record.
+pub mod segment_field {
+    /// Name (string reference).
+    pub const NAME: usize = 0;
+    /// Number of widths.
+    pub const N_WIDTHS: usize = 8;
+    /// Width multipliers, 8 x f32.
+    pub const WIDTHS: usize = 12;
+    /// The one other segment whose width the segment's ops key on (an earlier encoder stage),
+    /// or `NONE`.
+    pub const IN_SEGMENT: usize = 44;
+}
+
 /// Byte offsets of the fields of an op record.
 pub mod op_field {
     /// [`super::OpKind`] as u32.
     pub const KIND: usize = 0;
     /// Segment index the op belongs to.
     pub const SEGMENT: usize = 4;
-    /// A second segment whose width the op's parameters depend on (the encoder, for a
-    /// decoder op that reads encoder tensors), or `NONE`.
+    /// A second segment whose width the op's parameters depend on (its segment's
+    /// `in_segment`: an encoder stage), or `NONE`.
     pub const IN_SEGMENT: usize = 8;
     /// First index into the op-inputs section.
     pub const FIRST_INPUT: usize = 12;

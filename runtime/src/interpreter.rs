@@ -94,7 +94,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         &self.model
     }
 
-    /// Run the encoder at its width and the selected tasks' decoders at theirs.
+    /// Run the encoder stages at their widths and the selected tasks' decoders at theirs.
     pub fn run(
         &mut self,
         input: Input<'_>,
@@ -173,7 +173,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 }
             }
         }
-        let mut segments: u32 = 1;
+        let mut segments: u32 = m.encoder_mask();
         for t in 0..m.num_tasks() {
             if tasks.contains(t) {
                 segments |= 1 << m.task_segment(t);

@@ -3,12 +3,14 @@
 use crate::error::{Error, Section, invalid};
 use crate::format::{
     self, HEADER_LEN, MAX_SEGMENTS, MAX_TASKS, MAX_WIDTHS, NONE, OpKind, SECTION_ALIGN,
-    TABLE_ENTRY_LEN, VERSION, WEIGHT_ALIGN, kind, op_field, size, u16_at, u32_at, word,
+    TABLE_ENTRY_LEN, VERSION, WEIGHT_ALIGN, graph_field, kind, op_field, segment_field, size,
+    u16_at, u32_at, word,
 };
 use crate::ops::{self, Prepare, PrepareEntry, valid_multiplier};
 use crate::width::WidthConfig;
 
-/// One segment: the encoder (index 0) or a task decoder.
+/// One segment: an encoder stage (the first [`Model::num_encoder_segments`]) or a task
+/// decoder.
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentInfo<'a> {
     /// Name.
@@ -17,6 +19,11 @@ pub struct SegmentInfo<'a> {
     pub widths: [f32; MAX_WIDTHS],
     /// Number of widths.
     pub n_widths: usize,
+    /// The one other segment whose width the parameters of this segment's ops depend on (an
+    /// earlier encoder stage; for a decoder, the stage it reads), if any.
+    pub in_segment: Option<usize>,
+    /// Whether this segment is an encoder stage (always runs).
+    pub encoder: bool,
 }
 
 impl SegmentInfo<'_> {
@@ -217,6 +224,7 @@ struct Sections<'a> {
 pub struct Model<'a> {
     s: Sections<'a>,
     n_segments: usize,
+    n_encoder: usize,
     n_tasks: usize,
     n_outputs: usize,
     n_tensors: usize,
@@ -368,19 +376,20 @@ impl<'a> Model<'a> {
         let mut m = Model {
             s,
             n_segments: counts[kind::SEGMENTS as usize],
+            n_encoder: u32_at(g, graph_field::ENCODER_SEGMENTS).unwrap_or(0) as usize,
             n_tasks: counts[kind::TASKS as usize],
             n_outputs: counts[kind::OUTPUTS as usize],
             n_tensors: counts[kind::TENSORS as usize],
             n_ops: counts[kind::OPS as usize],
-            input_tensor: u32_at(g, 0).unwrap_or(0) as usize,
-            input_scale: f32::from_bits(u32_at(g, 4).unwrap_or(0)),
-            input_zp: u32_at(g, 8).unwrap_or(0) as i32,
-            arena_bytes: u32_at(g, 12).unwrap_or(0) as usize,
+            input_tensor: u32_at(g, graph_field::INPUT).unwrap_or(0) as usize,
+            input_scale: f32::from_bits(u32_at(g, graph_field::INPUT_SCALE).unwrap_or(0)),
+            input_zp: u32_at(g, graph_field::INPUT_ZP).unwrap_or(0) as i32,
+            arena_bytes: u32_at(g, graph_field::ARENA_BYTES).unwrap_or(0) as usize,
             name: "",
             body_crc: computed,
             blob_len: given_len,
         };
-        m.name = m.string(g, 16, Section::Graph, 0, "name")?;
+        m.name = m.string(g, graph_field::NAME, Section::Graph, 0, "name")?;
         m.validate()?;
         Ok(m)
     }
@@ -554,6 +563,33 @@ impl<'a> Model<'a> {
     pub fn task_index(&self, name: &str) -> Option<usize> {
         (0..self.n_tasks).find(|&i| self.task_unchecked(i).name == name)
     }
+    /// Number of encoder stages: segments `0..num_encoder_segments()` are the encoder's stages,
+    /// which run on every inference; the other segments are task decoders.
+    pub fn num_encoder_segments(&self) -> usize {
+        self.n_encoder
+    }
+    /// The one other segment whose width the ops of segment `s` key on (read without decoding
+    /// the segment's name), if any.
+    pub fn segment_in(&self, s: usize) -> Option<usize> {
+        let v = if s < self.n_segments {
+            u32_at(
+                self.s.segments,
+                s * size::SEGMENT + segment_field::IN_SEGMENT,
+            )
+            .unwrap_or(NONE)
+        } else {
+            NONE
+        };
+        (v != NONE).then_some(v as usize)
+    }
+    /// Bit `s` set for every encoder stage: the segments every inference runs.
+    pub fn encoder_mask(&self) -> u32 {
+        if self.n_encoder >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.n_encoder) - 1
+        }
+    }
     /// Index of the segment named `name`.
     pub fn segment_index(&self, name: &str) -> Option<usize> {
         (0..self.n_segments).find(|&i| self.segment_unchecked(i).name == name)
@@ -645,14 +681,16 @@ impl<'a> Model<'a> {
         let r = &self.s.segments[i * size::SEGMENT..(i + 1) * size::SEGMENT];
         let mut widths = [0f32; MAX_WIDTHS];
         for (k, w) in widths.iter_mut().enumerate() {
-            *w = f32::from_bits(u32_at(r, 12 + 4 * k).unwrap_or(0));
+            *w = f32::from_bits(u32_at(r, segment_field::WIDTHS + 4 * k).unwrap_or(0));
         }
         SegmentInfo {
             name: self
-                .string(r, 0, Section::Segments, i, "name")
+                .string(r, segment_field::NAME, Section::Segments, i, "name")
                 .unwrap_or(""),
             widths,
             n_widths: self.n_widths(i),
+            in_segment: self.segment_in(i),
+            encoder: i < self.n_encoder,
         }
     }
 
@@ -774,9 +812,32 @@ impl<'a> Model<'a> {
         if self.n_segments == 0 || self.n_segments > MAX_SEGMENTS {
             return Err(invalid(Section::Segments, 0, "count", "1 to 16 segments"));
         }
+        if self.n_encoder == 0 || self.n_encoder > self.n_segments {
+            return Err(invalid(
+                Section::Graph,
+                0,
+                "encoder_segments",
+                "1 to the number of segments",
+            ));
+        }
         for i in 0..self.n_segments {
             let r = &self.s.segments[i * size::SEGMENT..(i + 1) * size::SEGMENT];
             self.string(r, 0, Section::Segments, i, "name")?;
+            let raw_in = u32_at(r, segment_field::IN_SEGMENT).unwrap_or(NONE);
+            // A decoder may key on any encoder stage; a stage only on an earlier one.
+            let limit = if i < self.n_encoder {
+                i
+            } else {
+                self.n_encoder
+            };
+            if raw_in != NONE && raw_in as usize >= limit {
+                return Err(invalid(
+                    Section::Segments,
+                    i as u32,
+                    "in_segment",
+                    "must be NONE or an encoder stage before this segment",
+                ));
+            }
             let n = u32_at(r, 8).unwrap_or(0) as usize;
             if n == 0 || n > MAX_WIDTHS {
                 return Err(invalid(
@@ -1001,13 +1062,8 @@ impl<'a> Model<'a> {
         if op.segment >= self.n_segments {
             return Err(e("segment", "no such segment"));
         }
-        if let Some(s) = op.in_segment
-            && (s != 0 || op.segment == 0)
-        {
-            return Err(e(
-                "in_segment",
-                "only a decoder op may depend on the encoder's width",
-            ));
+        if op.in_segment.is_some() && op.in_segment != self.segment_in(op.segment) {
+            return Err(e("in_segment", "must be NONE or its segment's in_segment"));
         }
         let (min_in, max_in) = reg.inputs;
         if op.n_inputs < min_in || op.n_inputs > max_in {
@@ -1051,11 +1107,24 @@ impl<'a> Model<'a> {
                     "input not produced by an earlier op",
                 ))?;
                 let prod = self.read_op(p)?;
-                let allowed = |s: usize| s == op.segment || Some(s) == op.in_segment;
-                if !allowed(prod.segment) || prod.in_segment.is_some_and(|s| !allowed(s)) {
+                // Only tensors that are computed whenever this op runs: its own segment's and
+                // the encoder stages' (which always run).
+                if prod.segment != op.segment && prod.segment >= self.n_encoder {
                     return Err(e(
                         "inputs",
-                        "reads a tensor of a segment whose width it does not key on",
+                        "reads a tensor of another decoder, which may not run",
+                    ));
+                }
+                // The entries are checked below at every key of this op with the other
+                // segments at full width: complete only if the producer's channels and
+                // quantization depend on no other segment's width, or do not vary at all.
+                let allowed = |s: usize| s == op.segment || Some(s) == op.in_segment;
+                let free_own = !allowed(prod.segment);
+                let free_in = prod.in_segment.is_some_and(|s| !allowed(s));
+                if (free_own || free_in) && !self.entries_constant_along(&prod, free_own, free_in) {
+                    return Err(e(
+                        "inputs",
+                        "reads a slimmed tensor of a segment whose width it does not key on",
                     ));
                 }
             }
@@ -1140,6 +1209,22 @@ impl<'a> Model<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the output channels and quantization of `op`'s width entries stay the same when
+    /// only its own segment's width changes (`own`) and/or only its `in_segment`'s (`inw`):
+    /// then a reader that keys on neither sees one tensor whatever that width.
+    fn entries_constant_along(&self, op: &OpInfo, own: bool, inw: bool) -> bool {
+        let n = self.n_widths(op.segment).max(1);
+        (0..op.n_keys).all(|k| {
+            let (k_in, k_own) = (k / n, k % n);
+            // The representative key: the free coordinates at 0.
+            let r = if inw { 0 } else { k_in } * n + if own { 0 } else { k_own };
+            let (a, b) = (self.entry(op, k), self.entry(op, r));
+            a.out_ch() == b.out_ch()
+                && a.out_zp() == b.out_zp()
+                && a.out_scale().to_bits() == b.out_scale().to_bits()
+        })
     }
 
     /// Check one width entry of an op against its tensors and its producers' entries.

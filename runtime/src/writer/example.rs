@@ -63,11 +63,14 @@ impl Builder {
                 name: name.into(),
                 segments: segments
                     .iter()
-                    .map(|(n, w)| SegmentDef {
+                    .enumerate()
+                    .map(|(i, (n, w))| SegmentDef {
                         name: (*n).into(),
                         widths: w.to_vec(),
+                        in_segment: (i > 0).then_some(0),
                     })
                     .collect(),
+                encoder_segments: 1,
                 tasks: Vec::new(),
                 tensors: vec![TensorDef {
                     name: "input".into(),

@@ -1,4 +1,4 @@
-//! Host-side model building and serialization to format v1 (`std` feature).
+//! Host-side model building and serialization to the blob format (`std` feature).
 //!
 //! [`ModelDef`] is the owned description of a model; [`plan::plan`] assigns arena offsets;
 //! [`ModelDef::to_bytes`] writes the blob. The result is checked by [`crate::Model::parse`]
@@ -13,13 +13,16 @@ use crate::format::{
 };
 pub use plan::{MemoryPlan, plan};
 
-/// A segment: the encoder (first) or a decoder.
+/// A segment: an encoder stage (the first [`ModelDef::encoder_segments`]) or a decoder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentDef {
     /// Name.
     pub name: String,
     /// Increasing width multipliers, the last 1.0.
     pub widths: Vec<f32>,
+    /// The earlier encoder stage whose width its ops' parameters may depend on (every op's
+    /// `in_segment` is this or `None`).
+    pub in_segment: Option<usize>,
 }
 
 /// A model output.
@@ -99,7 +102,7 @@ pub struct OpDef {
     pub kind: OpKind,
     /// Segment.
     pub segment: usize,
-    /// The encoder, for a decoder op whose parameters depend on the encoder's width.
+    /// Its segment's `in_segment` when the op's parameters depend on that stage's width.
     pub in_segment: Option<usize>,
     /// Input tensors.
     pub inputs: Vec<usize>,
@@ -120,8 +123,10 @@ pub struct OpDef {
 pub struct ModelDef {
     /// Model name.
     pub name: String,
-    /// Segments, encoder first.
+    /// Segments, encoder stages first.
     pub segments: Vec<SegmentDef>,
+    /// How many of the first segments are encoder stages (>= 1).
+    pub encoder_segments: usize,
     /// Tasks.
     pub tasks: Vec<TaskDef>,
     /// Tensors.
@@ -195,7 +200,7 @@ impl ModelDef {
                 u32w(plan.arena_bytes, "arena bytes")?,
                 name[0],
                 name[1],
-                0,
+                u32w(self.encoder_segments, "encoder segments")?,
                 0,
             ],
         );
@@ -212,7 +217,13 @@ impl ModelDef {
                     &[s.widths.get(k).copied().unwrap_or(0.0).to_bits()],
                 );
             }
-            put(&mut segments, &[0]);
+            put(
+                &mut segments,
+                &[match s.in_segment {
+                    Some(i) => u32w(i, "in_segment")?,
+                    None => NONE,
+                }],
+            );
         }
         let mut tasks = Vec::new();
         let mut outputs = Vec::new();

@@ -268,15 +268,17 @@ fn specific_blob_errors() {
             }
         );
     }
-    // A blob of the previous format version (v1: no tensor producers) is refused with a hint
-    // to recompile, a newer one as too new.
-    let mut b = blob.clone();
-    b[4..6].copy_from_slice(&1u16.to_le_bytes());
-    let old = Model::parse(&b).unwrap_err().to_string();
-    assert!(
-        old.contains("version 1 is older") && old.contains("recompile"),
-        "{old}"
-    );
+    // Blobs of the previous format versions (v1: no tensor producers; v2: no encoder stages)
+    // are refused with a hint to recompile, a newer one as too new.
+    for v in 1..VERSION {
+        let mut b = blob.clone();
+        b[4..6].copy_from_slice(&v.to_le_bytes());
+        let old = Model::parse(&b).unwrap_err().to_string();
+        assert!(
+            old.contains(&format!("version {v} is older")) && old.contains("recompile"),
+            "{old}"
+        );
+    }
     let mut b = blob.clone();
     b[4..6].copy_from_slice(&(VERSION + 1).to_le_bytes());
     let new = Model::parse(&b).unwrap_err().to_string();
@@ -605,6 +607,64 @@ fn tensor_producer_fields_are_checked() {
             "tensor {t} producer {value}: {e}"
         );
     }
+}
+
+/// Format v3's encoder stages: the graph's `encoder_segments` outside `1..=segments`, a
+/// segment's `in_segment` that is not an earlier encoder stage, or an op keyed on a segment its
+/// segment does not name, are errors naming the field; a decoder made a second stage is a valid
+/// model that computes that task on every run.
+#[test]
+fn encoder_stage_fields_are_checked() {
+    use edgeslim_runtime::format::{NONE, graph_field, op_field, segment_field, size};
+    let blob = two_task_blob();
+    let model = Model::parse(&blob).expect("parses");
+    assert_eq!(model.num_encoder_segments(), 1);
+    let n_seg = model.num_segments() as u32;
+    let (g_off, _) = section(&blob, kind::GRAPH);
+    let (s_off, _) = section(&blob, kind::SEGMENTS);
+    let (o_off, _) = section(&blob, kind::OPS);
+    let put = |b: &mut Vec<u8>, at: usize, v: u32| {
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        fix_crc(b);
+    };
+    let enc_at = g_off + graph_field::ENCODER_SEGMENTS;
+    let seg_in_at = |s: usize| s_off + s * size::SEGMENT + segment_field::IN_SEGMENT;
+    let mut checked = 0;
+    for (at, value, field) in [
+        (enc_at, 0, "encoder_segments"),
+        (enc_at, n_seg + 1, "encoder_segments"),
+        (seg_in_at(0), 0, "in_segment"),
+        (seg_in_at(1), 1, "in_segment"),
+        (seg_in_at(1), 2, "in_segment"),
+        (seg_in_at(2), NONE - 1, "in_segment"),
+    ] {
+        let mut b = blob.clone();
+        put(&mut b, at, value);
+        let e = Model::parse(&b).expect_err("must be refused");
+        assert!(e.to_string().contains(field), "{field} = {value}: {e}");
+        checked += 1;
+    }
+    // A decoder whose ops key on the encoder but whose segment names no in_segment.
+    let op1 = (0..model.num_ops())
+        .find(|&i| model.op(i).is_some_and(|o| o.in_segment.is_some()))
+        .expect("a decoder op keyed on the encoder");
+    let seg = model.op(op1).map(|o| o.segment).unwrap_or(0);
+    let mut b = blob.clone();
+    put(&mut b, seg_in_at(seg), NONE);
+    let e = Model::parse(&b).expect_err("op keyed on a segment its segment does not name");
+    assert!(e.to_string().contains("in_segment"), "{e}");
+    let mut b = blob.clone();
+    put(&mut b, o_off + op1 * size::OP + op_field::IN_SEGMENT, 1);
+    assert!(Model::parse(&b).is_err(), "op in_segment 1 is refused");
+    checked += 2;
+    // The first decoder made a second encoder stage: valid, and it runs with the other task.
+    let mut b = blob.clone();
+    put(&mut b, enc_at, 2);
+    let staged = Model::parse(&b).expect("a second encoder stage keyed on the first is valid");
+    assert_eq!(staged.num_encoder_segments(), 2);
+    assert_eq!(staged.encoder_mask(), 0b11);
+    assert!(run_everywhere(&staged) > 0);
+    assert_eq!(checked, 8);
 }
 
 /// Each record of kinds 10-18 with a field its op's prepare must refuse: `Model::parse` gives

@@ -183,8 +183,24 @@ pub fn compile(path: &Path, opts: &CompileOptions) -> Result<Compiled> {
     let def = passes::quantize::run(&l, ranges.as_ref(), &mut warnings)?;
     let plan = passes::plan::run(&def);
     let blob = def.to_bytes(&plan).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let model = edgeslim_runtime::Model::parse(&blob).map_err(|e| {
-        anyhow::anyhow!("internal error: the runtime rejects the compiled blob: {e}")
+    let model = edgeslim_runtime::Model::parse(&blob).map_err(|e| match e {
+        // An op reading a slimmed tensor of a segment whose width it cannot key on: a graph
+        // the slimming rules cannot express (docs/manifest.md, "Encoder stages").
+        edgeslim_runtime::Error::Invalid {
+            section: edgeslim_runtime::Section::Ops,
+            index,
+            field: "inputs",
+            reason,
+        } if (index as usize) < l.ops.len() => {
+            let op = &l.ops[index as usize];
+            anyhow::anyhow!(
+                "node {} ({}, segment {}): {reason}: a tensor read across encoder stages or from an earlier stage into a decoder must keep its channels whatever the other widths (end each stage with a layer of its own width; make skip connections fixed-width with fixed_channels)",
+                op.name,
+                op.op_type,
+                l.manifest.segments[op.segment].name
+            )
+        }
+        e => anyhow::anyhow!("internal error: the runtime rejects the compiled blob: {e}"),
     })?;
     let report = CompileReport {
         name: l.name.clone(),

@@ -43,11 +43,16 @@ impl Default for ChannelRule {
     }
 }
 
-/// A segment: the encoder (first) or a decoder.
+/// A segment: an encoder stage (the leading segments with role `encoder`; by default the
+/// first segment alone) or a decoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     /// Name.
     pub name: String,
+    /// `encoder` (a stage of the shared encoder) or `decoder`; default: the first segment is
+    /// the encoder, every other one a decoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// Node-name prefix of its members.
     #[serde(default)]
     pub node_prefix: Option<String>,
@@ -67,10 +72,14 @@ pub struct Task {
     pub outputs: Vec<String>,
     /// The segment computing it.
     pub segment: String,
-    /// Metric (`accuracy`).
+    /// Metric: `accuracy` (classification), `miou` (semantic segmentation) or `rmse`
+    /// (dense regression such as depth; lower is better).
     #[serde(default = "accuracy")]
     pub metric: String,
 }
+
+/// The task metrics the manifest may name.
+pub const METRICS: [&str; 3] = ["accuracy", "miou", "rmse"];
 
 fn accuracy() -> String {
     "accuracy".into()
@@ -129,6 +138,7 @@ impl Manifest {
             channel_rule: ChannelRule::default(),
             segments: vec![Segment {
                 name: "main".into(),
+                role: None,
                 node_prefix: None,
                 nodes: vec![],
                 widths: vec![1.0],
@@ -200,6 +210,31 @@ impl Manifest {
                 }
                 prev = w;
             }
+            match (i, s.role.as_deref()) {
+                (_, None | Some("decoder")) | (_, Some("encoder")) => {}
+                _ => bad(
+                    format!("segments[{i}].role"),
+                    "must be \"encoder\" or \"decoder\"",
+                )?,
+            }
+            if i == 0 && s.role.as_deref() == Some("decoder") {
+                bad(
+                    format!("segments[{i}].role"),
+                    "the first segment is an encoder stage",
+                )?;
+            }
+            if i > 0
+                && s.role.as_deref() == Some("encoder")
+                && !self.segments[..i]
+                    .iter()
+                    .enumerate()
+                    .all(|(k, o)| self.is_encoder_role(k, o))
+            {
+                bad(
+                    format!("segments[{i}].role"),
+                    "encoder stages must come first, before every decoder",
+                )?;
+            }
             if s.widths.last() != Some(&1.0) {
                 bad(
                     format!("segments[{i}].widths"),
@@ -234,14 +269,35 @@ impl Manifest {
                     &format!("no segment named {}", t.segment),
                 )?;
             }
-            if t.metric != "accuracy" {
-                bad(format!("tasks[{i}].metric"), "only \"accuracy\" is defined")?;
+            if !METRICS.contains(&t.metric.as_str()) {
+                bad(
+                    format!("tasks[{i}].metric"),
+                    "must be \"accuracy\", \"miou\" or \"rmse\"",
+                )?;
             }
         }
         for (i, p) in self.per_width.iter().enumerate() {
             let _ = (i, p);
         }
         Ok(())
+    }
+
+    fn is_encoder_role(&self, i: usize, s: &Segment) -> bool {
+        match s.role.as_deref() {
+            Some(r) => r == "encoder",
+            None => i == 0,
+        }
+    }
+
+    /// Number of encoder stages: the leading segments of role `encoder` (the first segment
+    /// alone when no role is given).
+    pub fn n_encoder(&self) -> usize {
+        self.segments
+            .iter()
+            .enumerate()
+            .take_while(|(i, s)| self.is_encoder_role(*i, s))
+            .count()
+            .max(1)
     }
 
     /// Index of segment `name`.

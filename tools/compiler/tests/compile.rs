@@ -171,14 +171,50 @@ fn slimmable_model_matches_tract_at_full_width() {
 
 #[test]
 fn slimmable_model_follows_the_float_reference_at_every_width() {
-    let c = compile_with("tiny_slim.onnx", true);
+    assert_follows_reference("tiny_slim.onnx", 6);
+}
+
+/// A three-stage encoder, each stage at its own width (12 encoder configurations), with a
+/// fixed-width skip from stage 1 into the segmentation decoder and a ConvTranspose depth
+/// decoder: each of the 12 encoder configurations, with the decoders at each of their widths
+/// (24 configurations), follows the float reference.
+#[test]
+fn per_stage_encoder_widths_follow_the_float_reference_at_every_width() {
+    let c = compile_with("tiny_staged.onnx", true);
+    let m = Model::parse(&c.blob).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.num_encoder_segments(), 3);
+    // Stages key on the stage before; decoders on the last stage.
+    let ins: Vec<Option<usize>> = (0..m.num_segments()).map(|s| m.segment_in(s)).collect();
+    assert_eq!(ins, [None, Some(0), Some(1), Some(2), Some(2)]);
+    assert_eq!(c.lowered.n_encoder_configs(), 12);
+    assert_eq!(assert_follows_reference("tiny_staged.onnx", 0), 24);
+    // The same decoder also reading stage s1's slimmed output depends on three widths.
+    let e = compile_err(
+        &data("tiny_staged_two_stages.onnx"),
+        Some(data("calib.npy")),
+    );
+    assert!(
+        e.contains("/seg/side/Conv") && e.contains("one encoder stage"),
+        "{e}"
+    );
+}
+
+/// Every width configuration of the compiler's grid, run by the runtime, within 3 steps of the
+/// compiler's float reference on >= 95% of the elements; returns the configurations checked
+/// (at least `min_configs`, or the test fails).
+fn assert_follows_reference(name: &str, min_configs: usize) -> usize {
+    let c = compile_with(name, true);
     let l = &c.lowered;
     let m = Model::parse(&c.blob).unwrap_or_else(|e| panic!("{e}"));
     let x = inputs(32, 5);
+    let mut seen = std::collections::BTreeSet::new();
     for (we, d) in l.grid() {
         let idx: Vec<u8> = (0..l.manifest.segments.len())
             .map(|s| l.width_at(s, we, d) as u8)
             .collect();
+        if !seen.insert(idx.clone()) {
+            continue;
+        }
         let cfg = WidthConfig::from_indices(&idx).unwrap_or_else(|e| panic!("{e}"));
         let ours =
             run_batch(&c.blob, &x, &cfg, TaskMask::all(&m)).unwrap_or_else(|e| panic!("{e:#}"));
@@ -187,8 +223,12 @@ fn slimmable_model_follows_the_float_reference_at_every_width() {
             let s = &x.data[i * 192..(i + 1) * 192];
             let v = reference::run_all(l, &edgeslim_compiler::nchw_to_nhwc(s, 3, 8, 8), we, d);
             for (o, task) in ours.iter().zip(&l.tasks) {
+                let t = &l.tensors[task.outputs[0].1];
+                let [h, w, ch] = t.shape;
                 let r = v[task.outputs[0].1].clone().unwrap_or_default();
+                let r = edgeslim_compiler::nhwc_to_nchw(&r, h, w, ch);
                 let per = o.float.data.len() / 32;
+                assert_eq!(r.len(), per, "widths {idx:?}: reference output size");
                 for (a, b) in o.float.data[i * per..(i + 1) * per].iter().zip(&r) {
                     total += 1;
                     if (a - b).abs() <= 3.0 * o.quant.0 {
@@ -199,11 +239,17 @@ fn slimmable_model_follows_the_float_reference_at_every_width() {
         }
         let frac = ok as f64 / total as f64;
         eprintln!(
-            "widths {idx:?}: {:.2}% within 3 steps of the float reference",
+            "{name} widths {idx:?}: {:.2}% within 3 steps of the float reference",
             frac * 100.0
         );
         assert!(frac >= 0.95, "widths {idx:?}: {:.2}%", frac * 100.0);
     }
+    assert!(
+        seen.len() >= min_configs.max(1),
+        "{name}: {} width configurations checked",
+        seen.len()
+    );
+    seen.len()
 }
 
 fn compile_err(path: &Path, calib: Option<PathBuf>) -> String {

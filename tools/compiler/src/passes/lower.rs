@@ -53,7 +53,7 @@ pub struct LOp {
     pub kind: OpKind,
     /// Segment.
     pub segment: usize,
-    /// The encoder, for decoder ops.
+    /// Its segment's `in_segment` (the earlier stage whose width its parameters depend on).
     pub in_segment: Option<usize>,
     /// Input tensors.
     pub inputs: Vec<usize>,
@@ -81,8 +81,21 @@ pub struct LOp {
     pub per_width: Option<Vec<Option<WidthParams>>>,
     /// Output channels never slimmed (listed in `fixed_channels`, or reaching a task output).
     pub fixed: bool,
-    /// Channels per key (`key = w_enc * n_widths(segment) + w_seg` for decoder ops).
+    /// Channels per key (`key = w_in * n_widths(segment) + w_seg` with `w_in` the width of
+    /// the segment's `in_segment`).
     pub channels: Vec<Channels>,
+}
+
+/// How the readers of a tensor key on its producer's widths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossRead {
+    /// Every reader keys on the producer's segment and `in_segment`: one quantization per key.
+    Keyed,
+    /// A reader keys on the producer's segment but not on its `in_segment` (the next encoder
+    /// stage): one quantization per width of the producer's own segment.
+    OwnWidth,
+    /// A reader keys on neither (a skip connection into a decoder): one quantization.
+    Fixed,
 }
 
 /// The lowered model.
@@ -104,6 +117,10 @@ pub struct Lowered {
     pub tasks: Vec<LTask>,
     /// Whether the file stated quantization.
     pub prequantized: bool,
+    /// Number of encoder stages (segments `0..n_encoder`).
+    pub n_encoder: usize,
+    /// Per segment, the one other segment whose width its ops key on.
+    pub seg_in: Vec<Option<usize>>,
 }
 
 impl Lowered {
@@ -113,45 +130,112 @@ impl Lowered {
     }
     /// Largest number of widths of any decoder (1 without decoders).
     pub fn max_decoder_widths(&self) -> usize {
-        (1..self.manifest.segments.len())
+        (self.n_encoder..self.manifest.segments.len())
             .map(|s| self.n_widths(s))
             .max()
             .unwrap_or(1)
     }
-    /// Width index of segment `s` at grid point `(we, d)`: the encoder at `we`, every
-    /// decoder at `min(d, its last)`.
+    /// Number of encoder configurations: the product of the stages' width counts. An encoder
+    /// configuration `we` holds stage `k`'s width index as its `k`-th mixed-radix digit
+    /// (stage 0 least significant).
+    pub fn n_encoder_configs(&self) -> usize {
+        (0..self.n_encoder).map(|k| self.n_widths(k)).product()
+    }
+    /// Width index of segment `s` at grid point `(we, d)`: an encoder stage at its digit of
+    /// `we`, every decoder at `min(d, its last)`.
     pub fn width_at(&self, s: usize, we: usize, d: usize) -> usize {
-        if s == 0 {
-            we
+        if s < self.n_encoder {
+            let below: usize = (0..s).map(|k| self.n_widths(k)).product();
+            (we / below) % self.n_widths(s)
         } else {
             d.min(self.n_widths(s) - 1)
         }
     }
     /// Key of tensor/op of segment `s` at grid point `(we, d)`.
     pub fn key(&self, s: usize, we: usize, d: usize) -> usize {
-        if s == 0 {
-            we
-        } else {
-            we * self.n_widths(s) + self.width_at(s, we, d)
+        match self.seg_in[s] {
+            Some(i) => self.width_at(i, we, d) * self.n_widths(s) + self.width_at(s, we, d),
+            None => self.width_at(s, we, d),
         }
+    }
+    /// A grid point `(we, d)` with key `key` in segment `s`.
+    pub fn point_of_key(&self, s: usize, key: usize) -> (usize, usize) {
+        let n = self.n_widths(s);
+        let (w_in, w) = (key / n, key % n);
+        let mut digits = vec![0usize; self.n_encoder];
+        let mut d = 0;
+        if s < self.n_encoder {
+            digits[s] = w;
+        } else {
+            d = w;
+        }
+        if let Some(i) = self.seg_in[s] {
+            digits[i] = w_in;
+        }
+        let mut we = 0;
+        for k in (0..self.n_encoder).rev() {
+            we = we * self.n_widths(k) + digits[k];
+        }
+        (we, d)
+    }
+    /// How the readers of tensor `t` key on its producer's widths.
+    pub fn cross_reads(&self, t: usize) -> CrossRead {
+        let p = self.tensors[t].segment;
+        let Some(p_in) = self.seg_in[p] else {
+            return CrossRead::Keyed;
+        };
+        let mut out = CrossRead::Keyed;
+        for op in self.ops.iter().filter(|o| o.inputs.contains(&t)) {
+            let keys = [Some(op.segment), op.in_segment];
+            if !keys.contains(&Some(p)) {
+                return CrossRead::Fixed;
+            }
+            if !keys.contains(&Some(p_in)) {
+                out = CrossRead::OwnWidth;
+            }
+        }
+        out
     }
     /// Number of keys of segment `s`.
     pub fn n_keys(&self, s: usize) -> usize {
-        if s == 0 {
-            self.n_widths(0)
-        } else {
-            self.n_widths(0) * self.n_widths(s)
-        }
+        self.n_widths(s) * self.seg_in[s].map_or(1, |i| self.n_widths(i))
     }
     /// `(we, d)` grid points covering every key.
     pub fn grid(&self) -> Vec<(usize, usize)> {
         let mut g = Vec::new();
-        for we in 0..self.n_widths(0) {
+        for we in 0..self.n_encoder_configs() {
             for d in 0..self.max_decoder_widths() {
                 g.push((we, d));
             }
         }
         g
+    }
+    /// Encoder configurations to calibrate at: all of them when there are at most 16, else a
+    /// set covering every pair of widths of consecutive stages (each stage's key is such a
+    /// pair): for every `(a, b)`, stages alternate `a, b, a, ...` (clamped to their counts).
+    pub fn calibration_encoder_configs(&self) -> Vec<usize> {
+        let all = self.n_encoder_configs();
+        if all <= 16 {
+            return (0..all).collect();
+        }
+        let nmax = (0..self.n_encoder)
+            .map(|k| self.n_widths(k))
+            .max()
+            .unwrap_or(1);
+        let mut out = Vec::new();
+        for a in 0..nmax {
+            for b in 0..nmax {
+                let mut we = 0;
+                for k in (0..self.n_encoder).rev() {
+                    let w = if k % 2 == 0 { a } else { b };
+                    we = we * self.n_widths(k) + w.min(self.n_widths(k) - 1);
+                }
+                if !out.contains(&we) {
+                    out.push(we);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -301,10 +385,10 @@ pub fn run(g: &Graph) -> Result<Lowered> {
         }
     }
     let single = g.manifest_json.is_none();
+    let n_encoder = manifest.n_encoder();
     let mut ops: Vec<LOp> = Vec::new();
     for n in &live {
         let segment = manifest.segment_of(&n.name);
-        let in_segment = (segment != 0).then_some(0);
         let acts: Vec<usize> = n
             .inputs
             .iter()
@@ -316,7 +400,7 @@ pub fn run(g: &Graph) -> Result<Lowered> {
         }
         for &t in &acts {
             let s = tensors[t].segment;
-            if s != 0 && s != segment {
+            if s >= n_encoder && s != segment {
                 bail!(
                     "invalid edgeslim.manifest: segments: node {} (segment {}) reads tensor {} of segment {}; a decoder reads only encoder tensors and its own",
                     n.name,
@@ -563,7 +647,7 @@ pub fn run(g: &Graph) -> Result<Lowered> {
             op_type: n.op_type.clone(),
             kind,
             segment,
-            in_segment: if single { None } else { in_segment },
+            in_segment: None,
             inputs: acts,
             output,
             weights,
@@ -589,9 +673,42 @@ pub fn run(g: &Graph) -> Result<Lowered> {
         input_is_vector: g.tensors[g.input].shape.len() == 2,
         tasks,
         prequantized: g.prequantized,
+        n_encoder,
+        seg_in: Vec::new(),
     };
+    l.seg_in = segment_inputs(&l, single)?;
+    for op in &mut l.ops {
+        op.in_segment = l.seg_in[op.segment];
+    }
     resolve_channels(&mut l)?;
     Ok(l)
+}
+
+/// Each segment's `in_segment`: stage `k > 0` keys on stage `k - 1` (its first layer reads that
+/// stage's active channels); a decoder on the latest stage it reads (normally the last one);
+/// the first stage, and the single segment of a model without manifest, on none.
+fn segment_inputs(l: &Lowered, single: bool) -> Result<Vec<Option<usize>>> {
+    let n = l.manifest.segments.len();
+    let mut seg_in = vec![None; n];
+    if single {
+        return Ok(seg_in);
+    }
+    for (s, v) in seg_in.iter_mut().enumerate().skip(1) {
+        if s < l.n_encoder {
+            *v = Some(s - 1);
+        } else {
+            let read = l
+                .ops
+                .iter()
+                .filter(|o| o.segment == s)
+                .flat_map(|o| o.inputs.iter())
+                .map(|&t| l.tensors[t].segment)
+                .filter(|&t| t < l.n_encoder)
+                .max();
+            *v = Some(read.unwrap_or(l.n_encoder - 1));
+        }
+    }
+    Ok(seg_in)
 }
 
 /// Active channels of every op at every key, with the slimming rules checked.
@@ -698,7 +815,22 @@ fn resolve_channels(l: &mut Lowered) -> Result<()> {
             }
             act[op.output] = out;
             let key = l.key(s, we, d);
-            l.ops[i].channels[key] = Channels { inputs: ins, out };
+            let ch = Channels { inputs: ins, out };
+            let prev = &l.ops[i].channels[key];
+            if !prev.inputs.is_empty() && *prev != ch {
+                let keyed = match l.seg_in[s] {
+                    Some(k) => format!(
+                        "{} and {}",
+                        l.manifest.segments[s].name, l.manifest.segments[k].name
+                    ),
+                    None => l.manifest.segments[s].name.clone(),
+                };
+                return Err(err(format!(
+                    "its active channels ({:?} in, {} out, and {:?} in, {} out at the same widths of {keyed}) depend on the width of another segment: an op may depend on the widths of its own segment and one encoder stage only (docs/manifest.md, \"Encoder stages\"): make the tensor it reads from an earlier stage fixed-width (fixed_channels)",
+                    prev.inputs, prev.out, ch.inputs, ch.out
+                )));
+            }
+            l.ops[i].channels[key] = ch;
         }
     }
     let _ = always_full;

@@ -3,7 +3,7 @@
 //! channel (stored once), and each op's per-width parameter entries.
 
 use crate::ir::QParams;
-use crate::passes::lower::{LOp, Lowered};
+use crate::passes::lower::{CrossRead, LOp, Lowered};
 use crate::reference;
 use anyhow::{Result, bail};
 use edgeslim_runtime::OpKind;
@@ -21,18 +21,24 @@ pub struct Ranges {
     pub samples: usize,
 }
 
-/// Calibrate at every width: for each sample, the encoder once per encoder width, then every
-/// decoder at each decoder width (decoders are independent, so one pass at decoder width `d`
-/// covers them all).
+/// Calibrate at every width: for each sample, the encoder once per encoder configuration (all
+/// of them, or for a many-stage encoder a set covering every key:
+/// [`Lowered::calibration_encoder_configs`]), then every decoder at each decoder width
+/// (decoders are independent, so one pass at decoder width `d` covers them all).
+///
+/// A tensor of an encoder stage that a later segment reads gets one range per width of its own
+/// stage (merged over the width of the stage before, which its readers do not key on); one read
+/// by a segment keying on neither gets a single range.
 pub fn calibrate(l: &Lowered, samples: &[Vec<f32>], progress: bool) -> Ranges {
     let mut ranges: Vec<Vec<Option<(f32, f32)>>> = l
         .tensors
         .iter()
         .map(|t| vec![None; l.n_keys(t.segment)])
         .collect();
-    let nw = l.n_widths(0);
+    let configs = l.calibration_encoder_configs();
+    let nenc = l.n_encoder;
     let bar = if progress {
-        let b = indicatif::ProgressBar::new((samples.len() * nw) as u64);
+        let b = indicatif::ProgressBar::new((samples.len() * configs.len()) as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
                 "calibrating {bar:40} {pos}/{len} runs ({eta} left)",
@@ -52,25 +58,26 @@ pub fn calibrate(l: &Lowered, samples: &[Vec<f32>], progress: bool) -> Ranges {
         r[t][key] = Some((lo, hi));
     };
     for x in samples {
-        for we in 0..nw {
+        for &we in &configs {
             let mut values: reference::Values = vec![None; l.tensors.len()];
             values[l.input] = Some(x.clone());
-            reference::run(l, &mut values, we, 0, &|s| s == 0);
+            reference::run(l, &mut values, we, 0, &|s| s < nenc);
             for (t, v) in values.iter().enumerate() {
+                let s = l.tensors[t].segment;
                 if let Some(v) = v
-                    && l.tensors[t].segment == 0
+                    && s < nenc
                 {
-                    note(&mut ranges, t, we, v);
+                    note(&mut ranges, t, l.key(s, we, 0), v);
                 }
             }
             for d in 0..l.max_decoder_widths() {
-                if l.manifest.segments.len() == 1 {
+                if l.manifest.segments.len() == nenc {
                     break;
                 }
-                reference::run(l, &mut values, we, d, &|s| s != 0);
+                reference::run(l, &mut values, we, d, &|s| s >= nenc);
                 for (t, v) in values.iter().enumerate() {
                     let s = l.tensors[t].segment;
-                    if s != 0
+                    if s >= nenc
                         && let Some(v) = v
                     {
                         note(&mut ranges, t, l.key(s, we, d), v);
@@ -81,9 +88,38 @@ pub fn calibrate(l: &Lowered, samples: &[Vec<f32>], progress: bool) -> Ranges {
         }
     }
     bar.finish_and_clear();
+    merge_cross_segment(l, &mut ranges);
     Ranges {
         ranges,
         samples: samples.len(),
+    }
+}
+
+/// Give the tensors read across segments the ranges their readers can key on: merged over the
+/// producer's `in_segment` width when a reader does not key on it, over every key when a reader
+/// keys on neither the producer's segment nor its `in_segment`.
+fn merge_cross_segment(l: &Lowered, ranges: &mut [Vec<Option<(f32, f32)>>]) {
+    let union = |a: Option<(f32, f32)>, b: Option<(f32, f32)>| match (a, b) {
+        (Some(x), Some(y)) => Some((x.0.min(y.0), x.1.max(y.1))),
+        (x, None) => x,
+        (None, y) => y,
+    };
+    for (t, tensor) in l.tensors.iter().enumerate() {
+        let n = l.n_widths(tensor.segment);
+        let r = &mut ranges[t];
+        match l.cross_reads(t) {
+            CrossRead::Keyed => {}
+            CrossRead::OwnWidth => {
+                for w in 0..n {
+                    let merged = r.iter().skip(w).step_by(n).copied().fold(None, union);
+                    r.iter_mut().skip(w).step_by(n).for_each(|v| *v = merged);
+                }
+            }
+            CrossRead::Fixed => {
+                let all = r.iter().copied().fold(None, union);
+                r.iter_mut().for_each(|v| *v = all);
+            }
+        }
     }
 }
 
@@ -351,6 +387,20 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
             };
             tq[op.output][key] = Some(q);
         }
+        // A tensor read across segments holds one quantization per key its readers can tell
+        // apart: the widest in-width's, or the full key's.
+        let n = l.n_widths(s);
+        let top = l.n_keys(s) - 1;
+        let cross = l.cross_reads(op.output);
+        let qs = &mut tq[op.output];
+        for key in 0..qs.len() {
+            let rep = match cross {
+                CrossRead::Keyed => key,
+                CrossRead::OwnWidth => top - (n - 1) + key % n,
+                CrossRead::Fixed => top,
+            };
+            qs[key] = qs[rep];
+        }
     }
     if bounded {
         warnings.push(
@@ -396,11 +446,7 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
         #[allow(clippy::needless_range_loop)] // `key` indexes several tables
         for key in 0..n_keys {
             // Any grid point with this key.
-            let (we, d) = if s == 0 {
-                (key, 0)
-            } else {
-                (key / l.n_widths(s), key % l.n_widths(s))
-            };
+            let (we, d) = l.point_of_key(s, key);
             let ch = &op.channels[key];
             let qi = q_of(op.inputs[0], we, d);
             let qo = tq[op.output][key].unwrap_or(input_q);
@@ -570,11 +616,14 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
             .manifest
             .segments
             .iter()
-            .map(|s| SegmentDef {
+            .enumerate()
+            .map(|(i, s)| SegmentDef {
                 name: s.name.clone(),
                 widths: s.widths.clone(),
+                in_segment: l.seg_in[i],
             })
             .collect(),
+        encoder_segments: l.n_encoder,
         tasks: l
             .tasks
             .iter()

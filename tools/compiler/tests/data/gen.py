@@ -126,6 +126,97 @@ def tiny_slim():
     return g, manifest
 
 
+def tiny_staged():
+    """A dense two-task model with a three-stage encoder, each stage slimmable on its own:
+    s0 (0.5, 1) conv; s1 (0.5, 1) strided conv with per-width BN parameters and a fixed-width
+    skip branch; s2 (0.25, 0.5, 1) depthwise + pointwise. Decoder `seg` (0.5, 1): 1x1 conv,
+    Concat after the fixed skip, 3x3 conv to 5 classes, nearest Resize x2. Decoder `depth`
+    (0.5, 1): ConvTranspose x2, 1x1 conv, Sigmoid. Its own generator, so the other files do
+    not change when it is added."""
+    r = np.random.default_rng(11)
+
+    def wr(*shape, scale=None):
+        fan = np.prod(shape[1:]) if len(shape) > 1 else shape[0]
+        return (r.standard_normal(shape) * (scale or 1.0 / np.sqrt(fan))).astype(np.float32)
+
+    nodes, inits = [], []
+
+    def conv(name, x, y, cout, cin, k, stride=1, group=1, act=True):
+        inits.extend([init(name + ".W", wr(cout, cin // group, k, k)), init(name + ".B", wr(cout, scale=0.1))])
+        nodes.append(helper.make_node("Conv", [x, name + ".W", name + ".B"], [y + "_c" if act else y],
+                                      name=name + "/Conv", pads=[k // 2] * 4, strides=[stride] * 2, group=group))
+        if act:
+            nodes.append(helper.make_node("Relu", [y + "_c"], [y], name=name + "/Relu"))
+
+    conv("/s0/stem", "x", "s0", 8, 3, 3)
+    conv("/s1/down", "s0", "s1", 12, 8, 3, stride=2)
+    conv("/s1/skip", "s1", "sk", 4, 12, 1)
+    conv("/s2/dw", "s1", "s2dw", 12, 12, 3, group=12)
+    conv("/s2/pw", "s2dw", "s2", 16, 12, 1)
+    conv("/seg/in", "s2", "g1", 8, 16, 1)
+    nodes.append(helper.make_node("Concat", ["sk", "g1"], ["gcat"], name="/seg/cat/Concat", axis=1))
+    conv("/seg/head", "gcat", "g2", 5, 12, 3, act=False)
+    inits.append(init("up.scales", np.array([1, 1, 2, 2], np.float32)))
+    nodes.append(helper.make_node("Resize", ["g2", "", "up.scales"], ["out_seg"], name="/seg/up/Resize", mode="nearest"))
+    inits.extend([init("/depth/up.W", wr(16, 6, 2, 2)), init("/depth/up.B", wr(6, scale=0.1))])
+    nodes.append(helper.make_node("ConvTranspose", ["s2", "/depth/up.W", "/depth/up.B"], ["d1c"], name="/depth/up/ConvTranspose", strides=[2, 2], kernel_shape=[2, 2]))
+    nodes.append(helper.make_node("Relu", ["d1c"], ["d1"], name="/depth/up/Relu"))
+    conv("/depth/head", "d1", "d2", 1, 6, 1, act=False)
+    nodes.append(helper.make_node("Sigmoid", ["d2"], ["out_depth"], name="/depth/out/Sigmoid"))
+    g = helper.make_graph(
+        nodes, "tiny_staged",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out_seg", TensorProto.FLOAT, [1, 5, 8, 8]),
+         helper.make_tensor_value_info("out_depth", TensorProto.FLOAT, [1, 1, 8, 8])],
+        inits)
+    manifest = {
+        "format": "edgeslim.manifest/1",
+        "channel_rule": {"kind": "ceil", "divisor": 1, "min": 1},
+        "segments": [
+            {"name": "s0", "role": "encoder", "node_prefix": "/s0/", "widths": [0.5, 1.0]},
+            {"name": "s1", "role": "encoder", "node_prefix": "/s1/", "widths": [0.5, 1.0]},
+            {"name": "s2", "role": "encoder", "node_prefix": "/s2/", "widths": [0.25, 0.5, 1.0]},
+            {"name": "seg", "node_prefix": "/seg/", "widths": [0.5, 1.0]},
+            {"name": "depth", "node_prefix": "/depth/", "widths": [0.5, 1.0]},
+        ],
+        "tasks": [
+            {"name": "seg", "outputs": ["out_seg"], "segment": "seg", "metric": "miou"},
+            {"name": "depth", "outputs": ["out_depth"], "segment": "depth", "metric": "rmse"},
+        ],
+        "fixed_channels": ["/s1/skip/Conv"],
+        "per_width": [
+            {"node": "/s1/down/Conv",
+             "widths": [{"channel_scale": [float(v) for v in 1 + 0.1 * r.standard_normal(6)],
+                         "bias": [float(v) for v in 0.1 * r.standard_normal(6)]}, None]},
+        ],
+    }
+    return g, manifest
+
+
+def write_staged():
+    g, man = tiny_staged()
+    save(g, "tiny_staged.onnx", man)
+    # The segmentation decoder also reads stage s1's slimmed output (a 1x1 conv added to its
+    # own branch): its parameters would depend on the widths of s1 and s2. Refused.
+    r = np.random.default_rng(12)
+    g.initializer.extend([init("side.W", (0.3 * r.standard_normal((8, 12, 1, 1))).astype(np.float32))])
+    g.node.extend([
+        helper.make_node("Conv", ["s1", "side.W"], ["side"], name="/seg/side/Conv"),
+        helper.make_node("Add", ["g1", "side"], ["g1s"], name="/seg/add/Add"),
+    ])
+    for n in g.node:
+        if n.name == "/seg/cat/Concat":
+            n.input[1] = "g1s"
+    # Keep the nodes in topological order: the new ones before the Concat.
+    nodes = sorted(g.node, key=lambda n: (n.name in ("/seg/side/Conv", "/seg/add/Add")) * 0)
+    order = [n for n in nodes if n.name not in ("/seg/side/Conv", "/seg/add/Add")]
+    at = [i for i, n in enumerate(order) if n.name == "/seg/cat/Concat"][0]
+    extra = [n for n in nodes if n.name in ("/seg/side/Conv", "/seg/add/Add")]
+    del g.node[:]
+    g.node.extend(order[:at] + extra + order[at:])
+    save(g, "tiny_staged_two_stages.onnx", man)
+
+
 def quantize(src, dst, fmt, act_type, ops=None):
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
@@ -194,3 +285,4 @@ if __name__ == "__main__":
     g = tiny_float()
     g.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
     save(g, "dynamic.onnx")
+    write_staged()
