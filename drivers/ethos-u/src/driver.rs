@@ -193,8 +193,9 @@ impl<'a, R: Registers> EthosU<'a, R> {
         self.streams
     }
 
-    /// The index of the stream of `segment` at width `width`, compiled with the encoder at
-    /// `encoder_width`.
+    /// The index of the stream of `segment` at width `width`, compiled with the segment it
+    /// reads (its `in_segment`: the encoder, or the stage before) at `encoder_width` (its own
+    /// width for a segment that keys on no other).
     pub fn find(&self, segment: usize, encoder_width: u8, width: u8) -> Option<usize> {
         self.streams.iter().position(|s| {
             usize::from(s.segment) == segment
@@ -203,9 +204,19 @@ impl<'a, R: Registers> EthosU<'a, R> {
         })
     }
 
-    /// The stream for `segment` under `widths`, if the table has one.
-    pub fn stream_for(&self, segment: usize, widths: &WidthConfig) -> Option<usize> {
-        self.find(segment, widths.get(0)?, widths.get(segment)?)
+    /// The stream for `segment` of `model` under `widths`, if the table has one.
+    pub fn stream_for(
+        &self,
+        model: &Model<'_>,
+        segment: usize,
+        widths: &WidthConfig,
+    ) -> Option<usize> {
+        let own = widths.get(segment)?;
+        let read = match model.segment_in(segment) {
+            Some(i) => widths.get(i)?,
+            None => own,
+        };
+        self.find(segment, read, own)
     }
 
     /// Check every stream against an arena of `arena_bytes` and the scratch buffers, whether
@@ -457,7 +468,7 @@ impl<R: Registers> Accelerator for EthosU<'_, R> {
             self.stats.no_npu = self.stats.no_npu.wrapping_add(1);
             return Ok(false);
         };
-        let Some(index) = self.stream_for(segment, widths) else {
+        let Some(index) = self.stream_for(model, segment, widths) else {
             self.stats.no_stream = self.stats.no_stream.wrapping_add(1);
             return Ok(false);
         };

@@ -211,9 +211,9 @@ fn streams_are_found_by_segment_encoder_width_and_width() {
     assert_eq!(npu.find(0, 1, 2), None, "the encoder at two widths");
     assert_eq!(npu.find(3, 0, 0), None, "no such segment");
     let w = WidthConfig::from_indices(&[2, 3, 0]).expect("widths");
-    assert_eq!(npu.stream_for(1, &w), npu.find(1, 2, 3));
-    assert_eq!(npu.stream_for(2, &w), npu.find(2, 2, 0));
-    assert_eq!(npu.stream_for(7, &w), None);
+    assert_eq!(npu.stream_for(&m, 1, &w), npu.find(1, 2, 3));
+    assert_eq!(npu.stream_for(&m, 2, &w), npu.find(2, 2, 0));
+    assert_eq!(npu.stream_for(&m, 7, &w), None);
 
     // Decoders run on the NPU only where the encoder ran at width 2; the CPU takes the rest.
     let offers = all_exact(&mut npu, &m);

@@ -12,7 +12,7 @@ use edgeslim_search::{
     SweepOptions, plot_report, sweep,
 };
 
-use crate::evaluate::{EvalSet, evaluate_cached, load_eval_set};
+use crate::evaluate::{EvalSet, TaskScore, evaluate_cached, load_eval_set, score_config};
 use crate::profile::{ProfileOptions, profile_host};
 
 /// Read and parse a model blob; the blob is returned for hashing.
@@ -193,23 +193,57 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 }
 
 fn print_metrics(table: &MetricTable, n: usize, cached: bool) {
+    let counts = table.stage_counts();
+    let stages = &table.segments[..counts.len()];
     println!(
-        "accuracy on {n} samples, every (encoder width, decoder width){}",
+        "metrics on {n} samples, every (encoder {}, decoder width){}",
+        if counts.len() > 1 {
+            "configuration"
+        } else {
+            "width"
+        },
         if cached { " (cached)" } else { "" }
     );
-    for t in &table.tasks {
+    // The encoder configuration as its stages' multipliers (`0.5/1/0.25`).
+    let enc = |e: usize| {
+        (0..counts.len())
+            .map(|k| {
+                format!(
+                    "{}",
+                    stages[k].widths[edgeslim_search::config::stage_width(&counts, e, k)]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let enc_w = (0..table.encoder_configs())
+        .map(|e| enc(e).len())
+        .max()
+        .unwrap_or(4)
+        .max(9);
+    for (ti, t) in table.tasks.iter().enumerate() {
         let dec = table.segments.iter().find(|s| s.name == t.segment);
-        print!("{:>12} | enc \\ dec", t.name);
+        let better = if table.lower_is_better(ti) {
+            "lower is better"
+        } else {
+            "higher is better"
+        };
+        println!("{} ({}, {better})", t.name, t.metric);
+        print!("{:>enc_w$} \\ dec", "enc");
         if let Some(d) = dec {
             for w in &d.widths {
-                print!(" {w:>6.2}");
+                print!(" {w:>7.2}");
             }
         }
         println!();
         for (e, row) in t.values.iter().enumerate() {
-            print!("{:>12} | {:>9.2}", "", table.segments[0].widths[e]);
+            print!("{:>w$}", enc(e), w = enc_w + 6);
             for v in row {
-                print!(" {}", pct(*v));
+                if table.lower_is_better(ti) {
+                    print!(" {v:>7.4}");
+                } else {
+                    print!(" {:>7}", pct(*v));
+                }
             }
             println!();
         }
@@ -363,7 +397,7 @@ fn print_report(r: &SearchReport) {
         let metrics: Vec<String> = c
             .task_metrics
             .iter()
-            .map(|t| format!("{} {}", t.task, pct(t.value)))
+            .map(|t| format!("{} {}", t.task, t.display()))
             .collect();
         println!(
             "{label:>10}: widths [{}], {:.1} us, score {:.4}, {}",
@@ -550,29 +584,20 @@ pub fn bundle_summary(blob: &[u8], path: &Path) -> Result<(String, serde_json::V
     Ok((t, j))
 }
 
-/// Accuracy per task and median latency of `model` at one configuration, on `set`.
-fn simulate(m: &Model<'_>, set: &EvalSet, w: &WidthConfig) -> Result<(Vec<f64>, f64)> {
+/// Every task's metric and the median latency of `model` at one configuration, on `set`.
+fn simulate(m: &Model<'_>, set: &EvalSet, w: &WidthConfig) -> Result<(Vec<TaskScore>, f64)> {
+    let scores = score_config(m, set, w, 1)?;
     let mut arena = vec![0u8; m.arena_bytes()];
     let mut interp = Interpreter::new(m, &mut arena)?;
-    let mut correct = vec![0usize; set.labels.len()];
     let mut times = Vec::with_capacity(set.n);
     for s in 0..set.n {
         let x = &set.x[s * set.sample_len..(s + 1) * set.sample_len];
         let t0 = Instant::now();
-        let out = interp.run(Input::F32(x), w, TaskMask::all(m))?;
+        interp.run(Input::F32(x), w, TaskMask::all(m))?;
         times.push(t0.elapsed().as_secs_f64() * 1e6);
-        for (t, (_, y)) in set.labels.iter().enumerate() {
-            if out.task(t)?.argmax() as i64 == y[s] {
-                correct[t] += 1;
-            }
-        }
     }
     times.sort_by(f64::total_cmp);
-    let acc = correct
-        .iter()
-        .map(|&c| c as f64 / set.n.max(1) as f64)
-        .collect();
-    Ok((acc, times.get(times.len() / 2).copied().unwrap_or(0.0)))
+    Ok((scores, times.get(times.len() / 2).copied().unwrap_or(0.0)))
 }
 
 /// `edgeslim demo`: the quickstart's main job on a bundled model.
@@ -649,11 +674,15 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             .join(" ")
     );
     for (label, w) in [("full width", &full), ("chosen (exact search)", &chosen)] {
-        let (acc, us) = simulate(&m, &set, w)?;
+        let (scores, us) = simulate(&m, &set, w)?;
         println!(
             "{label:>22} | {} | {us:.1} us",
-            acc.iter()
-                .map(|&v| format!("{:>7}", pct(v)))
+            scores
+                .iter()
+                .map(|v| match v.metric {
+                    "rmse" => format!("{:>7.4}", v.value),
+                    _ => format!("{:>7}", pct(v.value)),
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         );

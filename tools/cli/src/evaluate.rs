@@ -1,18 +1,56 @@
-//! `edgeslim eval`: per-task accuracy at every width configuration, through the runtime (the
-//! same code the firmware runs).
+//! `edgeslim eval`: every task's metric at every width configuration, through the runtime (the
+//! same code the firmware runs): accuracy for classification, mean IoU for segmentation, RMSE
+//! for dense regression (the labels' shape and type decide).
 //!
-//! A task's output depends only on the encoder's width and its own decoder's width, so the
-//! table needs `n_encoder_widths x max(n_decoder_widths)` passes over the eval set (every
-//! decoder at the same width index in one pass), not the whole configuration space: it is
-//! exact, never sampled.
+//! A task's output depends only on the encoder's configuration (one width per stage) and its
+//! own decoder's width, so the table needs `encoder configurations x max(n_decoder_widths)`
+//! passes over the eval set (every decoder at the same width index in one pass), not the whole
+//! configuration space: it is exact, never sampled.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
 use edgeslim_search::{MetricPoint, MetricTable, SegmentWidths, TaskSpec};
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// One task's labels in an evaluation set; the kind decides the metric.
+#[derive(Debug, Clone)]
+pub enum Labels {
+    /// `y_<task>` integer `[N]`: a class per sample; metric `accuracy`.
+    Class(Vec<i64>),
+    /// `y_<task>` integer `[N, H, W]`: a class per pixel; metric `miou` (pixel accuracy
+    /// beside it).
+    Segmentation {
+        /// Rows.
+        h: usize,
+        /// Columns.
+        w: usize,
+        /// `N * H * W` classes.
+        map: Vec<i64>,
+    },
+    /// `y_<task>` float `[N, H, W]` (> 0): a value per pixel, e.g. depth; metric `rmse`
+    /// (lower is better; `abs_rel` beside it).
+    Dense {
+        /// Rows.
+        h: usize,
+        /// Columns.
+        w: usize,
+        /// `N * H * W` values.
+        map: Vec<f32>,
+    },
+}
+
+impl Labels {
+    /// The metric these labels are scored with (the metric table's `metric`).
+    pub fn metric(&self) -> &'static str {
+        match self {
+            Labels::Class(_) => "accuracy",
+            Labels::Segmentation { .. } => "miou",
+            Labels::Dense { .. } => "rmse",
+        }
+    }
+}
 
 /// An evaluation set: NHWC float samples and one label array per task.
 #[derive(Debug, Clone)]
@@ -24,12 +62,14 @@ pub struct EvalSet {
     /// Values per sample.
     pub sample_len: usize,
     /// Labels per task name.
-    pub labels: Vec<(String, Vec<i64>)>,
+    pub labels: Vec<(String, Labels)>,
     /// CRC-32 of the file, for the cache key.
     pub crc: u32,
 }
 
-/// Load `eval.npz` (`x`: float32 `[N, C, H, W]`; `y_<task>`: integer labels `[N]`) for `model`.
+/// Load an evaluation set (`eval.npz`, or a model's `val.npz`) for `model`: `x` float32
+/// `[N, C, H, W]`; per task `y_<task>`: integer `[N]` (classification), integer `[N, H, W]`
+/// (segmentation) or float `[N, H, W]` (dense regression, values > 0).
 pub fn load_eval_set(path: &Path, model: &Model<'_>) -> Result<EvalSet> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let crc = edgeslim_runtime::format::crc32(&bytes);
@@ -64,17 +104,43 @@ pub fn load_eval_set(path: &Path, model: &Model<'_>) -> Result<EvalSet> {
         let key = format!("y_{name}");
         let y = arrays
             .remove(&key)
-            .with_context(|| format!("{}: no labels `{key}` for task {name:?}", path.display()))?
-            .into_i64()
-            .with_context(|| format!("{}: `{key}` must hold integer labels", path.display()))?;
-        if y.data.len() != n {
-            bail!(
-                "{}: `{key}` has {} labels for {n} samples",
-                path.display(),
-                y.data.len()
-            );
-        }
-        labels.push((name.to_string(), y.data));
+            .with_context(|| format!("{}: no labels `{key}` for task {name:?}", path.display()))?;
+        let shape = y.shape().to_vec();
+        let what = |e: &str| format!("{}: `{key}` {e}", path.display());
+        let l = match (shape.as_slice(), y.dtype()) {
+            ([m], _) if *m == n => Labels::Class(
+                y.into_i64()
+                    .with_context(|| what("must hold integer labels"))?
+                    .data,
+            ),
+            ([m, h, w], "float32" | "float64") if *m == n => {
+                let map = y.into_f32().with_context(|| what("float"))?.data;
+                if let Some(v) = map.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                    bail!(
+                        "{}",
+                        what(&format!("holds {v}: dense targets must be finite and > 0"))
+                    );
+                }
+                Labels::Dense { h: *h, w: *w, map }
+            }
+            ([m, h, w], _) if *m == n => {
+                let map = y
+                    .into_i64()
+                    .with_context(|| what("must hold integer classes"))?
+                    .data;
+                if let Some(v) = map.iter().find(|v| **v < 0) {
+                    bail!("{}", what(&format!("holds class {v}: classes are >= 0")));
+                }
+                Labels::Segmentation { h: *h, w: *w, map }
+            }
+            _ => bail!(
+                "{}",
+                what(&format!(
+                    "has shape {shape:?}: expected [{n}] (classes), or [{n}, H, W] (a class or a value per pixel)"
+                ))
+            ),
+        };
+        labels.push((name.to_string(), l));
     }
     Ok(EvalSet {
         n,
@@ -96,57 +162,247 @@ pub fn segment_widths(model: &Model<'_>) -> Vec<SegmentWidths> {
         .collect()
 }
 
-/// Correct predictions per task of `model` at `widths` over `set`, with `threads` workers.
-fn count_correct(
+/// One task's running score over samples.
+#[derive(Debug, Clone)]
+enum Acc {
+    /// Correct predictions.
+    Correct(u64),
+    /// `k x k` confusion counts (`label * k + predicted`).
+    Confusion { k: usize, m: Vec<u64> },
+    /// Sum of squared errors, of relative errors, and the number of values.
+    Errors { sq: f64, rel: f64, n: u64 },
+}
+
+/// One task's metric at one configuration, with the figure reported beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskScore {
+    /// The metric (`accuracy`, `miou`, `rmse`).
+    pub metric: &'static str,
+    /// Its value.
+    pub value: f64,
+    /// The secondary figure (`pixel_accuracy` beside `miou`, `abs_rel` beside `rmse`).
+    pub extra: Option<(&'static str, f64)>,
+}
+
+impl Acc {
+    fn new(labels: &Labels, out_channels: usize) -> Self {
+        match labels {
+            Labels::Class(_) => Acc::Correct(0),
+            Labels::Segmentation { .. } => Acc::Confusion {
+                k: out_channels,
+                m: vec![0; out_channels * out_channels],
+            },
+            Labels::Dense { .. } => Acc::Errors {
+                sq: 0.0,
+                rel: 0.0,
+                n: 0,
+            },
+        }
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        match (self, o) {
+            (Acc::Correct(a), Acc::Correct(b)) => *a += b,
+            (Acc::Confusion { m: a, .. }, Acc::Confusion { m: b, .. }) => {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y)
+            }
+            (
+                Acc::Errors { sq, rel, n },
+                Acc::Errors {
+                    sq: s2,
+                    rel: r2,
+                    n: n2,
+                },
+            ) => {
+                *sq += s2;
+                *rel += r2;
+                *n += n2;
+            }
+            _ => {}
+        }
+    }
+
+    fn score(&self, samples: usize) -> TaskScore {
+        match self {
+            Acc::Correct(c) => TaskScore {
+                metric: "accuracy",
+                value: *c as f64 / samples.max(1) as f64,
+                extra: None,
+            },
+            Acc::Confusion { k, m } => {
+                let (mut ious, mut diag, mut total) = (Vec::new(), 0u64, 0u64);
+                for c in 0..*k {
+                    let tp = m[c * k + c];
+                    let row: u64 = m[c * k..(c + 1) * k].iter().sum();
+                    let col: u64 = (0..*k).map(|r| m[r * k + c]).sum();
+                    let union = row + col - tp;
+                    if union > 0 {
+                        ious.push(tp as f64 / union as f64);
+                    }
+                    diag += tp;
+                    total += row;
+                }
+                TaskScore {
+                    metric: "miou",
+                    value: ious.iter().sum::<f64>() / ious.len().max(1) as f64,
+                    extra: Some(("pixel_accuracy", diag as f64 / total.max(1) as f64)),
+                }
+            }
+            Acc::Errors { sq, rel, n } => TaskScore {
+                metric: "rmse",
+                value: (sq / (*n).max(1) as f64).sqrt(),
+                extra: Some(("abs_rel", rel / (*n).max(1) as f64)),
+            },
+        }
+    }
+
+    /// Add sample `s`'s output `out` (int8 NHWC) against `labels`.
+    fn add(
+        &mut self,
+        task: &str,
+        labels: &Labels,
+        s: usize,
+        out: &edgeslim_runtime::OutputView<'_>,
+        buf: &mut Vec<f32>,
+    ) -> Result<()> {
+        let sh = out.shape;
+        match (self, labels) {
+            (Acc::Correct(c), Labels::Class(y)) => {
+                if out.argmax() as i64 == y[s] {
+                    *c += 1;
+                }
+            }
+            (Acc::Confusion { k, m }, Labels::Segmentation { h, w, map }) => {
+                if (sh.h, sh.w, sh.c) != (*h, *w, *k) {
+                    bail!(
+                        "task {task:?}: output [{}, {}, {}] (h, w, classes) does not match labels [{h}, {w}] with {k} classes",
+                        sh.h,
+                        sh.w,
+                        sh.c
+                    );
+                }
+                let lab = &map[s * h * w..(s + 1) * h * w];
+                for (p, px) in out.data.chunks_exact(*k).enumerate() {
+                    let mut best = 0;
+                    for (i, &v) in px.iter().enumerate() {
+                        if v > px[best] {
+                            best = i;
+                        }
+                    }
+                    let l = usize::try_from(lab[p]).unwrap_or(usize::MAX);
+                    if l >= *k {
+                        bail!(
+                            "task {task:?}: sample {s} has class {} but the output has {k} classes",
+                            lab[p]
+                        );
+                    }
+                    m[l * *k + best] += 1;
+                }
+            }
+            (Acc::Errors { sq, rel, n }, Labels::Dense { h, w, map }) => {
+                if (sh.h, sh.w, sh.c) != (*h, *w, 1) {
+                    bail!(
+                        "task {task:?}: output [{}, {}, {}] (h, w, c) does not match labels [{h}, {w}] of one value per pixel",
+                        sh.h,
+                        sh.w,
+                        sh.c
+                    );
+                }
+                buf.resize(out.data.len(), 0.0);
+                out.dequantize_into(buf)?;
+                for (p, g) in buf.iter().zip(&map[s * h * w..(s + 1) * h * w]) {
+                    let e = f64::from(p - g);
+                    *sq += e * e;
+                    *rel += e.abs() / f64::from(*g);
+                }
+                *n += buf.len() as u64;
+            }
+            _ => bail!("task {task:?}: labels and score kinds differ"),
+        }
+        Ok(())
+    }
+}
+
+/// Every task's metric for `model` at `widths` over `set`, with `threads` workers.
+pub fn score_config(
     model: &Model<'_>,
     set: &EvalSet,
     widths: &WidthConfig,
     threads: usize,
-) -> Result<Vec<u64>> {
-    let n_tasks = model.num_tasks();
-    let counts: Vec<AtomicU64> = (0..n_tasks).map(|_| AtomicU64::new(0)).collect();
+) -> Result<Vec<TaskScore>> {
+    // The number of classes of each segmentation output: its channels (a task output is never
+    // slimmed).
+    let classes: Vec<usize> = (0..model.num_tasks())
+        .map(|t| {
+            model
+                .task(t)
+                .and_then(|i| model.output(i.first_output))
+                .and_then(|o| model.tensor(o.tensor))
+                .map_or(1, |t| t.c)
+        })
+        .collect();
     let chunk = set.n.div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| -> Result<()> {
+    let parts = std::thread::scope(|scope| -> Result<Vec<Vec<Acc>>> {
         let mut handles = Vec::new();
         for start in (0..set.n).step_by(chunk) {
-            let counts = &counts;
-            handles.push(scope.spawn(move || -> Result<()> {
+            let classes = &classes;
+            handles.push(scope.spawn(move || -> Result<Vec<Acc>> {
+                let mut acc: Vec<Acc> = set
+                    .labels
+                    .iter()
+                    .zip(classes)
+                    .map(|((_, l), &k)| Acc::new(l, k))
+                    .collect();
                 let mut arena = vec![0u8; model.arena_bytes()];
                 let mut interp = Interpreter::new(model, &mut arena)?;
+                let mut buf = Vec::new();
                 for s in start..(start + chunk).min(set.n) {
                     let x = &set.x[s * set.sample_len..(s + 1) * set.sample_len];
                     let out = interp.run(Input::F32(x), widths, TaskMask::all(model))?;
-                    for (t, (_, y)) in set.labels.iter().enumerate() {
-                        if out.task(t)?.argmax() as i64 == y[s] {
-                            counts[t].fetch_add(1, Ordering::Relaxed);
-                        }
+                    for (t, (name, y)) in set.labels.iter().enumerate() {
+                        acc[t].add(name, y, s, &out.task(t)?, &mut buf)?;
                     }
                 }
-                Ok(())
+                Ok(acc)
             }));
         }
-        for h in handles {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("evaluation worker panicked"))??;
-        }
-        Ok(())
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("evaluation worker panicked"))?
+            })
+            .collect()
     })?;
-    Ok(counts.into_iter().map(|c| c.into_inner()).collect())
+    let mut total: Option<Vec<Acc>> = None;
+    for part in parts {
+        match &mut total {
+            None => total = Some(part),
+            Some(t) => t.iter_mut().zip(&part).for_each(|(a, b)| a.merge(b)),
+        }
+    }
+    Ok(total
+        .unwrap_or_default()
+        .iter()
+        .map(|a| a.score(set.n))
+        .collect())
 }
 
-/// Accuracy of every task at every (encoder width, decoder width) pair.
+/// Every task's metric at every (encoder configuration, decoder width) pair.
 pub fn evaluate(
     model: &Model<'_>,
     blob_hash: &str,
     set: &EvalSet,
     progress: bool,
 ) -> Result<MetricTable> {
-    let n_enc = model.segment(0).map_or(1, |s| s.n_widths);
+    let stages = model.num_encoder_segments();
+    let counts: Vec<usize> = (0..stages).map(|k| model.num_widths(k)).collect();
+    let n_enc = edgeslim_search::config::encoder_configs(&counts);
     let mut tasks = Vec::new();
     let mut n_dec = 1;
-    for t in 0..model.num_tasks() {
+    for (t, (_, labels)) in set.labels.iter().enumerate() {
         let info = model.task(t).context("task index")?;
-        if info.segment == 0 {
+        if info.segment < stages {
             bail!(
                 "task {:?} is computed in the encoder: eval needs a decoder per task (a slimming manifest)",
                 info.name
@@ -157,7 +413,7 @@ pub fn evaluate(
         tasks.push(TaskSpec {
             name: info.name.to_string(),
             segment: seg.name.to_string(),
-            metric: "accuracy".into(),
+            metric: labels.metric().into(),
         });
     }
     let bar = if progress {
@@ -176,12 +432,14 @@ pub fn evaluate(
     for e in 0..n_enc {
         for d in 0..n_dec {
             let mut w = WidthConfig::full(model);
-            w.set(0, e as u8)?;
-            for s in 1..model.num_segments() {
+            for k in 0..stages {
+                w.set(k, edgeslim_search::config::stage_width(&counts, e, k) as u8)?;
+            }
+            for s in stages..model.num_segments() {
                 let nw = model.segment(s).map_or(1, |g| g.n_widths);
                 w.set(s, d.min(nw - 1) as u8)?;
             }
-            let correct = count_correct(model, set, &w, threads)?;
+            let scores = score_config(model, set, &w, threads)?;
             for t in 0..model.num_tasks() {
                 let seg = model.task(t).map_or(0, |t| t.segment);
                 if d < model.segment(seg).map_or(0, |g| g.n_widths) {
@@ -189,7 +447,7 @@ pub fn evaluate(
                         encoder: e,
                         decoder: d,
                         task: tasks[t].name.clone(),
-                        value: correct[t] as f64 / set.n.max(1) as f64,
+                        value: scores[t].value,
                     });
                 }
             }
@@ -197,9 +455,10 @@ pub fn evaluate(
         }
     }
     bar.finish_and_clear();
-    Ok(MetricTable::from_points(
+    Ok(MetricTable::from_points_staged(
         blob_hash,
         segment_widths(model),
+        stages,
         tasks,
         points,
     )?)

@@ -221,7 +221,7 @@ pub fn attach(
     let mut levels = Vec::with_capacity(bundle.levels.len());
     for level in &bundle.levels {
         let widths = WidthConfig::from_indices(&level.widths).map_err(|e| anyhow!("{e}"))?;
-        let mut running = vec![0usize];
+        let mut running: Vec<usize> = (0..model.num_encoder_segments()).collect();
         for t in 0..model.num_tasks() {
             let s = model.task_segment(t);
             if level.task_mask & (1 << t) != 0 && !running.contains(&s) {
@@ -230,7 +230,12 @@ pub fn attach(
         }
         let mut ix = Vec::new();
         for s in running {
-            let key = (s, level.widths[0], level.widths[s]);
+            // A segment's stream depends on its own width and on the width of the segment it
+            // reads (the encoder stage it keys on); one that keys on none, on its own only.
+            let read = model
+                .segment_in(s)
+                .map_or(level.widths[s], |i| level.widths[i]);
+            let key = (s, read, level.widths[s]);
             if let Some(found) = keys.get(&key) {
                 ix.extend(*found);
                 continue;

@@ -478,6 +478,7 @@ fn npu_profile_adds_the_cpu_cost_of_ops_vela_leaves_on_the_cpu() {
             spread_us: None,
             by_encoder_us: None,
         }],
+        encoder_stages: 1,
         configs: Vec::new(),
         conversion: None,
         ops: (0..m.num_ops())

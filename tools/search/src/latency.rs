@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::validate_segments;
+use crate::config::{encoder_configs, is_one, one, stage_width, validate_segments};
 use crate::error::{Error, Result, parse_json, read_text, to_json, write_text};
 
 /// The `format` string of a latency table.
@@ -18,7 +18,8 @@ pub const LATENCY_UNIT: &str = "us";
 /// Latency of one segment at each of its widths.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentLatency {
-    /// Segment name; segment 0 is the encoder, every other one a decoder.
+    /// Segment name; the first [`LatencyTable::encoder_stages`] segments are the encoder's
+    /// stages, every other one a decoder.
     pub name: String,
     /// Width multipliers, strictly increasing, in `(0, 1]`.
     pub widths: Vec<f64>,
@@ -27,10 +28,11 @@ pub struct SegmentLatency {
     /// Optional spread per width (e.g. the interquartile range), microseconds, `>= 0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread_us: Option<Vec<f64>>,
-    /// Decoders only, optional: latency at each encoder width `e` (rows) and decoder width `d`
-    /// (columns), microseconds. A decoder's first layer reads the encoder's active channels,
-    /// so its cost grows with the encoder's width; when present, this table is used instead of
-    /// `latency_us` (which then holds the mean over encoder widths).
+    /// Optional, for every segment but the first: latency at each width `e` of the segment it
+    /// reads ([`LatencyTable::reads`]: the last encoder stage for a decoder, the stage before for
+    /// a stage) (rows) and its own width `d` (columns), microseconds. Its first layer reads that
+    /// segment's active channels, so its cost grows with that width; when present, this table
+    /// is used instead of `latency_us` (which then holds the mean over the rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by_encoder_us: Option<Vec<Vec<f64>>>,
 }
@@ -191,8 +193,12 @@ pub struct LatencyTable {
     pub unit: String,
     /// Fixed cost of one inference independent of widths (input copy, dispatch), microseconds.
     pub overhead_us: f64,
-    /// Segments, encoder first.
+    /// Segments, encoder stages first.
     pub segments: Vec<SegmentLatency>,
+    /// Number of encoder stages: the first `encoder_stages` segments, which always run (default
+    /// 1: the first segment is the encoder).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub encoder_stages: usize,
     /// Optional directly measured whole configurations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<MeasuredConfig>,
@@ -286,6 +292,16 @@ impl LatencyTable {
                 .iter()
                 .map(|s| (s.name.as_str(), s.widths.as_slice())),
         )?;
+        if self.encoder_stages == 0 || self.encoder_stages > self.segments.len() {
+            return Err(Error::invalid(
+                "encoder_stages",
+                format!(
+                    "{} is not in 1..={}",
+                    self.encoder_stages,
+                    self.segments.len()
+                ),
+            ));
+        }
         for (i, s) in self.segments.iter().enumerate() {
             if s.latency_us.len() != s.widths.len() {
                 return Err(Error::invalid(
@@ -317,18 +333,19 @@ impl LatencyTable {
             }
             if let Some(rows) = &s.by_encoder_us {
                 let f = format!("segments[{i}].by_encoder_us");
-                if i == 0 {
+                let Some(r) = self.reads(i) else {
                     return Err(Error::invalid(
                         f,
-                        "only decoders depend on the encoder's width",
+                        "the first encoder stage reads no other segment's width",
                     ));
-                }
-                let n_enc = self.segments[0].widths.len();
+                };
+                let n_enc = self.segments[r].widths.len();
                 if rows.len() != n_enc || rows.iter().any(|r| r.len() != s.widths.len()) {
                     return Err(Error::invalid(
                         f,
                         format!(
-                            "must be {n_enc} rows (encoder widths) of {} values (decoder widths)",
+                            "must be {n_enc} rows (widths of {:?}) of {} values (own widths)",
+                            self.segments[r].name,
                             s.widths.len()
                         ),
                     ));
@@ -358,8 +375,8 @@ impl LatencyTable {
     /// The per-op rules: each op's layout is its segment's, indices increase, and the ops of
     /// a segment add up to the segment's latency (to a relative 1e-9: sums of microseconds).
     fn validate_ops(&self) -> Result<()> {
-        let n_enc = self.segments.first().map_or(0, |s| s.widths.len());
-        // sums[s]: (latency per width, per encoder width and width) of the ops of segment s.
+        // sums[s]: (latency per width, per width of the segment read and width) of the ops of
+        // segment s.
         let mut sums: Vec<Option<OpSums>> = vec![None; self.segments.len()];
         for (i, op) in self.ops.iter().enumerate() {
             let f = format!("ops[{i}]");
@@ -376,6 +393,7 @@ impl LatencyTable {
                 )
             })?;
             let n = self.segments[s].widths.len();
+            let n_enc = self.reads(s).map_or(0, |r| self.segments[r].widths.len());
             if op.latency_us.len() != n {
                 return Err(Error::invalid(
                     format!("{f}.latency_us"),
@@ -475,6 +493,57 @@ impl LatencyTable {
         self.segments.iter().position(|s| s.name == name)
     }
 
+    /// The segment whose width segment `s`'s `by_encoder_us` rows are indexed by: the stage
+    /// before for an encoder stage (none for the first), the last stage for a decoder.
+    pub fn reads(&self, s: usize) -> Option<usize> {
+        if s == 0 || s >= self.segments.len() {
+            None
+        } else if s < self.encoder_stages {
+            Some(s - 1)
+        } else {
+            Some(self.encoder_stages.max(1) - 1)
+        }
+    }
+
+    /// Width counts of the encoder stages.
+    pub fn stage_counts(&self) -> Vec<usize> {
+        self.segments
+            .iter()
+            .take(self.encoder_stages)
+            .map(|s| s.widths.len())
+            .collect()
+    }
+
+    /// Number of encoder configurations (products of the stages' width counts).
+    pub fn encoder_configs(&self) -> usize {
+        encoder_configs(&self.stage_counts())
+    }
+
+    /// Latency of segment `s` at its width `d` when the segment it reads is at width `r`
+    /// (ignored without `by_encoder_us`).
+    fn at_read(&self, s: usize, r: usize, d: usize) -> Option<f64> {
+        self.segments.get(s)?.at(r, d)
+    }
+
+    /// Latency of the encoder (every stage) at encoder configuration `e`.
+    pub fn encoder_latency(&self, e: usize) -> Option<f64> {
+        let counts = self.stage_counts();
+        let mut total = 0.0;
+        for k in 0..self.encoder_stages {
+            let d = stage_width(&counts, e, k);
+            let r = self.reads(k).map_or(d, |p| stage_width(&counts, e, p));
+            total += self.at_read(k, r, d)?;
+        }
+        Some(total)
+    }
+
+    /// Latency of decoder `s` at width `d` under encoder configuration `e`.
+    pub fn decoder_latency(&self, s: usize, e: usize, d: usize) -> Option<f64> {
+        let counts = self.stage_counts();
+        let r = self.reads(s).map_or(0, |p| stage_width(&counts, e, p));
+        self.at_read(s, r, d)
+    }
+
     /// Check a width vector and resolve decoder names to segment indices.
     fn decoder_indices(&self, field: &str, widths: &[u8], names: &[String]) -> Result<Vec<usize>> {
         if widths.len() != self.segments.len() {
@@ -502,10 +571,10 @@ impl LatencyTable {
         let mut out = Vec::with_capacity(names.len());
         for (t, name) in names.iter().enumerate() {
             match self.segment_index(name) {
-                Some(0) => {
+                Some(i) if i < self.encoder_stages => {
                     return Err(Error::invalid(
                         format!("{field}.tasks[{t}]"),
-                        format!("{name:?} is the encoder, which always runs"),
+                        format!("{name:?} is an encoder stage, which always runs"),
                     ));
                 }
                 Some(i) if out.contains(&i) => {
@@ -527,9 +596,11 @@ impl LatencyTable {
     }
 
     /// Predicted latency of a configuration with the additive model:
-    /// `overhead_us + L_enc(widths[0]) + sum over running decoders s of L_s(widths[s])`.
+    /// `overhead_us + sum over encoder stages k of L_k(widths[k]) + sum over running decoders s
+    /// of L_s(widths[s])`, each segment at the width of the segment it reads where it has
+    /// `by_encoder_us`.
     ///
-    /// `decoders` are segment indices (`>= 1`) of the decoders that run.
+    /// `decoders` are segment indices (past the encoder stages) of the decoders that run.
     pub fn predict(&self, widths: &[u8], decoders: &[usize]) -> Result<f64> {
         if widths.len() != self.segments.len() {
             return Err(Error::invalid(
@@ -541,19 +612,14 @@ impl LatencyTable {
                 ),
             ));
         }
-        let e = usize::from(widths[0]);
         let lat = |s: usize| -> Result<f64> {
             let seg = self
                 .segments
                 .get(s)
                 .ok_or_else(|| Error::invalid("decoders", format!("no segment {s}")))?;
             let d = usize::from(widths[s]);
-            (if s == 0 {
-                seg.latency_us.get(d).copied()
-            } else {
-                seg.at(e, d)
-            })
-            .ok_or_else(|| {
+            let r = self.reads(s).map_or(d, |p| usize::from(widths[p]));
+            seg.at(r, d).ok_or_else(|| {
                 Error::invalid(
                     format!("widths[{s}]"),
                     format!(
@@ -563,12 +629,15 @@ impl LatencyTable {
                 )
             })
         };
-        let mut total = self.overhead_us + lat(0)?;
+        let mut total = self.overhead_us;
+        for k in 0..self.encoder_stages {
+            total += lat(k)?;
+        }
         for &s in decoders {
-            if s == 0 {
+            if s < self.encoder_stages {
                 return Err(Error::invalid(
                     "decoders",
-                    "segment 0 is the encoder, which always runs",
+                    format!("segment {s} is an encoder stage, which always runs"),
                 ));
             }
             total += lat(s)?;

@@ -41,6 +41,7 @@
 //!             by_encoder_us: None,
 //!         })
 //!         .collect(),
+//!     encoder_stages: 1,
 //!     configs: vec![],
 //!     conversion: None,
 //!     ops: vec![],

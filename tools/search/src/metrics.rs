@@ -1,5 +1,7 @@
-//! Metric tables (`edgeslim.metrics/1`): per task, its metric at every (encoder width, decoder
-//! width) pair. Decoders are independent, so a task's metric depends only on those two widths.
+//! Metric tables (`edgeslim.metrics/1`): per task, its metric at every (encoder configuration,
+//! decoder width) pair. Decoders are independent, so a task's metric depends only on those. An
+//! encoder of several stages (`encoder_stages`) has one configuration per combination of its
+//! stages' widths ([`crate::config::encoder_configs`]); with one stage it is the encoder width.
 //!
 //! `edgeslim eval` fills one by running the model on an eval set; here is the structure, its
 //! validation and a constructor from evaluated points.
@@ -8,7 +10,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{MAX_TASKS, SegmentWidths, validate_segments};
+use crate::config::{
+    MAX_TASKS, SegmentWidths, encoder_configs, is_one, lower_is_better, one, validate_segments,
+};
 use crate::error::{Error, Result, parse_json, read_text, to_json, write_text};
 
 /// The `format` string of a metric table.
@@ -21,9 +25,9 @@ pub struct TaskMetrics {
     pub name: String,
     /// The decoder segment that computes it (never the encoder).
     pub segment: String,
-    /// Metric kind, e.g. `accuracy`; higher is better.
+    /// Metric kind: `accuracy` or `miou` (higher is better), `rmse` (lower is better).
     pub metric: String,
-    /// `values[e][d]`: the metric at encoder width index `e` and decoder width index `d`.
+    /// `values[e][d]`: the metric at encoder configuration `e` and decoder width index `d`.
     pub values: Vec<Vec<f64>>,
 }
 
@@ -34,8 +38,11 @@ pub struct MetricTable {
     pub format: String,
     /// Hash of the compiled model that was evaluated.
     pub model_hash: String,
-    /// Segments, encoder first, with their width multipliers.
+    /// Segments, encoder stages first, with their width multipliers.
     pub segments: Vec<SegmentWidths>,
+    /// Number of encoder stages: the first `encoder_stages` segments (default 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub encoder_stages: usize,
     /// Tasks; a task's position is its bit in a [`TaskMask`](crate::TaskMask).
     pub tasks: Vec<TaskMetrics>,
 }
@@ -44,7 +51,7 @@ pub struct MetricTable {
 /// `decoder` scored `value`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricPoint {
-    /// Encoder width index.
+    /// Encoder configuration index (the encoder width index with one stage).
     pub encoder: usize,
     /// Width index of the task's decoder.
     pub decoder: usize,
@@ -74,19 +81,40 @@ impl MetricTable {
         tasks: Vec<TaskSpec>,
         points: impl IntoIterator<Item = MetricPoint>,
     ) -> Result<Self> {
+        Self::from_points_staged(model_hash, segments, 1, tasks, points)
+    }
+
+    /// [`from_points`](Self::from_points) for an encoder of `encoder_stages` stages.
+    pub fn from_points_staged(
+        model_hash: &str,
+        segments: Vec<SegmentWidths>,
+        encoder_stages: usize,
+        tasks: Vec<TaskSpec>,
+        points: impl IntoIterator<Item = MetricPoint>,
+    ) -> Result<Self> {
         validate_segments(
             "segments",
             segments
                 .iter()
                 .map(|s| (s.name.as_str(), s.widths.as_slice())),
         )?;
-        let n_enc = segments[0].widths.len();
+        if encoder_stages == 0 || encoder_stages > segments.len() {
+            return Err(Error::invalid(
+                "encoder_stages",
+                format!("{encoder_stages} is not in 1..={}", segments.len()),
+            ));
+        }
+        let counts: Vec<usize> = segments[..encoder_stages]
+            .iter()
+            .map(|s| s.widths.len())
+            .collect();
+        let n_enc = encoder_configs(&counts);
         let mut cells: Vec<Vec<Vec<Option<f64>>>> = Vec::with_capacity(tasks.len());
         for (t, spec) in tasks.iter().enumerate() {
             let seg = segments
                 .iter()
                 .position(|s| s.name == spec.segment)
-                .filter(|&i| i > 0)
+                .filter(|&i| i >= encoder_stages)
                 .ok_or_else(|| {
                     Error::invalid(
                         format!("tasks[{t}].segment"),
@@ -160,6 +188,7 @@ impl MetricTable {
             format: METRICS_FORMAT.to_string(),
             model_hash: model_hash.to_string(),
             segments,
+            encoder_stages,
             tasks: out,
         };
         table.validate()?;
@@ -204,6 +233,56 @@ impl MetricTable {
             .join(",")
     }
 
+    /// Width counts of the encoder stages.
+    pub fn stage_counts(&self) -> Vec<usize> {
+        self.segments
+            .iter()
+            .take(self.encoder_stages)
+            .map(|s| s.widths.len())
+            .collect()
+    }
+
+    /// Number of encoder configurations (rows of every task's `values`).
+    pub fn encoder_configs(&self) -> usize {
+        encoder_configs(&self.stage_counts())
+    }
+
+    /// Whether task `t`'s metric is better when lower (`rmse`).
+    pub fn lower_is_better(&self, t: usize) -> bool {
+        self.tasks
+            .get(t)
+            .is_some_and(|task| lower_is_better(&task.metric))
+    }
+
+    /// `(offset, factor)` of task `t`'s utility `u = (v - offset) * factor`: its metric mapped
+    /// linearly so that the worst value in its table is 0 and the best 1 (the factor is
+    /// negative where lower is better; 0 when every value is the same). Scores weigh tasks by
+    /// preference on this common scale, whatever their metrics' units and directions.
+    pub fn utility_scale(&self, t: usize) -> (f64, f64) {
+        let (lo, hi) = self.tasks[t]
+            .values
+            .iter()
+            .flatten()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let range = hi - lo;
+        if range.is_nan() || range <= 0.0 {
+            (lo, 0.0)
+        } else if self.lower_is_better(t) {
+            (hi, -1.0 / range)
+        } else {
+            (lo, 1.0 / range)
+        }
+    }
+
+    /// Task `t`'s utility at `(e, d)` (see [`utility_scale`](Self::utility_scale)): higher is
+    /// better for every task, in `[0, 1]`.
+    pub fn utility(&self, t: usize, e: usize, d: usize) -> f64 {
+        let (offset, factor) = self.utility_scale(t);
+        (self.tasks[t].values[e][d] - offset) * factor
+    }
+
     /// Segment index of task `t`'s decoder (valid after [`validate`](Self::validate)).
     pub fn task_segment(&self, t: usize) -> Option<usize> {
         let name = &self.tasks.get(t)?.segment;
@@ -233,7 +312,17 @@ impl MetricTable {
                 format!("needs 1..={MAX_TASKS} tasks, has {}", self.tasks.len()),
             ));
         }
-        let n_enc = self.segments[0].widths.len();
+        if self.encoder_stages == 0 || self.encoder_stages > self.segments.len() {
+            return Err(Error::invalid(
+                "encoder_stages",
+                format!(
+                    "{} is not in 1..={}",
+                    self.encoder_stages,
+                    self.segments.len()
+                ),
+            ));
+        }
+        let n_enc = self.encoder_configs();
         for (t, task) in self.tasks.iter().enumerate() {
             let f = format!("tasks[{t}]");
             if task.name.is_empty() {
@@ -246,11 +335,11 @@ impl MetricTable {
                 ));
             }
             let seg = match self.task_segment(t) {
-                Some(0) => {
+                Some(s) if s < self.encoder_stages => {
                     return Err(Error::invalid(
                         format!("{f}.segment"),
                         format!(
-                            "{:?} is the encoder; tasks computed in the encoder are not searchable",
+                            "{:?} is an encoder stage; tasks computed in the encoder are not searchable",
                             task.segment
                         ),
                     ));
@@ -268,7 +357,7 @@ impl MetricTable {
                 return Err(Error::invalid(
                     format!("{f}.values"),
                     format!(
-                        "has {} rows, the encoder has {n_enc} widths",
+                        "has {} rows, the encoder has {n_enc} configurations",
                         task.values.len()
                     ),
                 ));

@@ -2,16 +2,21 @@
 //! budget in, a width configuration out.
 //!
 //! # Weighted score
-//! For running tasks `T` with preference weights `w_t >= 0` (not all zero) and metrics `m_t`
-//! (higher is better), a configuration scores
+//! For running tasks `T` with preference weights `w_t >= 0` (not all zero), a configuration
+//! scores
 //!
 //! ```text
-//! score = sum_{t in T} w_t * m_t(e, d_t) / sum_{t in T} w_t
+//! score = sum_{t in T} w_t * u_t(e, d_t) / sum_{t in T} w_t
 //! ```
 //!
-//! where `e` is the encoder width index and `d_t` the width index of task `t`'s decoder. Weights
-//! are relative: `digit=3,bold=1` and `digit=6,bold=2` give the same score. Latency is additive:
-//! `L = overhead + L_enc(e) + sum over running decoders L_s(d_s)`.
+//! where `e` is the encoder configuration (the encoder width index with one stage; one width per
+//! stage otherwise) and `d_t` the width index of task `t`'s decoder. `u_t` is task `t`'s
+//! **utility**: its metric mapped linearly so that the worst value in its metric table is 0 and
+//! the best 1 ([`MetricTable::utility_scale`]): an accuracy, a mean IoU (higher is better) and
+//! an RMSE (lower is better) then weigh on one scale, and a preference means the same for every
+//! task whatever its metric's units. Weights are relative: `digit=3,bold=1` and `digit=6,bold=2`
+//! give the same score. Latency is additive: `L = overhead + sum over encoder stages L_k +
+//! sum over running decoders L_s(d_s)`, each segment at the width of the segment it reads.
 //!
 //! # Orders and ties
 //! Configurations are ranked by score (higher first), then predicted latency (lower first), then
@@ -437,8 +442,22 @@ pub enum ExactMethod {
 pub struct TaskValue {
     /// Task name.
     pub task: String,
+    /// The metric's kind (`accuracy`, `miou`, `rmse`).
+    pub metric: String,
     /// Its metric at the configuration.
     pub value: f64,
+}
+
+impl TaskValue {
+    /// The value as people read it: a percentage, or four decimals for an error metric
+    /// (lower is better).
+    pub fn display(&self) -> String {
+        if crate::config::lower_is_better(&self.metric) {
+            format!("{:.4}", self.value)
+        } else {
+            format!("{:5.1}%", 100.0 * self.value)
+        }
+    }
 }
 
 /// A configuration with everything predicted about it.
@@ -505,6 +524,12 @@ impl Problem {
                 expected: latency.model_hash.clone(),
                 found: metrics.model_hash.clone(),
             });
+        }
+        if latency.encoder_stages != metrics.encoder_stages {
+            return Err(Error::Problem(format!(
+                "latency table has {} encoder stages, metric table {}",
+                latency.encoder_stages, metrics.encoder_stages
+            )));
         }
         if latency.segments.len() != metrics.segments.len() {
             return Err(Error::Problem(format!(
@@ -627,7 +652,8 @@ impl Problem {
     }
 
     /// Whether some configuration runs in at most `latency_us` and reaches at least
-    /// `min_metrics[i]` on the `i`-th running task (task order) — i.e. whether the point is
+    /// `min_metrics[i]` (at most, for a lower-is-better metric) on the `i`-th running task (task
+    /// order) — i.e. whether the point is
     /// weakly dominated by the Pareto front in `(latency, metrics)`.
     ///
     /// Exact without enumerating the space: for each encoder width, every decoder independently
@@ -645,9 +671,14 @@ impl Problem {
                 for d in 0..dec.n {
                     let l = dec.lat[e * dec.n + d];
                     if l < best
-                        && tasks
-                            .iter()
-                            .all(|&(i, t)| self.metrics.tasks[t].values[e][d] >= min_metrics[i])
+                        && tasks.iter().all(|&(i, t)| {
+                            let v = self.metrics.tasks[t].values[e][d];
+                            if self.metrics.lower_is_better(t) {
+                                v <= min_metrics[i]
+                            } else {
+                                v >= min_metrics[i]
+                            }
+                        })
                     {
                         best = l;
                     }
@@ -685,7 +716,10 @@ impl Problem {
     /// Expand `[e, d_0, ..]` (running decoders only) to one index per segment.
     pub(crate) fn full_indices(&self, idx: &[usize]) -> Vec<u8> {
         let mut out = vec![0u8; self.space.n_segments];
-        out[0] = idx[0] as u8;
+        let counts = self.latency.stage_counts();
+        for (k, w) in out.iter_mut().enumerate().take(counts.len()) {
+            *w = crate::config::stage_width(&counts, idx[0], k) as u8;
+        }
         for (dec, &d) in self.space.decs.iter().zip(&idx[1..]) {
             out[dec.seg] = d as u8;
         }
@@ -707,6 +741,7 @@ impl Problem {
             .iter()
             .map(|st| TaskValue {
                 task: self.metrics.tasks[st.task].name.clone(),
+                metric: self.metrics.tasks[st.task].metric.clone(),
                 value: self.metrics.tasks[st.task].values[idx[0]][idx[1 + st.dec]],
             })
             .collect();
@@ -735,8 +770,21 @@ impl Problem {
                 ),
             ));
         }
+        let counts = self.latency.stage_counts();
+        for (k, (&i, &n)) in indices.iter().zip(&counts).enumerate() {
+            if usize::from(i) >= n {
+                return Err(Error::invalid(
+                    "widths",
+                    format!("index {i} of encoder stage {k} out of range in {indices:?}"),
+                ));
+            }
+        }
+        let stage_idx: Vec<usize> = indices[..counts.len()]
+            .iter()
+            .map(|&i| usize::from(i))
+            .collect();
         let mut idx = Vec::with_capacity(self.space.decs.len() + 1);
-        idx.push(usize::from(indices[0]));
+        idx.push(crate::config::encoder_config_of(&counts, &stage_idx));
         idx.extend(self.space.decs.iter().map(|d| usize::from(indices[d.seg])));
         let n_of = |p: usize| {
             if p == 0 {
@@ -901,8 +949,7 @@ fn build_space(
     tasks: TaskMask,
     weight_sum: f64,
 ) -> Space {
-    let enc = &latency.segments[0];
-    let n_enc = enc.widths.len();
+    let n_enc = latency.encoder_configs();
     let mut decs: Vec<Dec> = Vec::new();
     let mut segs: Vec<usize> = tasks
         .iter()
@@ -915,7 +962,7 @@ fn build_space(
         let n = seg.widths.len();
         let lat: Vec<f64> = (0..n_enc)
             .flat_map(|e| (0..n).map(move |d| (e, d)))
-            .map(|(e, d)| seg.at(e, d).unwrap_or(f64::INFINITY))
+            .map(|(e, d)| latency.decoder_latency(s, e, d).unwrap_or(f64::INFINITY))
             .collect();
         let mut val = vec![0.0; n_enc * n];
         let mut pref = 0.0;
@@ -925,9 +972,10 @@ fn build_space(
             }
             let w = preferences[t];
             pref += w;
+            let (offset, factor) = metrics.utility_scale(t);
             for (e, row) in metrics.tasks[t].values.iter().enumerate() {
-                for (d, &m) in row.iter().enumerate() {
-                    val[e * n + d] += w * m;
+                for (d, &v) in row.iter().enumerate() {
+                    val[e * n + d] += w * (v - offset) * factor;
                 }
             }
         }
@@ -969,7 +1017,9 @@ fn build_space(
         dec_tasks,
         n_segments: latency.segments.len(),
         overhead: latency.overhead_us,
-        enc_lat: enc.latency_us.clone(),
+        enc_lat: (0..n_enc)
+            .map(|e| latency.encoder_latency(e).unwrap_or(f64::INFINITY))
+            .collect(),
         decs,
         tasks: task_list,
         weight_sum,
@@ -1169,10 +1219,16 @@ impl Problem {
         let mut pts = Vec::with_capacity(usize::try_from(sp.count()).unwrap_or(0));
         let mut codes = Vec::with_capacity(pts.capacity());
         let mut idx = vec![0usize; sp.decs.len() + 1];
+        // Fronts are found on values where higher is better (a lower-is-better metric
+        // negated) and report the metric as measured.
+        let sign = match dec_pos {
+            Some((t, _)) if self.metrics.lower_is_better(t) => -1.0,
+            _ => 1.0,
+        };
         sp.for_each(&mut idx, |idx, num, lat| {
             let v = match dec_pos {
                 None => num / sp.weight_sum,
-                Some((t, p)) => self.metrics.tasks[t].values[idx[0]][idx[1 + p]],
+                Some((t, p)) => sign * self.metrics.tasks[t].values[idx[0]][idx[1 + p]],
             };
             pts.push((lat, v));
             codes.push(sp.code(idx));
@@ -1185,7 +1241,7 @@ impl Problem {
                 ParetoPoint {
                     config: c.config,
                     latency_us: pts[i].0,
-                    value: pts[i].1,
+                    value: sign * pts[i].1,
                 }
             })
             .collect();

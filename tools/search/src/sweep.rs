@@ -399,11 +399,18 @@ pub fn sweep(problem: &Problem, budget_us: f64, opts: &SweepOptions) -> Result<S
         .iter()
         .enumerate()
         .map(|(pos, &t)| {
+            // Against the task's utility (its metric, negated where lower is better): a
+            // controllable model gets better at a task as its preference grows.
+            let sign = if problem.metrics().lower_is_better(t) {
+                -1.0
+            } else {
+                1.0
+            };
             let (x, y): (Vec<f64>, Vec<f64>) = points
                 .iter()
                 .filter_map(|p| {
                     let c = p.choice.as_ref()?;
-                    Some((p.preferences[t], c.task_metrics[pos].value))
+                    Some((p.preferences[t], sign * c.task_metrics[pos].value))
                 })
                 .unzip();
             TaskControllability {
@@ -434,12 +441,22 @@ fn sweep_hypervolume(
 ) -> std::result::Result<HypervolumeReport, String> {
     let metrics = problem.metrics();
     let running: Vec<usize> = problem.tasks().iter().collect();
-    // Minimisation coordinates: latency, then negated metrics (in `Space::tasks` order, which is
-    // the running tasks' order).
+    // Minimisation coordinates: latency, then negated utilities (metrics, negated once more where
+    // lower is better; in `Space::tasks` order, which is the running tasks' order).
     let mut reference = vec![budget_us];
     let mut ideal = vec![problem.fastest().latency_us];
-    for &t in &running {
-        let values = metrics.tasks[t].values.iter().flatten().copied();
+    let signs: Vec<f64> = running
+        .iter()
+        .map(|&t| {
+            if metrics.lower_is_better(t) {
+                -1.0
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    for (&t, &sign) in running.iter().zip(&signs) {
+        let values = metrics.tasks[t].values.iter().flatten().map(|&v| sign * v);
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
             (a.min(v), b.max(v))
         });
@@ -451,18 +468,18 @@ fn sweep_hypervolume(
         .filter_map(|p| p.choice.as_ref())
         .map(|c| {
             let mut v = vec![c.latency_us];
-            v.extend(c.task_metrics.iter().map(|m| -m.value));
+            v.extend(c.task_metrics.iter().zip(&signs).map(|(m, s)| -s * m.value));
             v
         })
         .collect();
     let chosen = nondominated(&chosen);
     let mut axes = vec!["latency_us".to_string()];
     axes.extend(running.iter().map(|&t| metrics.tasks[t].name.clone()));
-    // Report the reference in natural units (metrics not negated).
+    // Report the reference in natural units (metrics as measured).
     let natural: Vec<f64> = reference
         .iter()
         .enumerate()
-        .map(|(i, &r)| if i == 0 { r } else { -r })
+        .map(|(i, &r)| if i == 0 { r } else { -signs[i - 1] * r })
         .collect();
     let ratio = |c: f64, f: f64| if f > 0.0 { c / f } else { 0.0 };
 
@@ -542,9 +559,16 @@ fn exact_front(problem: &Problem, budget_us: f64, limit: usize) -> Option<Vec<Ve
                 too_many = true;
                 return;
             }
+            // Negated metrics, as measured (once more where lower is better): the chosen
+            // points' coordinates.
             let mut v = vec![lat];
             for st in &sp.tasks {
-                v.push(-metrics.tasks[st.task].values[idx[0]][idx[1 + st.dec]]);
+                let m = metrics.tasks[st.task].values[idx[0]][idx[1 + st.dec]];
+                v.push(if metrics.lower_is_better(st.task) {
+                    m
+                } else {
+                    -m
+                });
             }
             all.push(v);
         }

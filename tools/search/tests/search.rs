@@ -46,7 +46,13 @@ fn brute_force(p: &Problem) -> Vec<(Vec<u8>, f64, f64)> {
             .iter()
             .map(|&t| {
                 let s = met.task_segment(t).unwrap();
-                p.preferences()[t] * met.tasks[t].values[cfg[0] as usize][cfg[s] as usize]
+                // The utility: the metric rescaled so the table's worst is 0, its best 1.
+                let all = met.tasks[t].values.iter().flatten();
+                let lo = all.clone().copied().fold(f64::INFINITY, f64::min);
+                let hi = all.copied().fold(f64::NEG_INFINITY, f64::max);
+                let v = met.tasks[t].values[cfg[0] as usize][cfg[s] as usize];
+                let u = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
+                p.preferences()[t] * u
             })
             .sum::<f64>()
             / wsum;
@@ -479,4 +485,211 @@ fn budget_lists_and_problem_from_spec() {
         Problem::from_spec(lat, met, None, Some("italic")),
         Err(Error::UnknownTask { .. })
     ));
+}
+
+/// An encoder of three stages (2, 2 and 3 widths: 12 configurations), a segmentation decoder
+/// (mIoU, higher is better) and a depth decoder (RMSE, lower is better), with every later
+/// segment's latency depending on the width of the segment it reads.
+fn staged_problem(seed: u64, prefer: &str) -> Problem {
+    use edgeslim_search::latency::{LATENCY_FORMAT, LATENCY_UNIT};
+    let mut s = seed | 1;
+    let mut rnd = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let segs: Vec<(&str, Vec<f64>)> = vec![
+        ("s0", vec![0.5, 1.0]),
+        ("s1", vec![0.5, 1.0]),
+        ("s2", vec![0.25, 0.5, 1.0]),
+        ("seg", vec![0.5, 1.0]),
+        ("depth", vec![0.25, 0.5, 1.0]),
+    ];
+    // Rows: the widths of the segment read (s0 none, s1 reads s0, s2 reads s1, decoders s2).
+    let reads = [None, Some(0), Some(1), Some(2), Some(2)];
+    let segments = segs
+        .iter()
+        .zip(reads)
+        .map(|((name, w), r)| {
+            let rows: Option<Vec<Vec<f64>>> = r.map(|r: usize| {
+                (0..segs[r].1.len())
+                    .map(|a| {
+                        w.iter()
+                            .map(|m| 10.0 * m * (1.0 + a as f64) + 5.0 * rnd())
+                            .collect()
+                    })
+                    .collect()
+            });
+            let lat = match &rows {
+                Some(rows) => (0..w.len())
+                    .map(|d| rows.iter().map(|r| r[d]).sum::<f64>() / rows.len() as f64)
+                    .collect(),
+                None => w.iter().map(|m| 20.0 * m + rnd()).collect(),
+            };
+            SegmentLatency {
+                name: name.to_string(),
+                widths: w.clone(),
+                latency_us: lat,
+                spread_us: None,
+                by_encoder_us: rows,
+            }
+        })
+        .collect();
+    let latency = LatencyTable {
+        format: LATENCY_FORMAT.into(),
+        model_hash: "staged".into(),
+        target: "host".into(),
+        unit: LATENCY_UNIT.into(),
+        overhead_us: 3.0,
+        segments,
+        encoder_stages: 3,
+        configs: Vec::new(),
+        conversion: None,
+        ops: Vec::new(),
+    };
+    let widths: Vec<SegmentWidths> = segs
+        .iter()
+        .map(|(n, w)| SegmentWidths {
+            name: n.to_string(),
+            widths: w.clone(),
+        })
+        .collect();
+    let mut points = Vec::new();
+    for e in 0..12 {
+        for d in 0..2 {
+            points.push(MetricPoint {
+                encoder: e,
+                decoder: d,
+                task: "seg".into(),
+                value: 0.3 + 0.02 * e as f64 + 0.1 * d as f64 + 0.01 * rnd(),
+            });
+        }
+        for d in 0..3 {
+            points.push(MetricPoint {
+                encoder: e,
+                decoder: d,
+                task: "depth".into(),
+                value: 0.2 - 0.005 * e as f64 - 0.03 * d as f64 + 0.002 * rnd(),
+            });
+        }
+    }
+    let tasks = vec![
+        TaskSpec {
+            name: "seg".into(),
+            segment: "seg".into(),
+            metric: "miou".into(),
+        },
+        TaskSpec {
+            name: "depth".into(),
+            segment: "depth".into(),
+            metric: "rmse".into(),
+        },
+    ];
+    let metrics = MetricTable::from_points_staged("staged", widths, 3, tasks, points)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Problem::from_spec(latency, metrics, Some(prefer), None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Per-stage encoder widths: the search space is every stage's width times every decoder's;
+/// exact search finds the best configuration a brute force over that space finds (latency from
+/// `LatencyTable::predict`, score from utilities computed here: mIoU rescaled up, RMSE down).
+#[test]
+fn per_stage_encoder_configurations_are_searched_exactly() {
+    for seed in 1..40u64 {
+        let p = staged_problem(seed, "seg=1,depth=2");
+        assert_eq!(p.config_count(), 12 * 2 * 3);
+        let met = p.metrics();
+        let lat = p.latency();
+        let scale = |t: usize| {
+            let all: Vec<f64> = met.tasks[t].values.iter().flatten().copied().collect();
+            let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi)
+        };
+        let (seg_lo, seg_hi) = scale(0);
+        let (dep_lo, dep_hi) = scale(1);
+        let budget = 120.0 + seed as f64;
+        let mut best: Option<(f64, f64, Vec<u8>)> = None;
+        for (a, b, c, ds, dd) in all_indices(&[2, 2, 3, 2, 3]) {
+            let w = vec![a, b, c, ds, dd];
+            let l = lat.predict(&w, &[3, 4]).unwrap();
+            let e = usize::from(a) + 2 * usize::from(b) + 4 * usize::from(c);
+            let seg = (met.tasks[0].values[e][usize::from(ds)] - seg_lo) / (seg_hi - seg_lo);
+            let dep = (dep_hi - met.tasks[1].values[e][usize::from(dd)]) / (dep_hi - dep_lo);
+            let score = (seg + 2.0 * dep) / 3.0;
+            if l <= budget && best.as_ref().is_none_or(|b| score > b.0 + 1e-12) {
+                best = Some((score, l, w));
+            }
+        }
+        let Some((score, l, w)) = best else {
+            assert!(p.exact(budget, ExactMethod::Auto).is_err());
+            continue;
+        };
+        for method in [ExactMethod::Exhaustive, ExactMethod::BranchAndBound] {
+            let r = p.exact(budget, method).unwrap();
+            assert!((r.chosen.score - score).abs() < 1e-9, "seed {seed}");
+            assert!(r.chosen.latency_us <= budget);
+            let again = p.evaluate(&r.chosen.config.indices).unwrap();
+            assert_eq!(again, r.chosen, "evaluate round-trips the stage widths");
+            if r.chosen.config.indices == w {
+                assert!((r.chosen.latency_us - l).abs() < 1e-9);
+            }
+        }
+        // The depth metric is reported as measured (an RMSE), not as its utility.
+        let r = p.exact(budget, ExactMethod::Auto).unwrap();
+        let depth = r
+            .chosen
+            .task_metrics
+            .iter()
+            .find(|t| t.task == "depth")
+            .unwrap();
+        assert_eq!(depth.metric, "rmse");
+        assert!(depth.value > 0.0 && depth.value < 0.25);
+    }
+}
+
+/// More preference for depth (lower RMSE is better) never gives it a narrower decoder in paper
+/// mode, and the sweep's controllability for it is positive: the direction is handled.
+#[test]
+fn lower_is_better_metrics_are_controllable() {
+    let widths = |prefer: &str| {
+        let p = staged_problem(7, prefer);
+        let r = p.paper(1e9).unwrap();
+        r.chosen.config.indices[4]
+    };
+    assert!(widths("seg=1,depth=4") >= widths("seg=4,depth=1"));
+    let p = staged_problem(7, "seg=1,depth=1");
+    let r = sweep(
+        &p,
+        150.0,
+        &SweepOptions {
+            divisions: 8,
+            ..SweepOptions::default()
+        },
+    )
+    .unwrap();
+    let depth = r
+        .controllability
+        .iter()
+        .find(|c| c.task == "depth")
+        .unwrap();
+    assert!(depth.spearman.unwrap() > 0.0, "{depth:?}");
+}
+
+/// Every index vector below `counts`, first index fastest.
+fn all_indices(counts: &[u8; 5]) -> Vec<(u8, u8, u8, u8, u8)> {
+    let mut out = Vec::new();
+    for e in 0..counts[4] {
+        for d in 0..counts[3] {
+            for c in 0..counts[2] {
+                for b in 0..counts[1] {
+                    for a in 0..counts[0] {
+                        out.push((a, b, c, d, e));
+                    }
+                }
+            }
+        }
+    }
+    out
 }

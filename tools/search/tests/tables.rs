@@ -283,5 +283,5 @@ fn by_encoder_latencies_predict_and_validate() {
     let mut bad = table.clone();
     bad.segments[0].by_encoder_us = Some(rows);
     let err = bad.validate().unwrap_err().to_string();
-    assert!(err.contains("only decoders"), "{err}");
+    assert!(err.contains("first encoder stage"), "{err}");
 }

@@ -37,41 +37,53 @@ pub fn config_space(model: &Model<'_>, max: usize) -> Result<Vec<Config>> {
     let runnable: Vec<usize> = (0..model.num_tasks())
         .filter_map(|t| model.task(t).map(|t| t.segment))
         .collect();
-    configs_of(&n_widths, &runnable, max)
+    configs_of_staged(&n_widths, model.num_encoder_segments(), &runnable, max)
 }
 
 /// Most configurations a profile times directly.
 pub const MAX_TIMED_CONFIGS: usize = 1 << 20;
 
-/// The configurations of segments with `n_widths[s]` widths each (segment 0 the encoder)
+/// The configurations of segments with `n_widths[s]` widths each (the encoder's stages first)
 /// whose runnable decoders are `runnable`. Without runnable decoders the only set of running
 /// decoders is the empty one: one configuration per encoder width (the encoder's own tasks
 /// run). All of them, sorted, when there are at most `max`;
 /// otherwise `max` distinct ones drawn with a fixed-seed generator (the same on every
 /// machine): a non-empty decoder set uniformly, then every running segment's width uniformly,
 /// so that no width or task set is systematically left out. More than [`MAX_TIMED_CONFIGS`]
-/// is an error.
-pub fn configs_of(n_widths: &[usize], runnable: &[usize], max: usize) -> Result<Vec<Config>> {
+/// is an error. An encoder of `stages` stages is the first `stages` segments, which always run
+/// and whose widths all vary (one configuration per combination).
+pub fn configs_of_staged(
+    n_widths: &[usize],
+    stages: usize,
+    runnable: &[usize],
+    max: usize,
+) -> Result<Vec<Config>> {
     let n_seg = n_widths.len();
     let mut runnable: Vec<usize> = runnable
         .iter()
         .copied()
-        .filter(|&s| s >= 1 && s < n_seg && n_widths[s] > 0)
+        .filter(|&s| s >= stages && s < n_seg && n_widths[s] > 0)
         .collect();
     runnable.sort_unstable();
     runnable.dedup();
-    if n_seg == 0 || n_widths[0] == 0 || max == 0 {
+    let stages = stages.clamp(1, n_seg.max(1));
+    if n_seg == 0 || n_widths[..stages].contains(&0) || max == 0 {
         return Ok(Vec::new());
     }
+    let n_enc: usize = n_widths[..stages].iter().product();
+    let encoder = |mut code: usize| {
+        let mut widths = vec![0u8; n_seg];
+        for k in 0..stages {
+            widths[k] = (code % n_widths[k]) as u8;
+            code /= n_widths[k];
+        }
+        widths
+    };
     if runnable.is_empty() {
-        return Ok((0..n_widths[0].min(max))
-            .map(|e| {
-                let mut widths = vec![0u8; n_seg];
-                widths[0] = e as u8;
-                Config {
-                    widths,
-                    decoders: Vec::new(),
-                }
+        return Ok((0..n_enc.min(max))
+            .map(|e| Config {
+                widths: encoder(e),
+                decoders: Vec::new(),
             })
             .collect());
     }
@@ -80,10 +92,10 @@ pub fn configs_of(n_widths: &[usize], runnable: &[usize], max: usize) -> Result<
         .iter()
         .fold(1u128, |acc, &s| acc.saturating_mul(1 + n_widths[s] as u128))
         .saturating_sub(1)
-        .saturating_mul(n_widths[0] as u128);
+        .saturating_mul(n_enc as u128);
     let config = |set: &[usize], mut code: u128| {
         let mut widths = vec![0u8; n_seg];
-        for &s in std::iter::once(&0).chain(set) {
+        for &s in (0..stages).collect::<Vec<_>>().iter().chain(set) {
             let n = n_widths[s] as u128;
             widths[s] = (code % n) as u8;
             code /= n;
@@ -111,9 +123,9 @@ pub fn configs_of(n_widths: &[usize], runnable: &[usize], max: usize) -> Result<
         let mut all = Vec::new();
         for bits in 1u64..(1u64 << runnable.len()) {
             let set = subset(bits);
-            let n: u128 = std::iter::once(&0)
-                .chain(&set)
-                .map(|&s| n_widths[s] as u128)
+            let n: u128 = (0..stages)
+                .chain(set.iter().copied())
+                .map(|s| n_widths[s] as u128)
                 .product();
             all.extend((0..n).map(|code| config(&set, code)));
         }
@@ -151,6 +163,23 @@ pub fn configs_of(n_widths: &[usize], runnable: &[usize], max: usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One encoder stage.
+    fn configs_of(n_widths: &[usize], runnable: &[usize], max: usize) -> Result<Vec<Config>> {
+        configs_of_staged(n_widths, 1, runnable, max)
+    }
+
+    #[test]
+    fn stages_all_vary_and_always_run() {
+        // Two stages of 2 and 3 widths, one decoder of 2: 6 encoder configurations x 2.
+        let all = configs_of_staged(&[2, 3, 2], 2, &[2], usize::MAX).unwrap();
+        assert_eq!(all.len(), 12);
+        let mut enc: Vec<(u8, u8)> = all.iter().map(|c| (c.widths[0], c.widths[1])).collect();
+        enc.sort();
+        enc.dedup();
+        assert_eq!(enc.len(), 6);
+        assert!(all.iter().all(|c| c.decoders == [2]));
+    }
 
     #[test]
     fn every_configuration_with_every_task_subset() {

@@ -320,6 +320,7 @@ pub fn latency_table(log: &ProfileLog, target: &str, conv: Conversion) -> Result
         unit: LATENCY_UNIT.into(),
         overhead_us: us(median(outside)),
         segments,
+        encoder_stages: 1,
         configs,
         conversion: Some(conv),
         ops,

@@ -44,6 +44,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use edgeslim_runtime::{Input, Interpreter, Model, Observer, OpInfo, TaskMask, WidthConfig};
+use edgeslim_search::config::{encoder_config_of, encoder_configs, stage_width};
 use edgeslim_search::{LatencyTable, MeasuredConfig, SegmentLatency};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -368,17 +369,23 @@ pub fn profile_host_stats(
     if n_seg == 0 {
         bail!("the model has no segment to profile");
     }
-    let n_enc = model.segment(0).map_or(1, |s| s.n_widths);
-    let n_dec = (1..n_seg)
+    let stages = model.num_encoder_segments().max(1);
+    let counts: Vec<usize> = (0..stages).map(|k| model.num_widths(k)).collect();
+    let n_dec = (stages..n_seg)
         .map(|s| model.segment(s).map_or(1, |g| g.n_widths))
         .max()
         .unwrap_or(1);
-    let pairs: Vec<(usize, usize, WidthConfig)> = (0..n_enc)
+    // Pair runs: every encoder configuration, or for an encoder of many stages a set covering
+    // every (stage before, stage) pair of widths, each with the decoders at every width index.
+    let pairs: Vec<(usize, usize, WidthConfig)> = encoder_cover(&counts)
+        .into_iter()
         .flat_map(|e| (0..n_dec).map(move |d| (e, d)))
         .map(|(e, d)| {
             let mut w = WidthConfig::full(model);
-            w.set(0, e as u8)?;
-            for s in 1..n_seg {
+            for k in 0..stages {
+                w.set(k, stage_width(&counts, e, k) as u8)?;
+            }
+            for s in stages..n_seg {
                 let nw = model.segment(s).map_or(1, |g| g.n_widths);
                 w.set(s, d.min(nw - 1) as u8)?;
             }
@@ -395,7 +402,7 @@ pub fn profile_host_stats(
             for t in 0..model.num_tasks() {
                 if model
                     .task(t)
-                    .is_some_and(|t| t.segment == 0 || c.decoders.contains(&t.segment))
+                    .is_some_and(|t| t.segment < stages || c.decoders.contains(&t.segment))
                 {
                     mask = mask.with(t);
                 }
@@ -434,7 +441,7 @@ pub fn profile_host_stats(
     let all_pairs: Vec<usize> = (0..p.pairs.len()).collect();
     let all_configs: Vec<usize> = (0..p.direct.len()).collect();
     p.block(&all_pairs, &all_configs, rounds, &bar)?;
-    let decoder_names: Vec<String> = (1..n_seg)
+    let names: Vec<String> = (0..n_seg)
         .map(|s| {
             model
                 .segment(s)
@@ -442,7 +449,7 @@ pub fn profile_host_stats(
                 .context("segment index")
         })
         .collect::<Result<_>>()?;
-    let mut table = assemble(&p, model, blob_hash, n_enc, n_dec, &space, &decoder_names)?;
+    let mut table = assemble(&p, model, blob_hash, &space, &names)?;
     let errors = |t: &LatencyTable| -> Result<Vec<f64>> {
         Ok(match t.check_additive()? {
             Some(c) => c
@@ -472,19 +479,28 @@ pub fn profile_host_stats(
         // A prediction at encoder width e is made of the pair runs at e only; every
         // configuration at e is measured again with them, so that all predictions and
         // measurements at e keep coming from the same rounds.
-        let enc: Vec<usize> = bad.iter().map(|&c| space[c].widths[0] as usize).collect();
+        // (With several stages a prediction combines pair runs of several encoder
+        // configurations: every pair run is measured again.)
+        let enc_of = |c: usize| {
+            let w: Vec<usize> = space[c].widths[..stages]
+                .iter()
+                .map(|&i| usize::from(i))
+                .collect();
+            encoder_config_of(&counts, &w)
+        };
+        let enc: Vec<usize> = bad.iter().map(|&c| enc_of(c)).collect();
         let pair_ids: Vec<usize> = (0..p.pairs.len())
-            .filter(|&i| enc.contains(&p.pairs[i].0))
+            .filter(|&i| stages > 1 || enc.contains(&p.pairs[i].0))
             .collect();
         let config_ids: Vec<usize> = (0..space.len())
-            .filter(|&c| enc.contains(&(space[c].widths[0] as usize)))
+            .filter(|&c| enc.contains(&enc_of(c)))
             .collect();
         bar.set_length(bar.length().unwrap_or(0) + rounds as u64);
         p.block(&pair_ids, &config_ids, rounds, &bar)?;
         for &c in &bad {
             remeasured[c] = true;
         }
-        table = assemble(&p, model, blob_hash, n_enc, n_dec, &space, &decoder_names)?;
+        table = assemble(&p, model, blob_hash, &space, &names)?;
         err = errors(&table)?;
     }
     bar.finish_and_clear();
@@ -499,47 +515,109 @@ pub fn profile_host_stats(
     Ok((table, stats))
 }
 
+/// Encoder configurations to time pair runs at: all of them when there are at most 16, else
+/// a set covering every pair of widths of consecutive stages (the key of a stage's and of a
+/// decoder's latency): for every `(a, b)`, stages alternate `a, b, a, ...` (clamped).
+fn encoder_cover(counts: &[usize]) -> Vec<usize> {
+    let all = encoder_configs(counts);
+    if all <= 16 {
+        return (0..all).collect();
+    }
+    let nmax = counts.iter().copied().max().unwrap_or(1);
+    let mut out = Vec::new();
+    for a in 0..nmax {
+        for b in 0..nmax {
+            let w: Vec<usize> = counts
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| if k % 2 == 0 { a } else { b }.min(n - 1))
+                .collect();
+            let e = encoder_config_of(counts, &w);
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
 /// The latency table from the current estimates.
+///
+/// An encoder stage's latency at its width `w` (and, for a later stage, at the width `r` of the
+/// stage before: `by_encoder_us[r][w]`) is the median of its estimates over the pair runs with
+/// those widths (the decoders' widths do not matter to it: one more guard against a disturbed
+/// pair run). A decoder's at the last stage's width `r` and its own `w` is the median over the
+/// pair runs with those; its `latency_us` is the mean over `r`.
 fn assemble(
     p: &Profiler<'_, '_>,
     model: &Model<'_>,
     blob_hash: &str,
-    n_enc: usize,
-    n_dec: usize,
     space: &[Config],
-    decoder_names: &[String],
+    names: &[String],
 ) -> Result<LatencyTable> {
-    // est[s][e][d]: (median, spread) of segment s in the pair run (e, d).
-    let est = |s: usize, e: usize, d: usize| p.pair_est[e * n_dec + d][s].get();
+    let stages = model.num_encoder_segments().max(1);
+    let counts: Vec<usize> = (0..stages).map(|k| model.num_widths(k)).collect();
+    // (median, spread) of segment s over the pair runs where `keep(e, d)`.
+    let est = |s: usize, keep: &dyn Fn(usize, usize) -> bool| -> (f64, f64) {
+        let (mut m, mut q): (Vec<f64>, Vec<f64>) = p
+            .pairs
+            .iter()
+            .enumerate()
+            .filter(|(_, (e, d, _))| keep(*e, *d))
+            .map(|(i, _)| p.pair_est[i][s].get())
+            .unzip();
+        (median(&mut m), median(&mut q))
+    };
     let mut segments = Vec::new();
     for s in 0..p.n_seg {
         let info = model.segment(s).context("segment index")?;
-        let (lat, spread): (Vec<f64>, Vec<f64>) = (0..info.n_widths)
-            .map(|w| {
-                if s == 0 {
-                    // The encoder does not depend on the decoders' widths: the median over
-                    // them is one more guard against a disturbed pair run.
-                    let mut m: Vec<f64> = (0..n_dec).map(|d| est(0, w, d).0).collect();
-                    let mut q: Vec<f64> = (0..n_dec).map(|d| est(0, w, d).1).collect();
-                    (median(&mut m), median(&mut q))
-                } else {
-                    let m = (0..n_enc).map(|e| est(s, e, w).0).sum::<f64>() / n_enc as f64;
-                    let q = (0..n_enc).map(|e| est(s, e, w).1).sum::<f64>() / n_enc as f64;
-                    (m, q)
-                }
-            })
-            .unzip();
-        let by_encoder_us = (s > 0).then(|| {
-            (0..n_enc)
-                .map(|e| (0..info.n_widths).map(|w| est(s, e, w).0).collect())
+        let n = info.n_widths;
+        // The segment whose width this one's cost also depends on, and its width count.
+        let read = if s == 0 {
+            None
+        } else if s < stages {
+            Some(s - 1)
+        } else {
+            Some(stages - 1)
+        };
+        let own = |e: usize, d: usize, w: usize| {
+            if s < stages {
+                stage_width(&counts, e, s) == w
+            } else {
+                d == w
+            }
+        };
+        let rows: Option<Vec<Vec<(f64, f64)>>> = read.map(|r| {
+            (0..counts[r])
+                .map(|a| {
+                    (0..n)
+                        .map(|w| est(s, &|e, d| stage_width(&counts, e, r) == a && own(e, d, w)))
+                        .collect()
+                })
                 .collect()
         });
+        let (lat, spread): (Vec<f64>, Vec<f64>) = match &rows {
+            None => (0..n).map(|w| est(s, &|e, d| own(e, d, w))).unzip(),
+            Some(rows) => (0..n)
+                .map(|w| {
+                    let k = rows.len().max(1) as f64;
+                    (
+                        rows.iter().map(|r| r[w].0).sum::<f64>() / k,
+                        rows.iter().map(|r| r[w].1).sum::<f64>() / k,
+                    )
+                })
+                .unzip(),
+        };
         segments.push(SegmentLatency {
             name: info.name.to_string(),
             widths: info.multipliers().iter().map(|&m| m as f64).collect(),
             latency_us: lat,
             spread_us: Some(spread),
-            by_encoder_us,
+            by_encoder_us: rows.map(|rows| {
+                rows.iter()
+                    .map(|r| r.iter().map(|v| v.0).collect())
+                    .collect()
+            }),
         });
     }
     let mut table = LatencyTable {
@@ -549,6 +627,7 @@ fn assemble(
         unit: edgeslim_search::latency::LATENCY_UNIT.into(),
         overhead_us: 0.0,
         segments,
+        encoder_stages: stages,
         configs: Vec::new(),
         conversion: None,
         ops: Vec::new(),
@@ -563,7 +642,7 @@ fn assemble(
             tasks: c
                 .decoders
                 .iter()
-                .filter_map(|&s| decoder_names.get(s - 1).cloned())
+                .filter_map(|&s| names.get(s).cloned())
                 .collect(),
             latency_us: latency_us.max(f64::MIN_POSITIVE),
         });

@@ -364,6 +364,7 @@ pub fn latency_table(
         unit: LATENCY_UNIT.into(),
         overhead_us: 0.0,
         segments,
+        encoder_stages: 1,
         configs: Vec::new(),
         conversion: Some(Conversion {
             counter: COUNTER_CYCLES.into(),

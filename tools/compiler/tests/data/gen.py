@@ -217,6 +217,24 @@ def write_staged():
     save(g, "tiny_staged_two_stages.onnx", man)
 
 
+
+def write_staged_eval():
+    """`tiny_staged_eval.npz`: 48 inputs with the float model's own outputs as labels (the
+    segmentation's argmax, the depth map), for the dense metrics and the per-stage search."""
+    import onnxruntime as ort
+
+    r = np.random.default_rng(13)
+    x = r.random((48, 3, 8, 8), dtype=np.float32)
+    sess = ort.InferenceSession("tiny_staged.onnx", providers=["CPUExecutionProvider"])
+    seg, depth = [], []
+    for i in range(len(x)):
+        s_out, d_out = sess.run(["out_seg", "out_depth"], {"x": x[i:i + 1]})
+        seg.append(s_out[0].argmax(0))
+        depth.append(d_out[0, 0])
+    np.savez_compressed("tiny_staged_eval.npz", x=x, y_seg=np.stack(seg).astype(np.int64),
+                        y_depth=np.stack(depth).astype(np.float32))
+
+
 def quantize(src, dst, fmt, act_type, ops=None):
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
@@ -286,3 +304,4 @@ if __name__ == "__main__":
     g.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
     save(g, "dynamic.onnx")
     write_staged()
+    write_staged_eval()

@@ -111,6 +111,7 @@ pub fn latency_table(rng: &mut Rng, segs: &[SegmentWidths], monotone: bool) -> L
                 }
             })
             .collect(),
+        encoder_stages: 1,
         configs: vec![],
         conversion: None,
         ops: vec![],
@@ -229,6 +230,7 @@ pub fn two_task_problem(prefs: &str) -> Problem {
                 by_encoder_us: None,
             })
             .collect(),
+        encoder_stages: 1,
         configs: vec![],
         conversion: None,
         ops: vec![],
@@ -312,6 +314,7 @@ pub fn grid_problem(seed: u64, decoders: usize, widths: usize) -> Problem {
                 }
             })
             .collect(),
+        encoder_stages: 1,
         configs: vec![],
         conversion: None,
         ops: vec![],
