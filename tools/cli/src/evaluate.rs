@@ -162,15 +162,143 @@ pub fn segment_widths(model: &Model<'_>) -> Vec<SegmentWidths> {
         .collect()
 }
 
-/// One task's running score over samples.
-#[derive(Debug, Clone)]
-enum Acc {
-    /// Correct predictions.
-    Correct(u64),
-    /// `k x k` confusion counts (`label * k + predicted`).
-    Confusion { k: usize, m: Vec<u64> },
-    /// Sum of squared errors, of relative errors, and the number of values.
-    Errors { sq: f64, rel: f64, n: u64 },
+/// How a task is scored, and the sufficient statistics it sums over samples: everything a
+/// metric needs is a sum over samples, so a bootstrap resample is a sum of per-sample vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `[correct, samples]`.
+    Accuracy,
+    /// `[tp_0.., fp_0.., fn_0.., correct pixels, pixels]` over `k` classes.
+    Miou {
+        /// Classes.
+        k: usize,
+    },
+    /// `[sum of squared errors, sum of relative errors, values]`.
+    Rmse,
+}
+
+impl Kind {
+    /// The kind of `labels`, for an output of `out_channels` channels.
+    pub fn of(labels: &Labels, out_channels: usize) -> Kind {
+        match labels {
+            Labels::Class(_) => Kind::Accuracy,
+            Labels::Segmentation { .. } => Kind::Miou { k: out_channels },
+            Labels::Dense { .. } => Kind::Rmse,
+        }
+    }
+
+    /// Length of the statistics vector.
+    pub fn len(self) -> usize {
+        match self {
+            Kind::Accuracy => 2,
+            Kind::Miou { k } => 3 * k + 2,
+            Kind::Rmse => 3,
+        }
+    }
+
+    /// The metric (and the figure beside it) of summed statistics `v`.
+    pub fn score(self, v: &[f64]) -> TaskScore {
+        match self {
+            Kind::Accuracy => TaskScore {
+                metric: "accuracy",
+                value: v[0] / v[1].max(1.0),
+                extra: None,
+            },
+            Kind::Miou { k } => {
+                let ious: Vec<f64> = (0..k)
+                    .filter_map(|c| {
+                        let union = v[c] + v[k + c] + v[2 * k + c];
+                        (union > 0.0).then(|| v[c] / union)
+                    })
+                    .collect();
+                TaskScore {
+                    metric: "miou",
+                    value: ious.iter().sum::<f64>() / ious.len().max(1) as f64,
+                    extra: Some(("pixel_accuracy", v[3 * k] / v[3 * k + 1].max(1.0))),
+                }
+            }
+            Kind::Rmse => TaskScore {
+                metric: "rmse",
+                value: (v[0] / v[2].max(1.0)).sqrt(),
+                extra: Some(("abs_rel", v[1] / v[2].max(1.0))),
+            },
+        }
+    }
+
+    /// Add sample `s`'s output `out` (int8 NHWC) against `labels` to `v`.
+    pub fn add(
+        self,
+        v: &mut [f64],
+        task: &str,
+        labels: &Labels,
+        s: usize,
+        out: &edgeslim_runtime::OutputView<'_>,
+        buf: &mut Vec<f32>,
+    ) -> Result<()> {
+        let sh = out.shape;
+        match (self, labels) {
+            (Kind::Accuracy, Labels::Class(y)) => {
+                if out.argmax() as i64 == y[s] {
+                    v[0] += 1.0;
+                }
+                v[1] += 1.0;
+            }
+            (Kind::Miou { k }, Labels::Segmentation { h, w, map }) => {
+                if (sh.h, sh.w, sh.c) != (*h, *w, k) {
+                    bail!(
+                        "task {task:?}: output [{}, {}, {}] (h, w, classes) does not match labels [{h}, {w}] with {k} classes",
+                        sh.h,
+                        sh.w,
+                        sh.c
+                    );
+                }
+                let lab = &map[s * h * w..(s + 1) * h * w];
+                for (p, px) in out.data.chunks_exact(k).enumerate() {
+                    let mut best = 0;
+                    for (i, &x) in px.iter().enumerate() {
+                        if x > px[best] {
+                            best = i;
+                        }
+                    }
+                    let l = usize::try_from(lab[p]).unwrap_or(usize::MAX);
+                    if l >= k {
+                        bail!(
+                            "task {task:?}: sample {s} has class {} but the output has {k} classes",
+                            lab[p]
+                        );
+                    }
+                    if l == best {
+                        v[l] += 1.0;
+                        v[3 * k] += 1.0;
+                    } else {
+                        v[k + best] += 1.0;
+                        v[2 * k + l] += 1.0;
+                    }
+                    v[3 * k + 1] += 1.0;
+                }
+            }
+            (Kind::Rmse, Labels::Dense { h, w, map }) => {
+                if (sh.h, sh.w, sh.c) != (*h, *w, 1) {
+                    bail!(
+                        "task {task:?}: output [{}, {}, {}] (h, w, c) does not match labels [{h}, {w}] of one value per pixel",
+                        sh.h,
+                        sh.w,
+                        sh.c
+                    );
+                }
+                buf.resize(out.data.len(), 0.0);
+                out.dequantize_into(buf)?;
+                for (p, g) in buf.iter().zip(&map[s * h * w..(s + 1) * h * w]) {
+                    let e = f64::from(p - g);
+                    v[0] += e * e;
+                    v[1] += e.abs() / f64::from(*g);
+                }
+                v[2] += buf.len() as f64;
+            }
+            _ => bail!("task {task:?}: labels and score kinds differ"),
+        }
+        Ok(())
+    }
 }
 
 /// One task's metric at one configuration, with the figure reported beside it.
@@ -184,186 +312,54 @@ pub struct TaskScore {
     pub extra: Option<(&'static str, f64)>,
 }
 
-impl Acc {
-    fn new(labels: &Labels, out_channels: usize) -> Self {
-        match labels {
-            Labels::Class(_) => Acc::Correct(0),
-            Labels::Segmentation { .. } => Acc::Confusion {
-                k: out_channels,
-                m: vec![0; out_channels * out_channels],
-            },
-            Labels::Dense { .. } => Acc::Errors {
-                sq: 0.0,
-                rel: 0.0,
-                n: 0,
-            },
-        }
-    }
-
-    fn merge(&mut self, o: &Acc) {
-        match (self, o) {
-            (Acc::Correct(a), Acc::Correct(b)) => *a += b,
-            (Acc::Confusion { m: a, .. }, Acc::Confusion { m: b, .. }) => {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y)
-            }
-            (
-                Acc::Errors { sq, rel, n },
-                Acc::Errors {
-                    sq: s2,
-                    rel: r2,
-                    n: n2,
-                },
-            ) => {
-                *sq += s2;
-                *rel += r2;
-                *n += n2;
-            }
-            _ => {}
-        }
-    }
-
-    fn score(&self, samples: usize) -> TaskScore {
-        match self {
-            Acc::Correct(c) => TaskScore {
-                metric: "accuracy",
-                value: *c as f64 / samples.max(1) as f64,
-                extra: None,
-            },
-            Acc::Confusion { k, m } => {
-                let (mut ious, mut diag, mut total) = (Vec::new(), 0u64, 0u64);
-                for c in 0..*k {
-                    let tp = m[c * k + c];
-                    let row: u64 = m[c * k..(c + 1) * k].iter().sum();
-                    let col: u64 = (0..*k).map(|r| m[r * k + c]).sum();
-                    let union = row + col - tp;
-                    if union > 0 {
-                        ious.push(tp as f64 / union as f64);
-                    }
-                    diag += tp;
-                    total += row;
-                }
-                TaskScore {
-                    metric: "miou",
-                    value: ious.iter().sum::<f64>() / ious.len().max(1) as f64,
-                    extra: Some(("pixel_accuracy", diag as f64 / total.max(1) as f64)),
-                }
-            }
-            Acc::Errors { sq, rel, n } => TaskScore {
-                metric: "rmse",
-                value: (sq / (*n).max(1) as f64).sqrt(),
-                extra: Some(("abs_rel", rel / (*n).max(1) as f64)),
-            },
-        }
-    }
-
-    /// Add sample `s`'s output `out` (int8 NHWC) against `labels`.
-    fn add(
-        &mut self,
-        task: &str,
-        labels: &Labels,
-        s: usize,
-        out: &edgeslim_runtime::OutputView<'_>,
-        buf: &mut Vec<f32>,
-    ) -> Result<()> {
-        let sh = out.shape;
-        match (self, labels) {
-            (Acc::Correct(c), Labels::Class(y)) => {
-                if out.argmax() as i64 == y[s] {
-                    *c += 1;
-                }
-            }
-            (Acc::Confusion { k, m }, Labels::Segmentation { h, w, map }) => {
-                if (sh.h, sh.w, sh.c) != (*h, *w, *k) {
-                    bail!(
-                        "task {task:?}: output [{}, {}, {}] (h, w, classes) does not match labels [{h}, {w}] with {k} classes",
-                        sh.h,
-                        sh.w,
-                        sh.c
-                    );
-                }
-                let lab = &map[s * h * w..(s + 1) * h * w];
-                for (p, px) in out.data.chunks_exact(*k).enumerate() {
-                    let mut best = 0;
-                    for (i, &v) in px.iter().enumerate() {
-                        if v > px[best] {
-                            best = i;
-                        }
-                    }
-                    let l = usize::try_from(lab[p]).unwrap_or(usize::MAX);
-                    if l >= *k {
-                        bail!(
-                            "task {task:?}: sample {s} has class {} but the output has {k} classes",
-                            lab[p]
-                        );
-                    }
-                    m[l * *k + best] += 1;
-                }
-            }
-            (Acc::Errors { sq, rel, n }, Labels::Dense { h, w, map }) => {
-                if (sh.h, sh.w, sh.c) != (*h, *w, 1) {
-                    bail!(
-                        "task {task:?}: output [{}, {}, {}] (h, w, c) does not match labels [{h}, {w}] of one value per pixel",
-                        sh.h,
-                        sh.w,
-                        sh.c
-                    );
-                }
-                buf.resize(out.data.len(), 0.0);
-                out.dequantize_into(buf)?;
-                for (p, g) in buf.iter().zip(&map[s * h * w..(s + 1) * h * w]) {
-                    let e = f64::from(p - g);
-                    *sq += e * e;
-                    *rel += e.abs() / f64::from(*g);
-                }
-                *n += buf.len() as u64;
-            }
-            _ => bail!("task {task:?}: labels and score kinds differ"),
-        }
-        Ok(())
-    }
+/// Each task's scoring kind for `model` and `set` (a segmentation's classes are its output's
+/// channels: a task output is never slimmed).
+pub fn kinds(model: &Model<'_>, set: &EvalSet) -> Vec<Kind> {
+    set.labels
+        .iter()
+        .enumerate()
+        .map(|(t, (_, l))| {
+            let c = model
+                .task(t)
+                .and_then(|i| model.output(i.first_output))
+                .and_then(|o| model.tensor(o.tensor))
+                .map_or(1, |t| t.c);
+            Kind::of(l, c)
+        })
+        .collect()
 }
 
-/// Every task's metric for `model` at `widths` over `set`, with `threads` workers.
-pub fn score_config(
+/// Per-sample statistics of every task (`[sample][task]`) of `model` at `widths` over `set`,
+/// with `threads` workers: what bootstrap confidence intervals resample.
+pub fn sample_stats(
     model: &Model<'_>,
     set: &EvalSet,
     widths: &WidthConfig,
     threads: usize,
-) -> Result<Vec<TaskScore>> {
-    // The number of classes of each segmentation output: its channels (a task output is never
-    // slimmed).
-    let classes: Vec<usize> = (0..model.num_tasks())
-        .map(|t| {
-            model
-                .task(t)
-                .and_then(|i| model.output(i.first_output))
-                .and_then(|o| model.tensor(o.tensor))
-                .map_or(1, |t| t.c)
-        })
-        .collect();
+) -> Result<Vec<Vec<Vec<f64>>>> {
+    let kinds = kinds(model, set);
     let chunk = set.n.div_ceil(threads.max(1)).max(1);
-    let parts = std::thread::scope(|scope| -> Result<Vec<Vec<Acc>>> {
+    let parts = std::thread::scope(|scope| -> Result<Vec<Vec<Vec<Vec<f64>>>>> {
         let mut handles = Vec::new();
         for start in (0..set.n).step_by(chunk) {
-            let classes = &classes;
-            handles.push(scope.spawn(move || -> Result<Vec<Acc>> {
-                let mut acc: Vec<Acc> = set
-                    .labels
-                    .iter()
-                    .zip(classes)
-                    .map(|((_, l), &k)| Acc::new(l, k))
-                    .collect();
+            let kinds = &kinds;
+            handles.push(scope.spawn(move || -> Result<Vec<Vec<Vec<f64>>>> {
                 let mut arena = vec![0u8; model.arena_bytes()];
                 let mut interp = Interpreter::new(model, &mut arena)?;
                 let mut buf = Vec::new();
+                let mut out_stats = Vec::new();
                 for s in start..(start + chunk).min(set.n) {
                     let x = &set.x[s * set.sample_len..(s + 1) * set.sample_len];
                     let out = interp.run(Input::F32(x), widths, TaskMask::all(model))?;
-                    for (t, (name, y)) in set.labels.iter().enumerate() {
-                        acc[t].add(name, y, s, &out.task(t)?, &mut buf)?;
+                    let mut per_task = Vec::with_capacity(kinds.len());
+                    for (t, ((name, y), &kind)) in set.labels.iter().zip(kinds).enumerate() {
+                        let mut v = vec![0.0; kind.len()];
+                        kind.add(&mut v, name, y, s, &out.task(t)?, &mut buf)?;
+                        per_task.push(v);
                     }
+                    out_stats.push(per_task);
                 }
-                Ok(acc)
+                Ok(out_stats)
             }));
         }
         handles
@@ -374,18 +370,37 @@ pub fn score_config(
             })
             .collect()
     })?;
-    let mut total: Option<Vec<Acc>> = None;
-    for part in parts {
-        match &mut total {
-            None => total = Some(part),
-            Some(t) => t.iter_mut().zip(&part).for_each(|(a, b)| a.merge(b)),
-        }
-    }
-    Ok(total
-        .unwrap_or_default()
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// The scores of summed per-sample statistics over the samples `idx` (all when `None`).
+pub fn scores_of(kinds: &[Kind], stats: &[Vec<Vec<f64>>], idx: Option<&[usize]>) -> Vec<TaskScore> {
+    kinds
         .iter()
-        .map(|a| a.score(set.n))
-        .collect())
+        .enumerate()
+        .map(|(t, &k)| {
+            let mut v = vec![0.0; k.len()];
+            let mut add = |s: &Vec<Vec<f64>>| {
+                v.iter_mut().zip(&s[t]).for_each(|(a, b)| *a += b);
+            };
+            match idx {
+                Some(idx) => idx.iter().for_each(|&i| add(&stats[i])),
+                None => stats.iter().for_each(&mut add),
+            }
+            k.score(&v)
+        })
+        .collect()
+}
+
+/// Every task's metric for `model` at `widths` over `set`, with `threads` workers.
+pub fn score_config(
+    model: &Model<'_>,
+    set: &EvalSet,
+    widths: &WidthConfig,
+    threads: usize,
+) -> Result<Vec<TaskScore>> {
+    let stats = sample_stats(model, set, widths, threads)?;
+    Ok(scores_of(&kinds(model, set), &stats, None))
 }
 
 /// Every task's metric at every (encoder configuration, decoder width) pair.

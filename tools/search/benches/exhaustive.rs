@@ -1,4 +1,6 @@
-//! Exact search over 262,144 configurations: encoder 8 widths, 5 decoders x 8 widths.
+//! Exact search over 262,144 configurations: encoder 8 widths, 5 decoders x 8 widths; and over
+//! 131,072 with an encoder of 4 stages x 4 widths (256 encoder configurations) and 3 decoders x
+//! 8 widths (the per-stage space of a dense multi-task model).
 //!
 //! `CARGO_TARGET_DIR=target/search cargo bench -p edgeslim-search` reports configurations per
 //! second (criterion "elements").
@@ -21,6 +23,23 @@ fn bench(c: &mut Criterion) {
     assert_eq!(n, 262_144);
     let budget = mid_budget(&p);
     let mut g = c.benchmark_group("search_262144");
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("exhaustive", |b| {
+        b.iter(|| p.exact(black_box(budget), ExactMethod::Exhaustive))
+    });
+    g.bench_function("branch_and_bound", |b| {
+        b.iter(|| p.exact(black_box(budget), ExactMethod::BranchAndBound))
+    });
+    g.bench_function("paper", |b| b.iter(|| p.paper(black_box(budget))));
+    g.finish();
+
+    // Per-stage encoder widths: 4 stages x 4 widths (256 encoder configurations), 3 decoders x
+    // 8 widths: 131,072 configurations.
+    let p = common::staged_grid_problem(1, 4, 4, 3, 8);
+    let n = p.config_count();
+    assert_eq!(n, 131_072);
+    let budget = mid_budget(&p);
+    let mut g = c.benchmark_group(format!("search_staged_{n}"));
     g.throughput(Throughput::Elements(n));
     g.bench_function("exhaustive", |b| {
         b.iter(|| p.exact(black_box(budget), ExactMethod::Exhaustive))

@@ -693,3 +693,20 @@ fn all_indices(counts: &[u8; 5]) -> Vec<(u8, u8, u8, u8, u8)> {
     }
     out
 }
+
+/// The per-stage space of the bench (4 stages x 4 widths, 3 decoders x 8 widths: 131,072
+/// configurations): exhaustive search and branch and bound agree, and paper mode's decoder
+/// widths follow preference there too.
+#[test]
+fn staged_space_of_the_bench_is_searched_exactly() {
+    let p = common::staged_grid_problem(1, 4, 4, 3, 8);
+    assert_eq!(p.config_count(), 131_072);
+    for frac in [0.2, 0.5, 0.8] {
+        let b = budget(&p, frac);
+        let ex = p.exact(b, ExactMethod::Exhaustive).unwrap();
+        let bb = p.exact(b, ExactMethod::BranchAndBound).unwrap();
+        assert_eq!(ex.chosen, bb.chosen);
+        assert!(ex.chosen.latency_us <= b);
+        assert_eq!(ex.chosen.config.indices.len(), 7);
+    }
+}

@@ -346,3 +346,117 @@ pub fn grid_problem(seed: u64, decoders: usize, widths: usize) -> Problem {
     let n = met.tasks.len();
     Problem::new(lat, met, vec![1.0; n], TaskMask::all(n)).expect("valid grid problem")
 }
+
+/// An encoder of `stages` stages of `sw` widths each and `decoders` decoders of `dw` widths:
+/// `sw^stages` encoder configurations times `dw^decoders`. Each later segment's latency depends
+/// on the width of the segment it reads (`by_encoder_us`); a task's metric grows with every
+/// stage's width and its decoder's. Every other task is RMSE-like (lower is better).
+#[allow(dead_code)] // Used by the bench and the search tests, not by every test binary.
+pub fn staged_grid_problem(
+    seed: u64,
+    stages: usize,
+    sw: usize,
+    decoders: usize,
+    dw: usize,
+) -> Problem {
+    let mut rng = Rng(seed);
+    let grid = |n: usize| -> Vec<f64> { (1..=n).map(|k| k as f64 / n as f64).collect() };
+    let (ws_s, ws_d) = (grid(sw), grid(dw));
+    let n_seg = stages + decoders;
+    let segs: Vec<SegmentWidths> = (0..n_seg)
+        .map(|s| SegmentWidths {
+            name: if s < stages {
+                format!("stage{s}")
+            } else {
+                format!("task{}", s - stages)
+            },
+            widths: if s < stages {
+                ws_s.clone()
+            } else {
+                ws_d.clone()
+            },
+        })
+        .collect();
+    let segments = segs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let scale = if i < stages {
+                300.0
+            } else {
+                80.0 + 40.0 * rng.unit()
+            };
+            // Rows: the widths of the segment read (a stage's predecessor, or the last stage).
+            let rows: Option<Vec<Vec<f64>>> = (i > 0).then(|| {
+                ws_s.iter()
+                    .map(|r| {
+                        s.widths
+                            .iter()
+                            .map(|m| scale * m * (0.5 + r) + 3.0 * rng.unit())
+                            .collect()
+                    })
+                    .collect()
+            });
+            let lat = match &rows {
+                Some(rows) => (0..s.widths.len())
+                    .map(|d| rows.iter().map(|r| r[d]).sum::<f64>() / rows.len() as f64)
+                    .collect(),
+                None => s.widths.iter().map(|m| scale * m + rng.unit()).collect(),
+            };
+            SegmentLatency {
+                name: s.name.clone(),
+                widths: s.widths.clone(),
+                latency_us: lat,
+                spread_us: None,
+                by_encoder_us: rows,
+            }
+        })
+        .collect();
+    let lat = LatencyTable {
+        format: LATENCY_FORMAT.into(),
+        model_hash: "staged-grid".into(),
+        target: "synthetic".into(),
+        unit: "us".into(),
+        overhead_us: 20.0,
+        segments,
+        encoder_stages: stages,
+        configs: vec![],
+        conversion: None,
+        ops: vec![],
+    };
+    let specs: Vec<TaskSpec> = segs[stages..]
+        .iter()
+        .enumerate()
+        .map(|(k, s)| TaskSpec {
+            name: s.name.clone(),
+            segment: s.name.clone(),
+            metric: if k % 2 == 0 { "miou" } else { "rmse" }.into(),
+        })
+        .collect();
+    let n_enc = sw.pow(stages as u32);
+    let mut points = Vec::new();
+    for (k, spec) in specs.iter().enumerate() {
+        let (a, b) = (0.2 + 0.2 * rng.unit(), 0.1 + 0.2 * rng.unit());
+        for e in 0..n_enc {
+            // Mean of the stages' multipliers.
+            let (mut me, mut code) = (0.0, e);
+            for _ in 0..stages {
+                me += ws_s[code % sw] / stages as f64;
+                code /= sw;
+            }
+            for (d, md) in ws_d.iter().enumerate() {
+                let good = a * f64::sqrt(me) + b * md.sqrt() + 0.01 * rng.unit();
+                points.push(MetricPoint {
+                    encoder: e,
+                    decoder: d,
+                    task: spec.name.clone(),
+                    value: if k % 2 == 0 { 0.3 + good } else { 1.0 - good },
+                });
+            }
+        }
+    }
+    let met = MetricTable::from_points_staged("staged-grid", segs, stages, specs, points)
+        .expect("valid staged grid table");
+    let n = met.tasks.len();
+    Problem::new(lat, met, vec![1.0; n], TaskMask::all(n)).expect("valid staged grid problem")
+}
