@@ -22,7 +22,7 @@ pub fn load_blob(path: &Path) -> Result<Vec<u8>> {
     Ok(blob)
 }
 
-fn parse(blob: &[u8]) -> Result<Model<'_>> {
+pub(crate) fn parse(blob: &[u8]) -> Result<Model<'_>> {
     Model::parse(blob).map_err(|e| anyhow!("invalid model blob: {e}"))
 }
 
@@ -32,7 +32,7 @@ pub fn model_hash(model: &Model<'_>, blob: &[u8]) -> String {
     format!("esm-crc32:{:08x}:{}", model.body_crc(), blob.len())
 }
 
-fn default_cache() -> PathBuf {
+pub(crate) fn default_cache() -> PathBuf {
     std::env::var_os("EDGESLIM_CACHE")
         .map_or_else(|| PathBuf::from(".edgeslim-cache"), PathBuf::from)
 }
@@ -251,7 +251,7 @@ fn print_metrics(table: &MetricTable, n: usize, cached: bool) {
 }
 
 /// The latency table for `model` from `--from-table` or measured on the host (cached).
-fn latency_table(
+pub(crate) fn latency_table(
     m: &Model<'_>,
     hash: &str,
     target: &str,

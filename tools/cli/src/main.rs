@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod choose;
+mod control;
 mod evaluate;
 mod npu_streams;
 mod profile;
@@ -76,8 +77,14 @@ enum Cmd {
         #[arg(long)]
         raw: bool,
     },
-    /// Per-task accuracy at every width configuration, through the runtime.
+    /// Every task's metric (accuracy, mIoU or RMSE, from the labels) at every width
+    /// configuration, through the runtime.
     Eval(choose::EvalArgs),
+    /// Controllability as a paper reports it: widths chosen on a validation set for a simplex
+    /// grid of preferences at several budgets (paper mode, exact mode, uniform and static
+    /// baselines), reported on a test set: Spearman per task with bootstrap intervals,
+    /// hypervolume against the test Pareto front, budget violations; Markdown, JSON, plots.
+    Control(control::ControlArgs),
     /// Latency table: every segment at every width, plus the fixed overhead; on the host, from
     /// a device's `profile` log, or in QEMU's Cortex-M4.
     Profile(profile::ProfileArgs),
@@ -150,6 +157,7 @@ fn main() {
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Eval(a) => return choose::eval(a),
+        Cmd::Control(a) => return control::control(a),
         Cmd::Profile(a) => return profile::profile(a),
         Cmd::Search(a) => return choose::search(a),
         Cmd::Bundle(a) => return choose::bundle(a),

@@ -1,6 +1,6 @@
 //! An encoder of several stages, each at its own width, with dense tasks, through the `edgeslim`
-//! binary: `compile`, `eval` (mIoU and RMSE, recomputed here from `run`'s outputs), `profile`
-//! and `search` over every encoder configuration.
+//! binary: `compile`, `eval` (mIoU and RMSE, recomputed here from `run`'s outputs), `profile`,
+//! `search` over every encoder configuration and the `control` report.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -210,5 +210,68 @@ fn per_stage_widths_compile_eval_profile_and_search() {
     assert!(
         exact.contains("depth 0.0"),
         "RMSE shown as a value: {exact}"
+    );
+
+    // control: widths chosen on the validation set, reported on the test set.
+    let json = dir.join("control.json");
+    let plot = dir.join("control.svg");
+    let md = ok(&[
+        "control",
+        s(&esm),
+        "--val",
+        s(&data("tiny_staged_val.npz")),
+        "--test",
+        s(&eval_set),
+        "--from-table",
+        s(&lat_path),
+        "--budgets",
+        "1.0,100ms",
+        "--divisions",
+        "6",
+        "--bootstrap",
+        "50",
+        "--json",
+        s(&json),
+        "--plot",
+        s(&plot),
+    ]);
+    assert!(md.contains("| budget | method |"), "{md}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
+    assert_eq!(r["samples"], serde_json::json!([32, 48]));
+    assert_eq!(r["preferences"], 7);
+    let budgets = r["budgets"].as_array().expect("budgets");
+    assert_eq!(budgets.len(), 2);
+    for b in budgets {
+        let methods = b["methods"].as_array().expect("methods");
+        let names: Vec<&str> = methods
+            .iter()
+            .filter_map(|m| m["method"].as_str())
+            .collect();
+        assert_eq!(names, ["paper", "exact", "uniform", "static"]);
+        for m in methods {
+            // Every preference vector answered within the full-width budget, none over it.
+            assert_eq!(m["answered"], 7, "{m}");
+            assert_eq!(m["violations_predicted"], 0, "{m}");
+            let hv = m["hypervolume_ratio"].as_f64().expect("hv");
+            assert!((0.0..=1.0 + 1e-9).contains(&hv), "{m}");
+        }
+        // The baselines ignore preferences: no correlation is defined for them.
+        assert!(methods[2]["spearman"]["seg"]["value"].is_null());
+        assert!(methods[3]["spearman"]["depth"]["value"].is_null());
+        // Paper mode gives the preferred task's decoder the width: depth's RMSE falls (its
+        // negation rises) as its preference grows, and the interval holds the estimate.
+        let d = &methods[0]["spearman"]["depth"];
+        let (v, lo, hi) = (
+            d["value"].as_f64().expect("defined"),
+            d["lo"].as_f64().expect("lo"),
+            d["hi"].as_f64().expect("hi"),
+        );
+        assert!(v > 0.0 && lo <= v + 1e-9 && v <= hi + 1e-9, "{d}");
+    }
+    let svg = std::fs::read_to_string(&plot).expect("plot");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("test Pareto front"),
+        "plot"
     );
 }

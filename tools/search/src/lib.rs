@@ -91,7 +91,7 @@ pub use latency::{
 pub use metrics::{MetricPoint, MetricTable, TaskMetrics, TaskSpec};
 pub use npu::{NpuStream, NpuStreams, NpuTransfer};
 #[cfg(feature = "plot")]
-pub use plot::{PlotSpec, plot_report, plot_search};
+pub use plot::{Panel, PlotSpec, Series, plot_panels, plot_report, plot_search};
 pub use search::{
     Choice, ExactMethod, Mode, Objective, ParetoFront, ParetoPoint, Problem, SearchReport,
     SearchResult, TaskValue, pareto_indices_2d, parse_budget_us, parse_budgets_us,

@@ -239,3 +239,148 @@ fn round_label(x: f64) -> String {
         format!("{x:.1}")
     }
 }
+
+/// One series of a [`Panel`]: points joined by lines, or marks alone.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// `(x, y)` points, in drawing order.
+    pub points: Vec<(f64, f64)>,
+    /// Join the points with a line (else marks only).
+    pub line: bool,
+}
+
+/// One chart of a [`plot_panels`] figure.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// Caption.
+    pub title: String,
+    /// X axis description.
+    pub x_desc: String,
+    /// Y axis description.
+    pub y_desc: String,
+    /// The series, each in its own colour.
+    pub series: Vec<Series>,
+}
+
+/// Small multiples: `panels` in a grid of `cols` columns, each `panel_size` pixels, to `path`
+/// (`.svg`; `.png` needs fontconfig as [`plot_search`] says).
+pub fn plot_panels(
+    path: &Path,
+    panels: &[Panel],
+    cols: usize,
+    panel_size: (u32, u32),
+) -> Result<()> {
+    let plot_err = |reason: String| Error::Plot {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if panels.is_empty() {
+        return Err(plot_err("nothing to plot".into()));
+    }
+    let cols = cols.clamp(1, panels.len());
+    let rows = panels.len().div_ceil(cols);
+    let size = (panel_size.0 * cols as u32, panel_size.1 * rows as u32);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("svg") => draw_panels(
+            SVGBackend::new(path, size).into_drawing_area(),
+            panels,
+            rows,
+            cols,
+        ),
+        Some("png") => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            draw_panels(
+                BitMapBackend::new(path, size).into_drawing_area(),
+                panels,
+                rows,
+                cols,
+            )
+        }))
+        .unwrap_or_else(|_| Err("PNG text rendering failed; use .svg".to_string())),
+        _ => Err("unsupported extension: use .svg or .png".to_string()),
+    }
+    .map_err(plot_err)
+}
+
+fn draw_panels<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    panels: &[Panel],
+    rows: usize,
+    cols: usize,
+) -> std::result::Result<(), String> {
+    let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(s)?;
+    let palette = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(127, 127, 127),
+    ];
+    for (panel, area) in panels.iter().zip(root.split_evenly((rows, cols))) {
+        let all = panel.series.iter().flat_map(|s| s.points.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = all.fold(
+            (
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+            ),
+            |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
+        );
+        if !(x0.is_finite() && x1.is_finite() && y0.is_finite() && y1.is_finite()) {
+            continue;
+        }
+        let (dx, dy) = ((x1 - x0).max(1e-9) * 0.05, (y1 - y0).max(1e-9) * 0.08);
+        (x0, x1, y0, y1) = (x0 - dx, x1 + dx, y0 - dy, y1 + dy);
+        let mut chart = ChartBuilder::on(&area)
+            .caption(&panel.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(s)?;
+        chart
+            .configure_mesh()
+            .x_desc(&panel.x_desc)
+            .y_desc(&panel.y_desc)
+            .axis_desc_style(("sans-serif", 14))
+            .label_style(("sans-serif", 12))
+            .light_line_style(BLACK.mix(0.05))
+            .draw()
+            .map_err(s)?;
+        for (i, series) in panel.series.iter().enumerate() {
+            let c = palette[i % palette.len()];
+            if series.line {
+                chart
+                    .draw_series(LineSeries::new(
+                        series.points.iter().copied(),
+                        c.stroke_width(2),
+                    ))
+                    .map_err(s)?;
+            }
+            chart
+                .draw_series(series.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(s)?
+                .label(&series.label)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 12))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(s)?;
+    }
+    root.present().map_err(s)?;
+    Ok(())
+}

@@ -219,20 +219,23 @@ def write_staged():
 
 
 def write_staged_eval():
-    """`tiny_staged_eval.npz`: 48 inputs with the float model's own outputs as labels (the
-    segmentation's argmax, the depth map), for the dense metrics and the per-stage search."""
+    """`tiny_staged_eval.npz` (48 inputs) and `tiny_staged_val.npz` (32 others) with the float
+    model's own outputs as labels (the segmentation's argmax, the depth map), for the dense
+    metrics, the per-stage search and the controllability report."""
     import onnxruntime as ort
 
     r = np.random.default_rng(13)
-    x = r.random((48, 3, 8, 8), dtype=np.float32)
     sess = ort.InferenceSession("tiny_staged.onnx", providers=["CPUExecutionProvider"])
-    seg, depth = [], []
-    for i in range(len(x)):
-        s_out, d_out = sess.run(["out_seg", "out_depth"], {"x": x[i:i + 1]})
-        seg.append(s_out[0].argmax(0))
-        depth.append(d_out[0, 0])
-    np.savez_compressed("tiny_staged_eval.npz", x=x, y_seg=np.stack(seg).astype(np.int64),
-                        y_depth=np.stack(depth).astype(np.float32))
+    # The test set (48 inputs), then a validation set of 32 other inputs.
+    for name, n in [("tiny_staged_eval.npz", 48), ("tiny_staged_val.npz", 32)]:
+        x = r.random((n, 3, 8, 8), dtype=np.float32)
+        seg, depth = [], []
+        for i in range(len(x)):
+            s_out, d_out = sess.run(["out_seg", "out_depth"], {"x": x[i:i + 1]})
+            seg.append(s_out[0].argmax(0))
+            depth.append(d_out[0, 0])
+        np.savez_compressed(name, x=x, y_seg=np.stack(seg).astype(np.int64),
+                            y_depth=np.stack(depth).astype(np.float32))
 
 
 def quantize(src, dst, fmt, act_type, ops=None):
