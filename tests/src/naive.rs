@@ -744,8 +744,10 @@ pub fn run_model(
     input: &[i8],
 ) -> Vec<Option<RefOutput>> {
     assert_eq!(widths.len(), def.segments.len());
-    let mut active_segments = vec![false; def.segments.len()];
-    active_segments[0] = true;
+    // Every encoder stage runs; a decoder when one of its tasks is selected.
+    let mut active_segments: Vec<bool> = (0..def.segments.len())
+        .map(|s| s < def.encoder_segments.max(1))
+        .collect();
     for (i, t) in def.tasks.iter().enumerate() {
         if tasks & (1 << i) != 0 {
             active_segments[t.segment] = true;

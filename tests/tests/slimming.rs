@@ -262,3 +262,24 @@ fn random_models_match_narrow_models_and_naive_reference() {
         .collect();
     assert!(missing.is_empty(), "op kinds never generated: {missing:?}");
 }
+
+/// A compiled model whose encoder has three stages, each at its own width (tiny_staged.onnx:
+/// a fixed skip from stage 1 into the segmentation decoder, a ConvTranspose depth decoder):
+/// at every one of its 48 width configurations (decoders independent) and every task set, the
+/// blob equals the narrow model of that configuration and the naive reference.
+#[test]
+fn per_stage_encoder_matches_narrow_models_and_naive_reference() {
+    let data =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/compiler/tests/data");
+    let l = edgeslim_compiler::lower(&data.join("tiny_staged.onnx")).expect("lowers");
+    let samples =
+        edgeslim_compiler::load_calibration(&l, &data.join("calib.npy"), 32).expect("calib");
+    let ranges = edgeslim_compiler::passes::quantize::calibrate(&l, &samples, false);
+    let def = edgeslim_compiler::passes::quantize::run(&l, Some(&ranges), &mut Vec::new())
+        .expect("quantizes");
+    assert_eq!(def.encoder_segments, 3);
+    assert_eq!(width_configs(&counts(&def)).len(), 48);
+    let x = inputs(&def, 11);
+    check_narrow(&def, &x);
+    assert!(check_naive(&def, &x) > 48 * 4);
+}
