@@ -180,6 +180,79 @@ fn per_stage_widths_compile_eval_profile_and_search() {
         assert_eq!(r.len(), rows, "segment {seg}");
     }
 
+    // A Cortex-M4 log of the same model in QEMU (`tests/data/profile-qemu-m4-tiny-staged.log`,
+    // recorded by `edgeslim profile --target cortex-m4-qemu` on 2026-12-03; its model_hash set
+    // to the blob compiled here): stage k's row a, column d is the ticks of segment k in the
+    // first all-task run with stage k-1 at width a and stage k at width d, read from the log's
+    // own lines here.
+    let hash = {
+        let b = std::fs::read(&esm).expect("blob");
+        let m = edgeslim_runtime::Model::parse(&b).expect("parses");
+        format!("esm-crc32:{:08x}:{}", m.body_crc(), b.len())
+    };
+    let log: String = include_str!("data/profile-qemu-m4-tiny-staged.log")
+        .lines()
+        .map(|l| {
+            if l.contains("model_hash ") {
+                format!("INFO  model_hash {hash}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let log_path = dir.join("m4.log");
+    std::fs::write(&log_path, &log).expect("log");
+    let m4_path = dir.join("m4.json");
+    ok(&[
+        "profile",
+        s(&esm),
+        "--from-log",
+        s(&log_path),
+        "--target",
+        "cortex-m4",
+        "-o",
+        s(&m4_path),
+    ]);
+    let m4 = LatencyTable::load(&m4_path).expect("m4 table");
+    assert_eq!(m4.encoder_stages, 3);
+    let per_tick = m4.conversion.as_ref().expect("conversion").us_per_tick;
+    // (widths, segment ticks) of the all-task runs, in log order.
+    let runs: Vec<(Vec<u64>, Vec<u64>)> = log
+        .lines()
+        .filter_map(|l| l.split_once("run widths ").map(|(_, r)| r))
+        .filter(|r| r.contains("mask 3 "))
+        .map(|r| {
+            let nums = |text: &str| -> Vec<u64> {
+                text.trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|v| v.trim().parse().ok())
+                    .collect()
+            };
+            let widths = nums(r);
+            let segs = nums(r.split(" segments ").nth(1).unwrap_or(""));
+            (widths, segs)
+        })
+        .collect();
+    assert!(runs.len() >= 12, "{} all-task runs", runs.len());
+    for k in 1..3usize {
+        let rows = m4.segments[k].by_encoder_us.as_ref().expect("rows");
+        for (a, row) in rows.iter().enumerate() {
+            for (d, &v) in row.iter().enumerate() {
+                let (_, segs) = runs
+                    .iter()
+                    .find(|(w, _)| w[k - 1] == a as u64 && w[k] == d as u64)
+                    .expect("a run with those widths");
+                assert!(
+                    (v - segs[k] as f64 * per_tick).abs() < 1e-6,
+                    "stage {k} at ({a}, {d}): {v} us"
+                );
+            }
+        }
+    }
+
     // search: a configuration of five widths within the budget.
     let text = ok(&[
         "search",

@@ -2,10 +2,12 @@
 //! `-icount shift=0` (one SysTick tick = 40 instructions on the 25 MHz Arm boards, one `mcycle`
 //! count = one instruction on RISC-V; see `qemu_m4::icount`).
 //!
-//! Every encoder width runs with every decoder width (all tasks, decoder `s` at
+//! Every encoder configuration runs with every decoder width (all tasks, decoder `s` at
 //! `min(k, widths_s - 1)` for `k` over the widest decoder's widths), so each decoder is timed
-//! at every (encoder width, decoder width) pair; then each decoder alone at the narrowest and
-//! widest configuration. Each configuration runs once observed (op and segment ticks) and once
+//! at every (last stage's width, decoder width) pair and each encoder stage at every (width of
+//! the stage before, width) pair; an encoder of more than 16 configurations runs a set that
+//! covers those pairs (for every `(a, b)` the stages alternate `a, b, a, ...`). Then each
+//! decoder alone at the narrowest and widest configuration. Each configuration runs once observed (op and segment ticks) and once
 //! unobserved (whole-inference ticks). The whole program is deterministic under `-icount`, so
 //! two QEMU runs log the same ticks (xtask checks that); two runs of one configuration within a
 //! program may differ by a tick, as they start at another phase of the 40-instruction tick.
@@ -19,6 +21,7 @@
 //! ```text
 //! calibrate instructions <n> ticks <t>     (a loop of n instructions took t ticks)
 //! model_hash esm-crc32:<crc>:<bytes>
+//! encoder_stages <n>
 //! segment <i> <name> <multiplier f32 bits [u32]>
 //! task <i> <name> segment <s>
 //! op <i> <kind> segment <s>
@@ -129,6 +132,8 @@ fn main() -> ! {
         qemu_m4::icount::TIMER
     );
     let n_seg = model.num_segments();
+    let stages = model.num_encoder_segments().max(1);
+    defmt::info!("encoder_stages {=usize}", stages);
     let mut n_widths = [0usize; MAX_SEGMENTS];
     for s in 0..n_seg {
         let Some(info) = model.segment(s) else {
@@ -180,7 +185,11 @@ fn main() -> ! {
         exit(1)
     };
     let all = TaskMask::all(&model);
-    let widest_decoder = n_widths[1..n_seg].iter().copied().max().unwrap_or(1);
+    let widest_decoder = n_widths[stages.min(n_seg)..n_seg]
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1);
 
     let mut run = |idx: &[u8], mask: TaskMask| {
         let Ok(widths) = WidthConfig::from_indices(idx) else {
@@ -214,10 +223,29 @@ fn main() -> ! {
     };
 
     let mut idx = [0u8; MAX_SEGMENTS];
-    for e in 0..n_widths[0] {
-        idx[0] = e as u8;
+    let configs: usize = n_widths[..stages].iter().product();
+    let widest_stage = n_widths[..stages].iter().copied().max().unwrap_or(1);
+    // All encoder configurations, or the (a, b) covering set: `cover` indexes them.
+    let (cover, n_enc) = if configs <= 16 {
+        (false, configs)
+    } else {
+        (true, widest_stage * widest_stage)
+    };
+    for e in 0..n_enc {
+        let mut code = e;
+        for k in 0..stages {
+            let w = if cover {
+                let (a, b) = (e / widest_stage, e % widest_stage);
+                if k % 2 == 0 { a } else { b }
+            } else {
+                let w = code % n_widths[k];
+                code /= n_widths[k];
+                w
+            };
+            idx[k] = w.min(n_widths[k] - 1) as u8;
+        }
         for k in 0..widest_decoder {
-            for s in 1..n_seg {
+            for s in stages..n_seg {
                 idx[s] = k.min(n_widths[s] - 1) as u8;
             }
             run(&idx[..n_seg], all);

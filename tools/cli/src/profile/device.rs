@@ -16,10 +16,13 @@
 //! - A board: `latency_us = ticks / f_MHz` with the core clock `--clock-mhz` (required: the
 //!   log does not know it). `--cpi` is refused: cycles already include it.
 //!
-//! **The table** ([`latency_table`]): the encoder's latency at width `e` comes from the
-//! all-task run `[e, ..]`; decoder `s` at `(e, d)` from the all-task run with `widths[0] = e`,
-//! `widths[s] = d` (`by_encoder_us`; `latency_us` is the mean over encoder widths); an op's
-//! entries come from the same runs as its segment's, so the ops of a segment add up to it.
+//! **The table** ([`latency_table`]): the (first) encoder stage's latency at width `e` comes
+//! from the first all-task run with `widths[0] = e`; any other segment `s` at width `d`, with
+//! the segment it reads (the stage before, or for a decoder the last stage) at width `a`, from
+//! the first all-task run with those two widths (`by_encoder_us[a][d]`; `latency_us` is the
+//! mean over `a`); an op's entries come from the same runs as its segment's, so the ops of a
+//! segment add up to it. Logs state the number of encoder stages (`encoder_stages <n>`; 1
+//! without the line).
 //! The overhead is the median over runs of what the observed run spent outside every segment;
 //! every run is a measured configuration (its unobserved ticks).
 
@@ -211,53 +214,71 @@ fn median(mut v: Vec<u64>) -> u64 {
 pub fn latency_table(log: &ProfileLog, target: &str, conv: Conversion) -> Result<LatencyTable> {
     let all = log.all_tasks();
     let us = |ticks: u64| micros(&conv, ticks);
-    let n_enc = log.segments[0].1.len();
-    // The all-task run with the encoder at `e` and segment `s` at `d` (any, for s = 0).
-    let find = |s: usize, e: usize, d: usize| -> Result<&ProfileRun> {
+    let stages = log.encoder_stages.max(1);
+    // The segment whose width each segment's cost also depends on: the stage before for a
+    // stage (none for the first), the last stage for a decoder.
+    let reads = |s: usize| -> Option<usize> {
+        if s == 0 {
+            None
+        } else if s < stages {
+            Some(s - 1)
+        } else {
+            Some(stages - 1)
+        }
+    };
+    // The first all-task run with segment `r` (the one read) at `a` and `s` at `d`.
+    let find = |s: usize, a: Option<(usize, usize)>, d: usize| -> Result<&ProfileRun> {
         log.runs
             .iter()
-            .find(|r| {
-                r.mask == all
-                    && usize::from(r.widths[0]) == e
-                    && (s == 0 || usize::from(r.widths[s]) == d)
+            .find(|run| {
+                run.mask == all
+                    && usize::from(run.widths[s]) == d
+                    && a.is_none_or(|(r, a)| usize::from(run.widths[r]) == a)
             })
             .ok_or_else(|| {
                 anyhow!(
-                    "the log has no all-task run with encoder width {e} and segment {s} ({}) at \
-                     width {d}",
-                    log.segments[s].0
+                    "the log has no all-task run with segment {s} ({}) at width {d}{}",
+                    log.segments[s].0,
+                    a.map_or(String::new(), |(r, a)| format!(
+                        " and segment {r} ({}) at width {a}",
+                        log.segments[r].0
+                    ))
                 )
             })
     };
-    // runs[s][e][d]: the run that times segment s at (e, d); d = e for the encoder.
+    // runs[s][a][d]: the run that times segment s at width d with the segment it reads at a
+    // (one row for the first stage).
     let mut runs: Vec<Vec<Vec<&ProfileRun>>> = Vec::new();
     for (s, (_, widths)) in log.segments.iter().enumerate() {
-        let mut by_e = Vec::new();
-        for e in 0..n_enc {
-            if s == 0 {
-                by_e.push(vec![find(0, e, 0)?]);
-            } else {
-                by_e.push(
+        let rows = match reads(s) {
+            None => vec![
+                (0..widths.len())
+                    .map(|d| find(s, None, d))
+                    .collect::<Result<_>>()?,
+            ],
+            Some(r) => (0..log.segments[r].1.len())
+                .map(|a| {
                     (0..widths.len())
-                        .map(|d| find(s, e, d))
-                        .collect::<Result<_>>()?,
-                );
-            }
-        }
-        runs.push(by_e);
+                        .map(|d| find(s, Some((r, a)), d))
+                        .collect::<Result<_>>()
+                })
+                .collect::<Result<_>>()?,
+        };
+        runs.push(rows);
     }
     // (latency_us, by_encoder_us) of a count `f` of the runs of segment s.
     let layout = |s: usize, f: &dyn Fn(&ProfileRun) -> u64| -> (Vec<f64>, Option<Vec<Vec<f64>>>) {
-        if s == 0 {
-            ((0..n_enc).map(|e| us(f(runs[0][e][0]))).collect(), None)
+        let rows: Vec<Vec<f64>> = runs[s]
+            .iter()
+            .map(|row| row.iter().map(|r| us(f(r))).collect())
+            .collect();
+        if reads(s).is_none() {
+            (rows[0].clone(), None)
         } else {
-            let rows: Vec<Vec<f64>> = runs[s]
-                .iter()
-                .map(|row| row.iter().map(|r| us(f(r))).collect())
-                .collect();
             let n = log.segments[s].1.len();
+            let k = rows.len() as f64;
             let mean = (0..n)
-                .map(|d| rows.iter().map(|r| r[d]).sum::<f64>() / n_enc as f64)
+                .map(|d| rows.iter().map(|r| r[d]).sum::<f64>() / k)
                 .collect();
             (mean, Some(rows))
         }
@@ -320,7 +341,7 @@ pub fn latency_table(log: &ProfileLog, target: &str, conv: Conversion) -> Result
         unit: LATENCY_UNIT.into(),
         overhead_us: us(median(outside)),
         segments,
-        encoder_stages: 1,
+        encoder_stages: stages,
         configs,
         conversion: Some(conv),
         ops,

@@ -57,6 +57,8 @@ pub struct ProfileLog {
     pub model_hash: String,
     /// Segment name and width multipliers (f32, exactly as in the blob).
     pub segments: Vec<(String, Vec<f32>)>,
+    /// Encoder stages: the first segments (`encoder_stages <n>`; 1 in logs without the line).
+    pub encoder_stages: usize,
     /// Task name and its segment.
     pub tasks: Vec<(String, usize)>,
     /// The model's ops (empty in logs without op lines).
@@ -175,6 +177,9 @@ impl ProfileLog {
                         key(&mut it, "ticks")?;
                         calibration = Some((instructions, num(it.next(), "ticks")?));
                     }
+                    Some("encoder_stages") => {
+                        p.encoder_stages = num(it.next(), "encoder stages")?;
+                    }
                     Some("model_hash") => {
                         p.model_hash = it.next().ok_or_else(|| anyhow!("no hash"))?.to_owned();
                     }
@@ -241,6 +246,15 @@ impl ProfileLog {
             "{name}: no `segment` lines ({what})"
         );
         ensure!(!p.runs.is_empty(), "{name}: no `run` lines ({what})");
+        if p.encoder_stages == 0 {
+            p.encoder_stages = 1;
+        }
+        ensure!(
+            p.encoder_stages <= p.segments.len(),
+            "{name}: {} encoder stages, {} segments",
+            p.encoder_stages,
+            p.segments.len()
+        );
         ensure!(done, "{name}: the log ends before `done` (cut short?)");
         p.check(name)?;
         Ok(p)
