@@ -181,16 +181,14 @@ impl Lowered {
     /// How the readers of tensor `t` key on its producer's widths.
     pub fn cross_reads(&self, t: usize) -> CrossRead {
         let p = self.tensors[t].segment;
-        let Some(p_in) = self.seg_in[p] else {
-            return CrossRead::Keyed;
-        };
+        let p_in = self.seg_in[p];
         let mut out = CrossRead::Keyed;
         for op in self.ops.iter().filter(|o| o.inputs.contains(&t)) {
             let keys = [Some(op.segment), op.in_segment];
             if !keys.contains(&Some(p)) {
                 return CrossRead::Fixed;
             }
-            if !keys.contains(&Some(p_in)) {
+            if p_in.is_some() && !keys.contains(&p_in) {
                 out = CrossRead::OwnWidth;
             }
         }

@@ -30,11 +30,13 @@ pub struct Ranges {
 /// stage (merged over the width of the stage before, which its readers do not key on); one read
 /// by a segment keying on neither gets a single range.
 pub fn calibrate(l: &Lowered, samples: &[Vec<f32>], progress: bool) -> Ranges {
-    let mut ranges: Vec<Vec<Option<(f32, f32)>>> = l
-        .tensors
-        .iter()
-        .map(|t| vec![None; l.n_keys(t.segment)])
-        .collect();
+    type Table = Vec<Vec<Option<(f32, f32)>>>;
+    let empty = || -> Table {
+        l.tensors
+            .iter()
+            .map(|t| vec![None; l.n_keys(t.segment)])
+            .collect()
+    };
     let configs = l.calibration_encoder_configs();
     let nenc = l.n_encoder;
     let bar = if progress {
@@ -49,7 +51,7 @@ pub fn calibrate(l: &Lowered, samples: &[Vec<f32>], progress: bool) -> Ranges {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let note = |r: &mut Vec<Vec<Option<(f32, f32)>>>, t: usize, key: usize, v: &[f32]| {
+    let note = |r: &mut Table, t: usize, key: usize, v: &[f32]| {
         let (mut lo, mut hi) = r[t][key].unwrap_or((f32::INFINITY, f32::NEG_INFINITY));
         for &x in v {
             lo = lo.min(x);
@@ -57,34 +59,65 @@ pub fn calibrate(l: &Lowered, samples: &[Vec<f32>], progress: bool) -> Ranges {
         }
         r[t][key] = Some((lo, hi));
     };
-    for x in samples {
-        for &we in &configs {
-            let mut values: reference::Values = vec![None; l.tensors.len()];
-            values[l.input] = Some(x.clone());
-            reference::run(l, &mut values, we, 0, &|s| s < nenc);
-            for (t, v) in values.iter().enumerate() {
-                let s = l.tensors[t].segment;
-                if let Some(v) = v
-                    && s < nenc
-                {
-                    note(&mut ranges, t, l.key(s, we, 0), v);
-                }
-            }
-            for d in 0..l.max_decoder_widths() {
-                if l.manifest.segments.len() == nenc {
-                    break;
-                }
-                reference::run(l, &mut values, we, d, &|s| s >= nenc);
+    let calibrate_chunk = |chunk: &[Vec<f32>]| -> Table {
+        let mut ranges = empty();
+        for x in chunk {
+            // Decoders run under every encoder configuration: what they read (the last stage,
+            // skips from earlier ones) varies with all of the stages' widths.
+            for &we in &configs {
+                let mut values: reference::Values = vec![None; l.tensors.len()];
+                values[l.input] = Some(x.clone());
+                reference::run(l, &mut values, we, 0, &|s| s < nenc);
                 for (t, v) in values.iter().enumerate() {
                     let s = l.tensors[t].segment;
-                    if s >= nenc
-                        && let Some(v) = v
+                    if let Some(v) = v
+                        && s < nenc
                     {
-                        note(&mut ranges, t, l.key(s, we, d), v);
+                        note(&mut ranges, t, l.key(s, we, 0), v);
                     }
                 }
+                for d in 0..l.max_decoder_widths() {
+                    if l.manifest.segments.len() == nenc {
+                        break;
+                    }
+                    reference::run(l, &mut values, we, d, &|s| s >= nenc);
+                    for (t, v) in values.iter().enumerate() {
+                        let s = l.tensors[t].segment;
+                        if s >= nenc
+                            && let Some(v) = v
+                        {
+                            note(&mut ranges, t, l.key(s, we, d), v);
+                        }
+                    }
+                }
+                bar.inc(1);
             }
-            bar.inc(1);
+        }
+        ranges
+    };
+    // Samples split over the cores; the ranges are unions, so the split does not matter.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = samples.len().div_ceil(threads).max(1);
+    let parts: Vec<Table> = std::thread::scope(|scope| {
+        let handles: Vec<_> = samples
+            .chunks(per)
+            .map(|chunk| scope.spawn(move || calibrate_chunk(chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut ranges = empty();
+    for part in parts {
+        for (acc, t) in ranges.iter_mut().zip(part) {
+            for (a, b) in acc.iter_mut().zip(t) {
+                *a = match (*a, b) {
+                    (Some(x), Some(y)) => Some((x.0.min(y.0), x.1.max(y.1))),
+                    (x, None) => x,
+                    (None, y) => y,
+                };
+            }
         }
     }
     bar.finish_and_clear();
