@@ -174,9 +174,17 @@ def quantize_qdq(float_path, out_path, calib, man):
             v = next(self.it, None)
             return None if v is None else {"x": v}
 
-    quantize_static(float_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8)
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime's "consider pre-processing" hint
+    try:
+        quantize_static(float_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     q = onnx.load(out_path)
     bad = [n.name for n in q.graph.node if n.domain not in ("", "ai.onnx")]
     assert not bad, f"non-standard ops in QDQ model: {bad}"

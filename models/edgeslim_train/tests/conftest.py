@@ -6,6 +6,8 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # tiny.py
+# the package itself, when the tests run from a checkout without `pip install -e`
+sys.path.insert(1, os.path.dirname(HERE))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
 
