@@ -20,7 +20,7 @@ For every models/<name>/ holding a model.onnx:
              (model_qdq.onnx), over the whole test set (500 scenes for scenes-mtl)
   slicing    for every golden config (narrowest, mixed, ...), the model.onnx weights sliced per
              the manifest (channel_rule, per_width) and run in ONNX Runtime match golden (abs 1e-4)
-  size       models/ stays under 10 MB
+  size       models/ stays under 14 MB
 Prints "N passed, M failed"; exits 1 on any failure.
 
 Usage: python models/check.py [model-name ...]
