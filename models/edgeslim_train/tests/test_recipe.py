@@ -85,3 +85,35 @@ def test_recalibrate_bn_sets_every_width_statistics():
     # common channels (same data, same weights)
     bns = net.s1.down.conv.bns
     torch.testing.assert_close(bns[0].running_mean, bns[3].running_mean[:2], rtol=1e-4, atol=1e-4)
+
+
+def _stage2_mean_error(net, X, i):
+    """|running mean of s2's first BN at width i - the mean of its input in the uniform
+    config i| (s1's BN in eval mode)."""
+    m = net.widths["s1"][i]
+    net.set_config({s: m for s in net.segments})
+    net.eval()
+    conv = net.s2.down.conv
+    bn = conv.bns[i]
+    with torch.no_grad():
+        f1 = net.s1(torch.from_numpy(X))[0]
+        raw = F.conv2d(f1, conv.weight[:bn.num_features, :f1.shape[1]], None, conv.stride,
+                       conv.padding)
+    return float((bn.running_mean - raw.mean((0, 2, 3))).abs().max())
+
+
+def test_recalibrate_bn_uniform_configs_beat_latin_square():
+    """Default mode: a stage's BN at width i holds (up to s1 normalizing by batch statistics
+    during the pass) the statistics of the uniform config i; the Latin-square average over
+    neighbour widths is much further off at the narrowest width."""
+    X = np.random.RandomState(1).rand(48, 1, 16, 16).astype(np.float32)
+    torch.manual_seed(0)
+    net = TinyDense()
+    recipe.recalibrate_bn(net, X, bs=16)
+    uni = [_stage2_mean_error(net, X, i) for i in range(4)]
+    torch.manual_seed(0)
+    net = TinyDense()
+    recipe.recalibrate_bn(net, X, bs=16, mode="latin")
+    lat = _stage2_mean_error(net, X, 0)
+    assert max(uni) < 5e-3, uni
+    assert lat > 10 * uni[0], (lat, uni)
