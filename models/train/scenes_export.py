@@ -318,7 +318,11 @@ def write_readme(out_dir, net, acc, stats, n_tr, n_va, n_te):
           "give about 0.10 whatever the encoder). Short probes (300 widest-only steps) with "
           "other learning rates (1e-3, 1e-2) or BatchNorm in the decoders learned no faster; "
           "the limit is the training budget (about 31 min on a shared 2-core CPU) for "
-          "recognizing digits per pixel, not the slimming.", ""]
+          "recognizing digits per pixel, not the slimming. Mixed configs whose stages widen "
+          "along the encoder lose most (e.g. enc1-enc4 at 0.25/0.5/0.75/1.0: mIoU below "
+          "the all-1.0 and the enc1-at-0.25-only configs): a stage's BN statistics are "
+          "measured with its predecessor at the same width (models/edgeslim_train/README.md, "
+          "step 5, the known limit).", ""]
     L += ["", "Float: PyTorch. int8: ONNX Runtime (unoptimized session: QDQ as "
           "dequantize -> float op -> quantize) on `model_qdq.onnx` at full width; at the other "
           "int8 configs on `model.onnx` sliced by the manifest (`models/slicer.py`) and "
