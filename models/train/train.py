@@ -1,5 +1,9 @@
 """Trainer for edgeslim's bundled slimmable multi-task models.
 
+The slimmable layers, the sandwich-rule step, BatchNorm recalibration and the export live in
+the package models/edgeslim_train (`edgeslim_train`); this file holds the bundled models'
+definitions, data, hyper-parameters and companion files.
+
 Recipe after "Efficient Controllable Multi-Task Architectures" (Aich et al., ICCV 2023), small
 scale, CPU only: a shared slimmable encoder and one slimmable decoder per task; each step trains
 the widest configuration (cross-entropy), the narrowest and `n_random` random configurations
@@ -13,7 +17,6 @@ golden.json, accuracy.json, README.md}.
 """
 
 import argparse
-import copy
 import itertools
 import json
 import os
@@ -40,17 +43,48 @@ logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization's pre-pr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = os.path.dirname(HERE)
-sys.path.insert(0, MODELS)
+sys.path.insert(0, os.path.join(MODELS, "edgeslim_train"))  # the package, installed or not
 sys.path.insert(0, HERE)
 
 import data  # noqa: E402
-import slicer  # noqa: E402
-from slim import (CHANNEL_RULE, WIDTHS, ConvAct, Decoder, InvertedResidual,  # noqa: E402
-                  MultiTaskNet, SlimConv2d, active)
+from edgeslim_train import recipe, slicer  # noqa: E402
+from edgeslim_train.export import (ALLOWED_OPS, export_onnx, make_manifest,  # noqa: E402
+                                   per_width_entries, quantize_qdq, set_manifest)
+from edgeslim_train.recipe import narrowest, predict, recalibrate_bn, widest  # noqa: E402
+from edgeslim_train.slim import (WIDTHS, ConvAct, InvertedResidual, MultiTaskNet,  # noqa: E402
+                                 SlimLinear)
 
 
 # --------------------------------------------------------------------------------------------
 # Model definitions
+
+
+class Decoder(nn.Module):
+    """Task decoder: conv (bias, no BN) + ReLU, optional pooling, Flatten, optional slimmable
+    hidden Linear + ReLU, fixed-width head Linear (the task output)."""
+
+    def __init__(self, segment, widths, cin, hw, conv_c, conv_k, pool, hidden, n_out):
+        super().__init__()
+        self.conv = ConvAct(segment, widths, cin, conv_c, conv_k, bn=False, act="relu")
+        if pool == "gap":
+            self.pool, hw = nn.AdaptiveAvgPool2d(1), 1
+        elif pool == "max2":
+            self.pool, hw = nn.MaxPool2d(2), hw // 2
+        else:
+            self.pool = nn.Identity()
+        self.flat = nn.Flatten()
+        feat = conv_c * hw * hw
+        if hidden:
+            self.hidden = SlimLinear(segment, widths, feat, hidden)
+            self.hidden_act = nn.ReLU()
+            feat = hidden
+        else:
+            self.hidden, self.hidden_act = nn.Identity(), nn.Identity()
+        self.head = SlimLinear(segment, widths, feat, n_out, fixed_out=True)
+
+    def forward(self, f):
+        y = self.flat(self.pool(self.conv(f)))
+        return self.head(self.hidden_act(self.hidden(y)))
 
 
 class Encoder(nn.Module):
@@ -131,15 +165,10 @@ HPARAMS = {
 # Training
 
 
-def widest(net):
-    return {s: net.widths[s][-1] for s in net.segments}
-
-
-def narrowest(net):
-    return {s: net.widths[s][0] for s in net.segments}
-
-
 def train(net, Xtr, Ytr, hp, log):
+    """The sandwich rule (edgeslim_train.recipe.sandwich_step): the widest configuration with
+    cross-entropy, the narrowest and `n_random` random ones with KL to the widest's softmax
+    plus the configuration-invariant encoder-feature loss."""
     tasks = net.tasks
     X = torch.from_numpy(Xtr)
     Y = {t: torch.from_numpy(Ytr[t]) for t in tasks}
@@ -151,6 +180,10 @@ def train(net, Xtr, Ytr, hp, log):
                                                 pct_start=0.15)
     rng = random.Random(1)
     g = torch.Generator().manual_seed(2)
+
+    def distill(outs, soft):
+        return sum(recipe.kd_softmax(o, p) for o, p in zip(outs, soft))
+
     t0 = time.time()
     for ep in range(hp["epochs"]):
         net.train()
@@ -160,65 +193,20 @@ def train(net, Xtr, Ytr, hp, log):
             idx = perm[i * hp["bs"]:(i + 1) * hp["bs"]]
             x = X[idx]
             opt.zero_grad(set_to_none=True)
-            # widest: ground-truth loss; its outputs and features are the teachers
-            net.set_config(widest(net))
-            outs, feat = net(x)
-            ce = sum(F.cross_entropy(o, Y[t][idx]) for t, o in zip(tasks, outs))
-            ce.backward()
-            soft = [F.softmax(o.detach(), dim=1) for o in outs]
-            feat_t = feat.detach()
-            sums["ce"] += ce.item()
-            cfgs = [narrowest(net)] + [{s: rng.choice(net.widths[s]) for s in net.segments}
-                                       for _ in range(hp["n_random"])]
-            for cfg in cfgs:
-                net.set_config(cfg)
-                outs, feat = net(x)
-                kd = sum(F.kl_div(F.log_softmax(o, dim=1), p, reduction="batchmean")
-                         for o, p in zip(outs, soft))
-                k = feat.shape[1]
-                ci = F.mse_loss(feat, feat_t[:, :k])
-                (kd + hp["lam_ci"] * ci).backward()
-                sums["kd"] += kd.item() / len(cfgs)
-                sums["ci"] += ci.item() / len(cfgs)
+
+            def ce(outs):
+                return sum(F.cross_entropy(o, Y[t][idx]) for t, o in zip(tasks, outs))
+
+            r = recipe.sandwich_step(net, x, ce, distill, n_random=hp["n_random"],
+                                     lam_ci=hp["lam_ci"], rng=rng)
+            sums["ce"] += r["gt"]
+            sums["kd"] += r["kd"]
+            sums["ci"] += r["ci"]
             opt.step()
             sched.step()
         log(f"epoch {ep + 1}/{hp['epochs']}: ce {sums['ce'] / steps_per_epoch:.4f} "
             f"kd {sums['kd'] / steps_per_epoch:.4f} ci {sums['ci'] / steps_per_epoch:.4f} "
             f"({time.time() - t0:.0f}s)")
-
-
-@torch.no_grad()
-def recalibrate_bn(net, Xtr, bs=256):
-    """Exact (cumulative) BatchNorm statistics per encoder width over the training set.
-    Only the encoder has BatchNorm; its statistics depend only on the encoder width."""
-    X = torch.from_numpy(Xtr)
-    for m in net.widths["encoder"]:
-        cfg = widest(net)
-        cfg["encoder"] = m
-        net.set_config(cfg)
-        bns = [mod.bns[mod.widx] for mod in net.encoder.modules()
-               if isinstance(mod, SlimConv2d) and mod.bns is not None]
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.momentum = None
-            bn.train()
-        for i in range(0, len(X), bs):
-            net.encoder(X[i:i + bs])
-        for bn in bns:
-            bn.momentum = 0.1
-    net.eval()
-
-
-@torch.no_grad()
-def predict(net, X, cfg, bs=256):
-    net.eval()
-    net.set_config(cfg)
-    outs = [[] for _ in net.tasks]
-    for i in range(0, len(X), bs):
-        o, _ = net(torch.from_numpy(X[i:i + bs]))
-        for j, v in enumerate(o):
-            outs[j].append(v.numpy())
-    return {t: np.concatenate(outs[j]) for j, t in enumerate(net.tasks)}
 
 
 @torch.no_grad()
@@ -248,166 +236,7 @@ def accuracy_table(net, X, Y):
 
 
 # --------------------------------------------------------------------------------------------
-# Export
-
-
-def deploy_copy(net):
-    """Full-width copy with each conv's full-width BatchNorm folded into weight and bias."""
-    d = copy.deepcopy(net).eval()
-    d.set_config(widest(d))
-    for mod in d.modules():
-        if isinstance(mod, SlimConv2d) and mod.bns is not None:
-            bn = mod.bns[-1]
-            s = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-            mod.weight.data = (mod.weight.double() * s.view(-1, 1, 1, 1)).float()
-            mod.bias = nn.Parameter((bn.bias.double() - bn.running_mean.double() * s).float())
-            mod.bns = None
-    return d
-
-
-def per_width_entries(net, conv_node_of):
-    """Switchable BN of each encoder conv as manifest per_width entries, relative to the
-    full-width fold in the ONNX weights: at width i the layer computes with W[o] * cs[o] and
-    bias[o], cs = s_i / s_full, bias = beta_i - mean_i * s_i, s = gamma / sqrt(var + eps)."""
-    out = []
-    for name, mod in net.named_modules():
-        if not (isinstance(mod, SlimConv2d) and mod.bns is not None):
-            continue
-        full = mod.bns[-1]
-        s_full = (full.weight.double() / torch.sqrt(full.running_var.double() + full.eps))
-        entries = []
-        for i, bn in enumerate(mod.bns):
-            if i == len(mod.bns) - 1:
-                entries.append(None)
-                continue
-            k = bn.num_features
-            s = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-            cs = (s / s_full[:k]).detach()
-            b = (bn.bias.double() - bn.running_mean.double() * s).detach()
-            entries.append({"channel_scale": [float(v) for v in cs],
-                            "bias": [float(v) for v in b]})
-        out.append({"node": conv_node_of[name + ".weight"], "widths": entries})
-    return out
-
-
-def export_onnx(net, in_shape, path, tasks):
-    import onnx
-    from onnx import numpy_helper
-
-    d = deploy_copy(net)
-    d.exporting = True
-    x0 = torch.zeros((1,) + tuple(in_shape))
-    torch.onnx.export(d, (x0,), path, dynamo=False, opset_version=13, input_names=["x"],
-                      output_names=list(tasks), do_constant_folding=True)
-    m = onnx.load(path)
-    g = m.graph
-    # Constant nodes (Clip bounds) -> initializers, so the graph uses only the allowed ops.
-    keep = []
-    for n in g.node:
-        if n.op_type == "Constant":
-            t = onnx.numpy_helper.to_array(n.attribute[0].t)
-            g.initializer.append(numpy_helper.from_array(t, n.output[0]))
-        else:
-            keep.append(n)
-    del g.node[:]
-    g.node.extend(keep)
-    # Name each weight/bias initializer after the node that uses it (so the DequantizeLinear
-    # nodes the quantizer adds for weights also carry the node's module scope).
-    users = {}
-    for n in g.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
-    conv_node_of = {}
-    rename = {}
-    for t in g.initializer:
-        us = users.get(t.name, [])
-        if len(us) == 1:
-            n = us[0]
-            pos = list(n.input).index(t.name)
-            if n.op_type in ("Conv", "Gemm") and pos in (1, 2):
-                conv_node_of[t.name] = n.name
-                rename[t.name] = f"{n.name}/{'W' if pos == 1 else 'B'}"
-            else:
-                rename[t.name] = f"{n.name}/in{pos}"
-    for t in g.initializer:
-        if t.name in rename:
-            t.name = rename[t.name]
-    for n in g.node:
-        for j, i in enumerate(n.input):
-            if i in rename:
-                n.input[j] = rename[i]
-    return m, conv_node_of, d
-
-
-def make_manifest(model, net, per_width):
-    tasks = net.tasks
-    names = [n.name for n in model.graph.node]
-    segments = [{"name": "encoder", "node_prefix": "/encoder/", "widths": net.widths["encoder"]}]
-    for t in tasks:
-        segments.append({"name": t, "node_prefix": f"/{t}/", "widths": net.widths[t]})
-    man = {
-        "format": "edgeslim.manifest/1",
-        "channel_rule": dict(CHANNEL_RULE),
-        "segments": segments,
-        "tasks": [{"name": t, "outputs": [t], "segment": t, "metric": "accuracy"} for t in tasks],
-        "fixed_channels": [],
-        "per_width": per_width,
-    }
-    # Membership check: every node is under /encoder/ or under exactly its decoder's prefix.
-    for nm in names:
-        seg = slicer.segment_of(nm, man)
-        expect = "encoder" if nm.startswith("/encoder/") else nm.split("/")[1]
-        assert seg == expect, (nm, seg, expect)
-    return man
-
-
-def set_manifest(model, man):
-    for p in list(model.metadata_props):
-        if p.key == slicer.MANIFEST_KEY:
-            model.metadata_props.remove(p)
-    p = model.metadata_props.add()
-    p.key = slicer.MANIFEST_KEY
-    p.value = json.dumps(man, separators=(",", ":"))
-
-
-def quantize_qdq(float_path, out_path, calib, man):
-    import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
-
-        def get_next(self):
-            v = next(self.it, None)
-            return None if v is None else {"x": v}
-
-    quantize_static(float_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8)
-    q = onnx.load(out_path)
-    bad = [n.name for n in q.graph.node if n.domain not in ("", "ai.onnx")]
-    assert not bad, f"non-standard ops in QDQ model: {bad}"
-    keep = [o for o in q.opset_import if o.domain in ("", "ai.onnx")]
-    del q.opset_import[:]
-    q.opset_import.extend(keep)
-    # The quantizer names Q/DQ nodes after tensors; a graph output's (e.g. "digit") would fall
-    # to the encoder by prefix. Give every such node its producer's scope.
-    producer = {o: n for n in q.graph.node for o in n.output}
-    enc = man["segments"][0]["name"]
-    for n in q.graph.node:
-        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and \
-                slicer.segment_of(n.name, man) == enc:
-            p = producer.get(n.input[0])
-            while p is not None and p.op_type in ("QuantizeLinear", "DequantizeLinear"):
-                p = producer.get(p.input[0])
-            if p is not None and slicer.segment_of(p.name, man) != enc:
-                n.name = f"{p.name}/{n.name}"
-    set_manifest(q, man)
-    onnx.checker.check_model(q)
-    onnx.save(q, out_path)
-    return q
+# Export: edgeslim_train.export
 
 
 def ort_accuracy(model, X, Y, tasks):
@@ -474,9 +303,7 @@ def run(name, epochs=None, limit=None, reuse=False):
     onnx.save(model, fpath)
     ops = sorted({n.op_type for n in model.graph.node})
     log(f"ONNX ops: {ops}")
-    allowed = {"Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool",
-               "GlobalAveragePool", "Flatten", "Reshape", "Concat", "Softmax"}
-    assert set(ops) <= allowed, set(ops) - allowed
+    assert set(ops) <= ALLOWED_OPS, set(ops) - ALLOWED_OPS
 
     # ---- files: eval, calib, golden
     n_calib = 96 if name == "mcu-bench-mtl" else 256  # mcu: 64x64 inputs, keep models/ < 10 MB

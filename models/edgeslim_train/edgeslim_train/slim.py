@@ -1,6 +1,7 @@
-"""Slimmable building blocks (PyTorch): first-k Conv2d / Linear with switchable BatchNorm.
+"""Slimmable building blocks (PyTorch): first-k Conv2d / ConvTranspose2d / Linear with
+switchable BatchNorm.
 
-Every slimmable layer belongs to one segment (the encoder or a task decoder) and reads the
+Every slimmable layer belongs to one segment (an encoder stage or a task decoder) and reads the
 segment's current width multiplier. Output channels follow docs/manifest.md's channel rule
 (`active`); input channels are whatever the producer delivered (x.shape[1]), so slimming is
 first-k across the encoder/decoder boundary too.
@@ -88,6 +89,29 @@ class SlimConv2d(Slim):
         return y
 
 
+class SlimConvTranspose2d(Slim):
+    """ConvTranspose2d using the first k_in input and k_out output channels of its weight
+    (PyTorch/ONNX layout [C_in, C_out, kH, kW]: W[:k_in, :k_out]); no BatchNorm (a bias).
+    `fixed_out` keeps every output channel at every width."""
+
+    def __init__(self, segment, widths, cin, cout, k, stride=1, padding=0, fixed_out=False):
+        super().__init__()
+        self._init_slim(segment, widths)
+        self.cin, self.cout, self.k = cin, cout, k
+        self.stride, self.padding, self.fixed_out = stride, padding, fixed_out
+        self.weight = nn.Parameter(torch.empty(cin, cout, k, k))
+        nn.init.kaiming_normal_(self.weight, mode="fan_in", nonlinearity="relu")
+        self.bias = nn.Parameter(torch.zeros(cout))
+
+    def forward(self, x):
+        kin = x.shape[1]
+        kout = self.cout if self.fixed_out else active(self.m, self.cout)
+        w, b = self.weight, self.bias
+        if kout != self.cout or kin != self.cin:
+            w, b = w[:kin, :kout], b[:kout]
+        return F.conv_transpose2d(x, w, b, self.stride, self.padding)
+
+
 class SlimLinear(Slim):
     """Linear using W[:k_out, :k_in] (k_in from the input, e.g. c*H*W after a Flatten)."""
 
@@ -111,11 +135,12 @@ class ConvAct(nn.Module):
     """SlimConv2d followed by an activation module (ReLU -> Relu, ReLU6 -> Clip in ONNX)."""
 
     def __init__(self, segment, widths, cin, cout, k, stride=1, padding=None, depthwise=False,
-                 bn=True, act="relu"):
+                 bn=True, act="relu", fixed_out=False):
         super().__init__()
         if padding is None:
             padding = k // 2
-        self.conv = SlimConv2d(segment, widths, cin, cout, k, stride, padding, depthwise, bn)
+        self.conv = SlimConv2d(segment, widths, cin, cout, k, stride, padding, depthwise, bn,
+                               fixed_out)
         self.act = {"relu": nn.ReLU(), "relu6": nn.ReLU6(), None: nn.Identity()}[act]
 
     def forward(self, x):
@@ -160,6 +185,10 @@ class MultiTaskNet(nn.Module):
 
         self.exporting = False
 
+    def encode(self, x):
+        """The encoder alone (BatchNorm recalibration runs only this)."""
+        return self.encoder(x)
+
     def forward(self, x):
         f = self.encoder(x)
         outs = [self.decoders[t](f) for t in self.tasks]
@@ -168,29 +197,8 @@ class MultiTaskNet(nn.Module):
         return outs, f
 
 
-class Decoder(nn.Module):
-    """Task decoder: conv (bias, no BN) + ReLU, optional pooling, Flatten, optional slimmable
-    hidden Linear + ReLU, fixed-width head Linear (the task output)."""
-
-    def __init__(self, segment, widths, cin, hw, conv_c, conv_k, pool, hidden, n_out):
-        super().__init__()
-        self.conv = ConvAct(segment, widths, cin, conv_c, conv_k, bn=False, act="relu")
-        if pool == "gap":
-            self.pool, hw = nn.AdaptiveAvgPool2d(1), 1
-        elif pool == "max2":
-            self.pool, hw = nn.MaxPool2d(2), hw // 2
-        else:
-            self.pool = nn.Identity()
-        self.flat = nn.Flatten()
-        feat = conv_c * hw * hw
-        if hidden:
-            self.hidden = SlimLinear(segment, widths, feat, hidden)
-            self.hidden_act = nn.ReLU()
-            feat = hidden
-        else:
-            self.hidden, self.hidden_act = nn.Identity(), nn.Identity()
-        self.head = SlimLinear(segment, widths, feat, n_out, fixed_out=True)
-
-    def forward(self, f):
-        y = self.flat(self.pool(self.conv(f)))
-        return self.head(self.hidden_act(self.hidden(y)))
+def set_config(net, cfg):
+    """Set every slimmable layer of `net` to its segment's multiplier in `cfg` ({segment: m})."""
+    for mod in net.modules():
+        if isinstance(mod, Slim):
+            mod.set_width(cfg[mod.segment])
