@@ -213,3 +213,212 @@ fn mnist_mtl() {
 fn mcu_bench_mtl() {
     check("mcu-bench-mtl", false);
 }
+
+/// Width indices of `model` for a `{"segment": multiplier}` object (every segment named).
+fn indices_of(m: &Model<'_>, widths: &serde_json::Value) -> Vec<u8> {
+    (0..m.num_segments())
+        .map(|s| {
+            let seg = m.segment(s).unwrap_or_else(|| panic!("segment {s}"));
+            let want = widths[seg.name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no width for {}", seg.name));
+            seg.multipliers()
+                .iter()
+                .position(|&w| (f64::from(w) - want).abs() < 1e-4)
+                .unwrap_or_else(|| panic!("{} has no width {want}", seg.name)) as u8
+        })
+        .collect()
+}
+
+/// mIoU over the classes present in labels or predictions (NCHW logits `[n, k, h, w]` against
+/// labels `[n, h, w]`), and the fraction of pixels whose predicted class is `other`'s.
+fn miou(logits: &Array<f32>, labels: &[i64]) -> f64 {
+    let [n, k, h, w] = logits.shape[..] else {
+        panic!("segmentation output {:?}", logits.shape)
+    };
+    let (mut tp, mut fp, mut fneg) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
+    for i in 0..n {
+        for p in 0..h * w {
+            let px = |c: usize| logits.data[(i * k + c) * h * w + p];
+            let best = (0..k).fold(0, |b, c| if px(c) > px(b) { c } else { b });
+            let l = labels[i * h * w + p] as usize;
+            if l == best {
+                tp[l] += 1;
+            } else {
+                fp[best] += 1;
+                fneg[l] += 1;
+            }
+        }
+    }
+    let ious: Vec<f64> = (0..k)
+        .filter(|&c| tp[c] + fp[c] + fneg[c] > 0)
+        .map(|c| tp[c] as f64 / (tp[c] + fp[c] + fneg[c]) as f64)
+        .collect();
+    ious.iter().sum::<f64>() / ious.len().max(1) as f64
+}
+
+fn rmse(pred: &[f32], target: &[f32]) -> f64 {
+    let sq: f64 = pred
+        .iter()
+        .zip(target)
+        .map(|(p, t)| f64::from(p - t).powi(2))
+        .sum();
+    (sq / pred.len().max(1) as f64).sqrt()
+}
+
+/// A bundled dense model (tasks with `miou` and `rmse` metrics): compiled from the float ONNX,
+/// its int8 outputs against PyTorch's golden outputs at every golden configuration, and its
+/// int8 test metrics at every configuration of `accuracy.json` within 1 point of mIoU and 3%
+/// of RMSE of the float model's there (computed here from the runtime's outputs).
+fn check_dense(name: &str) {
+    let dir = model_dir(name);
+    let onnx = dir.join("model.onnx");
+    assert!(onnx.exists(), "{name} is bundled");
+    let t0 = std::time::Instant::now();
+    let opts = CompileOptions {
+        calib: Some(dir.join("calib.npy")),
+        ..CompileOptions::default()
+    };
+    let c = compile(&onnx, &opts).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    eprintln!(
+        "{name}: compiled in {:.1} s; arena {} B; blob {} B",
+        t0.elapsed().as_secs_f64(),
+        c.report.arena_bytes,
+        c.report.blob_bytes
+    );
+    assert!(c.report.arena_bytes as f64 <= 1.02 * c.report.arena_lower_bound as f64);
+    let m = Model::parse(&c.blob).unwrap_or_else(|e| panic!("{e}"));
+    let json = |f: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let task_of = |out: &str| -> usize {
+        (0..m.num_tasks())
+            .find(|&t| m.task(t).is_some_and(|i| i.name == out))
+            .unwrap_or_else(|| panic!("task {out}"))
+    };
+    let (seg, depth) = (task_of("seg"), task_of("depth"));
+
+    // Golden outputs: the segmentation's per-pixel class and the depth map.
+    let golden = read_npz(&dir.join("golden.npz")).unwrap_or_else(|e| panic!("{e:#}"));
+    let f32_of = |k: &str| -> Array<f32> {
+        golden
+            .get(k)
+            .cloned()
+            .and_then(|a| a.into_f32().ok())
+            .unwrap_or_else(|| panic!("golden {k}"))
+    };
+    let gx = f32_of("x");
+    let configs = json("golden.json");
+    let configs = configs["configs"].as_array().expect("golden configs");
+    assert!(configs.len() >= 4, "{} golden configs", configs.len());
+    for cfg in configs {
+        let id = cfg["id"].as_str().expect("id");
+        let idx = indices_of(&m, &cfg["widths"]);
+        let w = WidthConfig::from_indices(&idx).unwrap_or_else(|e| panic!("{e}"));
+        let outs =
+            run_batch(&c.blob, &gx, &w, TaskMask::all(&m)).unwrap_or_else(|e| panic!("{e:#}"));
+        let gs = f32_of(&format!("out__{id}__seg"));
+        let gd = f32_of(&format!("out__{id}__depth"));
+        let [n, k, h, wd] = gs.shape[..] else {
+            panic!("golden seg {:?}", gs.shape)
+        };
+        let (mut same, mut total) = (0usize, 0usize);
+        for i in 0..n {
+            for p in 0..h * wd {
+                let arg = |v: &[f32]| {
+                    (0..k).fold(0, |b, c| {
+                        if v[(i * k + c) * h * wd + p] > v[(i * k + b) * h * wd + p] {
+                            c
+                        } else {
+                            b
+                        }
+                    })
+                };
+                same += (arg(&gs.data) == arg(&outs[seg].float.data)) as usize;
+                total += 1;
+            }
+        }
+        let step = f64::from(outs[depth].quant.0);
+        let close = outs[depth]
+            .float
+            .data
+            .iter()
+            .zip(&gd.data)
+            .filter(|(a, b)| f64::from(*a - *b).abs() <= 3.0 * step)
+            .count() as f64
+            / gd.data.len() as f64;
+        let agree = same as f64 / total as f64;
+        eprintln!(
+            "{name} {id}: seg class agreement {:.2}%, depth within 3 steps {:.2}%",
+            100.0 * agree,
+            100.0 * close
+        );
+        assert!(
+            agree >= 0.95 && close >= 0.95,
+            "{name} {id}: {agree} {close}"
+        );
+    }
+
+    // Test metrics at every configuration of accuracy.json, int8 against float.
+    let eval = read_npz(&dir.join("eval.npz")).unwrap_or_else(|e| panic!("{e:#}"));
+    let ex = eval
+        .get("x")
+        .cloned()
+        .and_then(|a| a.into_f32().ok())
+        .expect("eval x");
+    let y_seg = eval
+        .get("y_seg")
+        .cloned()
+        .and_then(|a| a.into_i64().ok())
+        .expect("y_seg");
+    let y_depth = eval
+        .get("y_depth")
+        .cloned()
+        .and_then(|a| a.into_f32().ok())
+        .expect("y_depth");
+    let acc = json("accuracy.json");
+    let rows = acc["float"].as_array().expect("float rows");
+    assert!(
+        rows.len() >= 5,
+        "{} configurations in accuracy.json",
+        rows.len()
+    );
+    let (mut worst_miou, mut worst_rmse) = (0f64, 0f64);
+    for row in rows {
+        let idx = indices_of(&m, &row["widths"]);
+        let w = WidthConfig::from_indices(&idx).unwrap_or_else(|e| panic!("{e}"));
+        let outs =
+            run_batch(&c.blob, &ex, &w, TaskMask::all(&m)).unwrap_or_else(|e| panic!("{e:#}"));
+        let ours_miou = miou(&outs[seg].float, &y_seg.data);
+        let ours_rmse = rmse(&outs[depth].float.data, &y_depth.data);
+        let f_miou = row["metrics"]["seg"]["miou"].as_f64().expect("float miou");
+        let f_rmse = row["metrics"]["depth"]["rmse"]
+            .as_f64()
+            .expect("float rmse");
+        eprintln!(
+            "{name} {idx:?}: mIoU {ours_miou:.4} (float {f_miou:.4}), RMSE {ours_rmse:.4} (float {f_rmse:.4})"
+        );
+        worst_miou = worst_miou.max(f_miou - ours_miou);
+        worst_rmse = worst_rmse.max(ours_rmse / f_rmse - 1.0);
+        assert!(
+            f_miou - ours_miou <= 0.01,
+            "{name} {idx:?}: mIoU {ours_miou} vs float {f_miou}"
+        );
+        assert!(
+            ours_rmse <= 1.03 * f_rmse,
+            "{name} {idx:?}: RMSE {ours_rmse} vs float {f_rmse}"
+        );
+    }
+    eprintln!(
+        "{name}: worst int8 loss over {} configurations: mIoU {:.2} points, RMSE {:+.1}%",
+        rows.len(),
+        100.0 * worst_miou,
+        100.0 * worst_rmse
+    );
+}
+
+#[test]
+fn scenes_mtl() {
+    check_dense("scenes-mtl");
+}

@@ -1,0 +1,83 @@
+//! The CMSIS-NN half of the `bench` program, built only when `CMSIS_NN_DIR` names a CMSIS-NN
+//! checkout (its `Include/` and `Source/`): Arm's C kernels are a measuring instrument, never
+//! part of the firmware, so without the variable nothing here runs and `bench` reports them as
+//! "not measured".
+//!
+//! With it, `arm-none-eabi-gcc -mcpu=cortex-m4 -mfloat-abi=hard -mfpu=fpv4-sp-d16 -O2
+//! -DARM_MATH_DSP` (and `-DCMSIS_NN_USE_SINGLE_ROUNDING` when the headers know it: the
+//! runtime's rounding) compiles the convolution, fully connected and support sources into a
+//! static library, and `--cfg cmsis_nn` turns on the calls in `bench`.
+
+use std::env;
+use std::error::Error;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub fn build() -> Result<(), Box<dyn Error>> {
+    println!("cargo::rustc-check-cfg=cfg(cmsis_nn)");
+    println!("cargo:rerun-if-env-changed=CMSIS_NN_DIR");
+    let Some(dir) = env::var_os("CMSIS_NN_DIR").filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    // Relative paths are taken from the package directory (where cargo runs build scripts).
+    let dir = PathBuf::from(dir);
+    let header = dir.join("Include/arm_nnfunctions.h");
+    if !header.is_file() {
+        return Err(format!(
+            "CMSIS_NN_DIR={}: no Include/arm_nnfunctions.h there (unset it to build without \
+             CMSIS-NN)",
+            dir.display()
+        )
+        .into());
+    }
+    let support = fs::read_to_string(dir.join("Include/arm_nnsupportfunctions.h"))?;
+    let mut b = cc::Build::new();
+    b.compiler("arm-none-eabi-gcc")
+        .archiver("arm-none-eabi-ar")
+        .include(dir.join("Include"))
+        .opt_level(2)
+        .flag("-mcpu=cortex-m4")
+        .flag("-mthumb")
+        .flag("-mfloat-abi=hard")
+        .flag("-mfpu=fpv4-sp-d16")
+        .flag("-O2")
+        .define("ARM_MATH_DSP", None)
+        .warnings(false);
+    if support.contains("CMSIS_NN_USE_SINGLE_ROUNDING") {
+        b.define("CMSIS_NN_USE_SINGLE_ROUNDING", None);
+    }
+    let mut n = 0;
+    for sub in [
+        "ConvolutionFunctions",
+        "FullyConnectedFunctions",
+        "NNSupportFunctions",
+    ] {
+        for f in c_sources(&dir.join("Source").join(sub))? {
+            b.file(f);
+            n += 1;
+        }
+    }
+    b.compile("cmsis_nn");
+    println!("cargo:rustc-cfg=cmsis_nn");
+    println!("cargo:rerun-if-changed={}", dir.join("Source").display());
+    println!("cargo:rerun-if-changed={}", dir.join("Include").display());
+    println!(
+        "cargo:warning=bench: CMSIS-NN from {} ({n} sources)",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The int8 sources of a CMSIS-NN folder (the float ones need other flags and are not called).
+fn c_sources(dir: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".c") && !name.ends_with("_f16.c") && !name.ends_with("_f32.c") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
