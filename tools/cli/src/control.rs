@@ -55,6 +55,10 @@ pub struct ControlArgs {
     /// Bootstrap resamples of the test set for the confidence intervals.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
+    /// Use only the first N samples of each set (the metric tables evaluate every encoder
+    /// configuration at every decoder width: this bounds the time).
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Also time every chosen configuration on this host and count measured violations.
     #[arg(long)]
     pub measure: bool,
@@ -233,8 +237,12 @@ pub fn control(a: ControlArgs) -> Result<()> {
     let m = parse(&blob)?;
     let hash = model_hash(&m, &blob);
     let lat = latency_table(&m, &hash, "host", a.from_table.as_deref(), 31)?;
-    let val = load_eval_set(&a.val, &m)?;
-    let test = load_eval_set(&a.test, &m)?;
+    let mut val = load_eval_set(&a.val, &m)?;
+    let mut test = load_eval_set(&a.test, &m)?;
+    if let Some(n) = a.limit {
+        val.truncate(n);
+        test.truncate(n);
+    }
     eprintln!("metric tables of the validation and test sets (every encoder configuration)");
     let (val_met, _) = evaluate_cached(&m, &hash, &val, Some(&default_cache()), true)?;
     let (test_met, _) = evaluate_cached(&m, &hash, &test, Some(&default_cache()), true)?;

@@ -67,6 +67,26 @@ pub struct EvalSet {
     pub crc: u32,
 }
 
+impl EvalSet {
+    /// Keep the first `n` samples (all of them when there are fewer). The cache key changes
+    /// with the number kept.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.n {
+            return;
+        }
+        self.x.truncate(n * self.sample_len);
+        for (_, l) in &mut self.labels {
+            match l {
+                Labels::Class(y) => y.truncate(n),
+                Labels::Segmentation { h, w, map } => map.truncate(n * *h * *w),
+                Labels::Dense { h, w, map } => map.truncate(n * *h * *w),
+            }
+        }
+        self.n = n;
+        self.crc = self.crc.rotate_left(7) ^ (n as u32).wrapping_mul(0x9E37_79B9);
+    }
+}
+
 /// Load an evaluation set (`eval.npz`, or a model's `val.npz`) for `model`: `x` float32
 /// `[N, C, H, W]`; per task `y_<task>`: integer `[N]` (classification), integer `[N, H, W]`
 /// (segmentation) or float `[N, H, W]` (dense regression, values > 0).

@@ -303,6 +303,8 @@ fn per_stage_widths_compile_eval_profile_and_search() {
         "6",
         "--bootstrap",
         "50",
+        "--limit",
+        "30",
         "--json",
         s(&json),
         "--plot",
@@ -311,7 +313,8 @@ fn per_stage_widths_compile_eval_profile_and_search() {
     assert!(md.contains("| budget | method |"), "{md}");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
-    assert_eq!(r["samples"], serde_json::json!([32, 48]));
+    // The first 30 samples of each set (`--limit`).
+    assert_eq!(r["samples"], serde_json::json!([30, 30]));
     assert_eq!(r["preferences"], 7);
     let budgets = r["budgets"].as_array().expect("budgets");
     assert_eq!(budgets.len(), 2);
