@@ -8,7 +8,7 @@
 # Environment:
 #   QEMU_TIMEOUT         wall-clock limit in seconds (default 60); exit 124 when hit
 #   QEMU_MACHINE         QEMU machine, QEMU_CPU its CPU (default: the board the ELF names in its
-#                        `edgeslim-qemu-board <machine> <cpu>;` marker, qemu-m4/src/board.rs;
+#                        `edgeslim-qemu-board <machine> <cpu>;` marker, edgeslim-firmware/src/board.rs;
 #                        mps2-an386 and cortex-m4 for an ELF without one)
 #   QEMU_RUN_LOG_FORMAT  defmt-print --log-format (default: defmt-print's own)
 #   QEMU_ICOUNT          -icount options (default shift=0,align=off,sleep=off: virtual time is

@@ -70,7 +70,7 @@ pub fn bench_m4(ctx: &Ctx) -> Result<Outcome> {
             "--quiet",
             "--release",
             "-p",
-            "qemu-m4",
+            "edgeslim-firmware",
             "--bin",
             "bench",
         ]);

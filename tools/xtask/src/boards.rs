@@ -1,4 +1,4 @@
-//! The firmware on every QEMU board besides the default Cortex-M4F (`firmware/qemu-m4/src/
+//! The firmware on every QEMU board besides the default Cortex-M4F (`firmware/edgeslim-firmware/src/
 //! board.rs`): after `cargo xtask firmware` has run the model pipeline on the mps2-an386, each
 //! other board (the Arm Cortex-M3, M7, M33, M55 and the RISC-V RV32IMAC `virt`) builds the same
 //! programs for its own target and runs them in its own QEMU machine:
@@ -188,7 +188,7 @@ pub fn check_npu_declined(log: &str, config: &str) -> Result<u32> {
 }
 
 /// The firmware package the boards share.
-const PACKAGE: &str = "qemu-m4";
+const PACKAGE: &str = "edgeslim-firmware";
 
 impl Board {
     fn args<'a>(&'a self, verb: &'a str, bin: &'a str) -> [&'a str; 11] {
@@ -245,7 +245,10 @@ pub fn run_all(ctx: &Ctx, assets: &Assets, fw_cargo: &dyn Fn(&[&str]) -> Command
             board.feature
         );
         let hello = run(fw_cargo, board, "hello")?;
-        let want = format!("hello from qemu-m4 ({}, {})", board.machine, board.core);
+        let want = format!(
+            "hello from edgeslim-firmware ({}, {})",
+            board.machine, board.core
+        );
         ensure!(
             hello.contains(&want),
             "`hello` on {} did not log {want:?}: the runner started another machine?",

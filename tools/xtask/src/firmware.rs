@@ -364,7 +364,7 @@ mod tests {
             quick: false,
         };
         let members = members(&ctx).unwrap();
-        assert!(members.iter().any(|m| m.package == "qemu-m4"));
+        assert!(members.iter().any(|m| m.package == "edgeslim-firmware"));
         assert!(members.iter().all(|m| m.dir.join("Cargo.toml").is_file()));
         let programs = programs(&ctx).unwrap();
         for bin in ["deploy", "profile", "parse"] {

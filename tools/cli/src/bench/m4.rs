@@ -11,7 +11,7 @@
 //! 2. **Build.** The firmware workspace (`firmware/`, its own workspace) builds its `opbench`
 //!    program with Debian's rustc (`-Zbuild-std`, hence `RUSTC_BOOTSTRAP=1`; `RUSTFLAGS` removed
 //!    because it would replace the link arguments of `firmware/.cargo/config.toml`), with
-//!    `CMSIS_NN_DIR` passed on when set (`firmware/qemu-m4/build_cmsis_nn.rs` compiles CMSIS-NN
+//!    `CMSIS_NN_DIR` passed on when set (`firmware/edgeslim-firmware/build_cmsis_nn.rs` compiles CMSIS-NN
 //!    with `arm-none-eabi-gcc`, single rounding as edgeslim).
 //! 3. **Run.** The firmware's runner (`firmware/qemu-run.sh`: QEMU with `-icount shift=0`,
 //!    defmt frames decoded by `defmt-print`) runs a copy of the program; its log is parsed
@@ -46,7 +46,7 @@ pub const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 pub const PROGRAM: &str = "opbench";
 /// The command, for errors.
 const WHAT: &str = "bench --target cortex-m4";
-/// Instructions per SysTick tick under `-icount shift=0` (`qemu_m4::icount`).
+/// Instructions per SysTick tick under `-icount shift=0` (`edgeslim_firmware::icount`).
 pub const INSTRUCTIONS_PER_TICK: u64 = 40;
 /// What is set up by `cargo xtask setup`.
 const SETUP_HINT: &str = "run `cargo xtask setup` in the repository (it installs Debian's \
@@ -334,13 +334,14 @@ fn parse_op<'a>(it: &mut impl Iterator<Item = &'a str>, m: &str) -> Result<LogOp
 /// The repository's firmware directory: `EDGESLIM_FIRMWARE_DIR`, else `firmware/` in the
 /// current directory or one of its parents. `what` names the command in the error.
 pub fn firmware_dir(what: &str) -> Result<PathBuf> {
-    let is_fw =
-        |d: &Path| d.join("qemu-m4/Cargo.toml").is_file() && d.join("qemu-run.sh").is_file();
+    let is_fw = |d: &Path| {
+        d.join("edgeslim-firmware/Cargo.toml").is_file() && d.join("qemu-run.sh").is_file()
+    };
     if let Some(d) = std::env::var_os("EDGESLIM_FIRMWARE_DIR").filter(|d| !d.is_empty()) {
         let d = PathBuf::from(d);
         ensure!(
             is_fw(&d),
-            "EDGESLIM_FIRMWARE_DIR={} is not edgeslim's firmware directory (no qemu-m4/Cargo.toml \
+            "EDGESLIM_FIRMWARE_DIR={} is not edgeslim's firmware directory (no edgeslim-firmware/Cargo.toml \
              and qemu-run.sh there)",
             d.display()
         );
@@ -355,7 +356,7 @@ pub fn firmware_dir(what: &str) -> Result<PathBuf> {
     }
     bail!(
         "no firmware directory: `{what}` builds the firmware of the edgeslim repository \
-         (firmware/qemu-m4), and {} is not inside a checkout of it; run it from the repository \
+         (firmware/edgeslim-firmware), and {} is not inside a checkout of it; run it from the repository \
          or set EDGESLIM_FIRMWARE_DIR to its firmware/ directory",
         cwd.display()
     )
@@ -473,7 +474,7 @@ fn build(
             "build",
             "--release",
             "-p",
-            "qemu-m4",
+            "edgeslim-firmware",
             "--bin",
             program,
             "--message-format=json-render-diagnostics",

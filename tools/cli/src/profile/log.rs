@@ -1,4 +1,4 @@
-//! The firmware `profile` program's log (`firmware/qemu-m4/src/bin/profile.rs`), parsed.
+//! The firmware `profile` program's log (`firmware/edgeslim-firmware/src/bin/profile.rs`), parsed.
 //!
 //! The program logs through defmt; a decoder (`defmt-print`, or probe-rs on a board) turns the
 //! frames into text lines. Any line format works as long as the message follows the level

@@ -41,5 +41,5 @@ pub const NPU_CONFIG: &str = "ethos-u55-128";
 /// The CLI's target for QEMU's Cortex-M4 logs; the table it writes is named
 /// `cortex-m4-qemu-icount-25mhz-cpi1` (instructions at one per cycle at 25 MHz).
 pub const TARGET: &str = "cortex-m4-qemu";
-/// Instructions per SysTick tick under `-icount shift=0` (`qemu_m4::icount`).
+/// Instructions per SysTick tick under `-icount shift=0` (`edgeslim_firmware::icount`).
 pub const INSTRUCTIONS_PER_TICK: u64 = 40;
