@@ -17,13 +17,11 @@ fn mid_budget(p: &Problem) -> f64 {
     common::budget(p, 0.5)
 }
 
-fn bench(c: &mut Criterion) {
-    let p = common::grid_problem(1, 5, 8);
-    let n = p.config_count();
-    assert_eq!(n, 262_144);
-    let budget = mid_budget(&p);
-    let mut g = c.benchmark_group("search_262144");
-    g.throughput(Throughput::Elements(n));
+/// Exhaustive, branch and bound and paper mode on `p`, at the middle budget.
+fn group(c: &mut Criterion, name: &str, p: &Problem) {
+    let budget = mid_budget(p);
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(p.config_count()));
     g.bench_function("exhaustive", |b| {
         b.iter(|| p.exact(black_box(budget), ExactMethod::Exhaustive))
     });
@@ -32,23 +30,17 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("paper", |b| b.iter(|| p.paper(black_box(budget))));
     g.finish();
+}
 
+fn bench(c: &mut Criterion) {
+    let p = common::grid_problem(1, 5, 8);
+    assert_eq!(p.config_count(), 262_144);
+    group(c, "search_262144", &p);
     // Per-stage encoder widths: 4 stages x 4 widths (256 encoder configurations), 3 decoders x
     // 8 widths: 131,072 configurations.
     let p = common::staged_grid_problem(1, 4, 4, 3, 8);
-    let n = p.config_count();
-    assert_eq!(n, 131_072);
-    let budget = mid_budget(&p);
-    let mut g = c.benchmark_group(format!("search_staged_{n}"));
-    g.throughput(Throughput::Elements(n));
-    g.bench_function("exhaustive", |b| {
-        b.iter(|| p.exact(black_box(budget), ExactMethod::Exhaustive))
-    });
-    g.bench_function("branch_and_bound", |b| {
-        b.iter(|| p.exact(black_box(budget), ExactMethod::BranchAndBound))
-    });
-    g.bench_function("paper", |b| b.iter(|| p.paper(black_box(budget))));
-    g.finish();
+    assert_eq!(p.config_count(), 131_072);
+    group(c, "search_staged_131072", &p);
 }
 
 criterion_group!(benches, bench);

@@ -103,6 +103,17 @@ pub fn lower_is_better(metric: &str) -> bool {
     matches!(metric, "rmse" | "abs_rel" | "mae")
 }
 
+/// Check a table's `encoder_stages` against its number of segments.
+pub(crate) fn validate_encoder_stages(stages: usize, segments: usize) -> Result<()> {
+    if stages == 0 || stages > segments {
+        return Err(Error::invalid(
+            "encoder_stages",
+            format!("{stages} is not in 1..={segments}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Serde default of `encoder_stages`.
 pub(crate) fn one() -> usize {
     1

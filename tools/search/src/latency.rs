@@ -292,16 +292,7 @@ impl LatencyTable {
                 .iter()
                 .map(|s| (s.name.as_str(), s.widths.as_slice())),
         )?;
-        if self.encoder_stages == 0 || self.encoder_stages > self.segments.len() {
-            return Err(Error::invalid(
-                "encoder_stages",
-                format!(
-                    "{} is not in 1..={}",
-                    self.encoder_stages,
-                    self.segments.len()
-                ),
-            ));
-        }
+        crate::config::validate_encoder_stages(self.encoder_stages, self.segments.len())?;
         for (i, s) in self.segments.iter().enumerate() {
             if s.latency_us.len() != s.widths.len() {
                 return Err(Error::invalid(

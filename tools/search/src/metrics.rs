@@ -98,12 +98,7 @@ impl MetricTable {
                 .iter()
                 .map(|s| (s.name.as_str(), s.widths.as_slice())),
         )?;
-        if encoder_stages == 0 || encoder_stages > segments.len() {
-            return Err(Error::invalid(
-                "encoder_stages",
-                format!("{encoder_stages} is not in 1..={}", segments.len()),
-            ));
-        }
+        crate::config::validate_encoder_stages(encoder_stages, segments.len())?;
         let counts: Vec<usize> = segments[..encoder_stages]
             .iter()
             .map(|s| s.widths.len())
@@ -312,16 +307,7 @@ impl MetricTable {
                 format!("needs 1..={MAX_TASKS} tasks, has {}", self.tasks.len()),
             ));
         }
-        if self.encoder_stages == 0 || self.encoder_stages > self.segments.len() {
-            return Err(Error::invalid(
-                "encoder_stages",
-                format!(
-                    "{} is not in 1..={}",
-                    self.encoder_stages,
-                    self.segments.len()
-                ),
-            ));
-        }
+        crate::config::validate_encoder_stages(self.encoder_stages, self.segments.len())?;
         let n_enc = self.encoder_configs();
         for (t, task) in self.tasks.iter().enumerate() {
             let f = format!("tasks[{t}]");
