@@ -17,10 +17,10 @@
 #![no_std]
 #![no_main]
 
-use edgeslim_runtime::kernels::{self, ChannelQuant, ConvGeometry, OutputStage, Shape};
 use edgeslim_firmware::entry;
 use edgeslim_firmware::exit;
 use edgeslim_firmware::icount::{Clock, INSTRUCTIONS_PER_TICK, instructions};
+use edgeslim_runtime::kernels::{self, ChannelQuant, ConvGeometry, OutputStage, Shape};
 
 const MAX_ACT: usize = 25 * 5 * 64;
 const MAX_W: usize = 12 * 1024;
@@ -440,7 +440,6 @@ fn main() -> ! {
 #[cfg(cmsis_nn)]
 mod cmsis {
     use super::{Bufs, Conv, IN_ZP, OUT_STAGE, Quant, SCRATCH, measure};
-    use edgeslim_runtime::kernels::Shape;
     use edgeslim_firmware::cmsis_nn::{
         Activation, Context, ConvParams, DwParams, FcParams, PerChannel, PerTensor, Tile,
         arm_convolve_wrapper_s8, arm_convolve_wrapper_s8_get_buffer_size,
@@ -449,6 +448,7 @@ mod cmsis {
     };
     use edgeslim_firmware::exit;
     use edgeslim_firmware::icount::Clock;
+    use edgeslim_runtime::kernels::Shape;
 
     fn act() -> Activation {
         Activation {
@@ -636,8 +636,8 @@ mod cmsis {
 #[cfg(not(cmsis_nn))]
 mod cmsis {
     use super::{Bufs, Conv, Quant};
-    use edgeslim_runtime::kernels::Shape;
     use edgeslim_firmware::icount::Clock;
+    use edgeslim_runtime::kernels::Shape;
 
     pub(super) fn conv(_: &Conv, _: &Quant, _: &mut Bufs, _: Shape, _: &mut Clock) -> Option<u64> {
         None

@@ -44,11 +44,11 @@
 #![no_main]
 
 use edgeslim_app::{App, Button, Command, Event, Inference, NoButton, NoSerial, timed};
-use edgeslim_runtime::{Input, Interpreter, TaskMask, WidthConfig};
 use edgeslim_firmware::assets::{self, ARENA_BYTES, levels};
 use edgeslim_firmware::entry;
 use edgeslim_firmware::icount::Clock;
 use edgeslim_firmware::{board, exit, memory};
+use edgeslim_runtime::{Input, Interpreter, TaskMask, WidthConfig};
 
 /// FNV-1a, 32 bits.
 struct Fnv(u32);
@@ -102,7 +102,8 @@ fn main() -> ! {
     );
 
     // Exactly the plan's size: the interpreter refuses anything smaller.
-    let Some(arena) = edgeslim_firmware::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
+    let Some(arena) = edgeslim_firmware::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES])
+    else {
         defmt::error!("arena already taken");
         exit(1)
     };
@@ -231,12 +232,15 @@ mod npu {
         };
         const S: usize = levels::NPU_SCRATCH_BYTES;
         const F: usize = levels::NPU_FAST_SCRATCH_BYTES;
-        let Some(scratch) = edgeslim_firmware::singleton!(NPU_SCRATCH: Aligned<[u8; S]> = Aligned([0; S]))
+        let Some(scratch) =
+            edgeslim_firmware::singleton!(NPU_SCRATCH: Aligned<[u8; S]> = Aligned([0; S]))
         else {
             defmt::error!("npu: scratch taken already");
             exit(1)
         };
-        let Some(fast) = edgeslim_firmware::singleton!(NPU_FAST: Aligned<[u8; F]> = Aligned([0; F])) else {
+        let Some(fast) =
+            edgeslim_firmware::singleton!(NPU_FAST: Aligned<[u8; F]> = Aligned([0; F]))
+        else {
             defmt::error!("npu: fast scratch taken already");
             exit(1)
         };

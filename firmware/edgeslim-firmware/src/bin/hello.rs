@@ -3,10 +3,10 @@
 #![no_std]
 #![no_main]
 
-use embedded_hal::delay::DelayNs;
-use heapless::Vec;
 use edgeslim_firmware::entry;
 use edgeslim_firmware::{Delay, board, exit};
+use embedded_hal::delay::DelayNs;
+use heapless::Vec;
 
 #[entry]
 fn main() -> ! {

@@ -10,9 +10,9 @@
 #![no_std]
 #![no_main]
 
-use edgeslim_runtime::kernels::{self, ChannelQuant, ConvGeometry, OutputStage, Shape};
 use edgeslim_firmware::entry;
 use edgeslim_firmware::exit;
+use edgeslim_runtime::kernels::{self, ChannelQuant, ConvGeometry, OutputStage, Shape};
 
 /// Cases of each kind.
 const CONV_CASES: u32 = 1500;

@@ -39,14 +39,14 @@
 #![no_std]
 #![no_main]
 
-use edgeslim_runtime::format::{MAX_SEGMENTS, attr};
-use edgeslim_runtime::{
-    Input, Interpreter, Model, Observer, OpData, OpInfo, OpKind, TaskMask, WidthConfig,
-};
 use edgeslim_firmware::assets::{self, ARENA_BYTES, NUM_OPS};
 use edgeslim_firmware::entry;
 use edgeslim_firmware::exit;
 use edgeslim_firmware::icount::{Clock, instructions};
+use edgeslim_runtime::format::{MAX_SEGMENTS, attr};
+use edgeslim_runtime::{
+    Input, Interpreter, Model, Observer, OpData, OpInfo, OpKind, TaskMask, WidthConfig,
+};
 
 /// Iterations of the calibration loop (as `profile`).
 const CALIBRATION_LOOPS: u32 = 100_000;
@@ -192,10 +192,12 @@ fn main() -> ! {
         t1 - t0
     );
 
-    let Some(arena) = edgeslim_firmware::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
+    let Some(arena) = edgeslim_firmware::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES])
+    else {
         exit(1)
     };
-    let Some(bufs) = edgeslim_firmware::singleton!(BUFS: reference::Bufs = reference::Bufs::new()) else {
+    let Some(bufs) = edgeslim_firmware::singleton!(BUFS: reference::Bufs = reference::Bufs::new())
+    else {
         exit(1)
     };
     let Some(r) = edgeslim_firmware::singleton!(RESULTS: Results = Results {
@@ -363,13 +365,15 @@ fn log_op(k: usize, i: usize, op: &OpInfo, r: &Results) {
 #[cfg(cmsis_nn)]
 mod reference {
     use super::Check;
+    use edgeslim_firmware::assets::{
+        MAX_OP_CHANNELS, MAX_OP_OUTPUT, MAX_OP_SCRATCH, MAX_OP_WEIGHTS,
+    };
+    use edgeslim_firmware::cmsis_nn::{self as cm, dims, tile};
+    use edgeslim_firmware::icount::{Clock, instructions};
     use edgeslim_runtime::format::attr;
     use edgeslim_runtime::kernels::{ChannelQuant, as_i8};
     use edgeslim_runtime::ops::conv::geometry;
     use edgeslim_runtime::{Model, OpData, OpInfo, OpKind};
-    use edgeslim_firmware::assets::{MAX_OP_CHANNELS, MAX_OP_OUTPUT, MAX_OP_SCRATCH, MAX_OP_WEIGHTS};
-    use edgeslim_firmware::cmsis_nn::{self as cm, dims, tile};
-    use edgeslim_firmware::icount::{Clock, instructions};
 
     /// The op's parameters as CMSIS-NN takes them, in RAM.
     pub struct Bufs {
@@ -613,8 +617,8 @@ mod reference {
 #[cfg(not(cmsis_nn))]
 mod reference {
     use super::Check;
-    use edgeslim_runtime::{Model, OpData, OpInfo};
     use edgeslim_firmware::icount::Clock;
+    use edgeslim_runtime::{Model, OpData, OpInfo};
 
     pub struct Bufs;
 

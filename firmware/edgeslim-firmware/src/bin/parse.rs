@@ -13,11 +13,11 @@
 #![no_std]
 #![no_main]
 
-use edgeslim_runtime::Model;
 use edgeslim_firmware::assets::{self, MODEL, PARSE_BENCH, PARSE_BENCH_NAME};
 use edgeslim_firmware::entry;
 use edgeslim_firmware::exit;
 use edgeslim_firmware::icount::{Clock, instructions};
+use edgeslim_runtime::Model;
 
 /// Parses per measurement.
 const REPEATS: u64 = 16;

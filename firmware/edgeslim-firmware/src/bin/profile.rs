@@ -32,12 +32,14 @@
 #![no_std]
 #![no_main]
 
-use edgeslim_runtime::format::{MAX_SEGMENTS, MAX_WIDTHS};
-use edgeslim_runtime::{Input, Interpreter, Observer, OpInfo, TaskMask, WidthConfig};
 use edgeslim_firmware::assets::{self, ARENA_BYTES, NUM_OPS};
 use edgeslim_firmware::entry;
 use edgeslim_firmware::exit;
-use edgeslim_firmware::icount::{Clock, INSTRUCTIONS_PER_TICK, edgeslim_icount_start, edgeslim_icount_stop};
+use edgeslim_firmware::icount::{
+    Clock, INSTRUCTIONS_PER_TICK, edgeslim_icount_start, edgeslim_icount_stop,
+};
+use edgeslim_runtime::format::{MAX_SEGMENTS, MAX_WIDTHS};
+use edgeslim_runtime::{Input, Interpreter, Observer, OpInfo, TaskMask, WidthConfig};
 
 /// Iterations of the calibration loop.
 const CALIBRATION_LOOPS: u32 = 1_000_000;
@@ -169,7 +171,8 @@ fn main() -> ! {
         }
     }
 
-    let Some(arena) = edgeslim_firmware::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES]) else {
+    let Some(arena) = edgeslim_firmware::singleton!(ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES])
+    else {
         exit(1)
     };
     let mut interp = match Interpreter::new(&model, arena) {
