@@ -356,7 +356,13 @@ fn draw_panels<DB: DrawingBackend>(
             .light_line_style(BLACK.mix(0.05))
             .draw()
             .map_err(s)?;
-        for (i, series) in panel.series.iter().enumerate() {
+        // Empty series (a budget nothing fits) get no colour and no legend entry.
+        for (i, series) in panel
+            .series
+            .iter()
+            .filter(|s| !s.points.is_empty())
+            .enumerate()
+        {
             let c = palette[i % palette.len()];
             if series.line {
                 chart
