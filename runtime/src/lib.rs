@@ -35,7 +35,7 @@ pub mod kernels;
 mod model;
 pub mod ops;
 pub mod quant;
-mod width;
+pub mod width;
 #[cfg(feature = "std")]
 pub mod writer;
 

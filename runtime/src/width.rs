@@ -144,3 +144,59 @@ impl TaskMask {
         Ok(())
     }
 }
+
+/// Encoder configurations of stages with `counts[k]` widths each, numbered in mixed radix
+/// (stage 0's width index the least significant digit), and the covering set that calibration
+/// and profiling run: every configuration when there are at most [`COVER_ALL_UP_TO`], else for
+/// every pair `(a, b)` of width indices the configuration whose stages alternate `a, b, a, ...`
+/// (each clamped to its stage's count). That set holds every pair of widths of consecutive
+/// stages, which is what a stage's parameters (and a decoder's, with the last stage) key on.
+pub mod encoder {
+    /// Up to this many configurations the covering set is all of them.
+    pub const COVER_ALL_UP_TO: usize = 16;
+
+    /// Number of encoder configurations: the product of the counts (1 for none).
+    pub fn configs(counts: &[usize]) -> usize {
+        counts.iter().product::<usize>().max(1)
+    }
+
+    /// Width index of stage `k` in configuration `e`.
+    pub fn stage_width(counts: &[usize], e: usize, k: usize) -> usize {
+        let below: usize = counts[..k].iter().product();
+        (e / below.max(1)) % counts[k].max(1)
+    }
+
+    /// The configuration with the stages' width indices `w`.
+    pub fn config_of(counts: &[usize], w: &[usize]) -> usize {
+        counts
+            .iter()
+            .zip(w)
+            .rev()
+            .fold(0, |acc, (&n, &i)| acc * n + i)
+    }
+
+    /// Number of members of the covering set (with repeats where clamping makes two pairs
+    /// give one configuration).
+    pub fn cover_len(counts: &[usize]) -> usize {
+        let all = configs(counts);
+        if all <= COVER_ALL_UP_TO {
+            all
+        } else {
+            let n = counts.iter().copied().max().unwrap_or(1);
+            n * n
+        }
+    }
+
+    /// Member `i` of the covering set, as a configuration number.
+    pub fn cover(counts: &[usize], i: usize) -> usize {
+        if configs(counts) <= COVER_ALL_UP_TO {
+            return i;
+        }
+        let n = counts.iter().copied().max().unwrap_or(1);
+        let (a, b) = (i / n, i % n);
+        counts.iter().enumerate().rev().fold(0, |acc, (k, &c)| {
+            let w = if k % 2 == 0 { a } else { b };
+            acc * c + w.min(c.max(1) - 1)
+        })
+    }
+}

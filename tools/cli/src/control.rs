@@ -24,7 +24,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use edgeslim_runtime::{Input, Interpreter, Model, TaskMask, WidthConfig};
 use edgeslim_search::config::lower_is_better;
-use edgeslim_search::sweep::{hypervolume, nondominated, simplex_grid, spearman};
+use edgeslim_search::sweep::{SplitMix, hypervolume, nondominated, simplex_grid, spearman};
 use edgeslim_search::{Choice, ExactMethod, LatencyTable, Panel, Problem, Series, plot_panels};
 use serde::Serialize;
 
@@ -208,27 +208,10 @@ fn measure(model: &Model<'_>, set: &EvalSet, widths: &WidthConfig, reps: usize) 
     Ok(t[t.len() / 2])
 }
 
-/// A deterministic generator for the resamples.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z % n.max(1) as u64) as usize
-    }
-}
-
+/// The `q`-quantile of `v` (sorted here), `None` when empty.
 fn percentile(v: &mut [f64], q: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
     v.sort_by(f64::total_cmp);
-    let i = ((v.len() - 1) as f64 * q).round() as usize;
-    Some(v[i])
+    (!v.is_empty()).then(|| crate::bench::stats::quantile(v, q))
 }
 
 /// `edgeslim control`.

@@ -74,29 +74,11 @@ pub(crate) fn validate_segments<'a>(
     Ok(())
 }
 
-/// Number of encoder configurations of stages with `counts[k]` widths each: their product.
-///
-/// An encoder configuration index `e` holds stage `k`'s width index as its `k`-th mixed-radix
-/// digit, stage 0 least significant (as the compiler numbers them). With one stage, `e` is the
-/// encoder's width index.
-pub fn encoder_configs(counts: &[usize]) -> usize {
-    counts.iter().product::<usize>().max(1)
-}
-
-/// Width index of stage `k` in encoder configuration `e` (see [`encoder_configs`]).
-pub fn stage_width(counts: &[usize], e: usize, k: usize) -> usize {
-    let below: usize = counts[..k].iter().product();
-    (e / below.max(1)) % counts[k].max(1)
-}
-
-/// The encoder configuration index of per-stage width indices `w` (see [`encoder_configs`]).
-pub fn encoder_config_of(counts: &[usize], w: &[usize]) -> usize {
-    counts
-        .iter()
-        .zip(w)
-        .rev()
-        .fold(0, |acc, (&n, &i)| acc * n + i)
-}
+// Encoder configurations: stage `k`'s width index is the `k`-th mixed-radix digit of a
+// configuration number, stage 0 least significant; the runtime's `width::encoder` owns it.
+pub use edgeslim_runtime::width::encoder::{
+    config_of as encoder_config_of, configs as encoder_configs, stage_width,
+};
 
 /// `true` for metrics where lower is better (`rmse`, `abs_rel`, `latency`-like errors).
 pub fn lower_is_better(metric: &str) -> bool {

@@ -576,16 +576,26 @@ fn exact_front(problem: &Problem, budget_us: f64, limit: usize) -> Option<Vec<Ve
     (!too_many).then(|| nondominated(&all))
 }
 
-/// splitmix64, for reproducible Monte Carlo estimates.
-struct SplitMix(u64);
+/// splitmix64, for reproducible Monte Carlo estimates and bootstrap resamples.
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn unit(&mut self) -> f64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n` (`0` for `n = 0`), by remainder.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }

@@ -39,6 +39,7 @@ use edgeslim_firmware::icount::{
     Clock, INSTRUCTIONS_PER_TICK, edgeslim_icount_start, edgeslim_icount_stop,
 };
 use edgeslim_runtime::format::{MAX_SEGMENTS, MAX_WIDTHS};
+use edgeslim_runtime::width::encoder;
 use edgeslim_runtime::{Input, Interpreter, Observer, OpInfo, TaskMask, WidthConfig};
 
 /// Iterations of the calibration loop.
@@ -226,26 +227,11 @@ fn main() -> ! {
     };
 
     let mut idx = [0u8; MAX_SEGMENTS];
-    let configs: usize = n_widths[..stages].iter().product();
-    let widest_stage = n_widths[..stages].iter().copied().max().unwrap_or(1);
-    // All encoder configurations, or the (a, b) covering set: `cover` indexes them.
-    let (cover, n_enc) = if configs <= 16 {
-        (false, configs)
-    } else {
-        (true, widest_stage * widest_stage)
-    };
-    for e in 0..n_enc {
-        let mut code = e;
+    let counts = &n_widths[..stages];
+    for i in 0..encoder::cover_len(counts) {
+        let e = encoder::cover(counts, i);
         for k in 0..stages {
-            let w = if cover {
-                let (a, b) = (e / widest_stage, e % widest_stage);
-                if k % 2 == 0 { a } else { b }
-            } else {
-                let w = code % n_widths[k];
-                code /= n_widths[k];
-                w
-            };
-            idx[k] = w.min(n_widths[k] - 1) as u8;
+            idx[k] = encoder::stage_width(counts, e, k) as u8;
         }
         for k in 0..widest_decoder {
             for s in stages..n_seg {

@@ -43,8 +43,9 @@ use std::fs::File;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use edgeslim_runtime::width::encoder;
 use edgeslim_runtime::{Input, Interpreter, Model, Observer, OpInfo, TaskMask, WidthConfig};
-use edgeslim_search::config::{encoder_config_of, encoder_configs, stage_width};
+use edgeslim_search::config::{encoder_config_of, stage_width};
 use edgeslim_search::{LatencyTable, MeasuredConfig, SegmentLatency};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -515,27 +516,14 @@ pub fn profile_host_stats(
     Ok((table, stats))
 }
 
-/// Encoder configurations to time pair runs at: all of them when there are at most 16, else
-/// a set covering every pair of widths of consecutive stages (the key of a stage's and of a
-/// decoder's latency): for every `(a, b)`, stages alternate `a, b, a, ...` (clamped).
+/// Encoder configurations to time pair runs at: the covering set of
+/// [`edgeslim_runtime::width::encoder`], without repeats.
 fn encoder_cover(counts: &[usize]) -> Vec<usize> {
-    let all = encoder_configs(counts);
-    if all <= 16 {
-        return (0..all).collect();
-    }
-    let nmax = counts.iter().copied().max().unwrap_or(1);
     let mut out = Vec::new();
-    for a in 0..nmax {
-        for b in 0..nmax {
-            let w: Vec<usize> = counts
-                .iter()
-                .enumerate()
-                .map(|(k, &n)| if k % 2 == 0 { a } else { b }.min(n - 1))
-                .collect();
-            let e = encoder_config_of(counts, &w);
-            if !out.contains(&e) {
-                out.push(e);
-            }
+    for i in 0..encoder::cover_len(counts) {
+        let e = encoder::cover(counts, i);
+        if !out.contains(&e) {
+            out.push(e);
         }
     }
     out

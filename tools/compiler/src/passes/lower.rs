@@ -8,6 +8,7 @@ use crate::manifest::{Manifest, WidthParams};
 use anyhow::{Result, bail};
 use edgeslim_runtime::OpKind;
 use edgeslim_runtime::format::{attr, op_field};
+use edgeslim_runtime::width::encoder;
 
 /// A task of the lowered model.
 #[derive(Debug, Clone)]
@@ -208,29 +209,15 @@ impl Lowered {
         }
         g
     }
-    /// Encoder configurations to calibrate at: all of them when there are at most 16, else a
-    /// set covering every pair of widths of consecutive stages (each stage's key is such a
-    /// pair): for every `(a, b)`, stages alternate `a, b, a, ...` (clamped to their counts).
+    /// Encoder configurations to calibrate at: the covering set of
+    /// [`edgeslim_runtime::width::encoder`], without repeats.
     pub fn calibration_encoder_configs(&self) -> Vec<usize> {
-        let all = self.n_encoder_configs();
-        if all <= 16 {
-            return (0..all).collect();
-        }
-        let nmax = (0..self.n_encoder)
-            .map(|k| self.n_widths(k))
-            .max()
-            .unwrap_or(1);
+        let counts: Vec<usize> = (0..self.n_encoder).map(|k| self.n_widths(k)).collect();
         let mut out = Vec::new();
-        for a in 0..nmax {
-            for b in 0..nmax {
-                let mut we = 0;
-                for k in (0..self.n_encoder).rev() {
-                    let w = if k % 2 == 0 { a } else { b };
-                    we = we * self.n_widths(k) + w.min(self.n_widths(k) - 1);
-                }
-                if !out.contains(&we) {
-                    out.push(we);
-                }
+        for i in 0..encoder::cover_len(&counts) {
+            let e = encoder::cover(&counts, i);
+            if !out.contains(&e) {
+                out.push(e);
             }
         }
         out
