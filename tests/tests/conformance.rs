@@ -284,13 +284,6 @@ const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
          QLinearConvs; the runtime rounds each at a calibrated scale (depth: 88% within 2 \
          steps, mean error 0.0039 against ORT's own quantization error 0.0057)",
     ),
-    (
-        "yolo_tiny_96",
-        "model_qop.onnx",
-        "the QOperator file runs LeakyRelu, MaxPool, Resize, Concat and Sigmoid in float \
-         between the QLinearConvs; the runtime rounds each at a calibrated scale (97.7% within \
-         2 steps, at most 2.5 steps)",
-    ),
 ];
 
 /// Whether output `name` of `net` has classes whose top-1 is meaningful: the generator records

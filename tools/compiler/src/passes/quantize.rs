@@ -281,6 +281,53 @@ fn input_from_consumers(l: &Lowered) -> Option<QParams> {
         .find_map(|op| l.tensors[op.output].quant)
 }
 
+/// For a pre-quantized file, the quantization the file itself applies downstream of each tensor
+/// it leaves in float: ONNX Runtime's QOperator format runs the ops between two QLinearConvs in
+/// float (PRelu, a residual Add, Sigmoid, ConvTranspose...) and quantizes only where the next
+/// quantized op reads, often through data movement (`PRelu -> Pad -> QuantizeLinear`). A float
+/// tensor that reaches such a QuantizeLinear through ops that only move values (Pad, Reshape,
+/// Transpose, MaxPool, GatherChannels, Concat, Resize) is given that quantization: the runtime
+/// then rounds where the file rounds, once, instead of at a calibrated scale and again at the
+/// file's. `None` for the tensors the file quantizes itself and for those that reach no
+/// quantization this way (their range comes from calibration or a bound).
+fn quant_downstream(l: &Lowered) -> Vec<Option<QParams>> {
+    let mut want: Vec<Option<QParams>> = vec![None; l.tensors.len()];
+    if !l.prequantized {
+        return want;
+    }
+    // Execution order: every consumer comes after its producer, so walking backwards settles a
+    // tensor's consumers before the tensor.
+    for op in l.ops.iter().rev() {
+        let moves = matches!(
+            op.kind,
+            OpKind::Pad
+                | OpKind::Reshape
+                | OpKind::Transpose
+                | OpKind::MaxPool
+                | OpKind::GatherChannels
+                | OpKind::Concat
+                | OpKind::Resize
+        );
+        let Some(q) = l.tensors[op.output].quant.or(want[op.output]) else {
+            continue;
+        };
+        if !moves {
+            continue;
+        }
+        let n = if op.kind == OpKind::Concat {
+            op.inputs.len()
+        } else {
+            1
+        };
+        for &i in op.inputs.iter().take(n) {
+            if l.tensors[i].quant.is_none() && want[i].is_none() {
+                want[i] = Some(q);
+            }
+        }
+    }
+    want
+}
+
 /// Asymmetric int8 parameters covering `[lo, hi]` (and zero).
 pub fn qparams_for(lo: f32, hi: f32) -> QParams {
     let lo = lo.min(0.0);
@@ -330,6 +377,7 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
     let full_key = |s: usize| l.n_keys(s) - 1;
     let mut reused = false;
     let mut bounded = false;
+    let downstream = quant_downstream(l);
     let from_stats = |t: usize, k: usize| -> Option<QParams> {
         ranges
             .and_then(|r| r.ranges[t][k])
@@ -389,6 +437,8 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
             ) && t.quant.is_none()
             {
                 tq[op.inputs[0]][in_key].unwrap_or(input_q)
+            } else if let (Some(q), true) = (downstream[op.output], key == full_key(s)) {
+                q
             } else if let Some(q) = from_stats(op.output, key) {
                 q
             } else if let Some(a) = t.quant {
