@@ -328,6 +328,13 @@ fn quant_downstream(l: &Lowered) -> Vec<Option<QParams>> {
     want
 }
 
+/// Whether `op` computes new values by interpolation (a bilinear Resize) rather than moving
+/// its input's values: in a file that runs it in float, keeping the input's quantization would
+/// round the interpolated values at the input's step, which the file does not do.
+fn interpolates(op: &LOp) -> bool {
+    op.kind == OpKind::Resize && op.attrs[edgeslim_runtime::ops::resize::attr::MODE] == 1
+}
+
 /// Asymmetric int8 parameters covering `[lo, hi]` (and zero).
 pub fn qparams_for(lo: f32, hi: f32) -> QParams {
     let lo = lo.min(0.0);
@@ -435,6 +442,7 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                 op.kind,
                 OpKind::MaxPool | OpKind::Pad | OpKind::Resize | OpKind::GatherChannels
             ) && t.quant.is_none()
+                && !(l.prequantized && interpolates(op))
             {
                 tq[op.inputs[0]][in_key].unwrap_or(input_q)
             } else if let (Some(q), true) = (downstream[op.output], key == full_key(s)) {
