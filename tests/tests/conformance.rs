@@ -603,15 +603,7 @@ fn conformance(net: &str, file: &str) -> Result<Vec<OutputCheck>> {
 
 /// Conformance cases known to miss the bounds, with the cause. They are still run: a listed
 /// case that passes fails the test ("remove it from the list"), so the list cannot go stale.
-const KNOWN_FAILURES: &[(&str, &str, &str)] = &[(
-    "unet_segdepth_64",
-    "model_qop.onnx",
-    "the QOperator file runs ConvTranspose in float: at its first one (bn_11_out) 15% of the \
-     runtime's int8 values are 1 step off the reference's rounding of its float result, though \
-     the reference's weights are rounded to int8 as the compiler rounds them (not explained \
-     yet), and six more layers amplify this to 98.1% within 2 steps at the depth head's int8 \
-     tensor (at most 5)",
-)];
+const KNOWN_FAILURES: &[(&str, &str, &str)] = &[];
 
 /// Whether output `name` of `net` has classes whose top-1 is meaningful: the generator records
 /// a top-1 figure for exactly those (classifier logits, per-pixel segmentation scores; not a

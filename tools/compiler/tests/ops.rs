@@ -570,3 +570,28 @@ fn quantize_linear_without_zero_point_is_uint8() {
     let (max, _) = steps(&m, &m, &|_| {}, "uint8 QDQ without zero points");
     assert!(max <= 1.01, "max {max} steps");
 }
+
+/// A QuantizeLinear rounds its input for its own readers only: where another node reads the
+/// same tensor in float (a QOperator file's Relu output feeding both the next QLinearConv and
+/// a float op), the float reader must see the unrounded values. Here `y = 8 a + DQ(Q(a))`
+/// with a coarse Q (step 0.25): had `a` taken Q's quantization, `8 a` would be off by up to
+/// 8 x 0.125 = 1.0 (measured when the importer did that: 5.8 output steps at most, 2.1 on
+/// average; now 2.25 and 0.38).
+#[test]
+fn quantize_linear_leaves_float_readers_unrounded() {
+    let m = net(
+        13,
+        vec![
+            node("QuantizeLinear", "q", &["a", "s", "z"], &["aq"], vec![]),
+            node("DequantizeLinear", "dq", &["aq", "s", "z"], &["ad"], vec![]),
+            node("Mul", "times8", &["a", "eight"], &["a8"], vec![]),
+            node("Add", "sum", &["a8", "ad"], &["y"], vec![]),
+        ],
+        vec![
+            f32s("s", &[], &[0.25]),
+            int8s("z", 3, &[], &[0]),
+            f32s("eight", &[], &[8.0]),
+        ],
+    );
+    check(m, "QuantizeLinear with a float reader beside it");
+}

@@ -166,6 +166,9 @@ pub(crate) struct Importer {
     add_outputs: HashSet<String>,
     /// `(node, input position)` of Adds reading such a float sum directly.
     float_add_reads: Vec<(usize, usize)>,
+    /// Names of the tensors some node reads as they are, in float: every node's inputs but a
+    /// QuantizeLinear's or a Shape's, and the graph's outputs.
+    float_reads: HashSet<String>,
     /// What tract's analysis of the file knows of its named tensors.
     facts: TractFacts,
 }
@@ -806,6 +809,13 @@ pub fn import(path: &Path) -> Result<Graph> {
         opset,
         add_outputs: HashSet::new(),
         float_add_reads: Vec::new(),
+        float_reads: graph
+            .node
+            .iter()
+            .filter(|n| !matches!(n.op_type.as_str(), "QuantizeLinear" | "Shape"))
+            .flat_map(|n| n.input.iter().cloned())
+            .chain(graph.output.iter().map(|o| o.name.clone()))
+            .collect(),
         facts,
     };
     for t in &graph.initializer {

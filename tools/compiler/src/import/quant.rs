@@ -3,6 +3,7 @@
 
 use super::registry::{AttrSupport, Format, OpImporter, attr};
 use super::{Importer, Value, attrs, input, output};
+use crate::ir::{Op, Unary};
 use anyhow::{Result, bail};
 use tract_onnx::pb;
 
@@ -73,8 +74,28 @@ fn quantize_linear(imp: &mut Importer, n: &pb::NodeProto) -> Result<()> {
                 -128
             };
         }
-        imp.annotate(x, q);
-        imp.values.insert(output(n), Value::Quantized(x));
+        // The file rounds `x` for this node's readers only. When other nodes read `x` in float
+        // (QOperator: a Relu output feeding both the next QLinearConv and a float
+        // ConvTranspose), or `x` is already int8 at another quantization, the rounding becomes
+        // an op of its own, a 256-entry table that rounds each int8 value of `x` as
+        // QuantizeLinear does, and `x` keeps its own quantization. A float sum read by later
+        // Adds is left to `flatten_float_add_chains`.
+        let read_in_float = imp.float_reads.contains(inp(0)) && !imp.add_outputs.contains(inp(0));
+        let requantized = imp.g.tensors[x].quant.is_some_and(|p| p != q);
+        if read_in_float || requantized {
+            let s = imp.shape(x);
+            let y = imp.push(
+                n,
+                Op::Unary(Unary::Affine { mul: 1.0, add: 0.0 }),
+                vec![x],
+                s,
+            )?;
+            imp.annotate(y, q);
+            imp.values.insert(output(n), Value::Quantized(y));
+        } else {
+            imp.annotate(x, q);
+            imp.values.insert(output(n), Value::Quantized(x));
+        }
     }
     Ok(())
 }
