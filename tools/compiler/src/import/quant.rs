@@ -22,7 +22,8 @@ pub(crate) const OPS: &[OpImporter] = &[
         ],
         formats: &[Format::Qdq],
         note: "of a computed tensor: one scale and one uint8/int8 zero point (uint8 shifted \
-               by 128); of a constant: the real values are kept",
+               by 128), rounded by a table op of its own when other nodes read the tensor in \
+               float; of a constant: the real values are kept",
         import: quantize_linear,
     },
     OpImporter {
