@@ -208,7 +208,7 @@ macro_rules! kernel_suite {
             fn conv2d_matches_naive(
                 mode in group_mode(),
                 h in 1usize..=6, w in 1usize..=6,
-                cin_g in 1usize..=4, cout_g in 1usize..=4,
+                cin_g in 1usize..=4, cout_g in 1usize..=9,
                 extra_o in 0usize..=3, extra_i in 0usize..=2,
                 kh in 1usize..=3, kw in 1usize..=3,
                 stride in (1usize..=3, 1usize..=3),
@@ -575,7 +575,7 @@ macro_rules! kernel_suite {
             fn conv_transpose_matches_naive(
                 mode in group_mode(),
                 h in 1usize..=5, w in 1usize..=5,
-                cin_g in 1usize..=4, cout_g in 1usize..=4,
+                cin_g in 1usize..=4, cout_g in 1usize..=9,
                 extra_o in 0usize..=3, extra_i in 0usize..=2,
                 kh in 1usize..=3, kw in 1usize..=3,
                 stride in (1usize..=3, 1usize..=3),

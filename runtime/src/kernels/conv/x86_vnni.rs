@@ -173,6 +173,14 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             mult[l] = m;
             total[l] = 31 - s.clamp(-31, 30);
         }
+        // A layer of at most eight output channels in one group: several positions per vector.
+        // SAFETY: AVX-512 F is this function's contract; `packed` holds the one block's `kq`
+        // groups (`blocks == 1` as `gn == n_out <= 8`).
+        let narrow = if gn == n_out && n_out <= NARROW_MAX {
+            unsafe { Narrow::new(n_out, packed, kq, &bias, &mult, &total) }
+        } else {
+            None
+        };
         let (mut oy, mut ox) = (0, 0);
         let mut c0 = 0;
         while c0 < n_pos {
@@ -209,6 +217,24 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                         oy += 1;
                     }
                 }
+            }
+            if let Some(nw) = &narrow {
+                // SAFETY: the CPU features are this function's contract; the windows of
+                // positions `0 .. nc` of the chunk lie in `win` (`nc * ks <= win.len()`), and
+                // the chunk's outputs, positions `c0 .. c0 + nc` of `n_out == gn` channels, in
+                // `output` (path check).
+                unsafe {
+                    nw.chunk(
+                        win,
+                        nc,
+                        ks,
+                        kq,
+                        &mut output[c0 * n_out..(c0 + nc) * n_out],
+                        st,
+                    )
+                };
+                c0 += nc;
+                continue;
             }
             let mut b0 = 0;
             while b0 < blocks {
@@ -249,6 +275,113 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             c0 += nc;
         }
         g0 += gn;
+    }
+}
+
+/// Most output channels of a layer [`Narrow`] takes.
+const NARROW_MAX: usize = 4;
+/// Most window groups of four values [`Narrow`] keeps (its weights: 64 bytes each).
+const NARROW_KQ: usize = 64;
+
+/// A layer of at most [`NARROW_MAX`] output channels (a slimmed layer at a narrow width): the
+/// sixteen lanes of a vector hold `per = 16 / n_out` positions of `n_out` channels each (lane
+/// `l` is position `l / n_out`, channel `l % n_out`, in the output's NHWC order), so the
+/// requantization, the store and the `vpdpbusd` of one vector serve `per` positions instead of
+/// one. Per group of four window values, each position's four bytes are broadcast to its lanes
+/// (a masked `vpbroadcastd`); the weights and the requantization parameters are repeated per
+/// position. Same arithmetic per lane as [`Tile`], so the same
+/// bytes.
+struct Narrow {
+    n_out: usize,
+    per: usize,
+    /// Per group of four window values, the weights of lane `l`'s channel.
+    w: [__m512i; NARROW_KQ],
+    bias: __m512i,
+    mult: __m512i,
+    total: __m512i,
+}
+
+impl Narrow {
+    /// # Safety
+    /// AVX-512 F must be available; `packed` holds one block of `kq` groups of 64 bytes.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn new(
+        n_out: usize,
+        packed: &[i8],
+        kq: usize,
+        bias: &[i32; MAX_GROUP],
+        mult: &[i32; MAX_GROUP],
+        total: &[i32; MAX_GROUP],
+    ) -> Option<Self> {
+        if n_out == 0 || kq > NARROW_KQ || packed.len() < kq * 64 {
+            return None;
+        }
+        let load = |v: [i32; OC]| {
+            // SAFETY: a 16-lane array: one unaligned 64-byte load (AVX-512 F: the contract).
+            unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
+        };
+        let cidx = load(core::array::from_fn(|l| (l % n_out) as i32));
+        let mut w = [_mm512_setzero_si512(); NARROW_KQ];
+        for (q, v) in w.iter_mut().enumerate().take(kq) {
+            // SAFETY: `q * 64 + 64 <= kq * 64 <= packed.len()`: one unaligned 64-byte load.
+            let blk = unsafe { _mm512_loadu_si512(packed[q * 64..].as_ptr().cast()) };
+            *v = _mm512_permutexvar_epi32(cidx, blk);
+        }
+        let pick = |a: &[i32; MAX_GROUP]| load(core::array::from_fn(|l| a[l % n_out]));
+        Some(Narrow {
+            n_out,
+            per: OC / n_out,
+            w,
+            bias: pick(bias),
+            mult: pick(mult),
+            total: pick(total),
+        })
+    }
+
+    /// Sums, requantizes and stores the `nc` positions whose windows (`ks = 4 * kq` bytes
+    /// each) start `win`; `out` holds their `nc * n_out` outputs.
+    ///
+    /// # Safety
+    /// AVX-512 F, BW and VNNI must be available; `win` holds `nc * ks` bytes; `out` holds
+    /// `nc * n_out` bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn chunk(
+        &self,
+        win: &[u8],
+        nc: usize,
+        ks: usize,
+        kq: usize,
+        out: &mut [i8],
+        st: Stage16,
+    ) {
+        let ones = (1u32 << self.n_out) - 1;
+        let mut t0 = 0;
+        while t0 < nc {
+            let n = self.per.min(nc - t0);
+            let mask = ((1u32 << (n * self.n_out)) - 1) as u16;
+            let base = win[t0 * ks..].as_ptr();
+            let mut acc = _mm512_setzero_si512();
+            for q in 0..kq {
+                // Lanes of position `t` take its four window values `4q .. 4q + 4`; lanes past
+                // the `n` positions stay zero (their results are not stored).
+                let mut x = _mm512_setzero_si512();
+                for t in 0..n {
+                    // SAFETY: position `t < n` of the chunk: its window's bytes `4q .. 4q + 4`
+                    // (`4 * q + 4 <= ks`) lie at `(t0 + t) * ks + 4q < nc * ks <= win.len()`;
+                    // one unaligned 4-byte read.
+                    let v = unsafe { base.add(t * ks + 4 * q).cast::<i32>().read_unaligned() };
+                    x = _mm512_mask_set1_epi32(x, (ones << (t * self.n_out)) as u16, v);
+                }
+                acc = _mm512_dpbusd_epi32(acc, x, self.w[q]);
+            }
+            let r = requant16(acc, self.bias, self.mult, self.total, st);
+            // SAFETY: the masked store writes bytes `t0 * n_out .. (t0 + n) * n_out` of `out`
+            // (held, as `t0 + n <= nc`); masked-off bytes are neither written nor faulted on.
+            unsafe {
+                _mm512_mask_cvtepi32_storeu_epi8(out[t0 * self.n_out..].as_mut_ptr(), mask, r)
+            };
+            t0 += n;
+        }
     }
 }
 
