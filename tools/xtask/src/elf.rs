@@ -91,7 +91,7 @@ pub mod tests {
         b[5] = 1;
         let strtab_off = b.len() as u32;
         b.extend_from_slice(&strtab);
-        while b.len() % 4 != 0 {
+        while !b.len().is_multiple_of(4) {
             b.push(0);
         }
         let shoff = b.len() as u32;
