@@ -15,8 +15,8 @@
 //! A program passes in `cargo xtask firmware` when it exits 0.
 //!
 //! [`assets`] holds the model the test pipeline generated (see `build.rs`) and [`icount`] the
-//! clock (SysTick on Arm, `mcycle` on RISC-V) that turns QEMU's `-icount` virtual time into
-//! exactly repeatable instruction counts. `cmsis_nn` (only when the firmware was built with
+//! clock: in QEMU SysTick on Arm, `mcycle` on RISC-V, which turn QEMU's `-icount` virtual time
+//! into exactly repeatable instruction counts; on a real board the DWT cycle counter. `cmsis_nn` (only when the firmware was built with
 //! `CMSIS_NN_DIR`) declares Arm's CMSIS-NN C API for the programs that measure against it.
 #![no_std]
 
