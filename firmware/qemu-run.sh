@@ -2,8 +2,12 @@
 # Cargo runner for the firmware targets: run an ELF on the QEMU board it was built for (Arm:
 # mps2-an385, -an386, -an500, -an505, mps3-an547 with qemu-system-arm; RISC-V: virt with
 # qemu-system-riscv32, no firmware) and exit with the program's semihosting exit code.
+# An ELF built for a real board (nucleo-f446re, nrf52840-dk, pico2) names its chip instead
+# (`edgeslim-probe-rs-chip <chip>;`, edgeslim-firmware/src/board.rs): the runner then hands it
+# to `probe-rs run --chip <chip>`, which flashes the board through the attached debug probe,
+# streams its defmt log over RTT and exits with the program's exit code.
 #
-#   qemu-run.sh ELF [extra QEMU args...]
+#   qemu-run.sh ELF [extra QEMU args, or extra `probe-rs run` args for a real board...]
 #
 # Environment:
 #   QEMU_TIMEOUT         wall-clock limit in seconds (default 60); exit 124 when hit
@@ -14,6 +18,7 @@
 #   QEMU_ICOUNT          -icount options (default shift=0,align=off,sleep=off: virtual time is
 #                        1 ns per instruction, so SysTick and mcycle counts are exactly
 #                        repeatable; set it empty to run on host time)
+#   PROBE_RS_CHIP        a real board: the chip probe-rs flashes (default: the ELF's marker)
 #
 # The QEMU flags avoid its known hangs (docs/firmware-toolchain.md): no -nographic, stdin from
 # /dev/null, no monitor/serial on stdio, and a timeout. defmt frames arrive on stdout through
@@ -26,6 +31,24 @@ if [ $# -lt 1 ]; then
 fi
 elf=$1
 shift
+
+# A real board: probe-rs flashes it and streams its log (defmt over RTT).
+chip=$(grep -a -o -m 1 -E 'edgeslim-probe-rs-chip [A-Za-z0-9_.-]+;' "$elf" | head -n 1)
+if [ -n "$chip" ]; then
+  chip=${chip#edgeslim-probe-rs-chip }
+  chip=${PROBE_RS_CHIP:-${chip%;}}
+  if ! command -v probe-rs >/dev/null; then
+    echo "qemu-run: $elf is built for a real board (chip $chip): flashing it needs probe-rs," \
+      "which is not installed. Install it with: cargo install probe-rs-tools --locked" \
+      "(see firmware/README.md, \"Flashing a real board\")" >&2
+    exit 127
+  fi
+  fmt=()
+  if [ -n "${QEMU_RUN_LOG_FORMAT:-}" ]; then
+    fmt=(--log-format "$QEMU_RUN_LOG_FORMAT")
+  fi
+  exec probe-rs run --chip "$chip" "${fmt[@]}" "$@" "$elf"
+fi
 
 # The board the program was built for, from its marker.
 machine=mps2-an386

@@ -77,13 +77,16 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 /// The board feature that is enabled (`src/board.rs`); exactly one must be.
 fn board() -> Result<&'static str, Box<dyn Error>> {
-    const BOARDS: [&str; 6] = [
+    const BOARDS: [&str; 9] = [
         "mps2-an385",
         "mps2-an386",
         "mps2-an500",
         "mps2-an505",
         "mps3-an547",
         "virt-rv32",
+        "nucleo-f446re",
+        "nrf52840-dk",
+        "pico2",
     ];
     let on: Vec<&str> = BOARDS
         .into_iter()

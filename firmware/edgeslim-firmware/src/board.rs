@@ -1,8 +1,12 @@
-//! The QEMU board a program is built for: one Cargo feature per board, exactly one enabled
-//! (`mps2-an386` by default). A board is its QEMU machine and CPU, its core clock, and its
-//! memory map (`memory/<feature>.x`, chosen by `build.rs`); everything else (programs, logger,
-//! exit) is shared, and what differs by architecture (runtime, clock) is chosen by
+//! The board a program is built for: one Cargo feature per board, exactly one enabled
+//! (`mps2-an386` by default). A board is a module: its core clock, its memory map
+//! (`memory/<feature>.x`, chosen by `build.rs`), what the runner needs to start it (a QEMU
+//! machine and CPU, or the chip probe-rs flashes) and, on a real board, [`init`]: clocks, the
+//! button pin and the UART the application reads its commands from. Everything else (programs,
+//! logger, exit) is shared, and what differs by architecture (runtime, clock) is chosen by
 //! `target_arch` in the crate's modules.
+//!
+//! QEMU boards:
 //!
 //! | feature | QEMU machine | core | Rust target | clock |
 //! |---|---|---|---|---|
@@ -17,11 +21,25 @@
 //! its programs count instructions with `mcycle` (`src/icount.rs`) and model times at 25 MHz,
 //! one instruction per cycle, as the 25 MHz MPS2 boards', so budgets compare like for like.
 //!
-//! The runner (`qemu-run.sh`) starts the machine a program names in [`QEMU_BOARD`], so
+//! Real boards (feature `hardware`: defmt over RTT, the DWT cycle counter as the clock, exit
+//! through probe-rs; `cargo run` flashes them with probe-rs):
+//!
+//! | feature | board | chip (probe-rs `--chip`) | core, clock | Rust target | button | serial (115200 8N1) |
+//! |---|---|---|---|---|---|---|
+//! | `nucleo-f446re` | ST NUCLEO-F446RE | STM32F446RETx | Cortex-M4F, 180 MHz from HSI | `thumbv7em-none-eabihf` | B1 (PC13) | USART2 PA2/PA3, the ST-LINK virtual COM port |
+//! | `nrf52840-dk` | Nordic nRF52840 DK | nRF52840_xxAA | Cortex-M4F, 64 MHz | `thumbv7em-none-eabihf` | Button 1 (P0.11) | UARTE0 P0.06/P0.08, the J-Link virtual COM port |
+//! | `pico2` | Raspberry Pi Pico 2 | RP235x | Cortex-M33 (core 0), 150 MHz | `thumbv8m.main-none-eabihf` | a push button from GP15 to GND | UART0 GP0/GP1 |
+//!
+//! The runner (`qemu-run.sh`) reads the marker ([`MARKER`]) from the ELF: it starts the QEMU
+//! machine a QEMU board names, or runs `probe-rs run --chip <chip>` for a real board, so
 //! `cargo run --no-default-features --features mps2-an385 --target thumbv7m-none-eabi --bin
-//! deploy` runs on the Cortex-M3 without further flags.
+//! deploy` runs on the Cortex-M3 and `... --features nrf52840-dk --target
+//! thumbv7em-none-eabihf --bin deploy` flashes the nRF52840 DK, without further flags.
 
-/// Defines the board constants and the runner's marker for one board.
+use edgeslim_app::Button;
+
+/// Defines the board constants and the runner's marker for one QEMU board.
+#[cfg(feature = "qemu")]
 macro_rules! board {
     ($machine:literal, $cpu:literal, $core:literal, $hz:literal, $flash:literal) => {
         /// QEMU's `-machine`.
@@ -37,7 +55,30 @@ macro_rules! board {
         /// the reset code on RISC-V.
         pub const FLASH_ORIGIN: usize = $flash;
         /// Read by `qemu-run.sh` from the ELF: `edgeslim-qemu-board <machine> <cpu>;`.
-        pub static QEMU_BOARD: &str = concat!("edgeslim-qemu-board ", $machine, " ", $cpu, ";");
+        pub static MARKER: &str = concat!("edgeslim-qemu-board ", $machine, " ", $cpu, ";");
+        /// Whether this is a real board (flashed by probe-rs) rather than a QEMU machine.
+        pub const HARDWARE: bool = false;
+    };
+}
+
+/// Defines the board constants and the runner's marker for one real board.
+#[cfg(feature = "hardware")]
+macro_rules! hardware_board {
+    ($board:literal, $chip:literal, $core:literal, $hz:literal, $flash:literal) => {
+        /// The board's name (the Cargo feature).
+        pub const MACHINE: &str = $board;
+        /// The chip, as probe-rs names it (`probe-rs chip list`).
+        pub const CHIP: &str = $chip;
+        /// The core, as a user names it.
+        pub const CORE: &str = $core;
+        /// The core clock [`init`] configures, which the DWT cycle counter counts.
+        pub const SYSCLK_HZ: u32 = $hz;
+        /// Where the image starts (`FLASH` in `memory/<feature>.x`): the vector table.
+        pub const FLASH_ORIGIN: usize = $flash;
+        /// Read by `qemu-run.sh` from the ELF: `edgeslim-probe-rs-chip <chip>;`.
+        pub static MARKER: &str = concat!("edgeslim-probe-rs-chip ", $chip, ";");
+        /// Whether this is a real board (flashed by probe-rs) rather than a QEMU machine.
+        pub const HARDWARE: bool = true;
     };
 }
 
@@ -93,3 +134,81 @@ board!("virt", "rv32", "RV32IMAC", 25_000_000, 0x8000_0000);
 /// reads `ID` = 0 and finds no NPU, without a fault.
 #[cfg(feature = "mps3-an547")]
 pub const ETHOS_U55_BASE: usize = 0x5810_2000;
+
+#[cfg(feature = "nucleo-f446re")]
+hardware_board!(
+    "nucleo-f446re",
+    "STM32F446RETx",
+    "Cortex-M4F",
+    180_000_000,
+    0x0800_0000
+);
+#[cfg(feature = "nrf52840-dk")]
+hardware_board!(
+    "nrf52840-dk",
+    "nRF52840_xxAA",
+    "Cortex-M4F",
+    64_000_000,
+    0x0000_0000
+);
+#[cfg(feature = "pico2")]
+hardware_board!("pico2", "RP235x", "Cortex-M33", 150_000_000, 0x1000_0000);
+
+#[cfg(feature = "nucleo-f446re")]
+#[path = "board/nucleo_f446re.rs"]
+mod hw;
+#[cfg(feature = "nrf52840-dk")]
+#[path = "board/nrf52840_dk.rs"]
+mod hw;
+#[cfg(feature = "pico2")]
+#[path = "board/pico2.rs"]
+mod hw;
+
+#[cfg(feature = "hardware")]
+pub use hw::{BUTTON, ButtonPin, SERIAL, SerialRx};
+
+/// The board's button pin (an embedded-hal 1.0 `InputPin`): none in QEMU.
+#[cfg(feature = "qemu")]
+pub type ButtonPin = edgeslim_app::NoButton;
+/// The board's serial command line (an embedded-hal-nb `serial::Read<u8>`): none in QEMU.
+#[cfg(feature = "qemu")]
+pub type SerialRx = edgeslim_app::NoSerial;
+/// The button, for logs.
+#[cfg(feature = "qemu")]
+pub const BUTTON: &str = "none (QEMU)";
+/// The serial command line, for logs.
+#[cfg(feature = "qemu")]
+pub const SERIAL: &str = "none (QEMU)";
+
+/// What [`init`] hands the application (`edgeslim_app::App::new`): the board's button and
+/// the receiving half of its UART.
+pub struct Io {
+    /// The user button (`None` on a board without one).
+    pub button: Option<Button<ButtonPin>>,
+    /// The UART's receiver the commands arrive on.
+    pub serial: SerialRx,
+}
+
+/// Set the board up: on a real board its clocks (the core at [`SYSCLK_HZ`], which the cycle
+/// counter then counts), the button pin and the UART; in QEMU nothing (no button, no serial).
+/// Call it once, first in `main` (after `memory::paint_stack`); a second call ends the program
+/// (exit 1), as the peripherals are taken.
+pub fn init() -> Io {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::Relaxed) {
+        defmt::error!("board::init called twice");
+        crate::exit(1)
+    }
+    #[cfg(feature = "hardware")]
+    {
+        hw::init()
+    }
+    #[cfg(feature = "qemu")]
+    {
+        Io {
+            button: None,
+            serial: edgeslim_app::NoSerial,
+        }
+    }
+}

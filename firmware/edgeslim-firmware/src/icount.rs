@@ -13,19 +13,33 @@
 //! - RISC-V: the 64-bit `mcycle` CSR, which QEMU (7.2) derives from the instruction count under
 //!   `-icount`: one tick is one instruction, exactly. QEMU's `virt` board defines no core
 //!   clock; times are modelled at [`crate::board::SYSCLK_HZ`] with one instruction per cycle.
+//!
+//! On a real board (feature `hardware`) the clock is the DWT cycle counter (`CYCCNT`), which
+//! counts core clock cycles at [`crate::board::SYSCLK_HZ`]: ticks are cycles, not
+//! instructions, `profile`'s `calibrate` line shows the cycles per instruction of the loop, and
+//! `edgeslim profile --from-log board.log --clock-mhz <MHz>` converts them. [`Clock`] extends
+//! the 32-bit counter to 64 bits as long as it is read at least once per wrap (23.9 s at
+//! 180 MHz).
 
 /// The rate at which the clock counts in QEMU's virtual time under `-icount shift=0` (one
 /// instruction per nanosecond): SysTick counts the core clock.
-#[cfg(target_arch = "arm")]
+#[cfg(all(target_arch = "arm", feature = "qemu"))]
 pub const TIMER_HZ: u32 = crate::board::SYSCLK_HZ;
 /// The rate at which the clock counts in QEMU's virtual time under `-icount shift=0` (one
 /// instruction per nanosecond): `mcycle` counts instructions, 10^9 per second.
 #[cfg(target_arch = "riscv32")]
 pub const TIMER_HZ: u32 = 1_000_000_000;
 
+/// The rate at which the clock counts on a real board: core clock cycles.
+#[cfg(feature = "hardware")]
+pub const TIMER_HZ: u32 = crate::board::SYSCLK_HZ;
+
 /// What the clock is, for logs.
-#[cfg(target_arch = "arm")]
+#[cfg(all(target_arch = "arm", feature = "qemu"))]
 pub const TIMER: &str = "SysTick at 25 MHz";
+/// What the clock is, for logs.
+#[cfg(feature = "hardware")]
+pub const TIMER: &str = "DWT CYCCNT, core clock cycles";
 /// What the clock is, for logs.
 #[cfg(target_arch = "riscv32")]
 pub const TIMER: &str = "mcycle, one count per instruction";
@@ -72,18 +86,18 @@ pub fn spin(iterations: u32) {
     }
 }
 
-#[cfg(target_arch = "arm")]
+#[cfg(all(target_arch = "arm", feature = "qemu"))]
 const RELOAD: u32 = 0x00ff_ffff;
 
 /// SysTick as a free-running 64-bit tick counter.
-#[cfg(target_arch = "arm")]
+#[cfg(all(target_arch = "arm", feature = "qemu"))]
 pub struct Clock {
     _syst: cortex_m::peripheral::SYST,
     last: u32,
     ticks: u64,
 }
 
-#[cfg(target_arch = "arm")]
+#[cfg(all(target_arch = "arm", feature = "qemu"))]
 impl Clock {
     /// The core peripherals' SysTick as the clock, [`start`](Self::start)ed; `None` when the
     /// peripherals were taken already.
@@ -120,6 +134,53 @@ impl Clock {
     }
 }
 
+/// The DWT cycle counter (`CYCCNT`) as a free-running 64-bit count of core clock cycles.
+#[cfg(feature = "hardware")]
+pub struct Clock {
+    _dwt: cortex_m::peripheral::DWT,
+    _dcb: cortex_m::peripheral::DCB,
+    last: u32,
+    ticks: u64,
+}
+
+#[cfg(feature = "hardware")]
+impl Clock {
+    /// The core peripherals' cycle counter, [`start`](Self::start)ed; `None` when the
+    /// peripherals were taken already.
+    pub fn take() -> Option<Self> {
+        cortex_m::Peripherals::take().map(|p| Clock::start(p.DWT, p.DCB))
+    }
+
+    /// Enable the trace unit (DEMCR.TRCENA, without which the DWT does not count) and start the
+    /// cycle counter from 0. A core without one (DWT_CTRL.NOCYCCNT) ends the program (exit 1):
+    /// every Cortex-M4 and M33 here has it.
+    pub fn start(mut dwt: cortex_m::peripheral::DWT, mut dcb: cortex_m::peripheral::DCB) -> Self {
+        use cortex_m::peripheral::DWT;
+        dcb.enable_trace();
+        if !DWT::has_cycle_counter() {
+            defmt::error!("this core has no DWT cycle counter");
+            crate::exit(1)
+        }
+        dwt.set_cycle_count(0);
+        dwt.enable_cycle_counter();
+        Clock {
+            _dwt: dwt,
+            _dcb: dcb,
+            last: DWT::cycle_count(),
+            ticks: 0,
+        }
+    }
+
+    /// Core clock cycles since [`start`](Self::start).
+    #[inline(always)]
+    pub fn now(&mut self) -> u64 {
+        let cur = cortex_m::peripheral::DWT::cycle_count();
+        self.ticks += u64::from(cur.wrapping_sub(self.last));
+        self.last = cur;
+        self.ticks
+    }
+}
+
 /// `mcycle` as a 64-bit tick counter from the moment the clock was taken.
 #[cfg(target_arch = "riscv32")]
 pub struct Clock {
@@ -147,18 +208,23 @@ impl Clock {
     }
 }
 
+/// Ticks per second of a real board: its clock counts core cycles.
+#[cfg(feature = "hardware")]
+pub const MODELLED_TICK_HZ: u32 = crate::board::SYSCLK_HZ;
+
 /// Ticks per second of the board QEMU models (one instruction per cycle at
 /// [`crate::board::SYSCLK_HZ`]) for the clock under `-icount shift=0`, where virtual time runs
 /// one instruction per nanosecond: `SYSCLK_HZ * TIMER_HZ / 10^9` (on Arm `SYSCLK_HZ^2 / 10^9`:
 /// 625 kHz at 25 MHz, 400 kHz at 20 MHz, 1.024 MHz at 32 MHz; on RISC-V `SYSCLK_HZ`, a tick
 /// being a cycle). Times from it are the latency table's (CPI 1 at the board clock).
+#[cfg(feature = "qemu")]
 pub const MODELLED_TICK_HZ: u32 = {
     let hz = crate::board::SYSCLK_HZ as u64;
     (hz * TIMER_HZ as u64 / 1_000_000_000) as u32
 };
 
-/// Inference times in the board's time at CPI 1 ([`MODELLED_TICK_HZ`]), not QEMU's
-/// virtual time.
+/// Inference times in the board's time: at CPI 1 ([`MODELLED_TICK_HZ`]) in QEMU, not QEMU's
+/// virtual time; in core clock cycles on a real board.
 impl edgeslim_app::Ticks for Clock {
     fn now(&mut self) -> u64 {
         Clock::now(self)

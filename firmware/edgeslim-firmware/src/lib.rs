@@ -1,19 +1,22 @@
-//! Board support for QEMU's boards: the Arm MPS2/MPS3 boards (Cortex-M3, M4F, M7, M33, M55)
-//! and the RISC-V `virt` board (RV32IMAC). The [`board`] a program is built for is one Cargo
-//! feature each (`mps2-an386`, a Cortex-M4F at 25 MHz, by default); what differs between the
-//! two architectures (reset and link script, the timer, the stack pointer, a busy loop) is
-//! chosen by `target_arch` here, in [`icount`] and in [`memory`], and every program is the same
-//! source on both.
+//! Board support for QEMU's boards (the Arm MPS2/MPS3 boards: Cortex-M3, M4F, M7, M33, M55;
+//! the RISC-V `virt` board: RV32IMAC) and for real boards (NUCLEO-F446RE, nRF52840 DK,
+//! Raspberry Pi Pico 2). The [`board`] a program is built for is one Cargo feature each
+//! (`mps2-an386`, a Cortex-M4F at 25 MHz, by default); what differs between the two
+//! architectures (reset and link script, the timer, the stack pointer, a busy loop) is chosen by
+//! `target_arch` here, in [`icount`] and in [`memory`], what differs between QEMU and a real
+//! board (the defmt transport, the clock, how a program ends) by the `qemu` and `hardware`
+//! features the board features enable, and every program is the same source on every board.
 //!
-//! Linking this crate gives a program what every QEMU program here needs: the defmt logger
-//! (frames over semihosting to QEMU's stdout, decoded by `defmt-print`), a panic handler that
-//! logs and exits with code 101, [`exit`], whose code becomes QEMU's exit status, the
-//! [`entry`] attribute of the architecture's runtime (`cortex-m-rt` or `riscv-rt`) and
-//! [`singleton!`]. A program passes in `cargo xtask firmware` when it exits 0.
+//! Linking this crate gives a program what every program here needs: the defmt logger (in
+//! QEMU frames over semihosting to QEMU's stdout, decoded by `defmt-print`; on a real board
+//! over RTT, which probe-rs reads and decodes), a panic handler that logs and exits with code
+//! 101, [`exit`], whose code becomes QEMU's (or `probe-rs run`'s) exit status, the [`entry`]
+//! attribute of the architecture's runtime (`cortex-m-rt` or `riscv-rt`) and [`singleton!`].
+//! A program passes in `cargo xtask firmware` when it exits 0.
 //!
 //! [`assets`] holds the model the test pipeline generated (see `build.rs`) and [`icount`] the
-//! clock (SysTick on Arm, `mcycle` on RISC-V) that turns QEMU's `-icount` virtual time into
-//! exactly repeatable instruction counts. `cmsis_nn` (only when the firmware was built with
+//! clock: in QEMU SysTick on Arm, `mcycle` on RISC-V, which turn QEMU's `-icount` virtual time
+//! into exactly repeatable instruction counts; on a real board the DWT cycle counter. `cmsis_nn` (only when the firmware was built with
 //! `CMSIS_NN_DIR`) declares Arm's CMSIS-NN C API for the programs that measure against it.
 #![no_std]
 
@@ -24,6 +27,12 @@ pub mod icount;
 pub mod memory;
 #[cfg(feature = "ethos-u55")]
 pub mod npu;
+
+#[cfg(all(feature = "qemu", feature = "hardware"))]
+compile_error!(
+    "a QEMU board and a real board are enabled together: build one board \
+     (`--no-default-features --features <board>`)"
+);
 
 #[cfg(all(feature = "ethos-u55", not(feature = "mps3-an547")))]
 compile_error!("the `ethos-u55` feature is for the `mps3-an547` board (Corstone-300) only");
@@ -48,6 +57,10 @@ pub mod assets {
     }
 }
 
+// The defmt transport: semihosting in QEMU, RTT (read by probe-rs) on a real board.
+#[cfg(feature = "hardware")]
+use defmt_rtt as _;
+#[cfg(feature = "qemu")]
 use defmt_semihosting as _;
 use embedded_hal::delay::DelayNs;
 
@@ -93,14 +106,25 @@ macro_rules! singleton {
     };
 }
 
-/// The core clock of the board (on Arm SysTick counts it in QEMU; see [`icount`]).
+/// The core clock of the board (on Arm SysTick counts it in QEMU, the DWT cycle counter on a
+/// real board; see [`icount`]).
 pub const SYSCLK_HZ: u32 = board::SYSCLK_HZ;
 
-/// End the program: QEMU exits with `code` (semihosting `SYS_EXIT_EXTENDED`).
+/// End the program: QEMU exits with `code` (semihosting `SYS_EXIT_EXTENDED`). On a real board
+/// the same call ends `probe-rs run` with the code (probe-rs serves semihosting exits) when a
+/// debugger is attached; without one a semihosting call would fault, so the core sleeps
+/// instead, the log of the run complete.
 pub fn exit(code: i32) -> ! {
     // Keeps the board marker in every image (the linker drops unreferenced data): the runner
-    // reads the QEMU machine from it.
-    core::hint::black_box(board::QEMU_BOARD);
+    // reads the QEMU machine or the probe-rs chip from it.
+    core::hint::black_box(board::MARKER);
+    #[cfg(feature = "hardware")]
+    if !cortex_m::peripheral::DCB::is_debugger_attached() {
+        defmt::info!("exit {=i32} (no debugger attached: halting)", code);
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
     semihosting::process::exit(code)
 }
 

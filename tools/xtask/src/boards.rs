@@ -14,7 +14,17 @@
 //! Then [`NPU_BOARD`]: the Cortex-M55 again with the Ethos-U55 driver (feature `ethos-u55`),
 //! its `deploy` over the bundle's Vela command streams. QEMU has no NPU: the driver must find
 //! none, decline every segment, and the outputs must still equal the host's.
+//!
+//! Last the real boards ([`HARDWARE_BOARDS`]: NUCLEO-F446RE, nRF52840 DK, Raspberry Pi Pico
+//! 2), which cannot run here: [`build_hardware`] builds their programs
+//! ([`HARDWARE_PROGRAMS`]) with their HALs and sizes `deploy` from its ELF's section headers
+//! ([`Footprint`]): flash (code and vector table, read-only data with the model and samples,
+//! `.data`'s initial values) and RAM (`.data`, `.bss` with the arena, `.uninit` with the RTT
+//! buffer, plus the stack high-water mark that `deploy` painted on the QEMU board of the same
+//! core and target, [`HardwareBoard::stack_from`]), checked against the board's budgets.
 
+use std::ops::Range;
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -22,6 +32,7 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::Ctx;
 use crate::cmd::on_path;
 use crate::deploy::{self, Assets};
+use crate::elf::{self, SHF_ALLOC, SHT_NOBITS, Section};
 
 /// A QEMU board other than the default: its Cargo feature, QEMU machine, Rust target and the
 /// QEMU that runs it.
@@ -101,6 +112,23 @@ pub const NPU_EXTRA_BUDGET: (usize, usize) = (48 * 1024, 2 * 1024);
 /// the budgets; returns (flash, ram).
 pub fn check_memory(log: &str, machine: &str) -> Result<(usize, usize)> {
     check_memory_within(log, machine, (FLASH_BUDGET, RAM_BUDGET))
+}
+
+/// The number after `key` in the `memory board <m> ...` line of a `deploy` log.
+pub fn memory_field(log: &str, key: &str) -> Result<usize> {
+    let line = log
+        .lines()
+        .find_map(|l| l.split_once("memory board ").map(|(_, r)| r))
+        .context("`deploy` logged no memory line")?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words
+        .iter()
+        .position(|w| *w == key)
+        .with_context(|| format!("no {key} in the memory line {line:?}"))?;
+    words
+        .get(i + 1)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("bad {key} in the memory line {line:?}"))
 }
 
 /// [`check_memory`] against other budgets (flash, RAM).
@@ -234,8 +262,14 @@ fn run(fw_cargo: &dyn Fn(&[&str]) -> Command, board: &Board, bin: &str) -> Resul
 }
 
 /// Build and run the programs on every other board; `fw_cargo` is `firmware`'s cargo in
-/// `firmware/` with the Debian toolchain and the assets of the model pipeline.
-pub fn run_all(ctx: &Ctx, assets: &Assets, fw_cargo: &dyn Fn(&[&str]) -> Command) -> Result<()> {
+/// `firmware/` with the Debian toolchain and the assets of the model pipeline. Returns each
+/// board's `deploy` log by QEMU machine.
+pub fn run_all(
+    ctx: &Ctx,
+    assets: &Assets,
+    fw_cargo: &dyn Fn(&[&str]) -> Command,
+) -> Result<Vec<(&'static str, String)>> {
+    let mut logs = Vec::new();
     for board in &OTHER_BOARDS {
         println!("== {} ({}, {})", board.feature, board.core, board.target);
         ensure!(
@@ -263,6 +297,7 @@ pub fn run_all(ctx: &Ctx, assets: &Assets, fw_cargo: &dyn Fn(&[&str]) -> Command
             board.machine
         );
         check_memory(&log, board.machine)?;
+        logs.push((board.machine, log));
         let profile = run(fw_cargo, board, "profile")?;
         ensure!(
             profile.lines().any(|l| l.trim_end().ends_with("done")),
@@ -287,6 +322,198 @@ pub fn run_all(ctx: &Ctx, assets: &Assets, fw_cargo: &dyn Fn(&[&str]) -> Command
         board.machine,
         (FLASH_BUDGET + flash, RAM_BUDGET + ram),
     )?;
+    Ok(logs)
+}
+
+/// A real board: built by `cargo xtask firmware`, never run here (`firmware/README.md`,
+/// "Flashing a real board").
+pub struct HardwareBoard {
+    pub feature: &'static str,
+    pub target: &'static str,
+    /// The chip, as probe-rs names it (`firmware/edgeslim-firmware/src/board.rs`).
+    pub chip: &'static str,
+    pub core: &'static str,
+    /// The RAM region of its memory map (`memory/<feature>.x`): sections there are RAM.
+    pub ram: Range<u32>,
+    /// The QEMU machine whose `deploy` runs the same code on the same target and kernels
+    /// (the Cortex-M4F's for the M4F boards, the Cortex-M33's for the RP2350): the stack
+    /// high-water mark painted there stands for this board's.
+    pub stack_from: &'static str,
+    /// Upper bounds for the `deploy` image of the bundled model, (flash, RAM) in bytes: see
+    /// [`HARDWARE_BOARDS`].
+    pub budget: (usize, usize),
+}
+
+/// The real boards. Budgets: flash and RAM of `deploy` with the bundled model (digits-mtl,
+/// 8 samples) as [`Footprint`] counts them, RAM with the stack peak of
+/// [`HardwareBoard::stack_from`]. Measured by `cargo xtask firmware` on 2026-12-03: flash
+/// 227,376 B (NUCLEO-F446RE), 227,404 B (nRF52840 DK), 230,800 B (Pico 2, embassy-rp and its
+/// boot block); RAM 10,732 B, 10,736 B and 10,896 B (statics 2.6-2.9 KB with the 1,536 B arena
+/// and defmt-rtt's 1 KiB buffer, stack peaks 8,100 B from mps2-an386 and 7,988 B from
+/// mps2-an505). The chips have 512 KiB to 4 MiB of flash and 128 to 520 KiB of RAM: the
+/// budgets pin the image, not the chip.
+pub const HARDWARE_BOARDS: [HardwareBoard; 3] = [
+    HardwareBoard {
+        feature: "nucleo-f446re",
+        target: "thumbv7em-none-eabihf",
+        chip: "STM32F446RETx",
+        core: "Cortex-M4F",
+        ram: 0x2000_0000..0x2002_0000,
+        stack_from: "mps2-an386",
+        budget: (HW_FLASH_BUDGET, HW_RAM_BUDGET),
+    },
+    HardwareBoard {
+        feature: "nrf52840-dk",
+        target: "thumbv7em-none-eabihf",
+        chip: "nRF52840_xxAA",
+        core: "Cortex-M4F",
+        ram: 0x2000_0000..0x2004_0000,
+        stack_from: "mps2-an386",
+        budget: (HW_FLASH_BUDGET, HW_RAM_BUDGET),
+    },
+    HardwareBoard {
+        feature: "pico2",
+        target: "thumbv8m.main-none-eabihf",
+        chip: "RP235x",
+        core: "Cortex-M33",
+        ram: 0x2000_0000..0x2008_0000,
+        stack_from: "mps2-an505",
+        budget: (HW_FLASH_BUDGET, HW_RAM_BUDGET),
+    },
+];
+
+/// See [`HARDWARE_BOARDS`].
+pub const HW_FLASH_BUDGET: usize = 248 * 1024;
+/// See [`HARDWARE_BOARDS`].
+pub const HW_RAM_BUDGET: usize = 14 * 1024;
+
+/// The programs built for the real boards; `parse`, `bench` and `opbench` count instructions
+/// under QEMU's `-icount` and are QEMU-only (`required-features = ["qemu"]`).
+pub const HARDWARE_PROGRAMS: [&str; 4] = ["hello", "kernels", "deploy", "profile"];
+
+/// An image by section, in bytes, from its ELF section headers. Sections in the board's RAM
+/// region are RAM: `.data` (its initial values in flash too), `.bss`, and the rest
+/// (`.uninit`, the RTT buffer among it) as `uninit`; allocated sections elsewhere are flash:
+/// `.rodata`, and the rest (vector table, RP2350 boot block, code) as `text`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    pub text: usize,
+    pub rodata: usize,
+    pub data: usize,
+    pub bss: usize,
+    pub uninit: usize,
+}
+
+impl Footprint {
+    pub fn of(sections: &[Section], ram: &Range<u32>) -> Footprint {
+        let mut f = Footprint::default();
+        for s in sections.iter().filter(|s| s.flags & SHF_ALLOC != 0) {
+            let n = s.size as usize;
+            if ram.contains(&s.addr) {
+                match (s.name.as_str(), s.kind) {
+                    (".data", _) => f.data += n,
+                    (".bss", _) => f.bss += n,
+                    _ => f.uninit += n,
+                }
+            } else if s.kind != SHT_NOBITS {
+                match s.name.as_str() {
+                    ".rodata" => f.rodata += n,
+                    _ => f.text += n,
+                }
+            }
+        }
+        f
+    }
+
+    /// Flash the image takes: code, read-only data and `.data`'s initial values.
+    pub fn flash(&self) -> usize {
+        self.text + self.rodata + self.data
+    }
+
+    /// RAM the statics take.
+    pub fn statics(&self) -> usize {
+        self.data + self.bss + self.uninit
+    }
+}
+
+/// `deploy`'s footprint on `board` against its budget: flash, and RAM as statics plus
+/// `stack_peak`; `.bss` must hold the `arena`. Returns (flash, RAM).
+pub fn check_footprint(
+    board: &HardwareBoard,
+    f: &Footprint,
+    arena: usize,
+    stack_peak: usize,
+) -> Result<(usize, usize)> {
+    let (flash, ram) = (f.flash(), f.statics() + stack_peak);
+    ensure!(
+        f.bss >= arena,
+        "`deploy` for {}: .bss of {} B cannot hold the {arena} B arena: built without the model?",
+        board.feature,
+        f.bss
+    );
+    let (flash_budget, ram_budget) = board.budget;
+    ensure!(
+        flash <= flash_budget && ram <= ram_budget,
+        "`deploy` for {} ({}): flash {flash} B (budget {flash_budget}), RAM {ram} B (budget \
+         {ram_budget}: statics {} + stack peak {stack_peak} from {}) ({f:?})",
+        board.feature,
+        board.core,
+        f.statics(),
+        board.stack_from
+    );
+    Ok((flash, ram))
+}
+
+/// Build the real boards' programs and check `deploy`'s footprint; `target_dir` is the
+/// firmware's cargo target directory, `deploy_logs` the QEMU boards' `deploy` logs by machine
+/// (their memory lines give the arena and the stack peaks).
+pub fn build_hardware(
+    fw_cargo: &dyn Fn(&[&str]) -> Command,
+    target_dir: &Path,
+    deploy_logs: &[(&str, String)],
+) -> Result<()> {
+    for board in &HARDWARE_BOARDS {
+        println!(
+            "== {} ({}, {}, probe-rs chip {}): build only",
+            board.feature, board.core, board.target, board.chip
+        );
+        let mut args = vec![
+            "build",
+            "--release",
+            "-p",
+            PACKAGE,
+            "--no-default-features",
+            "--features",
+            board.feature,
+            "--target",
+            board.target,
+        ];
+        for bin in HARDWARE_PROGRAMS {
+            args.extend(["--bin", bin]);
+        }
+        crate::cmd::run(&mut fw_cargo(&args))
+            .with_context(|| format!("the firmware does not build for {}", board.feature))?;
+        let elf_path = target_dir.join(board.target).join("release").join("deploy");
+        let bytes =
+            std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
+        let f = Footprint::of(
+            &elf::sections(&bytes).with_context(|| elf_path.display().to_string())?,
+            &board.ram,
+        );
+        let log = deploy_logs
+            .iter()
+            .find(|(m, _)| *m == board.stack_from)
+            .map(|(_, l)| l)
+            .with_context(|| format!("no `deploy` log from {}", board.stack_from))?;
+        let stack = memory_field(log, "stack_peak")?;
+        let arena = memory_field(log, "arena")?;
+        let (flash, ram) = check_footprint(board, &f, arena, stack)?;
+        println!(
+            "`deploy` for {}: flash {flash} B (text {} rodata {} data {}), RAM {ram} B (data {} \
+             bss {} with the {arena} B arena, uninit {}, stack peak {stack} painted on {})",
+            board.feature, f.text, f.rodata, f.data, f.data, f.bss, f.uninit, board.stack_from
+        );
+    }
     Ok(())
 }
 
@@ -314,6 +541,77 @@ mod tests {
         );
         assert!(check_memory("INFO  checksum 1234\n", "mps2-an386").is_err());
         assert!(check_memory(&ok.replace("flash 219000", "flash x"), "mps2-an386").is_err());
+    }
+
+    #[test]
+    fn hardware_footprints_are_checked() {
+        use crate::elf::tests::image;
+        let (alloc, write) = (SHF_ALLOC, SHF_ALLOC | 0x1);
+        let b = image(&[
+            (".vector_table", 1, alloc, 0x1000_0000, 0x114),
+            (".start_block", 1, alloc, 0x1000_0114, 0x14),
+            (".text", 1, alloc | 0x4, 0x1000_0128, 80_000),
+            (".rodata", 1, alloc, 0x1001_3a28, 140_000),
+            (".data", 1, write, 0x2000_0000, 0x38),
+            (".bss", SHT_NOBITS, write, 0x2000_0038, 1_700),
+            (".uninit", SHT_NOBITS, write, 0x2000_0700, 1_024),
+            (".debug_info", 1, 0, 0, 900_000),
+        ]);
+        let board = &HARDWARE_BOARDS[2];
+        let f = Footprint::of(&elf::sections(&b).unwrap(), &board.ram);
+        assert_eq!(
+            f,
+            Footprint {
+                text: 0x114 + 0x14 + 80_000,
+                rodata: 140_000,
+                data: 0x38,
+                bss: 1_700,
+                uninit: 1_024
+            }
+        );
+        assert_eq!(f.flash(), 0x128 + 80_000 + 140_000 + 0x38);
+        assert_eq!(f.statics(), 0x38 + 1_700 + 1_024);
+        let (flash, ram) = check_footprint(board, &f, 1_536, 7_000).unwrap();
+        assert_eq!((flash, ram), (f.flash(), f.statics() + 7_000));
+        assert!(
+            check_footprint(board, &f, 2_048, 7_000).is_err(),
+            "the arena must fit in .bss"
+        );
+        assert!(
+            check_footprint(board, &f, 1_536, HW_RAM_BUDGET).is_err(),
+            "over the RAM budget"
+        );
+        let big = Footprint {
+            rodata: HW_FLASH_BUDGET,
+            ..f
+        };
+        assert!(
+            check_footprint(board, &big, 1_536, 7_000).is_err(),
+            "over flash"
+        );
+        let log = "INFO  memory board mps2-an505 flash 1 text 1 rodata 1 ram 9 data 0 bss 1556 \
+                   arena 1536 stack_peak 7068\n";
+        assert_eq!(memory_field(log, "stack_peak").ok(), Some(7068));
+        assert_eq!(memory_field(log, "arena").ok(), Some(1536));
+        assert!(memory_field(log, "heap").is_err());
+        // Every board's feature, target and chip are the firmware's.
+        let board_rs = include_str!("../../../firmware/edgeslim-firmware/src/board.rs");
+        for b in &HARDWARE_BOARDS {
+            assert!(
+                board_rs.contains(&format!("\"{}\"", b.feature)),
+                "{}",
+                b.feature
+            );
+            assert!(board_rs.contains(&format!("\"{}\"", b.chip)), "{}", b.chip);
+            assert!(
+                OTHER_BOARDS
+                    .iter()
+                    .any(|q| q.machine == b.stack_from && q.target == b.target)
+                    || (b.stack_from == "mps2-an386" && b.target == "thumbv7em-none-eabihf"),
+                "{}: the stack peak must come from a QEMU board of the same target",
+                b.feature
+            );
+        }
     }
 
     #[test]

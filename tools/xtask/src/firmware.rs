@@ -1,5 +1,6 @@
 //! Step 7: build the firmware workspace (`firmware/`, its own workspace) and run each of its
-//! programs in QEMU through the runner of `firmware/.cargo/config.toml`.
+//! programs in QEMU through the runner of `firmware/.cargo/config.toml`; then build the real
+//! boards' programs, which cannot run here, and check their size (`crate::boards`).
 //!
 //! A program is a binary target of a member crate, as `cargo metadata --no-deps` on
 //! `firmware/Cargo.toml` lists them (the `cargo_metadata` crate; run from the root, so the
@@ -130,6 +131,7 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
     .context("the firmware workspace does not build")?;
 
     let bless = std::env::var_os("XTASK_BLESS").is_some_and(|v| v == "1");
+    let mut m4_deploy_log = None;
     for p in &programs {
         let mut c = fw_cargo(&p.run_args());
         let snapshot = p
@@ -155,6 +157,7 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
             } else if p.bin == DEPLOY_BIN {
                 deploy::check_deploy(ctx, &assets, &log)?;
                 crate::boards::check_memory(&log, "mps2-an386")?;
+                m4_deploy_log = Some(log.clone());
                 check_refusal(&fw_cargo, &assets, p)?;
             }
         }
@@ -184,7 +187,17 @@ pub fn firmware(ctx: &Ctx) -> Result<Outcome> {
         }
     }
     if model_pipeline {
-        crate::boards::run_all(ctx, &assets, &fw_cargo)?;
+        let mut logs = crate::boards::run_all(ctx, &assets, &fw_cargo)?;
+        logs.push((
+            "mps2-an386",
+            m4_deploy_log.context("no `deploy` log from mps2-an386")?,
+        ));
+        let started = std::time::Instant::now();
+        crate::boards::build_hardware(&fw_cargo, &firmware_target_dir(&fw), &logs)?;
+        println!(
+            "real boards built in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(Outcome::Done)
 }

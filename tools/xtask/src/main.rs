@@ -21,6 +21,7 @@ mod boards;
 mod checks;
 mod cmd;
 mod deploy;
+mod elf;
 mod firmware;
 mod setup;
 mod target32;

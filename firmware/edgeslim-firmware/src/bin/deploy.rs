@@ -19,12 +19,24 @@
 //! high-water mark, measured by painting the free stack at the start of `main`
 //! (`edgeslim_firmware::memory`).
 //!
-//! The level is chosen by the application logic of `edgeslim-app` (`app/`), as on a real
-//! board: a button press or a serial command (`level <n>`, `next`, ...) changes it between
-//! inferences. QEMU's boards have neither wired here, so the program's own schedule steps
-//! through every level in order (`App::apply(Command::Next)`); a real board passes its HAL's
-//! pin and UART to `App::new`. Times are the modelled board's (one instruction per cycle at its
-//! clock, as in the latency table), from SysTick under `-icount`.
+//! The level is chosen by the application logic of `edgeslim-app` (`app/`): a button press or
+//! a serial command (`level <n>`, `next`, ...) changes it between inferences. The pass above
+//! steps through every level in order on its own schedule (`App::apply(Command::Next)`), the
+//! inputs polled before each level; QEMU's boards wire neither input (`board::init` gives none)
+//! and the program exits after it. A real board (`board::init`: its HAL's button pin and UART)
+//! then stays in the interactive loop: every [`PERIOD_MS`] it runs the next sample at the level
+//! the button or the serial line chose, polling both every [`POLL_MS`] in between (the polling
+//! interval debounces the button):
+//!
+//! ```text
+//! interactive: button <which>, serial <which>: level <n>, next, prev, status
+//! input: level <l>                         (a press or a command changed it)
+//! infer level <l> budget_us <b> time_us <t> ticks <n> within_budget <yes|no>
+//! ```
+//!
+//! Times are the modelled board's in QEMU (one instruction per cycle at its clock, as in the
+//! latency table, from SysTick under `-icount`); on a real board core clock cycles from the DWT
+//! cycle counter at its clock.
 //!
 //! `cargo xtask firmware` runs the same samples and levels through the host CLI
 //! (`edgeslim run --raw`) and requires every value to be equal.
@@ -43,10 +55,10 @@
 #![no_std]
 #![no_main]
 
-use edgeslim_app::{App, Button, Command, Event, Inference, NoButton, NoSerial, timed};
+use edgeslim_app::{App, Command, Event, Inference, timed};
 use edgeslim_firmware::assets::{self, ARENA_BYTES, levels};
 use edgeslim_firmware::entry;
-use edgeslim_firmware::icount::Clock;
+use edgeslim_firmware::icount::{Clock, MODELLED_TICK_HZ};
 use edgeslim_firmware::{board, exit, memory};
 use edgeslim_runtime::{Input, Interpreter, TaskMask, WidthConfig};
 
@@ -62,9 +74,31 @@ impl Fnv {
     }
 }
 
+/// On a real board: one inference per period in the interactive loop, in milliseconds.
+const PERIOD_MS: u64 = 1000;
+/// On a real board: how often the button and the serial line are polled, in milliseconds.
+const POLL_MS: u64 = 10;
+
+/// What `App::poll` reports, logged.
+fn log_event<BE, SE>(e: Event<BE, SE>)
+where
+    BE: embedded_hal::digital::Error,
+    SE: embedded_hal_nb::serial::Error,
+{
+    match e {
+        Event::Level { level, .. } | Event::Status(level) => {
+            defmt::info!("input: level {=usize}", level)
+        }
+        Event::Rejected(e) => defmt::warn!("input refused: {}", defmt::Display2Format(&e)),
+        Event::ButtonError(e) => defmt::warn!("button: {}", defmt::Debug2Format(&e.kind())),
+        Event::SerialError(e) => defmt::warn!("serial: {}", defmt::Debug2Format(&e.kind())),
+    }
+}
+
 #[entry]
 fn main() -> ! {
     memory::paint_stack();
+    let io = board::init();
     if !assets::AVAILABLE || !assets::HAS_LEVELS {
         defmt::error!(
             "no model or no bundle was generated ({=str}); run `cargo xtask firmware`",
@@ -121,8 +155,7 @@ fn main() -> ! {
         defmt::error!("the clock is taken already");
         exit(1)
     };
-    let Some(mut app) = App::new(None::<Button<NoButton>>, NoSerial, levels::LEVELS.len(), 0)
-    else {
+    let Some(mut app) = App::new(io.button, io.serial, levels::LEVELS.len(), 0) else {
         defmt::error!("the bundle has no levels");
         exit(1)
     };
@@ -130,13 +163,7 @@ fn main() -> ! {
     let mut sum = Fnv(0x811c_9dc5);
     for step in 0..levels::LEVELS.len() {
         // Inputs first (none on QEMU), then the schedule's level.
-        app.poll(|e| match e {
-            Event::Level { level, .. } | Event::Status(level) => {
-                defmt::info!("input: level {=usize}", level)
-            }
-            Event::Rejected(e) => defmt::warn!("input refused: {}", defmt::Display2Format(&e)),
-            Event::ButtonError(e) | Event::SerialError(e) => match e {},
-        });
+        app.poll(log_event);
         let l = app.level();
         let Some((budget_us, widths, mask)) = levels::LEVELS.get(l) else {
             defmt::error!("level {=usize} is not in the bundle", l);
@@ -186,7 +213,7 @@ fn main() -> ! {
                 level: l,
                 budget_us: *budget_us,
                 ticks,
-                hz: edgeslim_firmware::icount::MODELLED_TICK_HZ,
+                hz: MODELLED_TICK_HZ,
             };
             defmt::info!("{}", defmt::Display2Format(&inference));
         }
@@ -210,7 +237,82 @@ fn main() -> ! {
         ARENA_BYTES,
         memory::stack_peak()
     );
-    exit(0)
+    if !board::HARDWARE {
+        exit(0)
+    }
+    interactive(&mut app, &mut interp, &mut acc, &mut clock)
+}
+
+/// A real board after the pass: one inference per [`PERIOD_MS`] at the level the inputs chose,
+/// over the samples in turn, the inputs polled every [`POLL_MS`]. Never returns.
+fn interactive<B, S>(
+    app: &mut App<B, S>,
+    interp: &mut Interpreter<'_, '_>,
+    acc: &mut npu::Accel,
+    clock: &mut Clock,
+) -> !
+where
+    B: embedded_hal::digital::InputPin,
+    S: embedded_hal_nb::serial::Read<u8>,
+{
+    defmt::info!(
+        "interactive: button {=str}, serial {=str}: level <n>, next, prev, status",
+        board::BUTTON,
+        board::SERIAL
+    );
+    let ticks_per_ms = u64::from(MODELLED_TICK_HZ) / 1000;
+    let mut sample = 0usize;
+    loop {
+        let l = app.level();
+        let Some((budget_us, widths, mask)) = levels::LEVELS.get(l) else {
+            defmt::error!("level {=usize} is not in the bundle", l);
+            exit(1)
+        };
+        let Ok(widths) = WidthConfig::from_indices(widths) else {
+            defmt::error!("level {=usize}: bad widths", l);
+            exit(1)
+        };
+        let Some(x) = assets::SAMPLES.get(sample) else {
+            exit(1)
+        };
+        let start = clock.now();
+        let (run, ticks) = timed(clock, || {
+            interp.run_accelerated(Input::F32(x), &widths, TaskMask(*mask), acc)
+        });
+        match run {
+            Ok(outputs) => {
+                for o in outputs.iter() {
+                    defmt::info!(
+                        "out {=usize} {=usize} {=str} argmax {=usize}",
+                        l,
+                        sample,
+                        o.name,
+                        o.argmax()
+                    );
+                }
+            }
+            Err(e) => {
+                defmt::error!("level {=usize} sample {=usize}: {}", l, sample, e);
+                exit(1)
+            }
+        }
+        let inference = Inference {
+            level: l,
+            budget_us: *budget_us,
+            ticks,
+            hz: MODELLED_TICK_HZ,
+        };
+        defmt::info!("{}", defmt::Display2Format(&inference));
+        sample = (sample + 1) % assets::SAMPLES.len().max(1);
+        // Poll until the period is over; a level chosen meanwhile runs at the next period.
+        let mut next_poll = clock.now();
+        while clock.now().wrapping_sub(start) < PERIOD_MS * ticks_per_ms {
+            if clock.now() >= next_poll {
+                app.poll(log_event);
+                next_poll += POLL_MS * ticks_per_ms;
+            }
+        }
+    }
 }
 
 /// The Ethos-U55 driver over the bundle's command streams (feature `ethos-u55`).

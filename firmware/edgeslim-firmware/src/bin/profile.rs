@@ -21,6 +21,7 @@
 //! ```text
 //! calibrate instructions <n> ticks <t>     (a loop of n instructions took t ticks)
 //! model_hash esm-crc32:<crc>:<bytes>
+//! instructions_per_tick <n> (...)          (QEMU; on a real board `clock <counter> at <hz> Hz on <board>`: ticks are core cycles)
 //! encoder_stages <n>
 //! segment <i> <name> <multiplier f32 bits [u32]>
 //! task <i> <name> segment <s>
@@ -103,6 +104,9 @@ impl Observer for OpTimer<'_> {
 
 #[entry]
 fn main() -> ! {
+    // A real board's clocks (the core at its SYSCLK_HZ, which the cycle counter counts); in
+    // QEMU nothing. The button and the serial line are not used here.
+    let _io = edgeslim_firmware::board::init();
     if !assets::AVAILABLE {
         defmt::error!(
             "no model was generated ({=str}); run `cargo xtask firmware`",
@@ -129,11 +133,21 @@ fn main() -> ! {
     let model = assets::model();
     let (crc, bytes) = model.hash_parts();
     defmt::info!("model_hash esm-crc32:{=u32:08x}:{=usize}", crc, bytes);
-    defmt::info!(
-        "instructions_per_tick {=u64} (qemu -icount shift=0, {=str})",
-        INSTRUCTIONS_PER_TICK,
-        edgeslim_firmware::icount::TIMER
-    );
+    if edgeslim_firmware::board::HARDWARE {
+        // Ticks are core cycles: `edgeslim profile --from-log --clock-mhz <MHz>` converts them.
+        defmt::info!(
+            "clock {=str} at {=u32} Hz on {=str}",
+            edgeslim_firmware::icount::TIMER,
+            edgeslim_firmware::SYSCLK_HZ,
+            edgeslim_firmware::board::MACHINE
+        );
+    } else {
+        defmt::info!(
+            "instructions_per_tick {=u64} (qemu -icount shift=0, {=str})",
+            INSTRUCTIONS_PER_TICK,
+            edgeslim_firmware::icount::TIMER
+        );
+    }
     let n_seg = model.num_segments();
     let stages = model.num_encoder_segments().max(1);
     defmt::info!("encoder_stages {=usize}", stages);
