@@ -60,6 +60,8 @@ const CHUNK: usize = 32;
 const ROWS: usize = 16384;
 /// Most kernel rows of [`Rows`].
 const ROWS_KH: usize = 16;
+/// Most groups of four window values (`x86::K_MAX / 4`, and a short-row layout's `kh * 4`).
+const KQ_MAX: usize = 1024;
 /// Bytes past the last window that a 16-byte copy may write.
 const SLACK: usize = 16;
 
@@ -83,12 +85,34 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let cin = ins.c;
     let w_row = kh * kw * i_full;
     let k_len = kh * kw * cin;
-    let kq = k_len.div_ceil(4);
+    let pad = (p.zp as i8 as u8) ^ 0x80;
+    let mut rows_buf = [MaybeUninit::<u8>::uninit(); ROWS];
+    let mut rows = Rows::new(p, &mut rows_buf, pad);
+    // A pointwise convolution with stride 1 and no padding: the windows of a chunk are one
+    // run of the input (split into windows of `ks` bytes when `cin` is not a multiple of four).
+    let contiguous = p.pixel_per_position();
+    // Short kernel rows (`kw * in.c <= 16` values: a layer on a one- to five-channel input)
+    // are read where they lie, in the padded input rows of `Rows`, instead of being copied
+    // into windows: group `q` of four values is word `q % dq` of kernel row `q / dq`, each row
+    // taking `dq` whole words (the values past the row's `kw * in.c` meet zero weights).
+    let run = kw * cin;
+    let row_dq = (!contiguous && rows.is_some() && run <= 16).then(|| run.div_ceil(4));
+    let kq = match row_dq {
+        Some(dq) => kh * dq,
+        None => k_len.div_ceil(4),
+    };
     let ks = 4 * kq;
+    // Byte offset of group `q` from a position's first value.
+    let mut qoff = [0u32; KQ_MAX];
+    for (q, o) in qoff.iter_mut().enumerate().take(kq) {
+        *o = match (row_dq, &rows) {
+            (Some(dq), Some(r)) => ((q / dq) * r.row_len + (q % dq) * 4) as u32,
+            _ => (4 * q) as u32,
+        };
+    }
     let n_pos = outs.h * outs.w;
     let n_out = outs.c;
     let zp = p.zp as i32;
-    let pad = (p.zp as i8 as u8) ^ 0x80;
     let st = Stage16::new(&p.stage);
     // Channels per group: as many whole blocks as `PACK` holds (at least one: `fits`).
     let group = ((PACK / (ks * OC)) * OC).min(MAX_GROUP);
@@ -98,11 +122,6 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     // `Rows::window` wrote past its run, before the next run or window overwrote it).
     let mut win_buf = [MaybeUninit::<u8>::uninit(); WIN];
     let win = prefix(&mut win_buf, chunk * ks + SLACK, pad);
-    let mut rows_buf = [MaybeUninit::<u8>::uninit(); ROWS];
-    let mut rows = Rows::new(p, &mut rows_buf, pad);
-    // A pointwise convolution with stride 1 and no padding: the windows of a chunk are one
-    // run of the input (split into windows of `ks` bytes when `cin` is not a multiple of four).
-    let contiguous = p.pixel_per_position();
     let mut packed_buf = [MaybeUninit::<i8>::uninit(); PACK];
     let mut bias = [0i32; MAX_GROUP];
     let mut mult = [0i32; MAX_GROUP];
@@ -114,7 +133,7 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
         // Every column active and whole groups of four: each row is `kq` words, and a block is
         // a 16 x `kq` word transpose (`pack_rows`, which writes every byte of the blocks, so
         // they are not zeroed first); the loop below then only sums the rows.
-        let transposed = i_full == cin && k_len % 4 == 0;
+        let transposed = i_full == cin && k_len % 4 == 0 && row_dq.is_none();
         let packed: &mut [i8] = if transposed {
             let region = &mut packed_buf[..blocks * kq * 64];
             // SAFETY: AVX-512 F is this function's contract; rows `g0 .. g0 + gn` of `w_row =
@@ -135,6 +154,18 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
             let mut sum = 0i32;
             if transposed {
                 sum = row.iter().map(|&w| w as i32).sum::<i32>();
+            } else if let Some(dq) = row_dq {
+                // Kernel row `ky`'s `run` values at group `ky * dq`, zero past them.
+                for (ky, krow) in row.chunks_exact(kw * i_full).enumerate() {
+                    for (r, v) in (0..run)
+                        .map(|r| krow[(r / cin) * i_full + r % cin])
+                        .enumerate()
+                    {
+                        let at = ky * 4 * dq + r;
+                        blk[(at / 4) * 64 + lane + at % 4] = v;
+                        sum += v as i32;
+                    }
+                }
             } else if cin % 4 == 0 || i_full == cin {
                 // Whole groups of four values are contiguous in the row (per tap, or the row
                 // is the compacted row): four bytes per move.
@@ -184,8 +215,22 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
         let (mut oy, mut ox) = (0, 0);
         let mut c0 = 0;
         while c0 < n_pos {
-            let nc = chunk.min(n_pos - c0);
-            if contiguous {
+            let mut nc = chunk.min(n_pos - c0);
+            // The first value of each position's window (or of its first kernel row).
+            let mut xs = [core::ptr::null::<u8>(); CHUNK];
+            if let (Some(_), Some(rows)) = (row_dq, &mut rows) {
+                // Positions of one output row: the rows buffer holds that row's input rows.
+                nc = nc.min(outs.w - ox);
+                rows.load(p, input, oy);
+                for (slot, x) in xs.iter_mut().enumerate().take(nc) {
+                    *x = rows.at(p, ox + slot, kq, row_dq.unwrap_or(1));
+                }
+                ox += nc;
+                if ox == outs.w {
+                    ox = 0;
+                    oy += 1;
+                }
+            } else if contiguous {
                 let src = &input[c0 * cin..(c0 + nc) * cin];
                 if ks == cin {
                     for (d, &x) in win[..nc * ks].iter_mut().zip(src) {
@@ -218,17 +263,22 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                     }
                 }
             }
+            if row_dq.is_none() {
+                for (slot, x) in xs.iter_mut().enumerate().take(nc) {
+                    *x = win[slot * ks..].as_ptr();
+                }
+            }
+            let qoff = &qoff[..kq];
             if let Some(nw) = &narrow {
-                // SAFETY: the CPU features are this function's contract; the windows of
-                // positions `0 .. nc` of the chunk lie in `win` (`nc * ks <= win.len()`), and
-                // the chunk's outputs, positions `c0 .. c0 + nc` of `n_out == gn` channels, in
-                // `output` (path check).
+                // SAFETY: the CPU features are this function's contract; `xs[t] + qoff[q]`
+                // addresses four readable bytes for every position `t < nc` and group `q <
+                // kq` (a window of `ks` bytes inside `win`, or `Rows::at`'s guarantee), and
+                // the chunk's outputs, positions `c0 .. c0 + nc` of `n_out == gn` channels,
+                // lie in `output` (path check).
                 unsafe {
                     nw.chunk(
-                        win,
-                        nc,
-                        ks,
-                        kq,
+                        &xs[..nc],
+                        qoff,
                         &mut output[c0 * n_out..(c0 + nc) * n_out],
                         st,
                     )
@@ -242,11 +292,12 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                 let mut t0 = 0;
                 while t0 < nc {
                     // Past the chunk's end the last slot repeats (computed, not stored).
-                    let x = core::array::from_fn(|t| win[(t0 + t).min(nc - 1) * ks..].as_ptr());
+                    let x = core::array::from_fn(|t| xs[(t0 + t).min(nc - 1)]);
                     let w = packed[b0 * kq * 64..].as_ptr();
                     let tile = Tile {
                         x,
                         w,
+                        qoff: qoff.as_ptr(),
                         kq,
                         n_pos: TILE_POS.min(nc - t0),
                         pos0: c0 + t0,
@@ -255,8 +306,9 @@ pub(super) unsafe fn gemm(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
                         gn,
                         n_out,
                     };
-                    // SAFETY: the CPU features are this function's contract. The window
-                    // pointers address whole windows of `ks = 4 * kq` bytes inside `win`, and
+                    // SAFETY: the CPU features are this function's contract. Each window
+                    // pointer plus `qoff[q]` addresses four readable bytes for every `q < kq`
+                    // (a window of `ks = 4 * kq` bytes inside `win`, or `Rows::at`), and
                     // the weight pointer `nb` blocks of `kq * 64` bytes inside `packed`
                     // (`b0 + nb <= blocks`). `store` writes positions `< n_pos` and channels
                     // `< n_out` of `output`, which holds `n_pos * n_out` bytes (path check).
@@ -338,38 +390,30 @@ impl Narrow {
         })
     }
 
-    /// Sums, requantizes and stores the `nc` positions whose windows (`ks = 4 * kq` bytes
-    /// each) start `win`; `out` holds their `nc * n_out` outputs.
+    /// Sums, requantizes and stores the positions whose windows start at `xs` (group `q` of
+    /// position `t` at `xs[t] + qoff[q]`); `out` holds their `xs.len() * n_out` outputs.
     ///
     /// # Safety
-    /// AVX-512 F, BW and VNNI must be available; `win` holds `nc * ks` bytes; `out` holds
-    /// `nc * n_out` bytes.
+    /// AVX-512 F, BW and VNNI must be available; `xs[t] + qoff[q]` is valid for four bytes
+    /// for every position and group; `qoff` has the `kq` groups `self` was built for; `out`
+    /// holds `xs.len() * n_out` bytes.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn chunk(
-        &self,
-        win: &[u8],
-        nc: usize,
-        ks: usize,
-        kq: usize,
-        out: &mut [i8],
-        st: Stage16,
-    ) {
+    unsafe fn chunk(&self, xs: &[*const u8], qoff: &[u32], out: &mut [i8], st: Stage16) {
         let ones = (1u32 << self.n_out) - 1;
+        let nc = xs.len();
         let mut t0 = 0;
         while t0 < nc {
             let n = self.per.min(nc - t0);
             let mask = ((1u32 << (n * self.n_out)) - 1) as u16;
-            let base = win[t0 * ks..].as_ptr();
             let mut acc = _mm512_setzero_si512();
-            for q in 0..kq {
-                // Lanes of position `t` take its four window values `4q .. 4q + 4`; lanes past
+            for (q, &off) in qoff.iter().enumerate().take(NARROW_KQ) {
+                // Lanes of position `t` take its four window values of group `q`; lanes past
                 // the `n` positions stay zero (their results are not stored).
                 let mut x = _mm512_setzero_si512();
-                for t in 0..n {
-                    // SAFETY: position `t < n` of the chunk: its window's bytes `4q .. 4q + 4`
-                    // (`4 * q + 4 <= ks`) lie at `(t0 + t) * ks + 4q < nc * ks <= win.len()`;
-                    // one unaligned 4-byte read.
-                    let v = unsafe { base.add(t * ks + 4 * q).cast::<i32>().read_unaligned() };
+                for (t, &p) in xs[t0..t0 + n].iter().enumerate() {
+                    // SAFETY: the contract: four readable bytes at `p + qoff[q]`; one
+                    // unaligned 4-byte read.
+                    let v = unsafe { p.add(off as usize).cast::<i32>().read_unaligned() };
                     x = _mm512_mask_set1_epi32(x, (ones << (t * self.n_out)) as u16, v);
                 }
                 acc = _mm512_dpbusd_epi32(acc, x, self.w[q]);
@@ -476,6 +520,8 @@ fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
 struct Tile {
     x: [*const u8; TILE_POS],
     w: *const i8,
+    /// `kq` byte offsets: group `q` of a position is at `x[t] + qoff[q]`.
+    qoff: *const u32,
     kq: usize,
     n_pos: usize,
     pos0: usize,
@@ -489,8 +535,8 @@ impl Tile {
     /// Sums, requantizes and stores `B` blocks.
     ///
     /// # Safety
-    /// As at the call in [`gemm`]: AVX-512 F, BW, VL and VNNI available; `x[t]` valid for
-    /// `4 * kq` bytes; `w` valid for `B * kq * 64` bytes; `output` holds
+    /// As at the call in [`gemm`]: AVX-512 F, BW, VL and VNNI available; `qoff` valid for
+    /// `kq` offsets and `x[t] + qoff[q]` for four bytes; `w` valid for `B * kq * 64` bytes; `output` holds
     /// `(pos0 + n_pos) * n_out` bytes and `g0 + gn <= n_out`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -505,14 +551,16 @@ impl Tile {
         let mut acc = [[_mm512_setzero_si512(); B]; TILE_POS];
         let stride = self.kq * 64;
         for q in 0..self.kq {
-            // SAFETY: `g * stride + q * 64 + 64 <= B * kq * 64` and `4 * q + 4 <= 4 * kq`:
-            // every load lies in the ranges of the contract; unaligned loads.
+            // SAFETY: `g * stride + q * 64 + 64 <= B * kq * 64`, `q < kq` offsets and the four
+            // bytes at `x[t] + qoff[q]`: every load lies in the ranges of the contract;
+            // unaligned loads.
             unsafe {
                 let w: [__m512i; B] = core::array::from_fn(|g| {
                     _mm512_loadu_si512(self.w.add(g * stride + q * 64).cast())
                 });
+                let off = *self.qoff.add(q) as usize;
                 for (t, a) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_epi32(self.x[t].add(4 * q).cast::<i32>().read_unaligned());
+                    let x = _mm512_set1_epi32(self.x[t].add(off).cast::<i32>().read_unaligned());
                     for g in 0..B {
                         a[g] = _mm512_dpbusd_epi32(a[g], x, w[g]);
                     }
@@ -595,6 +643,29 @@ impl<'b> Rows<'b> {
         let [_, kh, _, _] = p.w_shape;
         let (geo, ins) = (p.geo, p.in_shape);
         let cin = ins.c;
+        self.load(p, input, oy);
+        self.copy(kh, ox * geo.stride[1] * cin, dst);
+    }
+
+    /// The first value of output column `ox`'s window in the rows of the output row last
+    /// loaded, for a layout of `kq` groups of `dq` words per kernel row: every group's four
+    /// bytes (`(q / dq) * row_len + (q % dq) * 4 .. + 4` from it) lie inside the buffer
+    /// (asserted).
+    #[inline(always)]
+    fn at(&self, p: &Params<'_, '_>, ox: usize, kq: usize, dq: usize) -> *const u8 {
+        let x0 = ox * p.geo.stride[1] * p.in_shape.c;
+        let last = x0 + (kq.div_ceil(dq.max(1)).max(1) - 1) * self.row_len + 4 * dq;
+        assert!(last <= self.buf.len());
+        self.buf[x0..].as_ptr()
+    }
+
+    /// Copies the input rows of output row `oy` into the buffer (padding as `pad`), unless
+    /// it holds them already.
+    #[inline(always)]
+    fn load(&mut self, p: &Params<'_, '_>, input: &[i8], oy: usize) {
+        let [_, kh, _, _] = p.w_shape;
+        let (geo, ins) = (p.geo, p.in_shape);
+        let cin = ins.c;
         if self.oy != Some(oy) {
             self.oy = Some(oy);
             let lead = geo.pad[1] * cin;
@@ -618,7 +689,11 @@ impl<'b> Rows<'b> {
                 }
             }
         }
-        let x0 = ox * geo.stride[1] * cin;
+    }
+
+    /// Copies the window whose first kernel row starts at `x0` in the buffer to `dst`.
+    #[inline(always)]
+    fn copy(&self, kh: usize, x0: usize, dst: &mut [u8]) {
         let copy = self.run.next_multiple_of(16);
         // Bounds, checked once per window (the copies below are unchecked): row `ky`'s copy
         // reads `x0 + ky * row_len .. + copy` of `buf` and writes `ky * run .. + copy` of
