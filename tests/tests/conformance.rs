@@ -42,52 +42,6 @@ fn scratch(sub: &str) -> PathBuf {
 }
 
 // ------------------------------------------------------------------------------------------
-// .npy (the committed inputs are float16 to keep tests/data small; values are f32-exact)
-
-fn read_npy_f32(path: &Path) -> Result<Array<f32>> {
-    let b = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        bail!("{}: not a .npy file", path.display());
-    }
-    let (hlen, start) = if b[6] == 1 {
-        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
-    } else {
-        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
-    };
-    let h = std::str::from_utf8(&b[start..start + hlen])?;
-    let field = |k: &str| -> Result<&str> {
-        let i = h
-            .find(&format!("'{k}'"))
-            .ok_or_else(|| anyhow!("{}: no {k} in header", path.display()))?;
-        Ok(h[i + k.len() + 3..].trim_start())
-    };
-    let descr = field("descr")?;
-    let shape_s = field("shape")?;
-    let shape: Vec<usize> = shape_s[1..shape_s.find(')').unwrap_or(1)]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>())
-        .collect::<Result<_, _>>()?;
-    let body = &b[start + hlen..];
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = if descr.starts_with("'<f2'") {
-        body[..n * 2]
-            .chunks_exact(2)
-            .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
-            .collect()
-    } else if descr.starts_with("'<f4'") {
-        body[..n * 4]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    } else {
-        bail!("{}: unsupported dtype {descr}", path.display());
-    };
-    Ok(Array { shape, data })
-}
-
-// ------------------------------------------------------------------------------------------
 // tract, the reference
 
 type Plan = Arc<TypedRunnableModel>;
@@ -331,7 +285,7 @@ const NETS: [&str; 7] = [
 ];
 
 fn inputs_f32(net: &str, file: &str) -> Result<(Array<f32>, PathBuf)> {
-    let a = read_npy_f32(&data_dir().join(net).join(file))?;
+    let a = edgeslim_compiler::read_f32(&data_dir().join(net).join(file))?;
     // One file per test process: tests of one net run in parallel processes, and one must not
     // read the file while another rewrites it.
     let p = scratch(net).join(format!(
@@ -617,11 +571,15 @@ fn has_classes(refs: &BTreeMap<String, f64>, name: &str, outputs: usize) -> bool
     refs.contains_key(&key)
 }
 
-/// The generator's `ort_reference.json` of `net`.
+/// The numbers at the top level of the generator's `ort_reference.json` of `net`.
 fn ort_reference(net: &str) -> BTreeMap<String, f64> {
     let refs = std::fs::read_to_string(data_dir().join(net).join("ort_reference.json"))
         .expect("ort_reference.json");
-    parse_flat_json(&refs)
+    let v: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&refs).expect("ort_reference.json: a JSON object");
+    v.into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect()
 }
 
 /// A pre-quantized file: every output within 2 steps of the reference for >= 99% of its
@@ -743,22 +701,6 @@ fn check_float(net: &str, file: &str) {
     }
 }
 
-/// `{"a": 1.0, "b": 2}` (numbers only, one level).
-fn parse_flat_json(s: &str) -> BTreeMap<String, f64> {
-    s.trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .split(',')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once(':')?;
-            Some((
-                k.trim().trim_matches('"').to_string(),
-                v.trim().parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
 macro_rules! conformance_tests {
     ($($name:ident: $net:literal, $file:literal, $check:ident;)*) => {$(
         #[test]
@@ -835,7 +777,7 @@ fn tract_agrees_with_onnxruntime() {
                 } else {
                     format!("ort_{stem}.{name}.npy")
                 };
-                let ort = read_npy_f32(&dir.join(&ort_file)).unwrap();
+                let ort = edgeslim_compiler::read_f32(&dir.join(&ort_file)).unwrap();
                 assert_eq!(t.len(), ort.data.len(), "{net}/{file} {name}: lengths");
                 let max = t
                     .iter()
