@@ -180,6 +180,20 @@ pub const BUTTON: &str = "none (QEMU)";
 #[cfg(feature = "qemu")]
 pub const SERIAL: &str = "none (QEMU)";
 
+/// Ends the program (exit 1) when the core clock the board set up, `actual` Hz, is not
+/// [`SYSCLK_HZ`], which the cycle counts assume.
+#[cfg(any(feature = "nucleo-f446re", feature = "pico2"))]
+fn check_sysclk(actual: u32) {
+    if actual != SYSCLK_HZ {
+        defmt::error!(
+            "the core clock is {=u32} Hz, not the {=u32} Hz the cycle counts assume",
+            actual,
+            SYSCLK_HZ
+        );
+        crate::exit(1)
+    }
+}
+
 /// What [`init`] hands the application (`edgeslim_app::App::new`): the board's button and
 /// the receiving half of its UART.
 pub struct Io {

@@ -32,14 +32,7 @@ pub fn init() -> Io {
     };
     let mut rcc = dp.RCC.freeze(Config::hsi().sysclk(SYSCLK_HZ.Hz()));
     let sysclk = rcc.clocks.sysclk().raw();
-    if sysclk != SYSCLK_HZ {
-        defmt::error!(
-            "the core clock is {=u32} Hz, not the {=u32} Hz the cycle counts assume",
-            sysclk,
-            SYSCLK_HZ
-        );
-        exit(1)
-    }
+    super::check_sysclk(sysclk);
     let gpioa = dp.GPIOA.split(&mut rcc);
     let gpioc = dp.GPIOC.split(&mut rcc);
     let button = Button::active_low(gpioc.pc13.into_pull_up_input());

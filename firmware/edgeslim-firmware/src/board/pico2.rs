@@ -13,8 +13,7 @@ use edgeslim_app::Button;
 use embassy_rp::gpio::{Input, Pull};
 use embassy_rp::uart::{self, Blocking, UartRx};
 
-use super::{Io, SYSCLK_HZ};
-use crate::exit;
+use super::Io;
 
 /// The button pin.
 pub type ButtonPin = Input<'static>;
@@ -29,14 +28,7 @@ pub const SERIAL: &str = "UART0 RX on GP1, 115200 8N1";
 pub fn init() -> Io {
     let p = embassy_rp::init(embassy_rp::config::Config::default());
     let sysclk = embassy_rp::clocks::clk_sys_freq();
-    if sysclk != SYSCLK_HZ {
-        defmt::error!(
-            "the core clock is {=u32} Hz, not the {=u32} Hz the cycle counts assume",
-            sysclk,
-            SYSCLK_HZ
-        );
-        exit(1)
-    }
+    super::check_sysclk(sysclk);
     let button = Button::active_low(Input::new(p.PIN_15, Pull::Up));
     let mut config = uart::Config::default();
     config.baudrate = 115_200;
