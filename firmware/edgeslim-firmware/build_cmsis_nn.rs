@@ -4,7 +4,8 @@
 //! "not measured".
 //!
 //! With it, `arm-none-eabi-gcc -mcpu=cortex-m4 -mfloat-abi=hard -mfpu=fpv4-sp-d16 -O2
-//! -DARM_MATH_DSP` (and `-DCMSIS_NN_USE_SINGLE_ROUNDING` when the headers know it: the
+//! -DARM_MATH_DSP` (on the Cortex-M55's Helium build `-mcpu=cortex-m55 -mfpu=auto`, see
+//! [`build`]) (and `-DCMSIS_NN_USE_SINGLE_ROUNDING` when the headers know it: the
 //! runtime's rounding) compiles the convolution, fully connected and support sources into a
 //! static library, and `--cfg cmsis_nn` turns on the calls in `bench`.
 
@@ -13,7 +14,10 @@ use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub fn build() -> Result<(), Box<dyn Error>> {
+/// `mve`: the firmware is built for a core with Helium (the Cortex-M55, `runtime/build.rs`):
+/// CMSIS-NN is then compiled for it too (`-mcpu=cortex-m55`, which defines
+/// `__ARM_FEATURE_MVE`, so CMSIS-NN's headers select its MVE paths, `ARM_MATH_MVEI`).
+pub fn build(mve: bool) -> Result<(), Box<dyn Error>> {
     println!("cargo::rustc-check-cfg=cfg(cmsis_nn)");
     println!("cargo:rerun-if-env-changed=CMSIS_NN_DIR");
     let Some(dir) = env::var_os("CMSIS_NN_DIR").filter(|d| !d.is_empty()) else {
@@ -36,13 +40,16 @@ pub fn build() -> Result<(), Box<dyn Error>> {
         .archiver("arm-none-eabi-ar")
         .include(dir.join("Include"))
         .opt_level(2)
-        .flag("-mcpu=cortex-m4")
         .flag("-mthumb")
         .flag("-mfloat-abi=hard")
-        .flag("-mfpu=fpv4-sp-d16")
         .flag("-O2")
         .define("ARM_MATH_DSP", None)
         .warnings(false);
+    if mve {
+        b.flag("-mcpu=cortex-m55").flag("-mfpu=auto");
+    } else {
+        b.flag("-mcpu=cortex-m4").flag("-mfpu=fpv4-sp-d16");
+    }
     if support.contains("CMSIS_NN_USE_SINGLE_ROUNDING") {
         b.define("CMSIS_NN_USE_SINGLE_ROUNDING", None);
     }

@@ -1,0 +1,600 @@
+//! The Helium variant: Cortex-M cores with the M-profile Vector Extension (MVE, integer), the
+//! Cortex-M55 (`cfg(edgeslim_arm_mve)`, set by `runtime/build.rs` for a `thumbv8m.main` build
+//! with `-C target-cpu=cortex-m55`), the reference's bytes.
+//!
+//! The multiply-accumulates are `VMLADAVA.S8 Rda, Qn, Qm`: sixteen int8 products of two
+//! 128-bit vectors summed into a 32-bit general register, modulo 2^32. Its operands are int8,
+//! and `x - zp` is not (it spans `-255..=255`), so the dot product runs on the raw input and
+//! the zero point is taken out once per output channel: `sum((x - zp) * w) = sum(x * w) -
+//! zp * sum(w)` holds modulo 2^32 (a ring), and the reference's sums are exactly its wrapping
+//! int32 sums, so folding `-zp * sum(w)` into the bias gives the reference's `acc + bias`
+//! bit for bit. The row sums `sum(w)` (`VADDVA.S8`) are taken once per call and output
+//! channel; padding taps and the inactive columns of a slimmed input hold the zero point,
+//! whose contribution `zp * w - zp * w` is 0 as in the reference.
+//!
+//! Requantization is the DSP variant's, with its argument ([`Requant`]: one rounding, the
+//! 32-bit form for right shifts of at least one, exact), four channels per step:
+//! `VMULH.S32` is the high word of the 64-bit product (`floor(P / 2^32)`, as `SMMUL`), the
+//! rounding constant is added, `VSHL.S32` by `-r` is the arithmetic right shift (`>>`), then
+//! the zero point (no overflow, see [`dsp::Requant`](super::arm_dsp::dsp::Requant)), the clamp
+//! (`VMAX`/`VMIN`) and a truncating byte store (`VSTRB.32`) of values already in int8 range.
+//! Channels whose shift needs the general path go through `dsp::requantize` one by one.
+//!
+//! Tails (dot products not a multiple of 16, channel blocks not a multiple of 4) are
+//! predicated: `VCTP` makes a lane mask of the elements left and `VPST` runs the loads and
+//! reductions (or the byte store) under it, so no lane past a slice's end is read or written.
+//! The predicate register VPR is saved and restored around each block that sets it (Rust's
+//! `asm!` has no VPR operand), the vector registers used are declared clobbered (`q0..q3`,
+//! named as their `d` halves, caller-saved in the AAPCS), and the accumulators are fixed even
+//! registers (`VMLADAVA`/`VADDVA` encode only even `Rda`: r0, r2, r4, r8).
+//!
+//! Paths, by shape:
+//! - one group (pointwise, and `kxk` through a gathered window of at most [`WIN`] bytes; a
+//!   pointwise convolution over its own pixels reads the input in place at any length):
+//!   [`matrix`], two positions by two output channels per `asm!` call ([`mve::dot_2x2`]: 4
+//!   loads and 4 `VMLADAVA` per 64 MACs), the requantization prepared once per block of
+//!   [`BLK`] channels ([`mve::requant_store`]);
+//! - everything else (depthwise, grouped, longer windows) runs the DSP variant, which the
+//!   Cortex-M55 also has.
+//!
+//! Stack: two windows (2 KiB), the prepared requantization of a block (1 KiB), sums (512 B).
+
+use core::mem::MaybeUninit;
+
+use super::arm_dsp;
+use super::arm_dsp::dsp::{Requant, requantize};
+use crate::kernels::common::{prefix, taps};
+use crate::kernels::{ChannelQuant, ConvGeometry, OutputStage, Shape};
+
+/// Longest gathered operand (`kh * kw * i_full` of a `kxk` convolution, or `cin` of a
+/// pointwise one that pads or strides): two stack buffers of this many bytes.
+const WIN: usize = 1024;
+
+/// Output channels of a block: their prepared requantization lives on the stack.
+const BLK: usize = 64;
+
+/// The MVE instructions, as `asm!` (Rust has no MVE intrinsics), shared with the fully
+/// connected variant.
+pub(crate) mod mve {
+    use core::arch::asm;
+
+    use super::super::arm_dsp::dsp::Requant;
+
+    /// Sixteen `VMLADAVA.S8` lanes at a time.
+    pub(crate) const LANES: usize = 16;
+
+    /// Sums per position of [`dot_2x2_short`]'s buffer (a block of output channels).
+    pub(crate) const SUMS: usize = super::BLK;
+
+    /// `[x0 . w0, x1 . w0, x0 . w1, x1 . w1]`: the int8 dot products (wrapping int32) of two
+    /// operands `x0`, `x1` with two weight rows `w0`, `w1`, over the first `n` values of each
+    /// (`n` at most every slice's length).
+    ///
+    /// One loop of 16 values per iteration (four `VLDRB.U8`, four `VMLADAVA.S8`, the count),
+    /// then the `n % 16` values left under a `VCTP.8` predicate.
+    #[inline(always)]
+    pub(crate) fn dot_2x2(x0: &[i8], x1: &[i8], w0: &[i8], w1: &[i8], n: usize) -> [i32; 4] {
+        assert!(n <= x0.len() && n <= x1.len() && n <= w0.len() && n <= w1.len());
+        let (mut a00, mut a01, mut a10, mut a11) = (0i32, 0i32, 0i32, 0i32);
+        // SAFETY: the loop reads `16 * (n / 16)` bytes from each of the four pointers, which
+        // start at their slices' first elements and post-increment by 16; the tail reads the
+        // next `n % 16` bytes of each under the `VCTP.8` mask (inactive lanes are not
+        // accessed): `n` bytes per slice in all, within each slice (asserted). Byte loads
+        // need no alignment. It writes no memory and no stack. The changed registers are
+        // the outputs (the accumulators r0, r2, r4, r8, even as `VMLADAVA` requires; the
+        // pointers; the counts), q0..q3 (declared as d0..d7) and VPR, which it saves in
+        // `vpr` and restores before it ends. Flags are not declared preserved.
+        unsafe {
+            asm!(
+                "cmp {cnt}, #0",
+                "beq 3f",
+                "2:",
+                "vldrb.u8 q0, [{x0}], #16",
+                "vldrb.u8 q1, [{x1}], #16",
+                "vldrb.u8 q2, [{w0}], #16",
+                "vldrb.u8 q3, [{w1}], #16",
+                "vmladava.s8 r0, q2, q0",
+                "vmladava.s8 r2, q2, q1",
+                "vmladava.s8 r4, q3, q0",
+                "vmladava.s8 r8, q3, q1",
+                "subs {cnt}, {cnt}, #1",
+                "bne 2b",
+                "3:",
+                "cmp {rem}, #0",
+                "beq 4f",
+                "vmrs {vpr}, p0",
+                "vctp.8 {rem}",
+                "vpstttt",
+                "vldrbt.u8 q0, [{x0}]",
+                "vldrbt.u8 q1, [{x1}]",
+                "vldrbt.u8 q2, [{w0}]",
+                "vldrbt.u8 q3, [{w1}]",
+                "vpstttt",
+                "vmladavat.s8 r0, q2, q0",
+                "vmladavat.s8 r2, q2, q1",
+                "vmladavat.s8 r4, q3, q0",
+                "vmladavat.s8 r8, q3, q1",
+                "vmsr p0, {vpr}",
+                "4:",
+                x0 = inout(reg) x0.as_ptr() => _,
+                x1 = inout(reg) x1.as_ptr() => _,
+                w0 = inout(reg) w0.as_ptr() => _,
+                w1 = inout(reg) w1.as_ptr() => _,
+                cnt = inout(reg) n / LANES => _,
+                rem = in(reg) n % LANES,
+                vpr = out(reg) _,
+                inout("r0") a00,
+                inout("r2") a01,
+                inout("r4") a10,
+                inout("r8") a11,
+                out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+                out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+                options(nostack, readonly),
+            );
+        }
+        [a00, a01, a10, a11]
+    }
+
+    /// [`dot_2x2`] for dot products of at most 16 values, over many row pairs: for `j <
+    /// pairs`, with rows `r0 = 2j`, `r1 = 2j + 1` of `rows` (`w_row` bytes apart, the first
+    /// `n` values of each), `s0[2j] = x0 . r0`, `s0[2j + 1] = x0 . r1`, `s1[2j] = x1 . r0`,
+    /// `s1[2j + 1] = x1 . r1`, where `s1` is `s[SUMS..]` and `s0` is `s`. The operands are loaded once under a `VCTP.8` mask of `n`
+    /// lanes, which then stays on for the whole loop: per row pair two predicated loads, four
+    /// predicated `VMLADAV.S8` (the sums of the active lanes only), two stores.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn dot_2x2_short(
+        x0: &[i8],
+        x1: &[i8],
+        rows: &[i8],
+        w_row: usize,
+        n: usize,
+        pairs: usize,
+        s: &mut [i32; 2 * SUMS],
+    ) {
+        assert!(
+            (1..=LANES).contains(&n)
+                && n <= x0.len()
+                && n <= x1.len()
+                && n <= w_row
+                && pairs > 0
+                && 2 * pairs <= SUMS
+                && (2 * pairs - 1)
+                    .checked_mul(w_row)
+                    .and_then(|v| v.checked_add(n))
+                    .is_some_and(|end| end <= rows.len())
+        );
+        // SAFETY: reads the first `n` bytes of `x0` and `x1` and, per pair `j < pairs`, the
+        // first `n` bytes of rows `2j` and `2j + 1` (pointers start at rows 0 and 1 and step
+        // by `2 * w_row`; the last row read ends at `(2 * pairs - 1) * w_row + n <=
+        // rows.len()`, asserted), all under the `VCTP.8` mask of `n` lanes (inactive lanes
+        // are not accessed; byte loads need no alignment). It writes `s[2j], s[2j + 1]` and
+        // `s[SUMS + 2j], s[SUMS + 2j + 1]` for `j < pairs` (`2 * pairs <= SUMS`, asserted;
+        // `STRD` of 4-byte aligned i32s, the second at the constant offset `4 * SUMS`). The
+        // loop runs `pairs >= 1` times. No stack. The changed registers are the outputs (r0,
+        // r2, r4, r8, even as `VMLADAV` requires; they bring `n` and the operand pointers in),
+        // q0..q3 (d0..d7) and VPR, saved before the `VCTP` and restored at the end.
+        unsafe {
+            asm!(
+                "vmrs {vpr}, p0",
+                "vctp.8 r0",
+                "vpstt",
+                "vldrbt.u8 q0, [r2]",
+                "vldrbt.u8 q1, [r4]",
+                "2:",
+                "vpstt",
+                "vldrbt.u8 q2, [{w0}]",
+                "vldrbt.u8 q3, [{w1}]",
+                "vpstttt",
+                "vmladavt.s8 r0, q2, q0",
+                "vmladavt.s8 r2, q2, q1",
+                "vmladavt.s8 r4, q3, q0",
+                "vmladavt.s8 r8, q3, q1",
+                "strd r2, r8, [{s}, #{off}]",
+                "strd r0, r4, [{s}], #8",
+                "add {w0}, {w0}, {step}",
+                "add {w1}, {w1}, {step}",
+                "subs {pairs}, {pairs}, #1",
+                "bne 2b",
+                "vmsr p0, {vpr}",
+                w0 = inout(reg) rows.as_ptr() => _,
+                w1 = inout(reg) rows.as_ptr().wrapping_add(w_row) => _,
+                step = in(reg) 2 * w_row,
+                pairs = inout(reg) pairs => _,
+                s = inout(reg) s.as_mut_ptr() => _,
+                off = const 4 * SUMS,
+                vpr = out(reg) _,
+                inout("r0") n => _,
+                inout("r2") x0.as_ptr() => _,
+                inout("r4") x1.as_ptr() => _,
+                out("r8") _,
+                out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+                out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// `([x . w0, x . w1], [sum(w0), sum(w1)])` over the first `n` values of each slice
+    /// (wrapping int32): one operand against two weight rows, with the rows' sums taken in
+    /// the same pass (the fully connected layer reads each weight once).
+    #[inline(always)]
+    pub(crate) fn dot_1x2_sums(x: &[i8], w0: &[i8], w1: &[i8], n: usize) -> ([i32; 2], [i32; 2]) {
+        assert!(n <= x.len() && n <= w0.len() && n <= w1.len());
+        let (mut d0, mut s0, mut d1, mut s1) = (0i32, 0i32, 0i32, 0i32);
+        // SAFETY: as for `dot_2x2`: `n` bytes read from each slice from its start (16 per
+        // iteration, then `n % 16` under the `VCTP.8` mask), no memory written, no stack;
+        // the changed registers are the outputs (r0, r2, r4, r8 even as `VMLADAVA`/`VADDVA`
+        // require), q0..q2 (declared as d0..d5) and VPR (saved and restored).
+        unsafe {
+            asm!(
+                "cmp {cnt}, #0",
+                "beq 3f",
+                "2:",
+                "vldrb.u8 q0, [{x}], #16",
+                "vldrb.u8 q1, [{w0}], #16",
+                "vldrb.u8 q2, [{w1}], #16",
+                "vmladava.s8 r0, q1, q0",
+                "vaddva.s8 r2, q1",
+                "vmladava.s8 r4, q2, q0",
+                "vaddva.s8 r8, q2",
+                "subs {cnt}, {cnt}, #1",
+                "bne 2b",
+                "3:",
+                "cmp {rem}, #0",
+                "beq 4f",
+                "vmrs {vpr}, p0",
+                "vctp.8 {rem}",
+                "vpsttt",
+                "vldrbt.u8 q0, [{x}]",
+                "vldrbt.u8 q1, [{w0}]",
+                "vldrbt.u8 q2, [{w1}]",
+                "vpstttt",
+                "vmladavat.s8 r0, q1, q0",
+                "vaddvat.s8 r2, q1",
+                "vmladavat.s8 r4, q2, q0",
+                "vaddvat.s8 r8, q2",
+                "vmsr p0, {vpr}",
+                "4:",
+                x = inout(reg) x.as_ptr() => _,
+                w0 = inout(reg) w0.as_ptr() => _,
+                w1 = inout(reg) w1.as_ptr() => _,
+                cnt = inout(reg) n / LANES => _,
+                rem = in(reg) n % LANES,
+                vpr = out(reg) _,
+                inout("r0") d0,
+                inout("r2") s0,
+                inout("r4") d1,
+                inout("r8") s1,
+                out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+                out("d4") _, out("d5") _,
+                options(nostack, readonly),
+            );
+        }
+        ([d0, d1], [s0, s1])
+    }
+
+    /// `sum(w)` over the first `n` values (wrapping int32): `VADDVA.S8`, 16 per step.
+    #[inline(always)]
+    pub(crate) fn sum_i8(w: &[i8], n: usize) -> i32 {
+        assert!(n <= w.len());
+        let mut s = 0i32;
+        // SAFETY: reads the first `n` bytes of `w` (16 per iteration, then `n % 16` under
+        // the `VCTP.8` mask), no memory written, no stack; changes the outputs (r0, even as
+        // `VADDVA` requires), q0 (d0, d1) and VPR (saved and restored).
+        unsafe {
+            asm!(
+                "cmp {cnt}, #0",
+                "beq 3f",
+                "2:",
+                "vldrb.u8 q0, [{w}], #16",
+                "vaddva.s8 r0, q0",
+                "subs {cnt}, {cnt}, #1",
+                "bne 2b",
+                "3:",
+                "cmp {rem}, #0",
+                "beq 4f",
+                "vmrs {vpr}, p0",
+                "vctp.8 {rem}",
+                "vpstt",
+                "vldrbt.u8 q0, [{w}]",
+                "vaddvat.s8 r0, q0",
+                "vmsr p0, {vpr}",
+                "4:",
+                w = inout(reg) w.as_ptr() => _,
+                cnt = inout(reg) n / LANES => _,
+                rem = in(reg) n % LANES,
+                vpr = out(reg) _,
+                inout("r0") s,
+                out("d0") _, out("d1") _,
+                options(nostack, readonly),
+            );
+        }
+        s
+    }
+
+    /// Four channels' prepared requantization, as `requant_store` loads it: the folded bias
+    /// (`bias - zp * sum(w)`), the multiplier, the rounding constant and `-r`, one vector
+    /// each.
+    #[derive(Clone, Copy, Default)]
+    #[repr(C, align(4))]
+    pub(crate) struct Quad {
+        pub(crate) bias: [i32; 4],
+        pub(crate) mult: [i32; 4],
+        pub(crate) round: [i32; 4],
+        pub(crate) neg_r: [i32; 4],
+    }
+
+    impl Quad {
+        /// Lane `j` from `q` (made by `Requant::fast`, so `1 <= q.r <= 30`) with `bias` as
+        /// its bias.
+        #[inline(always)]
+        pub(crate) fn set(&mut self, j: usize, q: &Requant, bias: i32) {
+            self.bias[j] = bias;
+            self.mult[j] = q.mult;
+            self.round[j] = q.round;
+            self.neg_r[j] = -(q.r as i32);
+        }
+    }
+
+    /// `out[k] = clamp((((sums[k] + bias) * mult) >> 32) + round) >> r) + zp, lo, hi)` for
+    /// `k < out.len()`, with channel `k`'s parameters in lane `k % 4` of `quads[k / 4]`: bit
+    /// for bit `stage.finish(Requant::apply(..))` of the DSP variant (see the module docs),
+    /// four channels per iteration, the last store under a `VCTP.32` mask.
+    #[inline(always)]
+    pub(crate) fn requant_store(
+        sums: &[i32],
+        quads: &[Quad],
+        out: &mut [i8],
+        zp: i32,
+        lo: i8,
+        hi: i8,
+    ) {
+        let n = out.len();
+        let steps = n.div_ceil(4);
+        assert!(n > 0 && 4 * steps <= sums.len() && steps <= quads.len());
+        // SAFETY: iteration `i < steps` reads the 16 bytes of `sums[4i..4i + 4]` (inside
+        // `sums`: `4 * steps <= sums.len()`, asserted) and the 64 bytes of `quads[i]` (`steps
+        // <= quads.len()`), both 4-byte aligned as `VLDRW` needs (i32 arrays); it writes the
+        // bytes `out[4i + j]` for the lanes `j` with `4i + j < n` only (the `VCTP.32` mask
+        // of the `n - 4i` values left under `VPST`): inside `out`. The loop runs `steps >= 1`
+        // times (`rem` goes from `n` down by 4 until it is not positive). No stack. The
+        // changed registers are the outputs (r1 the store pointer), q0..q3 (d0..d7) and VPR,
+        // saved and restored.
+        unsafe {
+            asm!(
+                "vmrs {vpr}, p0",
+                "vdup.32 q2, {lo}",
+                "vdup.32 q3, {hi}",
+                "2:",
+                "vldrw.u32 q0, [{s}], #16",
+                "vldrw.u32 q1, [{q}], #16",
+                "vadd.i32 q0, q0, q1",
+                "vldrw.u32 q1, [{q}], #16",
+                "vmulh.s32 q0, q0, q1",
+                "vldrw.u32 q1, [{q}], #16",
+                "vadd.i32 q0, q0, q1",
+                "vldrw.u32 q1, [{q}], #16",
+                "vshl.s32 q0, q0, q1",
+                "vadd.i32 q0, q0, {zp}",
+                "vmax.s32 q0, q0, q2",
+                "vmin.s32 q0, q0, q3",
+                "vctp.32 {rem}",
+                "vpst",
+                "vstrbt.32 q0, [r1]",
+                "adds r1, r1, #4",
+                "subs {rem}, {rem}, #4",
+                "bgt 2b",
+                "vmsr p0, {vpr}",
+                s = inout(reg) sums.as_ptr() => _,
+                q = inout(reg) quads.as_ptr() => _,
+                // A low register: the narrowing store encodes only r0..r7 as its base.
+                inout("r1") out.as_mut_ptr() => _,
+                rem = inout(reg) n => _,
+                zp = in(reg) zp,
+                lo = in(reg) lo as i32,
+                hi = in(reg) hi as i32,
+                vpr = out(reg) _,
+                out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+                out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+                options(nostack),
+            );
+        }
+    }
+}
+
+/// 2-D convolution; same contract and bytes as [`crate::kernels::reference::conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    geo: &ConvGeometry,
+    input: &[i8],
+    in_shape: Shape,
+    in_zp: i32,
+    weights: &[i8],
+    w_shape: [usize; 4],
+    chan: ChannelQuant<'_>,
+    stage: OutputStage,
+    output: &mut [i8],
+    out_shape: Shape,
+) {
+    let groups = geo.groups.max(1);
+    let [_, kh, kw, i_full] = w_shape;
+    let pointwise = kh == 1 && kw == 1;
+    let k_len = if pointwise {
+        in_shape.c
+    } else {
+        kh * kw * i_full
+    };
+    let same_pixels = pointwise
+        && geo.stride == [1, 1]
+        && geo.pad == [0, 0]
+        && out_shape.h == in_shape.h
+        && out_shape.w == in_shape.w;
+    if groups == 1 && i_full > 0 && k_len > 0 && (k_len <= WIN || same_pixels) {
+        let p = Params {
+            geo,
+            in_shape,
+            zp: in_zp,
+            weights,
+            w_shape,
+            chan,
+            stage,
+            out_shape,
+        };
+        matrix(&p, k_len, same_pixels, input, output);
+    } else {
+        arm_dsp::conv2d(
+            geo, input, in_shape, in_zp, weights, w_shape, chan, stage, output, out_shape,
+        );
+    }
+}
+
+struct Params<'a, 'g> {
+    geo: &'g ConvGeometry,
+    in_shape: Shape,
+    zp: i32,
+    weights: &'a [i8],
+    w_shape: [usize; 4],
+    chan: ChannelQuant<'a>,
+    stage: OutputStage,
+    out_shape: Shape,
+}
+
+/// Position `q`'s operand of [`matrix`], `k_len` int8 values in the weights' layout: the
+/// input pixel itself (pointwise over its own pixels, or inside the input), `win` held at the
+/// zero point (a pointwise position in the padding), or the `kxk` window gathered into `win`
+/// (`[kh][kw][i_full]`; padding taps and inactive columns at the zero point: `win` is filled
+/// with it at the start and again for every clipped window, and only active columns are
+/// copied in).
+fn operand<'x>(
+    p: &Params<'_, '_>,
+    same_pixels: bool,
+    k_len: usize,
+    input: &'x [i8],
+    q: usize,
+    win: &'x mut [i8],
+) -> &'x [i8] {
+    let [_, kh, kw, i_full] = p.w_shape;
+    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
+    let cin = ins.c;
+    if same_pixels {
+        return &input[q * cin..][..k_len];
+    }
+    let (oy, ox) = (q / outs.w, q % outs.w);
+    let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
+    let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
+    let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
+    if kh == 1 && kw == 1 {
+        if ky_r.is_empty() || kx_r.is_empty() {
+            return &win[..k_len];
+        }
+        let (iy, ix) = (y0 - geo.pad[0], x0 - geo.pad[1]);
+        return &input[(iy * ins.w + ix) * cin..][..k_len];
+    }
+    if ky_r.len() < kh || kx_r.len() < kw {
+        win.fill(p.zp as i8);
+    }
+    if !kx_r.is_empty() {
+        for ky in ky_r.clone() {
+            let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
+            let row = &mut win[ky * kw * i_full..(ky + 1) * kw * i_full];
+            if geo.dilation[1] == 1 && cin == i_full {
+                let ix = x0 + kx_r.start - geo.pad[1];
+                let run = kx_r.len() * cin;
+                row[kx_r.start * cin..][..run]
+                    .copy_from_slice(&input[(iy * ins.w + ix) * cin..][..run]);
+            } else {
+                for kx in kx_r.clone() {
+                    let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
+                    row[kx * i_full..][..cin]
+                        .copy_from_slice(&input[(iy * ins.w + ix) * cin..][..cin]);
+                }
+            }
+        }
+    }
+    &win[..k_len]
+}
+
+/// One group, a dot product of `k_len` values (at most [`WIN`] unless `same_pixels`): per
+/// block of [`BLK`] output channels the row sums and the requantization are prepared once,
+/// then positions go in pairs and output channels in pairs ([`mve::dot_2x2`]); an odd last
+/// position or channel pairs with itself (computed, not stored).
+fn matrix(p: &Params<'_, '_>, k_len: usize, same_pixels: bool, input: &[i8], output: &mut [i8]) {
+    let [_, kh, kw, i_full] = p.w_shape;
+    let outs = p.out_shape;
+    let w_row = kh * kw * i_full;
+    let n_out = outs.c;
+    let n_pos = outs.h * outs.w;
+    if n_pos == 0 || n_out == 0 {
+        return;
+    }
+    let zp = p.zp;
+    let win_len = if same_pixels { 0 } else { k_len };
+    let mut win0_buf = [const { MaybeUninit::<i8>::uninit() }; WIN];
+    let mut win1_buf = [const { MaybeUninit::<i8>::uninit() }; WIN];
+    let win0 = prefix(&mut win0_buf, win_len, zp as i8);
+    let win1 = prefix(&mut win1_buf, win_len, zp as i8);
+    let mut sumw = [0i32; BLK];
+    let mut quads = [mve::Quad::default(); BLK / 4];
+    // The sums of the two positions: `s[..BLK]` and `s[BLK..]`.
+    let mut s = [0i32; 2 * BLK];
+    let st = &p.stage;
+    let mut c0 = 0;
+    while c0 < n_out {
+        let nc = BLK.min(n_out - c0);
+        let rows = &p.weights[c0 * w_row..][..(nc - 1) * w_row + k_len];
+        let row = |o: usize| &rows[o * w_row..][..k_len];
+        // Row sums, the zero point folded into the bias, the prepared requantization.
+        let mut fast = true;
+        for (o, s) in sumw[..nc].iter_mut().enumerate() {
+            *s = mve::sum_i8(row(o), k_len);
+            let q = p.chan.get(c0 + o);
+            match Requant::fast(q) {
+                Some(r) => quads[o / 4].set(o % 4, &r, q.0.wrapping_sub(zp.wrapping_mul(*s))),
+                None => fast = false,
+            }
+        }
+        let mut q0 = 0;
+        while q0 < n_pos {
+            let two = q0 + 1 < n_pos;
+            let x0 = operand(p, same_pixels, k_len, input, q0, win0);
+            let x1 = if two {
+                operand(p, same_pixels, k_len, input, q0 + 1, win1)
+            } else {
+                x0
+            };
+            let mut o = 0;
+            if k_len <= mve::LANES && nc >= 2 {
+                // Every full row pair in one call; an odd last channel below.
+                let pairs = nc / 2;
+                mve::dot_2x2_short(x0, x1, rows, w_row, k_len, pairs, &mut s);
+                o = 2 * pairs;
+            }
+            while o < nc {
+                let o1 = (o + 1).min(nc - 1);
+                let [a00, a01, a10, a11] = mve::dot_2x2(x0, x1, row(o), row(o1), k_len);
+                s[o] = a00;
+                s[BLK + o] = a01;
+                s[o1] = a10;
+                s[BLK + o1] = a11;
+                o += 2;
+            }
+            let at = |q: usize| q * n_out + c0..q * n_out + c0 + nc;
+            let npos = if two { 2 } else { 1 };
+            for (k, s) in s.chunks_exact(BLK).take(npos).enumerate() {
+                let out = &mut output[at(q0 + k)];
+                if fast {
+                    mve::requant_store(s, &quads, out, st.zero_point, st.act_min, st.act_max);
+                } else {
+                    // The general path: channel by channel, the zero point's term taken out.
+                    for (j, v) in out.iter_mut().enumerate() {
+                        let acc = s[j].wrapping_sub(zp.wrapping_mul(sumw[j]));
+                        *v = st.finish(requantize(acc, p.chan.get(c0 + j)));
+                    }
+                }
+            }
+            q0 += 2;
+        }
+        c0 += nc;
+    }
+}
