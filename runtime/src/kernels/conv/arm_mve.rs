@@ -31,13 +31,21 @@
 //! Paths, by shape:
 //! - one group (pointwise, and `kxk` through a gathered window of at most [`WIN`] bytes; a
 //!   pointwise convolution over its own pixels reads the input in place at any length):
-//!   [`matrix`], two positions by two output channels per `asm!` call ([`mve::dot_2x2`]: 4
-//!   loads and 4 `VMLADAVA` per 64 MACs), the requantization prepared once per block of
-//!   [`BLK`] channels ([`mve::requant_store`]);
-//! - everything else (depthwise, grouped, longer windows) runs the DSP variant, which the
-//!   Cortex-M55 also has.
+//!   [`matrix`], two positions by two output channels per tile (4 loads and 4 `VMLADAVA` per
+//!   64 MACs), every row pair of a block of [`BLK`] channels in one `asm!` call
+//!   ([`mve::dot_2x2_rows`], or [`mve::dot_2x2_short`] for at most 16 values, an odd last
+//!   channel through [`mve::dot_2x2`]), the requantization prepared once per block
+//!   ([`mve::requant_store`]);
+//! - depthwise with a channel multiplier of 1 (any kernel of at most [`DW_TAPS`] taps, stride,
+//!   padding; no dilation): [`depthwise`], sixteen channels per step in 32-bit lanes
+//!   ([`mve::dw_sums16`]: `VLDRB.S32` of input and weights, `VSUB` of the zero point, `VMUL`,
+//!   `VADD`: MVE's integer `VMLA` multiplies by a scalar, so the lane-wise product of two
+//!   vectors is a `VMUL`);
+//! - everything else (grouped, depthwise with a multiplier or dilation, longer windows) runs the
+//!   DSP variant, which the Cortex-M55 also has.
 //!
-//! Stack: two windows (2 KiB), the prepared requantization of a block (1 KiB), sums (512 B).
+//! Stack: the matrix path two windows (2 KiB), the sums (512 B) and the prepared requantization
+//! of a block (1 KiB); the depthwise path the block's transposed weights (1 KiB).
 
 use core::mem::MaybeUninit;
 
@@ -53,6 +61,13 @@ const WIN: usize = 1024;
 /// Output channels of a block: their prepared requantization lives on the stack.
 const BLK: usize = 64;
 
+/// Channels of a depthwise block ([`mve::dw_sums16`]: four vectors of four).
+const DW_CH: usize = 16;
+
+/// Most taps (`kh * kw`) of the depthwise path: a block's transposed weights on the stack
+/// (1 KiB).
+const DW_TAPS: usize = 64;
+
 /// The MVE instructions, as `asm!` (Rust has no MVE intrinsics), shared with the fully
 /// connected variant.
 pub(crate) mod mve {
@@ -65,6 +80,9 @@ pub(crate) mod mve {
 
     /// Sums per position of [`dot_2x2_short`]'s buffer (a block of output channels).
     pub(crate) const SUMS: usize = super::BLK;
+
+    /// Channels of a depthwise block.
+    pub(crate) const DW_CH: usize = super::DW_CH;
 
     /// `[x0 . w0, x1 . w0, x0 . w1, x1 . w1]`: the int8 dot products (wrapping int32) of two
     /// operands `x0`, `x1` with two weight rows `w0`, `w1`, over the first `n` values of each
@@ -210,6 +228,239 @@ pub(crate) mod mve {
                 out("r8") _,
                 out("d0") _, out("d1") _, out("d2") _, out("d3") _,
                 out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// [`dot_2x2`] over many row pairs in one call, for dot products of any length `n >= 1`:
+    /// for `j < pairs`, with rows `r0 = 2j`, `r1 = 2j + 1` of `rows` (`w_row` bytes apart, the
+    /// first `n` values of each), `s[2j] = x0 . r0`, `s[2j + 1] = x0 . r1`, `s[SUMS + 2j] =
+    /// x1 . r0`, `s[SUMS + 2j + 1] = x1 . r1`. Per pair: the `n / 16` full steps (four
+    /// loads, four `VMLADAVA.S8`), then, when `n % 16 > 0`, the rest under the `VCTP.8` mask
+    /// set once before the loop (unpredicated instructions ignore it), two stores. What the
+    /// pair loop needs besides the twelve registers (the operands' starts, the step count,
+    /// the step from a row's end to the next pair's, the saved VPR) lives in a small array
+    /// in memory.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn dot_2x2_rows(
+        x0: &[i8],
+        x1: &[i8],
+        rows: &[i8],
+        w_row: usize,
+        n: usize,
+        pairs: usize,
+        s: &mut [i32; 2 * SUMS],
+    ) {
+        assert!(
+            n > 0
+                && n <= x0.len()
+                && n <= x1.len()
+                && n <= w_row
+                && pairs > 0
+                && 2 * pairs <= SUMS
+                && (2 * pairs - 1)
+                    .checked_mul(w_row)
+                    .and_then(|v| v.checked_add(n))
+                    .is_some_and(|end| end <= rows.len())
+        );
+        let full = n / LANES;
+        // [x0, x1, full steps, step to the next pair's rows, saved VPR]
+        let mut ctx: [u32; 5] = [
+            x0.as_ptr() as u32,
+            x1.as_ptr() as u32,
+            full as u32,
+            (2 * w_row - LANES * full) as u32,
+            0,
+        ];
+        macro_rules! rows_loop {
+            ($($tail:literal),*) => {
+                asm!(
+                    "vmrs {cnt}, p0",
+                    "str {cnt}, [{ctx}, #16]",
+                    "vctp.8 r0",
+                    "2:",
+                    "movs r0, #0",
+                    "movs r2, #0",
+                    "movs r4, #0",
+                    "mov r8, r0",
+                    "ldrd {x0}, {x1}, [{ctx}]",
+                    "ldr {cnt}, [{ctx}, #8]",
+                    "cmp {cnt}, #0",
+                    "beq 4f",
+                    "3:",
+                    "vldrb.u8 q0, [{x0}], #16",
+                    "vldrb.u8 q1, [{x1}], #16",
+                    "vldrb.u8 q2, [{w0}], #16",
+                    "vldrb.u8 q3, [{w1}], #16",
+                    "vmladava.s8 r0, q2, q0",
+                    "vmladava.s8 r2, q2, q1",
+                    "vmladava.s8 r4, q3, q0",
+                    "vmladava.s8 r8, q3, q1",
+                    "subs {cnt}, {cnt}, #1",
+                    "bne 3b",
+                    "4:",
+                    $($tail,)*
+                    "strd r2, r8, [{s}, #{off}]",
+                    "strd r0, r4, [{s}], #8",
+                    "ldr {cnt}, [{ctx}, #12]",
+                    "add {w0}, {w0}, {cnt}",
+                    "add {w1}, {w1}, {cnt}",
+                    "subs {pairs}, {pairs}, #1",
+                    "bne 2b",
+                    "ldr {cnt}, [{ctx}, #16]",
+                    "vmsr p0, {cnt}",
+                    ctx = in(reg) ctx.as_mut_ptr(),
+                    w0 = inout(reg) rows.as_ptr() => _,
+                    w1 = inout(reg) rows.as_ptr().wrapping_add(w_row) => _,
+                    pairs = inout(reg) pairs => _,
+                    s = inout(reg) s.as_mut_ptr() => _,
+                    off = const 4 * SUMS,
+                    x0 = out(reg) _,
+                    x1 = out(reg) _,
+                    cnt = out(reg) _,
+                    // Brings `n % 16` in for the `VCTP`, then an accumulator.
+                    inout("r0") n % LANES => _,
+                    out("r2") _,
+                    out("r4") _,
+                    out("r8") _,
+                    out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+                    out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+                    options(nostack),
+                )
+            };
+        }
+        // SAFETY: per pair `j < pairs` the block reads `n` bytes from each operand (the
+        // starts `x0`, `x1` reloaded from `ctx` per pair) and from rows `2j` and `2j + 1`
+        // (the row pointers start at rows 0 and 1, advance by 16 per full step and then by
+        // `2 * w_row - 16 * full` to the next pair's rows; the last row read ends at `(2 *
+        // pairs - 1) * w_row + n <= rows.len()`, asserted): `16 * full` bytes unpredicated,
+        // then `n % 16` under the `VCTP.8` mask (inactive lanes are not accessed), all inside
+        // the slices (`n` at most each operand's length, `n <= w_row`). Byte loads need no
+        // alignment. It writes `s[2j], s[2j + 1]`, `s[SUMS + 2j], s[SUMS + 2j + 1]` (`2 *
+        // pairs <= SUMS`, asserted; `STRD` of 4-byte aligned i32s) and `ctx[4]` (the saved
+        // VPR, `ctx` is 4-byte aligned). The loop runs `pairs >= 1` times. No stack. The
+        // changed registers are outputs (r0, r2, r4, r8 even as `VMLADAVA` requires),
+        // q0..q3 (d0..d7) and VPR, restored from `ctx[4]` at the end.
+        unsafe {
+            if n % LANES == 0 {
+                rows_loop!()
+            } else {
+                rows_loop!(
+                    "vpstttt",
+                    "vldrbt.u8 q0, [{x0}]",
+                    "vldrbt.u8 q1, [{x1}]",
+                    "vldrbt.u8 q2, [{w0}]",
+                    "vldrbt.u8 q3, [{w1}]",
+                    "vpstttt",
+                    "vmladavat.s8 r0, q2, q0",
+                    "vmladavat.s8 r2, q2, q1",
+                    "vmladavat.s8 r4, q3, q0",
+                    "vmladavat.s8 r8, q3, q1"
+                )
+            }
+        }
+    }
+
+    /// Depthwise sums of one position for [`DW_CH`] channels (`mult = 1`): `s[j] = sum over
+    /// the window's `nky` x `nkx` taps of (x[tap][j] - zp) * w[tap][j]`, wrapping int32, where
+    /// tap `(ky, kx)`'s sixteen input values are at `x[ky * x_row + kx * c..]` and its weights
+    /// at `w[ky * w_row + kx * DW_CH..]` (the block's weights transposed to `[tap][channel]`).
+    /// Per tap, four times: two widening loads (`VLDRB.S32`), `VSUB` of the zero point,
+    /// `VMUL`, `VADD` into one of four accumulator vectors (q4..q7).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn dw_sums16(
+        x: &[i8],
+        c: usize,
+        x_row: usize,
+        w: &[i8],
+        w_row: usize,
+        nky: usize,
+        nkx: usize,
+        zp: i32,
+        s: &mut [i32; DW_CH],
+    ) {
+        let last = |row: usize, col: usize| (nky - 1) * row + (nkx - 1) * col + DW_CH;
+        assert!(
+            nky > 0
+                && nkx > 0
+                && c >= 1
+                && last(x_row, c) <= x.len()
+                && last(w_row, DW_CH) <= w.len()
+        );
+        // [nkx, step to the next input row, step to the next weight row, where to store]
+        let ctx: [u32; 4] = [
+            nkx as u32,
+            (x_row - nkx * c) as u32,
+            (w_row - nkx * DW_CH) as u32,
+            s.as_mut_ptr() as u32,
+        ];
+        // SAFETY: tap `(ky, kx)` (`ky < nky`, `kx < nkx`) reads the 16 bytes at `x + ky *
+        // x_row + kx * c` (four `VLDRB.S32` at offsets 0, 4, 8, 12) and at `w + ky * w_row +
+        // kx * 16`: the pointers start at the slices' first elements, advance by `c` (input)
+        // and 16 (weights, post-increment) per tap and by the row steps from `ctx` (`x_row -
+        // nkx * c`, `w_row - nkx * 16`, both non-negative as the caller's rows hold `nkx`
+        // taps) per row, so the last bytes read end at `last(..)`, within both slices
+        // (asserted). Byte loads need no alignment. The widening loads encode only r0..r7 as
+        // their base: the two read pointers are r0 and r1. It writes the 64 bytes of `s` (4-byte
+        // aligned `VSTRW`), reads `ctx` (4-byte aligned). No stack. The changed registers are
+        // the outputs and q0..q7 (d0..d15; d8..d15 are callee-saved, so the compiler saves them
+        // around the block).
+        unsafe {
+            asm!(
+                "vmov.i32 q4, #0",
+                "vmov.i32 q5, #0",
+                "vmov.i32 q6, #0",
+                "vmov.i32 q7, #0",
+                "2:",
+                "ldr {cnt}, [{ctx}]",
+                "3:",
+                "vldrb.s32 q0, [r0]",
+                "vldrb.s32 q1, [r1], #4",
+                "vsub.i32 q0, q0, {zp}",
+                "vmul.i32 q0, q0, q1",
+                "vadd.i32 q4, q4, q0",
+                "vldrb.s32 q0, [r0, #4]",
+                "vldrb.s32 q1, [r1], #4",
+                "vsub.i32 q0, q0, {zp}",
+                "vmul.i32 q0, q0, q1",
+                "vadd.i32 q5, q5, q0",
+                "vldrb.s32 q0, [r0, #8]",
+                "vldrb.s32 q1, [r1], #4",
+                "vsub.i32 q0, q0, {zp}",
+                "vmul.i32 q0, q0, q1",
+                "vadd.i32 q6, q6, q0",
+                "vldrb.s32 q0, [r0, #12]",
+                "vldrb.s32 q1, [r1], #4",
+                "vsub.i32 q0, q0, {zp}",
+                "vmul.i32 q0, q0, q1",
+                "vadd.i32 q7, q7, q0",
+                "add r0, r0, {c}",
+                "subs {cnt}, {cnt}, #1",
+                "bne 3b",
+                "ldr {cnt}, [{ctx}, #4]",
+                "add r0, r0, {cnt}",
+                "ldr {cnt}, [{ctx}, #8]",
+                "add r1, r1, {cnt}",
+                "subs {nky}, {nky}, #1",
+                "bne 2b",
+                "ldr {cnt}, [{ctx}, #12]",
+                "vstrw.32 q4, [{cnt}]",
+                "vstrw.32 q5, [{cnt}, #16]",
+                "vstrw.32 q6, [{cnt}, #32]",
+                "vstrw.32 q7, [{cnt}, #48]",
+                inout("r0") x.as_ptr() => _,
+                inout("r1") w.as_ptr() => _,
+                c = in(reg) c,
+                zp = in(reg) zp,
+                nky = inout(reg) nky => _,
+                ctx = in(reg) ctx.as_ptr(),
+                cnt = out(reg) _,
+                out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+                out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+                out("d12") _, out("d13") _, out("d14") _, out("d15") _,
                 options(nostack),
             );
         }
@@ -430,17 +681,25 @@ pub fn conv2d(
         && geo.pad == [0, 0]
         && out_shape.h == in_shape.h
         && out_shape.w == in_shape.w;
-    if groups == 1 && i_full > 0 && k_len > 0 && (k_len <= WIN || same_pixels) {
-        let p = Params {
-            geo,
-            in_shape,
-            zp: in_zp,
-            weights,
-            w_shape,
-            chan,
-            stage,
-            out_shape,
-        };
+    let p = Params {
+        geo,
+        in_shape,
+        zp: in_zp,
+        weights,
+        w_shape,
+        chan,
+        stage,
+        out_shape,
+    };
+    if groups > 1
+        && in_shape.c == groups
+        && out_shape.c == groups
+        && i_full == 1
+        && geo.dilation == [1, 1]
+        && (1..=DW_TAPS).contains(&(kh * kw))
+    {
+        depthwise(&p, input, output);
+    } else if groups == 1 && i_full > 0 && k_len > 0 && (k_len <= WIN || same_pixels) {
         matrix(&p, k_len, same_pixels, input, output);
     } else {
         arm_dsp::conv2d(
@@ -564,10 +823,14 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, same_pixels: bool, input: &[i8], out
                 x0
             };
             let mut o = 0;
-            if k_len <= mve::LANES && nc >= 2 {
+            if nc >= 2 {
                 // Every full row pair in one call; an odd last channel below.
                 let pairs = nc / 2;
-                mve::dot_2x2_short(x0, x1, rows, w_row, k_len, pairs, &mut s);
+                if k_len <= mve::LANES {
+                    mve::dot_2x2_short(x0, x1, rows, w_row, k_len, pairs, &mut s);
+                } else {
+                    mve::dot_2x2_rows(x0, x1, rows, w_row, k_len, pairs, &mut s);
+                }
                 o = 2 * pairs;
             }
             while o < nc {
@@ -596,5 +859,98 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, same_pixels: bool, input: &[i8], out
             q0 += 2;
         }
         c0 += nc;
+    }
+}
+
+/// Depthwise with a channel multiplier of 1, any kernel of at most [`DW_TAPS`] taps, stride and
+/// padding, no dilation: per block of [`DW_CH`] channels the weights are transposed once into
+/// `[tap][channel]` (zero past the last channel) and the requantization prepared, then per
+/// output position the window, clipped to the input, runs through [`mve::dw_sums16`] (five
+/// instructions per four MACs) and [`mve::requant_store`]. A window whose sixteen-channel
+/// reads would pass the end of the input (the last pixels' last block, when the channels are
+/// not a multiple of 16) is summed in Rust.
+fn depthwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
+    let [_, kh, kw, _] = p.w_shape;
+    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
+    let [sy, sx] = geo.stride;
+    let [pad_t, pad_l] = geo.pad;
+    let c = ins.c;
+    let taps_n = kh * kw;
+    let st = &p.stage;
+    let mut wt = [0i8; DW_TAPS * DW_CH];
+    let mut quads = [mve::Quad::default(); DW_CH / 4];
+    let mut sums = [0i32; DW_CH];
+    let mut c0 = 0;
+    while c0 < c {
+        let nb = DW_CH.min(c - c0);
+        for (t, row) in wt.chunks_exact_mut(DW_CH).take(taps_n).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if j < nb {
+                    p.weights[(c0 + j) * taps_n + t]
+                } else {
+                    0
+                };
+            }
+        }
+        let mut fast = true;
+        for j in 0..nb {
+            let q = p.chan.get(c0 + j);
+            match Requant::fast(q) {
+                Some(r) => quads[j / 4].set(j % 4, &r, q.0),
+                None => fast = false,
+            }
+        }
+        for oy in 0..outs.h {
+            let y0 = oy * sy;
+            let ky_r = taps(y0, pad_t, 1, kh, ins.h);
+            for ox in 0..outs.w {
+                let x0 = ox * sx;
+                let kx_r = taps(x0, pad_l, 1, kw, ins.w);
+                if ky_r.is_empty() || kx_r.is_empty() {
+                    sums.fill(0);
+                } else {
+                    let (iy, ix) = (y0 + ky_r.start - pad_t, x0 + kx_r.start - pad_l);
+                    let base = (iy * ins.w + ix) * c + c0;
+                    let (nky, nkx) = (ky_r.len(), kx_r.len());
+                    let end = base + ((nky - 1) * ins.w + (nkx - 1)) * c + DW_CH;
+                    if end <= input.len() {
+                        let w = &wt[(ky_r.start * kw + kx_r.start) * DW_CH..];
+                        mve::dw_sums16(
+                            &input[base..],
+                            c,
+                            ins.w * c,
+                            w,
+                            kw * DW_CH,
+                            nky,
+                            nkx,
+                            p.zp,
+                            &mut sums,
+                        );
+                    } else {
+                        for (j, s) in sums.iter_mut().enumerate().take(nb) {
+                            let mut acc = 0i32;
+                            for ky in ky_r.clone() {
+                                for kx in kx_r.clone() {
+                                    let (dy, dx) = (ky - ky_r.start, kx - kx_r.start);
+                                    let x = input[base + (dy * ins.w + dx) * c + j] as i32;
+                                    let w = wt[(ky * kw + kx) * DW_CH + j] as i32;
+                                    acc = acc.wrapping_add((x - p.zp) * w);
+                                }
+                            }
+                            *s = acc;
+                        }
+                    }
+                }
+                let out = &mut output[(oy * outs.w + ox) * c + c0..][..nb];
+                if fast {
+                    mve::requant_store(&sums, &quads, out, st.zero_point, st.act_min, st.act_max);
+                } else {
+                    for (j, v) in out.iter_mut().enumerate() {
+                        *v = st.finish(requantize(sums[j], p.chan.get(c0 + j)));
+                    }
+                }
+            }
+        }
+        c0 += nb;
     }
 }
