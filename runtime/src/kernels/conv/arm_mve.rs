@@ -24,9 +24,12 @@
 //! predicated: `VCTP` makes a lane mask of the elements left and `VPST` runs the loads and
 //! reductions (or the byte store) under it, so no lane past a slice's end is read or written.
 //! The predicate register VPR is saved and restored around each block that sets it (Rust's
-//! `asm!` has no VPR operand), the vector registers used are declared clobbered (`q0..q3`,
-//! named as their `d` halves, caller-saved in the AAPCS), and the accumulators are fixed even
-//! registers (`VMLADAVA`/`VADDVA` encode only even `Rda`: r0, r2, r4, r8).
+//! `asm!` has no VPR operand), the vector registers used are declared clobbered as their `d`
+//! halves (`q0..q3` are `d0..d7`, caller-saved in the AAPCS; the depthwise block's `q4..q7`
+//! are `d8..d15`, callee-saved, which the compiler then saves), the accumulators are fixed
+//! even registers (`VMLADAVA`/`VADDVA` encode only even `Rda`: r0, r2, r4, r8) and the base
+//! of a widening load or narrowing store a fixed low register (r0, r1: their encodings hold
+//! three bits for it).
 //!
 //! Paths, by shape:
 //! - one group (pointwise, and `kxk` through a gathered window of at most [`WIN`] bytes; a
@@ -41,8 +44,9 @@
 //!   ([`mve::dw_sums16`]: `VLDRB.S32` of input and weights, `VSUB` of the zero point, `VMUL`,
 //!   `VADD`: MVE's integer `VMLA` multiplies by a scalar, so the lane-wise product of two
 //!   vectors is a `VMUL`);
-//! - everything else (grouped, depthwise with a multiplier or dilation, longer windows) runs the
-//!   DSP variant, which the Cortex-M55 also has.
+//! - everything else (grouped, depthwise with a multiplier or dilation, longer windows, and the
+//!   3x3 convolution of a one-channel input, whose DSP plane path is shorter) runs the DSP
+//!   variant, which the Cortex-M55 also has.
 //!
 //! Stack: the matrix path two windows (2 KiB), the sums (512 B) and the prepared requantization
 //! of a block (1 KiB); the depthwise path the block's transposed weights (1 KiB).
@@ -78,7 +82,8 @@ pub(crate) mod mve {
     /// Sixteen `VMLADAVA.S8` lanes at a time.
     pub(crate) const LANES: usize = 16;
 
-    /// Sums per position of [`dot_2x2_short`]'s buffer (a block of output channels).
+    /// Sums per position in the buffer of [`dot_2x2_short`] and [`dot_2x2_rows`] (a block of
+    /// output channels).
     pub(crate) const SUMS: usize = super::BLK;
 
     /// Channels of a depthwise block.
@@ -691,7 +696,20 @@ pub fn conv2d(
         stage,
         out_shape,
     };
-    if groups > 1
+    // A 3x3 convolution of a one-channel input (a first layer) is a 9-value dot product per
+    // output: the DSP variant's plane path takes half the instructions of the matrix path's
+    // gather, tile and requantization per position there.
+    let first_layer = groups == 1
+        && in_shape.c == 1
+        && i_full == 1
+        && kh == 3
+        && kw == 3
+        && geo.dilation == [1, 1];
+    if first_layer {
+        arm_dsp::conv2d(
+            geo, input, in_shape, in_zp, weights, w_shape, chan, stage, output, out_shape,
+        );
+    } else if groups > 1
         && in_shape.c == groups
         && out_shape.c == groups
         && i_full == 1
