@@ -796,6 +796,11 @@ fn operand<'x>(
 /// block of [`BLK`] output channels the row sums and the requantization are prepared once,
 /// then positions go in pairs and output channels in pairs ([`mve::dot_2x2`]); an odd last
 /// position or channel pairs with itself (computed, not stored).
+///
+/// Not inlined, as [`depthwise`]: each keeps its stack buffers in its own frame, so a call of
+/// the DSP variant from [`conv2d`] does not sit on top of them (inlined, the M55's `deploy`
+/// peaked at 12 KiB of stack where it needs 5.5 KiB).
+#[inline(never)]
 fn matrix(p: &Params<'_, '_>, k_len: usize, same_pixels: bool, input: &[i8], output: &mut [i8]) {
     let [_, kh, kw, i_full] = p.w_shape;
     let outs = p.out_shape;
@@ -887,6 +892,7 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, same_pixels: bool, input: &[i8], out
 /// instructions per four MACs) and [`mve::requant_store`]. A window whose sixteen-channel
 /// reads would pass the end of the input (the last pixels' last block, when the channels are
 /// not a multiple of 16) is summed in Rust.
+#[inline(never)]
 fn depthwise(p: &Params<'_, '_>, input: &[i8], output: &mut [i8]) {
     let [_, kh, kw, _] = p.w_shape;
     let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
