@@ -4,8 +4,8 @@
 //! "not measured".
 //!
 //! With it, `arm-none-eabi-gcc -mcpu=cortex-m4 -mfloat-abi=hard -mfpu=fpv4-sp-d16 -O2
-//! -DARM_MATH_DSP` (on the Cortex-M55's Helium build `-mcpu=cortex-m55 -mfpu=auto`, see
-//! [`build`]) (and `-DCMSIS_NN_USE_SINGLE_ROUNDING` when the headers know it: the
+//! -DARM_MATH_DSP` (on the Cortex-M55's Helium build `-march=armv8.1-m.main+mve.fp+fp.dp
+//! -mfpu=auto`, see [`build`]) (and `-DCMSIS_NN_USE_SINGLE_ROUNDING` when the headers know it: the
 //! runtime's rounding) compiles the convolution, fully connected and support sources into a
 //! static library, and `--cfg cmsis_nn` turns on the calls in `bench`.
 
@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// `mve`: the firmware is built for a core with Helium (the Cortex-M55, `runtime/build.rs`):
-/// CMSIS-NN is then compiled for it too (`-mcpu=cortex-m55`, which defines
+/// CMSIS-NN is then compiled for it too (`-march=armv8.1-m.main+mve.fp+fp.dp`, which defines
 /// `__ARM_FEATURE_MVE`, so CMSIS-NN's headers select its MVE paths, `ARM_MATH_MVEI`).
 pub fn build(mve: bool) -> Result<(), Box<dyn Error>> {
     println!("cargo::rustc-check-cfg=cfg(cmsis_nn)");
@@ -46,7 +46,11 @@ pub fn build(mve: bool) -> Result<(), Box<dyn Error>> {
         .define("ARM_MATH_DSP", None)
         .warnings(false);
     if mve {
-        b.flag("-mcpu=cortex-m55").flag("-mfpu=auto");
+        // After cc's own `-march=armv8-m.main -mfpu=fpv5-sp-d16` for the target, which a
+        // `-mcpu=cortex-m55` would conflict with: the M55's architecture with Helium (integer
+        // and float) and its FPU.
+        b.flag("-march=armv8.1-m.main+mve.fp+fp.dp")
+            .flag("-mfpu=auto");
     } else {
         b.flag("-mcpu=cortex-m4").flag("-mfpu=fpv4-sp-d16");
     }
@@ -54,11 +58,20 @@ pub fn build(mve: bool) -> Result<(), Box<dyn Error>> {
         b.define("CMSIS_NN_USE_SINGLE_ROUNDING", None);
     }
     let mut n = 0;
+    // The MVE build of the depthwise wrapper calls `arm_transpose_s8` (its dilated path).
+    let transpose = if mve {
+        &["TransposeFunctions"][..]
+    } else {
+        &[]
+    };
     for sub in [
         "ConvolutionFunctions",
         "FullyConnectedFunctions",
         "NNSupportFunctions",
-    ] {
+    ]
+    .iter()
+    .chain(transpose)
+    {
         for f in c_sources(&dir.join("Source").join(sub))? {
             b.file(f);
             n += 1;

@@ -520,6 +520,8 @@ fn main() -> ! {
 #[cfg(cmsis_nn)]
 mod cmsis {
     use super::{Bufs, Conv, IN_ZP, OUT_STAGE, Quant, SCRATCH, measure};
+    #[cfg(arm_mve_kernels)]
+    use edgeslim_firmware::cmsis_nn::arm_vector_sum_s8;
     use edgeslim_firmware::cmsis_nn::{
         Activation, Context, ConvParams, DwParams, FcParams, PerChannel, PerTensor, Tile,
         arm_convolve_wrapper_s8, arm_convolve_wrapper_s8_get_buffer_size,
@@ -682,6 +684,31 @@ mod cmsis {
             multiplier: q.mult[0],
             shift: q.shift[0],
         };
+        // CMSIS-NN's MVE build (the Cortex-M55) reads per-row kernel sums from the context
+        // buffer, which an interpreter computes once when it prepares the layer (TFLite
+        // Micro's `Prepare`), so outside the count.
+        #[cfg(arm_mve_kernels)]
+        {
+            if 4 * n_out > SCRATCH || b.scratch.as_ptr() as usize % 4 != 0 {
+                defmt::error!("CMSIS-NN kernel sums: scratch too small or not 4-byte aligned");
+                exit(1);
+            }
+            // SAFETY: `scratch` holds at least `n_out` i32 and is 4-byte aligned (both checked
+            // just above); filter `n_in * n_out` and bias `n_out` values are live buffers at
+            // least that long. CMSIS-NN writes only the `n_out` sums.
+            let st = unsafe {
+                arm_vector_sum_s8(
+                    b.scratch.as_mut_ptr().cast(),
+                    n_in as i32,
+                    n_out as i32,
+                    b.weights.as_ptr(),
+                    p.input_offset,
+                    p.filter_offset,
+                    q.bias.as_ptr(),
+                )
+            };
+            check("kernel sums", st, 0);
+        }
         let ctx = Context {
             buf: b.scratch.as_mut_ptr().cast(),
             size: SCRATCH as i32,
