@@ -6,17 +6,32 @@
 //! target-feature=+dsp`) opt in through the target feature. Reading the target here, rather than `cfg(target_feature =
 //! "dsp")` in the source, picks the DSP variants on stable Rust too, where Arm target features
 //! are not visible to `cfg`.
+//!
+//! `cfg(edgeslim_arm_mve)`: the Helium (M-profile Vector Extension, integer) kernel variants,
+//! for a `thumbv8m.main-*` build whose last `-C target-cpu` is `cortex-m55` or `cortex-m85`,
+//! or whose target features add `+mve` (or `+mve.fp`) and the DSP extension. Rust names no
+//! `mve` target feature (`CARGO_CFG_TARGET_FEATURE` never lists it), so the flags Cargo
+//! passes to rustc (`CARGO_ENCODED_RUSTFLAGS`) are read instead. MVE implies the DSP
+//! extension, so such a build also has `edgeslim_arm_dsp` (the kernels MVE does not cover
+//! run the DSP variants).
+//!
+//! The decision is `kernel_cfg.rs`, which the firmware's build script includes too (its
+//! `bench` program calls the DSP and Helium sets by name where they exist).
 
-use std::env;
+#[path = "kernel_cfg.rs"]
+mod kernel_cfg;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(edgeslim_arm_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(edgeslim_arm_mve)");
     println!("cargo::rerun-if-changed=build.rs");
-    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    let target = env::var("TARGET").unwrap_or_default();
-    let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
-    let dsp = target.starts_with("thumbv7em") || features.split(',').any(|f| f == "dsp");
-    if arch == "arm" && dsp {
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    println!("cargo::rerun-if-changed=kernel_cfg.rs");
+    let (dsp, mve) = kernel_cfg::arm_kernels();
+    if dsp {
         println!("cargo::rustc-cfg=edgeslim_arm_dsp");
+    }
+    if mve {
+        println!("cargo::rustc-cfg=edgeslim_arm_mve");
     }
 }

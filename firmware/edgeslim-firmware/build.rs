@@ -35,6 +35,11 @@ use edgeslim_runtime::{Model, OpKind};
 
 #[path = "build_cmsis_nn.rs"]
 mod cmsis_nn;
+// The runtime's own choice of Arm kernel variants (`runtime/build.rs`), so that `bench` names
+// the sets the runtime exports: `cfg(arm_dsp_kernels)` for `kernels::arm_dsp`,
+// `cfg(arm_mve_kernels)` for `kernels::arm_mve`.
+#[path = "../../runtime/kernel_cfg.rs"]
+mod kernel_cfg;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
@@ -71,7 +76,17 @@ fn main() -> Result<(), Box<dyn Error>> {
         None => no_assets("EDGESLIM_FW_ASSETS is not set"),
     };
     fs::write(out.join("assets.rs"), src)?;
-    cmsis_nn::build()?;
+    println!("cargo::rustc-check-cfg=cfg(arm_dsp_kernels, arm_mve_kernels)");
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    println!("cargo::rerun-if-changed=../../runtime/kernel_cfg.rs");
+    let (dsp, mve) = kernel_cfg::arm_kernels();
+    if dsp {
+        println!("cargo::rustc-cfg=arm_dsp_kernels");
+    }
+    if mve {
+        println!("cargo::rustc-cfg=arm_mve_kernels");
+    }
+    cmsis_nn::build(mve)?;
     Ok(())
 }
 

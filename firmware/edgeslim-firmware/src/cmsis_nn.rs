@@ -122,6 +122,17 @@ unsafe extern "C" {
         out_dims: *const Dims,
         output: *mut i8,
     ) -> i32;
+    /// The per-row kernel sums `arm_fully_connected_s8` reads from its context buffer on
+    /// MVE builds (`ARM_MATH_MVEI`): `sum(w) * lhs_offset + bias` per output row.
+    pub fn arm_vector_sum_s8(
+        sums: *mut i32,
+        cols: i32,
+        rows: i32,
+        data: *const i8,
+        lhs_offset: i32,
+        rhs_offset: i32,
+        bias: *const i32,
+    ) -> i32;
     pub fn arm_fully_connected_s8(
         ctx: *const Context,
         p: *const FcParams,

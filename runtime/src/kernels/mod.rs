@@ -135,6 +135,36 @@ pub mod x86_vnni {
     pub use super::transpose::reference::transpose;
 }
 
+/// The Arm DSP (SMLAD) variants of the convolution and fully connected layer, on every Arm
+/// core with the DSP extension: what [`active`] calls on the Cortex-M4, M7 and M33, and
+/// on the Cortex-M55 the baseline its Helium variants are measured against.
+#[cfg(edgeslim_arm_dsp)]
+pub mod arm_dsp {
+    pub use super::conv::arm_dsp::conv2d;
+    pub use super::fc::arm_dsp::fully_connected;
+}
+
+/// The Helium (MVE) variants of the convolution and fully connected layer (Cortex-M55),
+/// which [`active`] calls on such a core.
+#[cfg(edgeslim_arm_mve)]
+pub mod arm_mve {
+    pub use super::conv::arm_mve::conv2d;
+    pub use super::fc::arm_mve::fully_connected;
+}
+
+/// The name of the convolution and fully connected variants [`active`] calls on this build:
+/// `arm_mve` (Helium), `arm_dsp` (SMLAD), `x86` (AVX2 or AVX-512 VNNI, chosen at run time) or
+/// `portable`.
+pub const ACTIVE_NAME: &str = if cfg!(edgeslim_arm_mve) {
+    "arm_mve"
+} else if cfg!(edgeslim_arm_dsp) {
+    "arm_dsp"
+} else if cfg!(target_arch = "x86_64") {
+    "x86"
+} else {
+    "portable"
+};
+
 /// The kernel set the interpreter calls: each op folder's chosen variant.
 pub mod active {
     pub use super::add::add;

@@ -5,7 +5,8 @@
 //!
 //! - `hello`: the toolchain on that core (its log names the board);
 //! - `kernels`: the kernels the interpreter calls on that core against the reference (the Arm
-//!   DSP variants on the M7, M33 and M55, the portable ones on the M3 and the RV32IMAC);
+//!   DSP variants on the M7 and M33, the Helium (MVE) ones on the M55, built with
+//!   [`M55_CONFIG`], the portable ones on the M3 and the RV32IMAC);
 //! - `deploy`: the same model, levels and samples as on the M4, every int8 output equal to the
 //!   host CLI's (`deploy::check_deploy`): bit-exact on every core; its flash and RAM within
 //!   [`FLASH_BUDGET`] and [`RAM_BUDGET`];
@@ -218,9 +219,27 @@ pub fn check_npu_declined(log: &str, config: &str) -> Result<u32> {
 /// The firmware package the boards share.
 const PACKAGE: &str = "edgeslim-firmware";
 
+/// Cargo `--config` of the Cortex-M55 builds (`mps3-an547`): `target-cpu=cortex-m55` after
+/// the configuration's `cortex-m33` (rustc takes the last), which turns on Helium (MVE) and
+/// with it the runtime's MVE kernels (`runtime/build.rs`). The M33 shares the target, so the
+/// M55's flag cannot live in `firmware/.cargo/config.toml`.
+pub const M55_CONFIG: [&str; 2] = [
+    "--config",
+    r#"target.thumbv8m.main-none-eabihf.rustflags=["-C","target-cpu=cortex-m55"]"#,
+];
+
 impl Board {
-    fn args<'a>(&'a self, verb: &'a str, bin: &'a str) -> [&'a str; 11] {
-        [
+    /// Extra cargo arguments of this board's builds ([`M55_CONFIG`] on the Cortex-M55).
+    pub fn config(&self) -> &'static [&'static str] {
+        if self.machine == "mps3-an547" {
+            &M55_CONFIG
+        } else {
+            &[]
+        }
+    }
+
+    fn args<'a>(&'a self, verb: &'a str, bin: &'a str) -> Vec<&'a str> {
+        let mut a = vec![
             verb,
             "--release",
             "-p",
@@ -232,7 +251,9 @@ impl Board {
             self.target,
             "--bin",
             bin,
-        ]
+        ];
+        a.extend(self.config());
+        a
     }
 }
 
@@ -288,7 +309,18 @@ pub fn run_all(
             "`hello` on {} did not log {want:?}: the runner started another machine?",
             board.machine
         );
-        run(fw_cargo, board, "kernels")?;
+        let kernels = run(fw_cargo, board, "kernels")?;
+        // The M55 must run its Helium kernels (a build without `M55_CONFIG` runs the DSP ones).
+        let want = if board.machine == "mps3-an547" {
+            "active (arm_mve) == reference"
+        } else {
+            "== reference"
+        };
+        ensure!(
+            kernels.contains(want),
+            "`kernels` on {} did not log {want:?}",
+            board.machine
+        );
         let log = run(fw_cargo, board, "deploy")?;
         deploy::check_deploy(ctx, assets, &log)
             .with_context(|| format!("`deploy` on {} ({})", board.machine, board.core))?;

@@ -9,6 +9,8 @@
 //!                               bundle), build and run every program, check deploy bit-exact
 //! cargo xtask bench-m4         kernels, then the bundled models op by op (the CLI), on the
 //!                               Cortex-M4 in QEMU beside CMSIS-NN (CMSIS_NN_DIR)
+//! cargo xtask bench-m55        the kernels on the Cortex-M55 in QEMU: portable, Arm DSP and
+//!                               Helium (MVE) side by side (and CMSIS-NN with CMSIS_NN_DIR)
 //! cargo xtask target32         runtime tests and robustness suite on i686 (32-bit usize)
 //! cargo xtask fmt|clippy|host-tests|models    one step alone
 //! ```
@@ -48,6 +50,9 @@ commands:
              (edgeslim portable and arm_dsp), then of the bundled models op by op
              (edgeslim bench --target cortex-m4), beside CMSIS-NN when CMSIS_NN_DIR
              names a CMSIS-NN checkout (else \"not measured\")
+  bench-m55  the same kernel counts on the Cortex-M55 (QEMU mps3-an547, built with
+             target-cpu=cortex-m55): portable, arm_dsp and arm_mve (Helium) side by
+             side, beside CMSIS-NN's MVE build when CMSIS_NN_DIR is set
   target32   the runtime's tests and the robustness suite on i686-unknown-linux-gnu
              (32-bit usize); installs the rustup target and gcc-multilib; the last step
              of `test` (the suite's crate depends on the runtime alone: about 2 minutes)
@@ -92,6 +97,7 @@ enum Step {
     Models,
     Firmware,
     BenchM4,
+    BenchM55,
     Target32,
 }
 
@@ -106,6 +112,7 @@ impl Step {
             Step::Models => "model checks",
             Step::Firmware => "firmware in QEMU",
             Step::BenchM4 => "Cortex-M4 kernel bench in QEMU",
+            Step::BenchM55 => "Cortex-M55 kernel bench in QEMU (Helium)",
             Step::Target32 => "32-bit target (i686) tests",
         }
     }
@@ -120,6 +127,7 @@ impl Step {
             Step::Models => checks::models(ctx),
             Step::Firmware => firmware::firmware(ctx),
             Step::BenchM4 => bench_m4::bench_m4(ctx),
+            Step::BenchM55 => bench_m4::bench_m55(ctx),
             Step::Target32 => target32::run(ctx),
         }
     }
@@ -179,6 +187,7 @@ fn real_main() -> Result<ExitCode> {
         ("models", _) => &[Step::Models],
         ("firmware", _) => &[Step::Firmware],
         ("bench-m4", _) => &[Step::BenchM4],
+        ("bench-m55", _) => &[Step::BenchM55],
         ("target32", _) => &[Step::Target32],
         (other, _) => bail!("unknown command `{other}`\n\n{USAGE}"),
     };

@@ -14,6 +14,11 @@
 //! ```text
 //! layer <name> macs <n> portable <instr> arm_dsp <instr> cmsis_nn <instr | ->
 //! ```
+//!
+//! On a core with Helium (the Cortex-M55 build, `cfg(arm_mve_kernels)`: `kernels::active` is
+//! then the MVE set) the `arm_dsp` column runs `kernels::arm_dsp` by name and an `arm_mve`
+//! column (`kernels::arm_mve`) comes before `cmsis_nn`; `cargo xtask bench-m55` prints that
+//! table.
 #![no_std]
 #![no_main]
 
@@ -21,6 +26,13 @@ use edgeslim_firmware::entry;
 use edgeslim_firmware::exit;
 use edgeslim_firmware::icount::{Clock, INSTRUCTIONS_PER_TICK, instructions};
 use edgeslim_runtime::kernels::{self, ChannelQuant, ConvGeometry, OutputStage, Shape};
+
+#[cfg(not(arm_mve_kernels))]
+use kernels::active as dsp_set;
+/// The Arm DSP variants: by name where the runtime also has Helium ones, else what `active`
+/// calls (the DSP set on the M4, M7 and M33; the portable one on cores without DSP).
+#[cfg(arm_mve_kernels)]
+use kernels::arm_dsp as dsp_set;
 
 const MAX_ACT: usize = 25 * 5 * 64;
 const MAX_W: usize = 12 * 1024;
@@ -98,6 +110,8 @@ struct Row {
     macs: u32,
     portable: u64,
     dsp: u64,
+    /// The Helium variants (`None` without them).
+    mve: Option<u64>,
     cmsis: Option<u64>,
 }
 
@@ -107,10 +121,33 @@ impl Row {
             macs: self.macs + o.macs,
             portable: self.portable + o.portable,
             dsp: self.dsp + o.dsp,
+            mve: self.mve.zip(o.mve).map(|(a, b)| a + b),
             cmsis: self.cmsis.zip(o.cmsis).map(|(a, b)| a + b),
         }
     }
     fn log(&self, name: &str) {
+        if let Some(mve) = self.mve {
+            match self.cmsis {
+                Some(c) => defmt::info!(
+                    "layer {=str} macs {=u32} portable {=u64} arm_dsp {=u64} arm_mve {=u64} cmsis_nn {=u64}",
+                    name,
+                    self.macs,
+                    self.portable,
+                    self.dsp,
+                    mve,
+                    c
+                ),
+                None => defmt::info!(
+                    "layer {=str} macs {=u32} portable {=u64} arm_dsp {=u64} arm_mve {=u64} cmsis_nn -",
+                    name,
+                    self.macs,
+                    self.portable,
+                    self.dsp,
+                    mve
+                ),
+            }
+            return;
+        }
         match self.cmsis {
             Some(c) => defmt::info!(
                 "layer {=str} macs {=u32} portable {=u64} arm_dsp {=u64} cmsis_nn {=u64}",
@@ -164,6 +201,8 @@ struct Bufs {
     cm_weights: [i8; MAX_W],
     portable: [i8; MAX_ACT],
     dsp: [i8; MAX_ACT],
+    #[cfg(arm_mve_kernels)]
+    mve: [i8; MAX_ACT],
     cmsis: [i8; MAX_ACT],
     #[cfg(cmsis_nn)]
     scratch: [u8; SCRATCH],
@@ -188,6 +227,10 @@ fn compare(name: &str, b: &Bufs, n: usize, cmsis: bool) {
         }
         if cmsis && b.cmsis[i] != b.dsp[i] {
             fail(name, "CMSIS-NN and arm_dsp", i, b.cmsis[i], b.dsp[i]);
+        }
+        #[cfg(arm_mve_kernels)]
+        if b.mve[i] != b.dsp[i] {
+            fail(name, "arm_mve and arm_dsp", i, b.mve[i], b.dsp[i]);
         }
     }
 }
@@ -240,7 +283,7 @@ fn conv(l: &Conv, rng: &mut Rng, b: &mut Bufs, clock: &mut Clock) -> Row {
         )
     });
     let dsp = measure(clock, || {
-        kernels::active::conv2d(
+        dsp_set::conv2d(
             &geo,
             input,
             ins,
@@ -253,12 +296,30 @@ fn conv(l: &Conv, rng: &mut Rng, b: &mut Bufs, clock: &mut Clock) -> Row {
             outs,
         )
     });
+    #[cfg(arm_mve_kernels)]
+    let mve = Some(measure(clock, || {
+        kernels::arm_mve::conv2d(
+            &geo,
+            input,
+            ins,
+            IN_ZP,
+            weights,
+            w_shape,
+            q.chan(),
+            OUT_STAGE,
+            &mut b.mve[..n],
+            outs,
+        )
+    }));
+    #[cfg(not(arm_mve_kernels))]
+    let mve = None;
     let cmsis = cmsis::conv(l, &q, b, outs, clock);
     compare(l.name, b, n, cmsis.is_some());
     Row {
         macs: (outs.h * outs.w * l.cout * l.k * l.k * (l.cin / groups)) as u32,
         portable,
         dsp,
+        mve,
         cmsis,
     }
 }
@@ -294,7 +355,7 @@ fn fc(
         )
     });
     let dsp = measure(clock, || {
-        kernels::active::fully_connected(
+        dsp_set::fully_connected(
             input,
             positions,
             n_in,
@@ -306,12 +367,29 @@ fn fc(
             &mut b.dsp[..n_out],
         )
     });
+    #[cfg(arm_mve_kernels)]
+    let mve = Some(measure(clock, || {
+        kernels::arm_mve::fully_connected(
+            input,
+            positions,
+            n_in,
+            IN_ZP,
+            weights,
+            n_in,
+            q.chan(),
+            OUT_STAGE,
+            &mut b.mve[..n_out],
+        )
+    }));
+    #[cfg(not(arm_mve_kernels))]
+    let mve = None;
     let cmsis = cmsis::fc(n_in, n_out, &q, b, clock);
     compare(name, b, n_out, cmsis.is_some());
     Row {
         macs: (n_in * n_out) as u32,
         portable,
         dsp,
+        mve,
         cmsis,
     }
 }
@@ -328,6 +406,8 @@ fn main() -> ! {
         cm_weights: [0; MAX_W],
         portable: [0; MAX_ACT],
         dsp: [0; MAX_ACT],
+        #[cfg(arm_mve_kernels)]
+        mve: [0; MAX_ACT],
         cmsis: [0; MAX_ACT],
         #[cfg(cmsis_nn)]
         scratch: [0; SCRATCH],
@@ -440,6 +520,8 @@ fn main() -> ! {
 #[cfg(cmsis_nn)]
 mod cmsis {
     use super::{Bufs, Conv, IN_ZP, OUT_STAGE, Quant, SCRATCH, measure};
+    #[cfg(arm_mve_kernels)]
+    use edgeslim_firmware::cmsis_nn::arm_vector_sum_s8;
     use edgeslim_firmware::cmsis_nn::{
         Activation, Context, ConvParams, DwParams, FcParams, PerChannel, PerTensor, Tile,
         arm_convolve_wrapper_s8, arm_convolve_wrapper_s8_get_buffer_size,
@@ -602,6 +684,31 @@ mod cmsis {
             multiplier: q.mult[0],
             shift: q.shift[0],
         };
+        // CMSIS-NN's MVE build (the Cortex-M55) reads per-row kernel sums from the context
+        // buffer, which an interpreter computes once when it prepares the layer (TFLite
+        // Micro's `Prepare`), so outside the count.
+        #[cfg(arm_mve_kernels)]
+        {
+            if 4 * n_out > SCRATCH || b.scratch.as_ptr() as usize % 4 != 0 {
+                defmt::error!("CMSIS-NN kernel sums: scratch too small or not 4-byte aligned");
+                exit(1);
+            }
+            // SAFETY: `scratch` holds at least `n_out` i32 and is 4-byte aligned (both checked
+            // just above); filter `n_in * n_out` and bias `n_out` values are live buffers at
+            // least that long. CMSIS-NN writes only the `n_out` sums.
+            let st = unsafe {
+                arm_vector_sum_s8(
+                    b.scratch.as_mut_ptr().cast(),
+                    n_in as i32,
+                    n_out as i32,
+                    b.weights.as_ptr(),
+                    p.input_offset,
+                    p.filter_offset,
+                    q.bias.as_ptr(),
+                )
+            };
+            check("kernel sums", st, 0);
+        }
         let ctx = Context {
             buf: b.scratch.as_mut_ptr().cast(),
             size: SCRATCH as i32,

@@ -5,8 +5,10 @@
 //! whose weight rows are longer than the active input, channel counts that leave tails, dot
 //! products past the variants' stack buffers), every int8 value in play (weights, zero points
 //! from -128 to 127), requantization shifts on both sides of the fast path. Each case runs
-//! through `kernels::reference` and `kernels::active` (on `thumbv7em` the Arm DSP variants);
-//! the first differing byte names the case and ends the program with exit code 1.
+//! through `kernels::reference` and `kernels::active` (on `thumbv7em` and the Cortex-M33 the
+//! Arm DSP variants, on the Cortex-M55 the Helium (MVE) ones; the log names them,
+//! `kernels::ACTIVE_NAME`); the first differing byte names the case and ends the program
+//! with exit code 1.
 #![no_std]
 #![no_main]
 
@@ -112,10 +114,11 @@ fn main() -> ! {
         macs += fc_case(case, &mut rng, b);
     }
     defmt::info!(
-        "kernels: {=u32} convolution and {=u32} fully connected cases, {=u64} MACs: active == reference",
+        "kernels: {=u32} convolution and {=u32} fully connected cases, {=u64} MACs: active ({=str}) == reference",
         CONV_CASES,
         FC_CASES,
-        macs
+        macs,
+        kernels::ACTIVE_NAME
     );
     exit(0)
 }
