@@ -565,3 +565,38 @@ fn unsupported_ops_name_the_node_and_list_the_registry() {
     );
     assert!(e.ends_with(&supported_ops().join(", ")), "{e}");
 }
+
+/// Found by the `compile` fuzz target (`tools/compiler/fuzz/`): `tiny_float.onnx` with a
+/// classifier weight mutated to about 2.6e38. Its logits overflow float32 in calibration, and
+/// the compiler wrote a blob with an infinite output scale, which the runtime then refused. It
+/// must refuse the model itself, naming the tensor (and never write a blob the runtime refuses).
+#[test]
+fn overflowing_weights_are_refused_naming_the_tensor() {
+    use edgeslim_compiler::passes::{self, quantize};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fuzz_overflowing_weights.onnx");
+    let l = edgeslim_compiler::lower(&path).expect("the file imports");
+    let [h, w, c] = l.tensors[l.input].shape;
+    let n = h * w * c;
+    // The fuzz target's two calibration samples: zeros and a ramp.
+    let ramp = (0..n).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect();
+    let ranges = quantize::calibrate(&l, &[vec![0.0; n], ramp], false);
+    let mut warnings = Vec::new();
+    match quantize::run(&l, Some(&ranges), &mut warnings) {
+        Err(e) => {
+            let msg = format!("{e:#}");
+            assert!(
+                msg.contains("overflow") && msg.contains("logits"),
+                "the error names neither the overflow nor the tensor: {msg}"
+            );
+        }
+        Ok(def) => {
+            let blob = def
+                .to_bytes(&passes::plan::run(&def))
+                .expect("the blob is written");
+            if let Err(e) = edgeslim_runtime::Model::parse(&blob) {
+                panic!("the compiler wrote a blob the runtime refuses: {e}");
+            }
+        }
+    }
+}

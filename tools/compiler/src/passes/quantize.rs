@@ -476,6 +476,16 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                     t.name
                 );
             };
+            if !(q.scale.is_finite() && q.scale > 0.0) {
+                bail!(
+                    "node {} ({}): tensor {} gets no usable int8 scale ({}): its values \
+                     overflow float32 (weights or calibration inputs too large?)",
+                    op.name,
+                    op.op_type,
+                    t.name,
+                    q.scale
+                );
+            }
             tq[op.output][key] = Some(q);
         }
         // A tensor read across segments holds one quantization per key its readers can tell
@@ -565,6 +575,13 @@ pub fn run(l: &Lowered, ranges: Option<&Ranges>, warnings: &mut Vec<String>) -> 
                             )));
                         }
                         let acc_scale = qi.scale as f64 * sw;
+                        if !(acc_scale / qo.scale as f64).is_finite() {
+                            return Err(err(format!(
+                                "output channel {o}: the requantization scale {acc_scale} / {} \
+                                 is not finite (weights too large?)",
+                                qo.scale
+                            )));
+                        }
                         let b = (bias[o] as f64 / acc_scale).round();
                         if b.abs() > i32::MAX as f64 {
                             return Err(err(format!(
