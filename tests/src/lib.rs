@@ -3,6 +3,7 @@
 //! ([`blob`]) and random model generators ([`models`]).
 
 pub mod blob;
+pub mod fuzz;
 pub mod models;
 pub mod naive;
 pub mod slice;

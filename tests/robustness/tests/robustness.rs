@@ -1375,3 +1375,32 @@ fn geometry_within_the_coordinate_range_runs_everywhere() {
         "the dilated taps read only padding"
     );
 }
+
+/// The `parse_run` fuzz target's minimized corpus, committed in
+/// `runtime/fuzz/replay/parse_run/` (`runtime/fuzz/README.md`), replays through the target's
+/// own body without a panic: here and, through `cargo xtask target32`, on a 32-bit target,
+/// where the parser's geometry arithmetic has the least room.
+#[test]
+fn fuzz_corpus_replays() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../runtime/fuzz/replay/parse_run");
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the committed corpus {}: {e}", dir.display()));
+    let (mut files, mut parsed) = (0usize, 0usize);
+    for e in entries {
+        let path = e.expect("a directory entry").path();
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        parsed += edgeslim_tests::fuzz::parse_run_bytes(&data);
+        files += 1;
+    }
+    eprintln!("fuzz corpus: {files} inputs, {parsed} parsed as models and run");
+    assert!(
+        files >= 100,
+        "only {files} corpus inputs in {}",
+        dir.display()
+    );
+    assert!(
+        parsed >= 10,
+        "only {parsed} of {files} corpus inputs parsed: nothing ran"
+    );
+}
