@@ -190,6 +190,68 @@ pub(crate) fn taps(
     lo..hi.max(lo)
 }
 
+/// Output position `q`'s operand of a one-group matrix-product convolution, `k_len` int8
+/// values in the weights' layout (`[kh][kw][i_full]`): the input pixel itself (`same_pixels`:
+/// a pointwise layer over its own pixels; or a pointwise position inside the input), `win`
+/// held at the zero point (a pointwise position in the padding), or the `kxk` window gathered
+/// into `win`. `win` must hold `k_len` values at the zero point `zp` when first given (padding
+/// taps and inactive columns stay at it: a clipped window refills it, and only active columns
+/// are copied in). Used by the Arm variants.
+#[cfg(any(edgeslim_arm_dsp, edgeslim_arm_mve))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn conv_operand<'x>(
+    geo: &crate::kernels::ConvGeometry,
+    ins: crate::kernels::Shape,
+    outs: crate::kernels::Shape,
+    w_shape: [usize; 4],
+    zp: i8,
+    same_pixels: bool,
+    k_len: usize,
+    input: &'x [i8],
+    q: usize,
+    win: &'x mut [i8],
+) -> &'x [i8] {
+    let [_, kh, kw, i_full] = w_shape;
+    let cin = ins.c;
+    if same_pixels {
+        return &input[q * cin..][..k_len];
+    }
+    let (oy, ox) = (q / outs.w, q % outs.w);
+    let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
+    let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
+    let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
+    if kh == 1 && kw == 1 {
+        if ky_r.is_empty() || kx_r.is_empty() {
+            return &win[..k_len];
+        }
+        let (iy, ix) = (y0 - geo.pad[0], x0 - geo.pad[1]);
+        return &input[(iy * ins.w + ix) * cin..][..k_len];
+    }
+    if ky_r.len() < kh || kx_r.len() < kw {
+        win.fill(zp);
+    }
+    if !kx_r.is_empty() {
+        for ky in ky_r.clone() {
+            let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
+            let row = &mut win[ky * kw * i_full..(ky + 1) * kw * i_full];
+            if geo.dilation[1] == 1 && cin == i_full {
+                let ix = x0 + kx_r.start - geo.pad[1];
+                let run = kx_r.len() * cin;
+                row[kx_r.start * cin..][..run]
+                    .copy_from_slice(&input[(iy * ins.w + ix) * cin..][..run]);
+            } else {
+                for kx in kx_r.clone() {
+                    let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
+                    row[kx * i_full..][..cin]
+                        .copy_from_slice(&input[(iy * ins.w + ix) * cin..][..cin]);
+                }
+            }
+        }
+    }
+    &win[..k_len]
+}
+
 /// The first `n` elements (at most `N`) of a stack buffer, set to `v`: a kernel's scratch is
 /// sized for its largest shape, and zeroing all of it on every call cost more than a slimmed
 /// layer's arithmetic (a `[T; N]` initialiser always writes all `N`). Used by the variants

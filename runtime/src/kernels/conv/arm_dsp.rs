@@ -1034,7 +1034,6 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
     let [_, kh, kw, i_full] = p.w_shape;
     let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
     let pointwise = kh == 1 && kw == 1;
-    let cin = ins.c;
     let n_out = outs.c;
     let n_pos = outs.h * outs.w;
     // A `kxk` window whose length is not a multiple of 4 (a first layer's 27 values): when
@@ -1074,50 +1073,18 @@ fn matrix(p: &Params<'_, '_>, k_len: usize, input: &[i8], output: &mut [i8]) {
         && outs.h == ins.h
         && outs.w == ins.w;
     let mut gather = |q: usize, slot: usize, col: &mut [[u32; 4]], tails: &mut [[i32; 3]; 2]| {
-        if same_pixels {
-            let src = &input[q * cin..][..k_len];
-            if slot == 0 {
-                widen::<0>(src, off, p.zp, col, &mut tails[0]);
-            } else {
-                widen::<1>(src, off, p.zp, col, &mut tails[1]);
-            }
-            return;
-        }
-        let (oy, ox) = (q / outs.w, q % outs.w);
-        let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
-        let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
-        let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
-        let src: &[i8] = if pointwise {
-            if ky_r.is_empty() || kx_r.is_empty() {
-                bytes
-            } else {
-                let (iy, ix) = (y0 - geo.pad[0], x0 - geo.pad[1]);
-                &input[(iy * ins.w + ix) * cin..][..k_len]
-            }
-        } else {
-            if ky_r.len() < kh || kx_r.len() < kw {
-                bytes.fill(p.zp as i8);
-            }
-            if !kx_r.is_empty() {
-                for ky in ky_r.clone() {
-                    let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
-                    let row = &mut bytes[ky * kw * i_full..(ky + 1) * kw * i_full];
-                    if geo.dilation[1] == 1 && cin == i_full {
-                        let ix = x0 + kx_r.start - geo.pad[1];
-                        let run = kx_r.len() * cin;
-                        row[kx_r.start * cin..][..run]
-                            .copy_from_slice(&input[(iy * ins.w + ix) * cin..][..run]);
-                    } else {
-                        for kx in kx_r.clone() {
-                            let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
-                            row[kx * i_full..][..cin]
-                                .copy_from_slice(&input[(iy * ins.w + ix) * cin..][..cin]);
-                        }
-                    }
-                }
-            }
-            bytes
-        };
+        let src = crate::kernels::common::conv_operand(
+            geo,
+            ins,
+            outs,
+            p.w_shape,
+            p.zp as i8,
+            same_pixels,
+            k_len,
+            input,
+            q,
+            bytes,
+        );
         if slot == 0 {
             widen::<0>(src, off, p.zp, col, &mut tails[0]);
         } else {

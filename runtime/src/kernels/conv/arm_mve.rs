@@ -751,45 +751,18 @@ fn operand<'x>(
     q: usize,
     win: &'x mut [i8],
 ) -> &'x [i8] {
-    let [_, kh, kw, i_full] = p.w_shape;
-    let (geo, ins, outs) = (p.geo, p.in_shape, p.out_shape);
-    let cin = ins.c;
-    if same_pixels {
-        return &input[q * cin..][..k_len];
-    }
-    let (oy, ox) = (q / outs.w, q % outs.w);
-    let (y0, x0) = (oy * geo.stride[0], ox * geo.stride[1]);
-    let ky_r = taps(y0, geo.pad[0], geo.dilation[0], kh, ins.h);
-    let kx_r = taps(x0, geo.pad[1], geo.dilation[1], kw, ins.w);
-    if kh == 1 && kw == 1 {
-        if ky_r.is_empty() || kx_r.is_empty() {
-            return &win[..k_len];
-        }
-        let (iy, ix) = (y0 - geo.pad[0], x0 - geo.pad[1]);
-        return &input[(iy * ins.w + ix) * cin..][..k_len];
-    }
-    if ky_r.len() < kh || kx_r.len() < kw {
-        win.fill(p.zp as i8);
-    }
-    if !kx_r.is_empty() {
-        for ky in ky_r.clone() {
-            let iy = y0 + ky * geo.dilation[0] - geo.pad[0];
-            let row = &mut win[ky * kw * i_full..(ky + 1) * kw * i_full];
-            if geo.dilation[1] == 1 && cin == i_full {
-                let ix = x0 + kx_r.start - geo.pad[1];
-                let run = kx_r.len() * cin;
-                row[kx_r.start * cin..][..run]
-                    .copy_from_slice(&input[(iy * ins.w + ix) * cin..][..run]);
-            } else {
-                for kx in kx_r.clone() {
-                    let ix = x0 + kx * geo.dilation[1] - geo.pad[1];
-                    row[kx * i_full..][..cin]
-                        .copy_from_slice(&input[(iy * ins.w + ix) * cin..][..cin]);
-                }
-            }
-        }
-    }
-    &win[..k_len]
+    crate::kernels::common::conv_operand(
+        p.geo,
+        p.in_shape,
+        p.out_shape,
+        p.w_shape,
+        p.zp as i8,
+        same_pixels,
+        k_len,
+        input,
+        q,
+        win,
+    )
 }
 
 /// One group, a dot product of `k_len` values (at most [`WIN`] unless `same_pixels`): per
